@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmnotify.h - the public interface of libshmnotify.
+ *
+ * A client connects to the broker (shmnotifyd) over a Unix socket, opens
+ * ports (each a shared-memory delivery ring plus an eventfd), registers
+ * filters on them, and publishes batches of notifications through its own
+ * shared-memory publish ring.  Under load neither side makes a system call
+ * per notification.
+ *
+ * Conventions (liburing's): functions return 0 or a count on success and a
+ * negative errno value on failure; shn_strerror() names every value
+ * returned.  The exceptions are documented next to each function.
+ *
+ * Read in one sitting: types, constants, then functions grouped by object.
+ */
+#ifndef SHMNOTIFY_H
+#define SHMNOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHN_VERSION_MAJOR 0
+#define SHN_VERSION_MINOR 1
+#define SHN_VERSION_PATCH 0
+
+typedef struct shn_client shn_client;
+typedef struct shn_port   shn_port;
+typedef uint64_t          shn_conn;          /* 0 is never a valid connection number */
+
+#define SHN_KEY_MAX   256                    /* bytes in a key */
+#define SHN_DATA_MAX  65536                  /* bytes of payload in one notification */
+
+/* Event bits.  Bits 0-27 belong to the application; a filter matches a
+ * notification when (event & mask) != 0.  Bits 28-31 are system events: the
+ * broker and the library generate them, shn_notify() refuses them, and they
+ * reach a port whatever its filters. */
+#define SHN_EV_OVERFLOW      (1u << 28)      /* data: little-endian uint64_t, count lost */
+#define SHN_EV_BROKER_STATE  (1u << 29)      /* the broker went away */
+#define SHN_EV_RECONNECT     (1u << 30)      /* reconnected, filters restored */
+#define SHN_EV_HANDLE_CLOSE  (1u << 31)      /* subscription `conn` ended */
+#define SHN_EV_ALL           0x0fffffffu     /* every application event bit */
+#define SHN_EV_SYSTEM        0xf0000000u     /* every system event bit */
+
+/* shn_notify() flags */
+#define SHN_NOTIFY_SYNC      1u              /* wait until every matching sink consumed it */
+#define SHN_NOTIFY_NONBLOCK  2u              /* -EAGAIN instead of waiting for ring room */
+
+/* shn_port_options.overflow */
+#define SHN_OVERFLOW_DROP    0u              /* default: drop for this port, count, report */
+#define SHN_OVERFLOW_BLOCK   1u              /* back-pressure the publishers feeding it */
+
+#define SHN_NOTIFY_CANCELED  1               /* shn_notify result with SHN_NOTIFY_SYNC */
+#define SHN_CALLBACK_CONTINUE    0u
+#define SHN_CALLBACK_DISCONTINUE 1u
+
+typedef struct shn_port_options {
+	uint32_t capacity;        /* delivery ring bytes; 0: the broker's default */
+	uint32_t overflow;        /* SHN_OVERFLOW_DROP (default) or SHN_OVERFLOW_BLOCK */
+} shn_port_options;
+
+typedef struct shn_notification {
+	uint32_t    event;        /* event bits */
+	uint16_t    key_len;
+	uint32_t    data_len;
+	const void *key;          /* NOTIFKEY: 1..SHN_KEY_MAX bytes */
+	const void *data;         /* opaque payload, 0..SHN_DATA_MAX bytes */
+	/* set by the broker on delivery, ignored on publish: */
+	shn_conn    conn;         /* the subscription that matched */
+	uint64_t    seq;          /* per-port delivery sequence, from 1; 0 for system events */
+	uint64_t    batch_id;     /* per-publisher batch number, from 1 */
+	uint32_t    batch_index, batch_count;  /* position in the delivered batch, its size */
+	int32_t     sender_pid;   /* from SO_PEERCRED: trustworthy */
+	uint32_t    sender_uid;
+	uint64_t    time_ns;      /* CLOCK_MONOTONIC at publish */
+} shn_notification;
+
+typedef unsigned (*shn_sink_fn)(void *ctx, const shn_notification *batch, size_t n);
+
+/* --- client ------------------------------------------------------------ */
+
+/* Connect to the broker at socket_path; NULL means $SHMNOTIFY_SOCKET, then
+ * the default path (shn_default_socket_path()).  -ENOENT/-ECONNREFUSED: no
+ * broker listens there; -EPROTO: the broker speaks another protocol version. */
+int  shn_connect(const char *socket_path, shn_client **out);
+
+/* Close every port of the client and the connection.  Batches already
+ * accepted by shn_notify() are still routed (DESIGN rule 9). */
+void shn_disconnect(shn_client *c);
+
+/* The path shn_connect(NULL) would use, written into buf.  Returns its
+ * length or -ENAMETOOLONG. */
+int  shn_default_socket_path(char *buf, size_t len);
+
+/* --- ports ------------------------------------------------------------- */
+
+/* Open a port.  opt NULL: defaults.  -EINVAL: a capacity above the broker's
+ * maximum or an unknown overflow policy. */
+int  shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out);
+
+/* Close a port: its subscriptions end, its memory is released.  No other
+ * thread may be inside shn_port_get() on it (unblock and join it first). */
+int  shn_port_close(shn_port *p);
+
+/* The port's eventfd, to put in your own poll/epoll/io_uring loop.  It
+ * becomes readable when notifications arrive after shn_port_get() (or
+ * dispatch) last found the port empty: an empty get arms it. */
+int  shn_port_fd(const shn_port *p);
+
+/* Receive up to max notifications.  Returns the count (>= 1), -ETIMEDOUT
+ * when nothing arrived within timeout_ms (0: poll, -1: no limit), or
+ * -ECANCELED after shn_port_unblock().  One call never returns notifications
+ * of two delivered batches.  Key and data pointers are zero-copy views that
+ * stay valid until the next get, dispatch or close on this port. */
+int  shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms);
+
+/* Make an outstanding shn_port_get() on p return -ECANCELED, or, if none is
+ * outstanding, the next one.  Callable from any thread. */
+int  shn_port_unblock(shn_port *p);
+
+/* --- subscriptions ----------------------------------------------------- */
+
+/* Register a filter on port p: notifications whose key equals key (key_len
+ * bytes; key NULL and key_len 0 for every key) and whose event has a bit in
+ * event_mask.  flags must be 0.  *conn receives a non-zero connection number,
+ * never reused within this client's life.  Returns once the filter is
+ * active. */
+int  shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+                   unsigned flags, shn_conn *conn);
+
+/* End subscription conn: returns once the broker removed the filter; the
+ * port then receives SHN_EV_HANDLE_CLOSE for conn after the subscription's
+ * last notification.  -ENOENT: conn is not a live subscription. */
+int  shn_unsubscribe(shn_client *c, shn_conn conn);
+
+/* --- publishing -------------------------------------------------------- */
+
+/* Publish n notifications as one batch.  Only event, key_len, data_len, key
+ * and data are read.  Returns 0 once the batch is accepted into the publish
+ * ring (asynchronous: before any subscriber sees it).  -EINVAL: a bad key,
+ * an event with no application bit or with a system bit; -EMSGSIZE: the
+ * batch can never fit the ring; -EAGAIN: ring full and SHN_NOTIFY_NONBLOCK;
+ * -ENOTCONN: the broker is gone.  Safe from several threads. */
+int  shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags);
+
+/* --- introspection ----------------------------------------------------- */
+
+/* Ask the broker for its statistics as one JSON document (clients with
+ * published/delivered/dropped counts, ports with ring bytes used and
+ * capacity, broker-wide counters; see docs/protocol.md).  *json is
+ * malloc()ed and NUL-terminated: free() it.  Returns its length or -errno. */
+int  shn_stats_json(shn_client *c, char **json);
+
+/* --- errors ------------------------------------------------------------ */
+
+/* A message for every value this library returns (0, counts, -errno). */
+const char *shn_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMNOTIFY_H */

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto.h - what the broker and the library agree on: the control messages
+ * on the AF_UNIX SOCK_SEQPACKET socket, the segments they hand over, and the
+ * records in the rings.  broker/ and libclient/ meet only here and in ring.h.
+ * docs/protocol.md describes each message; docs/ring.md the memory layout.
+ *
+ * All integers are in host byte order (both ends share a machine).
+ */
+#ifndef SHN_SHM_PROTO_H
+#define SHN_SHM_PROTO_H
+
+#include <stdint.h>
+
+#include "ring.h"
+
+#define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
+#define SHN_PROTO_VERSION 1u
+#define SHN_MSG_MAX       4096u       /* bytes in one control message */
+#define SHN_MSG_MAX_FDS   4
+
+/* ---- control messages ------------------------------------------------- */
+
+enum shn_msg_type {
+	SHN_MSG_HELLO       = 1,  /* c->b first message; reply carries the publish ring */
+	SHN_MSG_PORT_OPEN   = 2,
+	SHN_MSG_PORT_CLOSE  = 3,
+	SHN_MSG_SUBSCRIBE   = 4,
+	SHN_MSG_UNSUBSCRIBE = 5,
+	SHN_MSG_STATS       = 6,  /* reply: one or more STATS chunks of JSON text */
+	SHN_MSG_TYPE_MAX
+};
+
+/* Every message starts with this header.  A reply repeats type and id of
+ * its request and sets status (0 or -errno). */
+struct shn_msg_hdr {
+	uint32_t magic;    /* SHN_PROTO_MAGIC */
+	uint16_t version;  /* SHN_PROTO_VERSION of the sender */
+	uint16_t type;     /* enum shn_msg_type */
+	uint32_t id;       /* request id chosen by the client, echoed */
+	int32_t  status;   /* replies: 0 or -errno; requests: 0 */
+};
+
+/* HELLO request.  A broker that does not speak hdr.version replies with
+ * status -EPROTONOSUPPORT, its own version in hdr.version and no body, then
+ * closes the connection. */
+struct shn_msg_hello {
+	struct shn_msg_hdr hdr;
+	uint32_t pub_capacity;  /* publish ring bytes; 0: broker default */
+	uint32_t flags;         /* 0 */
+};
+
+/* HELLO reply; fds: [0] publish ring segment (rw), [1] doorbell eventfd
+ * (client writes to wake the broker), [2] room eventfd (broker writes to
+ * wake a publisher waiting for room), [3] broker segment (read-only). */
+struct shn_msg_hello_reply {
+	struct shn_msg_hdr hdr;
+	uint64_t client_id;
+	uint32_t pub_capacity;      /* actual publish ring data bytes */
+	uint32_t max_capacity;      /* largest ring capacity the broker grants */
+	uint32_t default_capacity;  /* delivery ring bytes when a port asks 0 */
+	uint32_t reserved;
+};
+enum { SHN_HELLO_FD_PUB, SHN_HELLO_FD_DOORBELL, SHN_HELLO_FD_ROOM, SHN_HELLO_FD_BROKER,
+       SHN_HELLO_NFDS };
+
+struct shn_msg_port_open {
+	struct shn_msg_hdr hdr;
+	uint32_t capacity;  /* 0: default */
+	uint32_t overflow;  /* SHN_OVERFLOW_* */
+};
+
+/* PORT_OPEN reply; fds: [0] ring segment (read-only, sealed), [1] consumer
+ * segment (rw, SHN_CONS_SEG_SIZE bytes), [2] port eventfd (broker writes). */
+struct shn_msg_port_open_reply {
+	struct shn_msg_hdr hdr;
+	uint32_t port_id;
+	uint32_t capacity;
+};
+enum { SHN_PORT_FD_RING, SHN_PORT_FD_CONS, SHN_PORT_FD_EVENT, SHN_PORT_NFDS };
+
+struct shn_msg_port_close {
+	struct shn_msg_hdr hdr;
+	uint32_t port_id;
+	uint32_t reserved;
+};
+
+/* SUBSCRIBE: the client chooses conn (non-zero, unique within the client's
+ * life) so that a reconnect can restore the same numbers. */
+struct shn_msg_subscribe {
+	struct shn_msg_hdr hdr;
+	uint64_t conn;
+	uint32_t port_id;
+	uint32_t event_mask;
+	uint32_t flags;     /* SHN_SUB_ANY_KEY: key_len must be 0 */
+	uint16_t key_len;   /* 1..SHN_KEY_MAX_WIRE unless SHN_SUB_ANY_KEY */
+	uint16_t reserved;
+	uint8_t  key[];
+};
+#define SHN_SUB_ANY_KEY 1u
+
+struct shn_msg_unsubscribe {
+	struct shn_msg_hdr hdr;
+	uint64_t conn;
+};
+
+/* STATS reply chunk: text[len] of a JSON document; chunks arrive in order,
+ * the last one has SHN_STATS_LAST in flags. */
+struct shn_msg_stats_reply {
+	struct shn_msg_hdr hdr;
+	uint32_t flags;
+	uint32_t len;
+	char     text[];
+};
+#define SHN_STATS_LAST 1u
+
+/* Generic reply with no body (PORT_CLOSE, SUBSCRIBE, UNSUBSCRIBE, errors). */
+struct shn_msg_reply {
+	struct shn_msg_hdr hdr;
+};
+
+/* ---- segments --------------------------------------------------------- */
+
+#define SHN_KEY_MAX_WIRE  256u
+#define SHN_DATA_MAX_WIRE 65536u
+#define SHN_EV_SYSTEM_WIRE 0xf0000000u
+
+/* Publish ring segment (client writes prod line and data; broker writes
+ * cons line):  [0] struct shn_ring_prod  [64] struct shn_ring_cons
+ *              [SHN_RING_HDR_SIZE] data, capacity bytes. */
+#define SHN_PUB_PROD_OFF 0u
+#define SHN_PUB_CONS_OFF 64u
+
+/* Delivery ring segment (broker writes; client maps read-only):
+ *   [0] struct shn_ring_prod   [SHN_RING_HDR_SIZE] data.
+ * Consumer segment (client writes): [0] struct shn_ring_cons. */
+#define SHN_DEL_PROD_OFF 0u
+#define SHN_CONS_SEG_SIZE 4096u
+
+/* Broker segment, one per broker, read-only to clients. */
+struct shn_broker_shm {
+	uint32_t magic;           /* SHN_BROKER_SHM_MAGIC */
+	uint32_t version;         /* SHN_PROTO_VERSION */
+	int32_t  pid;
+	uint32_t reserved;
+	/* broker writes: odd while the broker loop sleeps.  A publisher that
+	 * published (store tail, full fence) and then reads an odd value it
+	 * has not rung for yet writes its doorbell. */
+	alignas(SHN_CACHELINE) _Atomic uint32_t sleep_seq;
+};
+#define SHN_BROKER_SHM_MAGIC 0x4b524253u /* "SBRK" */
+#define SHN_BROKER_SHM_SIZE  4096u
+
+/* ---- ring records ----------------------------------------------------- */
+
+#define SHN_REC_BATCH    2u  /* publish ring: one published batch */
+#define SHN_REC_DELIVERY 3u  /* delivery ring: one delivered batch */
+
+/* Publish ring: a batch record is this header then count notes. */
+struct shn_pub_batch {
+	struct shn_rec_hdr h;     /* type SHN_REC_BATCH, len = whole record */
+	uint32_t count;           /* >= 1 */
+	uint32_t flags;           /* 0 */
+	uint64_t batch_id;        /* per-client, increasing from 1 */
+	uint64_t time_ns;         /* CLOCK_MONOTONIC at publish */
+	uint64_t reserved;
+};
+/* Each note: this header, key_len key bytes, data_len data bytes, zero pad
+ * to a multiple of 8. */
+struct shn_pub_note {
+	uint32_t event;
+	uint16_t key_len;
+	uint16_t reserved;
+	uint32_t data_len;
+	uint32_t reserved2;
+};
+
+/* Delivery ring: a delivered batch. */
+struct shn_del_batch {
+	struct shn_rec_hdr h;     /* type SHN_REC_DELIVERY */
+	uint32_t count;
+	int32_t  sender_pid;      /* 0 for system events */
+	uint32_t sender_uid;
+	uint32_t reserved;
+	uint64_t batch_id;
+	uint64_t time_ns;
+};
+struct shn_del_note {
+	uint32_t event;
+	uint16_t key_len;
+	uint16_t reserved;
+	uint32_t data_len;
+	uint32_t reserved2;
+	uint64_t conn;
+	uint64_t seq;             /* 0 for system events */
+};
+
+static inline uint32_t shn_pub_note_size(uint32_t key_len, uint32_t data_len)
+{
+	return (uint32_t)SHN_ALIGN8(sizeof(struct shn_pub_note) + key_len + data_len);
+}
+
+static inline uint32_t shn_del_note_size(uint32_t key_len, uint32_t data_len)
+{
+	return (uint32_t)SHN_ALIGN8(sizeof(struct shn_del_note) + key_len + data_len);
+}
+
+_Static_assert(sizeof(struct shn_msg_hdr) == 16, "hdr");
+_Static_assert(sizeof(struct shn_pub_batch) == 40, "pub batch");
+_Static_assert(sizeof(struct shn_pub_note) == 16, "pub note");
+_Static_assert(sizeof(struct shn_del_batch) == 40, "del batch");
+_Static_assert(sizeof(struct shn_del_note) == 32, "del note");
+
+#endif
