@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * port.c - ports (delivery rings), subscriptions, and the pull side:
+ * shn_port_get() with the need-wakeup sleep, shn_port_unblock().
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void shn__port_free(shn_port *p)
+{
+	shn_segment_close(&p->ring_seg);
+	shn_segment_close(&p->cons_seg);
+	if (p->event_fd >= 0)
+		close(p->event_fd);
+	free(p);
+}
+
+int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
+{
+	struct shn_msg_port_open req = { .hdr.type = SHN_MSG_PORT_OPEN };
+	struct shn_msg_port_open_reply rep;
+	int fds[SHN_PORT_NFDS], nfds = SHN_PORT_NFDS, err;
+	size_t rlen = 0;
+	shn_port *p;
+
+	if (c == NULL || out == NULL)
+		return (-EINVAL);
+	*out = NULL;
+	if (opt != NULL) {
+		if (opt->overflow > SHN_OVERFLOW_BLOCK)
+			return (-EINVAL);
+		req.capacity = opt->capacity;
+		req.overflow = opt->overflow;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return (-ENOMEM);
+	p->event_fd = -1;
+	p->ring_seg.fd = p->cons_seg.fd = -1;
+	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
+	if (err == 0 && (rlen != sizeof(rep) || nfds != SHN_PORT_NFDS ||
+			 !shn_ring_capacity_ok(rep.capacity)))
+		err = -EPROTO;
+	if (err < 0) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		free(p);
+		return (err);
+	}
+	p->client = c;
+	p->id = rep.port_id;
+	p->capacity = rep.capacity;
+	p->event_fd = fds[SHN_PORT_FD_EVENT];
+	err = shn_segment_map(&p->ring_seg, fds[SHN_PORT_FD_RING],
+			      SHN_RING_HDR_SIZE + (size_t)rep.capacity, 0);
+	if (err == 0)
+		err = shn_segment_map(&p->cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
+	else
+		close(fds[SHN_PORT_FD_CONS]);
+	if (err == 0) {
+		struct shn_ring_prod *prod = (void *)((uint8_t *)p->ring_seg.addr + SHN_DEL_PROD_OFF);
+		if (prod->magic != SHN_RING_MAGIC || prod->capacity != rep.capacity)
+			err = -EPROTO;
+		else
+			shn_ring_init_view(&p->ring, prod, p->cons_seg.addr,
+					   (uint8_t *)p->ring_seg.addr + SHN_RING_HDR_SIZE,
+					   rep.capacity);
+	}
+	if (err < 0) {
+		shn__port_free(p);   /* the broker reclaims the port with the connection */
+		return (err == -EBADMSG ? -EPROTO : err);
+	}
+	p->want_space_seen = atomic_load(&p->ring.prod->want_space);
+	pthread_mutex_lock(&c->ctl_lock);
+	p->next = c->ports;
+	c->ports = p;
+	pthread_mutex_unlock(&c->ctl_lock);
+	*out = p;
+	return (0);
+}
+
+int shn_port_close(shn_port *p)
+{
+	struct shn_msg_port_close req = { .hdr.type = SHN_MSG_PORT_CLOSE };
+	struct shn_msg_reply rep;
+	shn_client *c;
+	int err;
+
+	if (p == NULL)
+		return (-EINVAL);
+	c = p->client;
+	req.port_id = p->id;
+	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
+	if (err == -ENOTCONN)
+		err = 0;   /* nothing left to close on the broker's side */
+	pthread_mutex_lock(&c->ctl_lock);
+	for (shn_port **pp = &c->ports; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	for (struct shn__sub **sp = &c->subs; *sp;) {
+		struct shn__sub *s = *sp;
+		if (s->port == p) {
+			*sp = s->next;
+			free(s);
+		} else {
+			sp = &s->next;
+		}
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+	shn__port_free(p);
+	return (err);
+}
+
+int shn_port_fd(const shn_port *p)
+{
+	if (p == NULL)
+		return (-EINVAL);
+	return (p->event_fd);
+}
+
+int shn_port_unblock(shn_port *p)
+{
+	uint64_t one = 1;
+
+	if (p == NULL)
+		return (-EINVAL);
+	atomic_store(&p->unblock, true);
+	/* The port's eventfd is what a getter sleeps on: ring it ourselves. */
+	if (write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return (-errno);
+	return (0);
+}
+
+/* Give the consumed record back to the broker, and ring the doorbell if
+ * the broker asked for room (it holds system events for this port). */
+static void release_current(shn_port *p)
+{
+	uint32_t ws;
+
+	if (p->cur == NULL || p->cur_index < p->cur_count)
+		return;
+	shn_ring_consume(&p->ring, p->cur_len);
+	shn_ring_release(&p->ring);
+	p->cur = NULL;
+	atomic_thread_fence(memory_order_seq_cst);
+	ws = atomic_load_explicit(&p->ring.prod->want_space, memory_order_relaxed);
+	if (ws != p->want_space_seen) {
+		uint64_t one = 1;
+		p->want_space_seen = ws;
+		if (write(p->client->doorbell_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the counter is saturated, the broker is awake */
+		}
+	}
+}
+
+/* Take the next delivered record as the current one.  1: got one, 0:
+ * empty, -EBADMSG: the ring holds something the broker never writes. */
+static int load_record(shn_port *p)
+{
+	const struct shn_del_batch *b;
+	const uint8_t *rec;
+	uint32_t len;
+	int r;
+
+	r = shn_ring_next(&p->ring, &rec, &len);
+	if (r <= 0)
+		return (r);
+	b = (const void *)rec;
+	if (len < sizeof(*b) || b->h.type != SHN_REC_DELIVERY || b->count == 0)
+		return (-EBADMSG);
+	p->cur = rec;
+	p->cur_len = len;
+	p->cur_count = b->count;
+	p->cur_index = 0;
+	p->cur_off = sizeof(*b);
+	return (1);
+}
+
+/* Hand out up to max notes of the current record. */
+static int fill(shn_port *p, shn_notification *out, size_t max)
+{
+	const struct shn_del_batch *b = (const void *)p->cur;
+	size_t n = 0;
+
+	while (n < max && p->cur_index < p->cur_count) {
+		const struct shn_del_note *dn;
+		uint32_t sz;
+
+		if (p->cur_len - p->cur_off < sizeof(*dn))
+			return (-EBADMSG);
+		dn = (const void *)(p->cur + p->cur_off);
+		sz = shn_del_note_size(dn->key_len, dn->data_len);
+		if (dn->data_len > SHN_DATA_MAX_WIRE || sz > p->cur_len - p->cur_off)
+			return (-EBADMSG);
+		shn_notification *o = &out[n++];
+		memset(o, 0, sizeof(*o));
+		o->event = dn->event;
+		o->key_len = dn->key_len;
+		o->data_len = dn->data_len;
+		o->key = dn->key_len ? (const void *)(dn + 1) : NULL;
+		o->data = dn->data_len ? (const uint8_t *)(dn + 1) + dn->key_len : NULL;
+		o->conn = dn->conn;
+		o->seq = dn->seq;
+		o->batch_id = b->batch_id;
+		o->batch_index = p->cur_index;
+		o->batch_count = p->cur_count;
+		o->sender_pid = b->sender_pid;
+		o->sender_uid = b->sender_uid;
+		o->time_ns = b->time_ns;
+		p->cur_index++;
+		p->cur_off += sz;
+	}
+	return ((int)n);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
+{
+	int64_t deadline = 0;
+	int r;
+
+	if (p == NULL || out == NULL || max == 0 || timeout_ms < -1)
+		return (-EINVAL);
+	if (timeout_ms > 0)
+		deadline = now_ms() + timeout_ms;
+	release_current(p);
+	for (;;) {
+		if (atomic_exchange(&p->unblock, false))
+			return (-ECANCELED);
+		if (p->cur == NULL) {
+			r = load_record(p);
+			if (r < 0)
+				return (r);
+		}
+		if (p->cur != NULL) {
+			shn_ring_finish_sleep(&p->ring);
+			return (fill(p, out, max));
+		}
+		/* Empty: arm the need-wakeup flag; it stays armed when we
+		 * return, so shn_port_fd() becomes readable on new data. */
+		if (!shn_ring_prepare_sleep(&p->ring))
+			continue;
+		if (timeout_ms == 0)
+			return (-ETIMEDOUT);
+
+		int wait = -1;
+		if (timeout_ms > 0) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0)
+				return (-ETIMEDOUT);
+			wait = left > 1000000 ? 1000000 : (int)left;
+		}
+		struct pollfd pfd = { .fd = p->event_fd, .events = POLLIN };
+		r = poll(&pfd, 1, wait);
+		if (r < 0 && errno != EINTR)
+			return (-errno);
+		if (r > 0 && (pfd.revents & POLLIN)) {
+			uint64_t v;
+			if (read(p->event_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return (-errno);
+		}
+		if (r > 0 && (pfd.revents & (POLLERR | POLLNVAL)))
+			return (-EBADF);
+	}
+}
+
+static int add_sub(shn_client *c, shn_port *p, shn_conn conn)
+{
+	struct shn__sub *s = malloc(sizeof(*s));
+
+	if (s == NULL)
+		return (-ENOMEM);
+	s->conn = conn;
+	s->port = p;
+	pthread_mutex_lock(&c->ctl_lock);
+	s->next = c->subs;
+	c->subs = s;
+	pthread_mutex_unlock(&c->ctl_lock);
+	return (0);
+}
+
+int shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+		  unsigned flags, shn_conn *conn)
+{
+	union {
+		struct shn_msg_subscribe m;
+		uint8_t buf[sizeof(struct shn_msg_subscribe) + SHN_KEY_MAX];
+	} req;
+	struct shn_msg_reply rep;
+	shn_conn id;
+	int err;
+
+	if (p == NULL || conn == NULL || flags != 0)
+		return (-EINVAL);
+	if ((key == NULL) != (key_len == 0) || key_len > SHN_KEY_MAX)
+		return (-EINVAL);
+	if ((event_mask & SHN_EV_ALL) == 0 || (event_mask & SHN_EV_SYSTEM) != 0)
+		return (-EINVAL);
+	memset(&req.m, 0, sizeof(req.m));
+	id = atomic_fetch_add(&p->client->next_conn, 1);
+	req.m.hdr.type = SHN_MSG_SUBSCRIBE;
+	req.m.conn = id;
+	req.m.port_id = p->id;
+	req.m.event_mask = event_mask;
+	req.m.flags = key ? 0 : SHN_SUB_ANY_KEY;
+	req.m.key_len = (uint16_t)key_len;
+	if (key_len)
+		memcpy(req.m.key, key, key_len);
+	err = add_sub(p->client, p, id);
+	if (err < 0)
+		return (err);
+	err = shn__call(p->client, &req, sizeof(req.m) + key_len, &rep, sizeof(rep),
+			NULL, NULL, NULL);
+	if (err < 0) {
+		shn_client *c = p->client;
+		pthread_mutex_lock(&c->ctl_lock);
+		for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next)
+			if ((*sp)->conn == id) {
+				struct shn__sub *s = *sp;
+				*sp = s->next;
+				free(s);
+				break;
+			}
+		pthread_mutex_unlock(&c->ctl_lock);
+		return (err);
+	}
+	*conn = id;
+	return (0);
+}
+
+int shn_unsubscribe(shn_client *c, shn_conn conn)
+{
+	struct shn_msg_unsubscribe req = { .hdr.type = SHN_MSG_UNSUBSCRIBE };
+	struct shn_msg_reply rep;
+	struct shn__sub *found = NULL;
+	int err;
+
+	if (c == NULL || conn == 0)
+		return (-EINVAL);
+	pthread_mutex_lock(&c->ctl_lock);
+	for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next)
+		if ((*sp)->conn == conn) {
+			found = *sp;
+			*sp = found->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->ctl_lock);
+	if (found == NULL)
+		return (-ENOENT);
+	free(found);
+	req.conn = conn;
+	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
+	return (err);
+}
