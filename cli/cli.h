@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - the pieces of the shmnotify command shared by its subcommands.
+ *
+ * Exit statuses: 0 success, 1 runtime error (broker unreachable, publish
+ * refused, ...), 2 bad arguments (a usage line goes to stderr), 3 publish
+ * --sync was cancelled by a sink (SHN_NOTIFY_CANCELED).
+ */
+#ifndef SHN_CLI_H
+#define SHN_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <shmnotify.h>
+
+#define EXIT_RUNTIME  1
+#define EXIT_USAGE    2
+#define EXIT_CANCELED 3
+
+/* subcommands: argv[0] is the subcommand's name */
+int cmd_publish(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+/* "shmnotify: " + message on stderr */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "shmnotify CMD: message", then the command's usage line and a hint, on
+ * stderr; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* After getopt_long returned ':' or '?': the option it complains about. */
+const char *cli_bad_option(char **argv, int getopt_result);
+
+/* Parse a decimal or 0x-hexadecimal unsigned number, no sign, no junk.
+ * Returns false if s is not such a number or exceeds max. */
+bool cli_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/* Parse --event / --events: a number in 1..SHN_EV_ALL.  On failure writes a
+ * message saying why into why (size whylen) and returns false. */
+bool cli_parse_event(const char *s, uint32_t *out, char *why, size_t whylen);
+
+/* The socket path shn_connect(path) will use, for messages. */
+const char *cli_socket_display(const char *path, char *buf, size_t len);
+
+/* shn_connect with an error message that says what to do; returns 0 or
+ * EXIT_RUNTIME. */
+int cli_connect(const char *path, shn_client **out);
+
+/* ---- output helpers (out.c) ----------------------------------------- */
+
+bool cli_utf8_valid(const unsigned char *s, size_t n);
+/* Human form: printable ASCII and valid UTF-8 as is, the rest C-escaped. */
+void cli_put_escaped(FILE *f, const void *s, size_t n);
+/* A JSON string literal, quotes included; s must be valid UTF-8. */
+void cli_put_json_string(FILE *f, const void *s, size_t n);
+/* Base64 (RFC 4648, padded) as a JSON string literal, quotes included. */
+void cli_put_base64(FILE *f, const void *s, size_t n);
+
+/* ---- minimal JSON reader (json.c) ------------------------------------ */
+
+enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
+
+struct json {
+	enum json_type type;
+	char *name;           /* member name inside an object, else NULL */
+	char *str;            /* JSON_STRING: decoded text; JSON_NUMBER: its source text */
+	double num;           /* JSON_NUMBER */
+	bool boolean;         /* JSON_BOOL */
+	struct json *child;   /* JSON_ARRAY / JSON_OBJECT: first element */
+	struct json *next;    /* next sibling */
+};
+
+/* Parse text; NULL on a syntax error (*err_at: offset of the error). */
+struct json *json_parse(const char *text, size_t *err_at);
+void json_free(struct json *j);
+/* Member of an object by name, or NULL (also when j is not an object). */
+const struct json *json_get(const struct json *j, const char *name);
+
+#endif

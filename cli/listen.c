@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listen.c - shmnotify listen [--socket PATH] [--events MASK] [--count N]
+ *            [--timeout MS] [--json] [KEY...]
+ *
+ * Opens one port, subscribes it to every KEY (no KEY: every key) and prints
+ * each notification it receives, one line each, flushed at once.  SIGINT and
+ * SIGTERM are taken by a thread that calls shn_port_unblock(), so the main
+ * thread leaves shn_port_get() with -ECANCELED and closes the port cleanly.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: shmnotify listen [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
+	"[--json] [KEY...]";
+
+static void help(void)
+{
+	printf("%s\n"
+	       "\n"
+	       "Subscribe to each KEY (no KEY: every key) and print every notification\n"
+	       "received, one line each, including system events (overflow, handle_close,\n"
+	       "broker_state, reconnect).\n"
+	       "\n"
+	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
+	       "                      the per-user default)\n"
+	       "  -e, --events MASK   only events with a bit in MASK, decimal or 0x hex,\n"
+	       "                      bits 0-27 (default 0x%08x: all)\n"
+	       "  -n, --count N       exit 0 after N notifications (system events not counted)\n"
+	       "  -t, --timeout MS    exit when nothing arrives for MS milliseconds: status 0,\n"
+	       "                      or 1 if --count N was given and fewer arrived\n"
+	       "  -j, --json          one JSON object per line: seq, event, key, data,\n"
+	       "                      batch_id, batch_index, batch_count, conn, sender_pid,\n"
+	       "                      sender_uid, time_ns; key/data are null plus\n"
+	       "                      key_base64/data_base64 when not valid UTF-8; system\n"
+	       "                      events add \"system\" (and \"lost\" for overflow)\n"
+	       "  -h, --help          show this help\n"
+	       "\n"
+	       "Plain lines look like\n"
+	       "  seq=3 event=0x1 key=foo data=bar batch=7 [0/2] pid=1234\n"
+	       "with control characters and invalid UTF-8 escaped (\\n, \\xHH).\n"
+	       "SIGINT/SIGTERM end it cleanly (status 0; 1 if --count N was not reached).\n",
+	       usage, SHN_EV_ALL);
+}
+
+static shn_port *sig_port;
+static atomic_int sig_caught;
+
+/* Every thread blocks SIGINT/SIGTERM/SIGUSR1; this one waits for them.
+ * SIGUSR1 from the main thread means "stop". */
+static void *signal_thread(void *arg)
+{
+	const sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1)
+			return NULL;
+		atomic_store(&sig_caught, sig);
+		shn_port_unblock(sig_port);
+	}
+}
+
+static const char *system_name(uint32_t event)
+{
+	if (event & SHN_EV_OVERFLOW)
+		return "overflow";
+	if (event & SHN_EV_BROKER_STATE)
+		return "broker_state";
+	if (event & SHN_EV_RECONNECT)
+		return "reconnect";
+	if (event & SHN_EV_HANDLE_CLOSE)
+		return "handle_close";
+	return "system";
+}
+
+/* SHN_EV_OVERFLOW payload: little-endian uint64_t */
+static bool overflow_lost(const shn_notification *n, uint64_t *lost)
+{
+	const unsigned char *p = n->data;
+	uint64_t v = 0;
+	int i;
+
+	if (n->data_len != 8 || !p)
+		return false;
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	*lost = v;
+	return true;
+}
+
+static void print_plain(FILE *f, const shn_notification *n)
+{
+	uint64_t lost;
+
+	if (n->event & SHN_EV_SYSTEM) {
+		fprintf(f, "event=0x%x %s", n->event, system_name(n->event));
+		if (n->event & SHN_EV_OVERFLOW) {
+			if (overflow_lost(n, &lost))
+				fprintf(f, " lost=%llu", (unsigned long long)lost);
+			else
+				fputs(" lost=?", f);
+		} else if (n->event & SHN_EV_HANDLE_CLOSE) {
+			fprintf(f, " conn=%llu", (unsigned long long)n->conn);
+		} else if (n->event & SHN_EV_BROKER_STATE) {
+			fputs(" (the broker went away; the library reconnects)", f);
+		} else if (n->event & SHN_EV_RECONNECT) {
+			fputs(" (reconnected, filters restored)", f);
+		}
+		fputc('\n', f);
+		return;
+	}
+	fprintf(f, "seq=%llu event=0x%x key=", (unsigned long long)n->seq, n->event);
+	cli_put_escaped(f, n->key, n->key_len);
+	fputs(" data=", f);
+	cli_put_escaped(f, n->data, n->data_len);
+	fprintf(f, " batch=%llu [%u/%u] pid=%d\n", (unsigned long long)n->batch_id,
+		n->batch_index, n->batch_count, n->sender_pid);
+}
+
+static void put_json_bytes(FILE *f, const char *name, const void *p, size_t len)
+{
+	if (!len || cli_utf8_valid(p, len)) {
+		fprintf(f, "\"%s\":", name);
+		cli_put_json_string(f, len ? p : "", len);
+	} else {
+		fprintf(f, "\"%s\":null,\"%s_base64\":", name, name);
+		cli_put_base64(f, p, len);
+	}
+}
+
+static void print_json(FILE *f, const shn_notification *n)
+{
+	uint64_t lost;
+
+	fprintf(f, "{\"seq\":%llu,\"event\":%u,", (unsigned long long)n->seq, n->event);
+	if (n->event & SHN_EV_SYSTEM) {
+		fprintf(f, "\"system\":\"%s\",", system_name(n->event));
+		if (n->event & SHN_EV_OVERFLOW) {
+			if (overflow_lost(n, &lost))
+				fprintf(f, "\"lost\":%llu,", (unsigned long long)lost);
+			else
+				fputs("\"lost\":null,", f);
+		}
+	}
+	put_json_bytes(f, "key", n->key, n->key_len);
+	fputc(',', f);
+	put_json_bytes(f, "data", n->data, n->data_len);
+	fprintf(f, ",\"batch_id\":%llu,\"batch_index\":%u,\"batch_count\":%u,\"conn\":%llu,"
+		   "\"sender_pid\":%d,\"sender_uid\":%u,\"time_ns\":%llu}\n",
+		(unsigned long long)n->batch_id, n->batch_index, n->batch_count,
+		(unsigned long long)n->conn, n->sender_pid, n->sender_uid,
+		(unsigned long long)n->time_ns);
+}
+
+int cmd_listen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket",  required_argument, NULL, 's' },
+		{ "events",  required_argument, NULL, 'e' },
+		{ "count",   required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json",    no_argument,       NULL, 'j' },
+		{ "help",    no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *socket_path = NULL;
+	uint32_t mask = SHN_EV_ALL;
+	uint64_t count = 0, got = 0, v;
+	int timeout_ms = -1;
+	bool json = false, done = false;
+	char why[256];
+	shn_client *client = NULL;
+	shn_port *port = NULL;
+	shn_notification buf[256];
+	sigset_t set;
+	pthread_t thread;
+	bool have_thread = false;
+	int c, i, rc, status = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":s:e:n:t:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'e':
+			if (!cli_parse_event(optarg, &mask, why, sizeof why))
+				return cli_usage_error("listen", usage, "--events: %s", why);
+			break;
+		case 'n':
+			if (!cli_parse_uint(optarg, UINT64_MAX, &count) || count == 0)
+				return cli_usage_error("listen", usage,
+						       "--count: '%s' is not a positive number", optarg);
+			break;
+		case 't':
+			if (!cli_parse_uint(optarg, INT32_MAX, &v))
+				return cli_usage_error("listen", usage,
+						       "--timeout: '%s' is not a number of milliseconds "
+						       "(0 to %d)", optarg, INT32_MAX);
+			timeout_ms = (int)v;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			help();
+			return 0;
+		case ':':
+			return cli_usage_error("listen", usage, "option '%s' needs an argument",
+					       cli_bad_option(argv, c));
+		default:
+			return cli_usage_error("listen", usage, "unknown option '%s'",
+					       cli_bad_option(argv, c));
+		}
+	}
+	for (i = optind; i < argc; i++) {
+		size_t len = strlen(argv[i]);
+
+		if (len == 0 || len > SHN_KEY_MAX)
+			return cli_usage_error("listen", usage, "KEY must be 1 to %d bytes, not %zu",
+					       SHN_KEY_MAX, len);
+	}
+
+	/* Block the signals in every thread (the library's too) before any
+	 * exists; the signal thread takes them with sigwait(). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	rc = cli_connect(socket_path, &client);
+	if (rc) {
+		status = rc;
+		goto out;
+	}
+	rc = shn_port_open(client, NULL, &port);
+	if (rc < 0) {
+		cli_err("cannot open a port: %s", shn_strerror(rc));
+		status = EXIT_RUNTIME;
+		goto out;
+	}
+	if (optind == argc) {
+		shn_conn conn;
+
+		rc = shn_subscribe(port, NULL, 0, mask, 0, &conn);
+		if (rc < 0) {
+			cli_err("cannot subscribe to every key: %s", shn_strerror(rc));
+			status = EXIT_RUNTIME;
+			goto out;
+		}
+	}
+	for (i = optind; i < argc; i++) {
+		shn_conn conn;
+
+		rc = shn_subscribe(port, argv[i], strlen(argv[i]), mask, 0, &conn);
+		if (rc < 0) {
+			cli_err("cannot subscribe to key '%s': %s", argv[i], shn_strerror(rc));
+			status = EXIT_RUNTIME;
+			goto out;
+		}
+	}
+
+	sig_port = port;
+	rc = pthread_create(&thread, NULL, signal_thread, &set);
+	if (rc) {
+		cli_err("cannot start the signal thread: %s", strerror(rc));
+		status = EXIT_RUNTIME;
+		goto out;
+	}
+	have_thread = true;
+
+	while (!done) {
+		rc = shn_port_get(port, buf, sizeof buf / sizeof buf[0], timeout_ms);
+		if (rc == -ECANCELED) {
+			if (!atomic_load(&sig_caught))
+				continue;
+			if (count && got < count) {
+				cli_err("interrupted by %s: %llu of %llu notifications arrived",
+					strsignal(atomic_load(&sig_caught)), (unsigned long long)got,
+					(unsigned long long)count);
+				status = EXIT_RUNTIME;
+			}
+			break;
+		}
+		if (rc == -ETIMEDOUT) {
+			if (count) {
+				cli_err("timed out: nothing arrived for %d ms; %llu of %llu "
+					"notifications arrived", timeout_ms, (unsigned long long)got,
+					(unsigned long long)count);
+				status = EXIT_RUNTIME;
+			}
+			break;
+		}
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0) {
+			cli_err("receiving failed: %s", shn_strerror(rc));
+			status = EXIT_RUNTIME;
+			break;
+		}
+		for (i = 0; i < rc && !done; i++) {
+			if (json)
+				print_json(stdout, &buf[i]);
+			else
+				print_plain(stdout, &buf[i]);
+			if (fflush(stdout) == EOF) {
+				cli_err("cannot write to stdout: %s", strerror(errno));
+				status = EXIT_RUNTIME;
+				done = true;
+			}
+			if (!(buf[i].event & SHN_EV_SYSTEM) && ++got == count)
+				done = true;
+		}
+	}
+
+out:
+	if (have_thread) {
+		pthread_kill(thread, SIGUSR1);
+		pthread_join(thread, NULL);
+	}
+	if (port)
+		shn_port_close(port);
+	if (client)
+		shn_disconnect(client);
+	/* The signal mask stays: a SIGINT still pending must not kill us now. */
+	return status;
+}

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the shmnotify command: dispatch to the subcommands, and the
+ * helpers they share (argument parsing, connecting with a useful message).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SHN_VERSION_STRING STR(SHN_VERSION_MAJOR) "." STR(SHN_VERSION_MINOR) "." STR(SHN_VERSION_PATCH)
+
+static const char main_usage[] = "usage: shmnotify [--help | --version] COMMAND [ARGS...]";
+
+static void print_main_help(FILE *f)
+{
+	char buf[256];
+
+	fprintf(f,
+		"%s\n"
+		"\n"
+		"Talk to shmnotifyd, the shared-memory notification broker.\n"
+		"\n"
+		"Commands:\n"
+		"  publish   publish one batch of notifications under a key\n"
+		"  listen    subscribe to keys and print notifications as they arrive\n"
+		"  stats     show the broker's clients, ports and counters\n"
+		"  help      show the help of a command (same as COMMAND --help)\n"
+		"\n"
+		"Options:\n"
+		"  -h, --help      show this help\n"
+		"  -V, --version   show the version\n"
+		"\n"
+		"Every command takes --socket PATH; without it $SHMNOTIFY_SOCKET is used,\n"
+		"else the per-user default (here: %s).\n"
+		"Run 'shmnotify COMMAND --help' for a command's options.\n"
+		"\n"
+		"Exit status: 0 success, 1 runtime error, 2 bad arguments,\n"
+		"3 publish --sync cancelled by a subscriber.\n",
+		main_usage, cli_socket_display(NULL, buf, sizeof buf));
+}
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shmnotify: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "shmnotify %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s\nTry 'shmnotify %s --help' for more information.\n", usage, cmd);
+	return EXIT_USAGE;
+}
+
+const char *cli_bad_option(char **argv, int getopt_result)
+{
+	static char shortopt[3];
+
+	if (getopt_result == '?' && optopt) {
+		shortopt[0] = '-';
+		shortopt[1] = (char)optopt;
+		return shortopt;
+	}
+	return argv[optind - 1];
+}
+
+bool cli_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	int base = 10;
+	const char *p = s;
+	char *end;
+	unsigned long long v;
+
+	if (!s)
+		return false;
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	/* strtoull accepts leading blanks and a sign: refuse them */
+	if (!((*p >= '0' && *p <= '9') || (base == 16 && ((*p >= 'a' && *p <= 'f') ||
+							  (*p >= 'A' && *p <= 'F')))))
+		return false;
+	errno = 0;
+	v = strtoull(p, &end, base);
+	if (errno || *end != '\0' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_parse_event(const char *s, uint32_t *out, char *why, size_t whylen)
+{
+	uint64_t v;
+
+	if (!cli_parse_uint(s, UINT32_MAX, &v)) {
+		snprintf(why, whylen, "'%s' is not a 32-bit number (decimal or 0x hex)", s);
+		return false;
+	}
+	if (v == 0) {
+		snprintf(why, whylen, "event bits must not be 0: use bits 0-27 (1 to 0x%08x)",
+			 SHN_EV_ALL);
+		return false;
+	}
+	if (v & SHN_EV_SYSTEM) {
+		snprintf(why, whylen,
+			 "0x%08llx sets bits 28-31 (0x%08x), which are reserved for system events; "
+			 "use bits 0-27 (1 to 0x%08x)",
+			 (unsigned long long)v, SHN_EV_SYSTEM, SHN_EV_ALL);
+		return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+const char *cli_socket_display(const char *path, char *buf, size_t len)
+{
+	const char *env;
+
+	if (path && *path)
+		return path;
+	env = getenv("SHMNOTIFY_SOCKET");
+	if (env && *env)
+		return env;
+	if (shn_default_socket_path(buf, len) < 0)
+		return "(default socket path too long)";
+	return buf;
+}
+
+int cli_connect(const char *path, shn_client **out)
+{
+	char buf[256];
+	const char *shown = cli_socket_display(path, buf, sizeof buf);
+	int rc = shn_connect(path && *path ? path : NULL, out);
+
+	if (rc == 0)
+		return 0;
+	switch (-rc) {
+	case ENOENT:
+	case ECONNREFUSED:
+		cli_err("cannot connect to %s: %s; is shmnotifyd running? "
+			"start it with `shmnotifyd --socket %s` or pass the broker's socket with --socket",
+			shown, shn_strerror(rc), shown);
+		break;
+	case EACCES:
+	case EPERM:
+		cli_err("cannot connect to %s: %s; the socket or its directory belongs to another "
+			"user: run as that user, or start your own broker with `shmnotifyd --socket PATH`",
+			shown, shn_strerror(rc));
+		break;
+	case EPROTO:
+	case EPROTONOSUPPORT:
+		cli_err("cannot connect to %s: %s; the broker speaks another protocol version: "
+			"use shmnotify and shmnotifyd from the same build", shown, shn_strerror(rc));
+		break;
+	case ENAMETOOLONG:
+		cli_err("cannot connect to %s: %s; a Unix socket path must be shorter than 108 bytes",
+			shown, shn_strerror(rc));
+		break;
+	default:
+		cli_err("cannot connect to %s: %s", shown, shn_strerror(rc));
+		break;
+	}
+	return EXIT_RUNTIME;
+}
+
+static int dispatch(const char *name, int argc, char **argv)
+{
+	if (!strcmp(name, "publish"))
+		return cmd_publish(argc, argv);
+	if (!strcmp(name, "listen"))
+		return cmd_listen(argc, argv);
+	if (!strcmp(name, "stats"))
+		return cmd_stats(argc, argv);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+	int rc;
+
+	if (argc < 2) {
+		fprintf(stderr, "shmnotify: no command given\n%s\n"
+				"Try 'shmnotify --help' for more information.\n", main_usage);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+		print_main_help(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("shmnotify %s\n", SHN_VERSION_STRING);
+		return 0;
+	}
+	if (!strcmp(cmd, "help")) {
+		char *help_argv[] = { argv[2], "--help", NULL };
+
+		if (argc < 3) {
+			print_main_help(stdout);
+			return 0;
+		}
+		rc = dispatch(argv[2], 2, help_argv);
+		if (rc >= 0)
+			return rc;
+		fprintf(stderr, "shmnotify help: unknown command '%s'\n%s\n", argv[2], main_usage);
+		return EXIT_USAGE;
+	}
+	if (cmd[0] == '-') {
+		fprintf(stderr, "shmnotify: unknown option '%s'\n%s\n"
+				"Try 'shmnotify --help' for more information.\n", cmd, main_usage);
+		return EXIT_USAGE;
+	}
+	rc = dispatch(cmd, argc - 1, argv + 1);
+	if (rc >= 0)
+		return rc;
+	fprintf(stderr, "shmnotify: unknown command '%s' (commands: publish, listen, stats)\n%s\n"
+			"Try 'shmnotify --help' for more information.\n", cmd, main_usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.c - shmnotify stats [--socket PATH] [--json]
+ *
+ * Asks the broker for its statistics document (shn_stats_json) and prints
+ * it as is (--json) or as tables.  The document looks like
+ *   {"broker":{...counters...},
+ *    "clients":[{"id","pid","uid","published","batches","pub_ring_used",
+ *                "pub_ring_capacity","ports":[{"id","capacity","used",
+ *                "delivered","dropped","subscriptions"}]}]}
+ * Members this file does not know are ignored (broker counters are all
+ * printed, whatever their names); missing ones print as "-".
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json]";
+
+static void help(void)
+{
+	printf("%s\n"
+	       "\n"
+	       "Show the broker's counters, its clients and their ports.\n"
+	       "\n"
+	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
+	       "                      the per-user default)\n"
+	       "  -j, --json          print the broker's JSON document as is\n"
+	       "  -h, --help          show this help\n",
+	       usage);
+}
+
+/* ---- a table whose columns size themselves ---------------------------- */
+
+#define CELL 48
+#define MAX_COLS 8
+
+struct table {
+	int ncols;
+	size_t nrows, cap;
+	char (*cells)[MAX_COLS][CELL];
+};
+
+static bool table_add(struct table *t, const char *const *vals)
+{
+	int i;
+
+	if (t->nrows == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		void *n = realloc(t->cells, ncap * sizeof *t->cells);
+
+		if (!n)
+			return false;
+		t->cells = n;
+		t->cap = ncap;
+	}
+	for (i = 0; i < t->ncols; i++)
+		snprintf(t->cells[t->nrows][i], CELL, "%s", vals[i]);
+	t->nrows++;
+	return true;
+}
+
+static void table_print(const struct table *t, const char *indent)
+{
+	size_t w[MAX_COLS] = { 0 }, r;
+	int i;
+
+	for (r = 0; r < t->nrows; r++)
+		for (i = 0; i < t->ncols; i++)
+			if (strlen(t->cells[r][i]) > w[i])
+				w[i] = strlen(t->cells[r][i]);
+	for (r = 0; r < t->nrows; r++) {
+		fputs(indent, stdout);
+		for (i = 0; i < t->ncols; i++) {
+			if (i == t->ncols - 1)
+				printf("%s\n", t->cells[r][i]);
+			else
+				printf("%-*s  ", (int)w[i], t->cells[r][i]);
+		}
+	}
+}
+
+/* ---- values ----------------------------------------------------------- */
+
+static void value_text(const struct json *v, char *buf, size_t len)
+{
+	if (!v) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	switch (v->type) {
+	case JSON_NULL:   snprintf(buf, len, "null"); break;
+	case JSON_BOOL:   snprintf(buf, len, "%s", v->boolean ? "true" : "false"); break;
+	case JSON_NUMBER:
+	case JSON_STRING: snprintf(buf, len, "%s", v->str); break;
+	case JSON_ARRAY:  snprintf(buf, len, "[...]"); break;
+	case JSON_OBJECT: snprintf(buf, len, "{...}"); break;
+	}
+}
+
+static void member_text(const struct json *obj, const char *name, char *buf, size_t len)
+{
+	value_text(json_get(obj, name), buf, len);
+}
+
+/* Every scalar member of obj, nested objects as "outer.inner". */
+static void add_counters(struct table *t, const struct json *obj, const char *prefix)
+{
+	const struct json *c;
+	char name[CELL], val[CELL];
+
+	for (c = obj->child; c; c = c->next) {
+		snprintf(name, sizeof name, "%s%s", prefix, c->name ? c->name : "?");
+		if (c->type == JSON_OBJECT) {
+			char sub[CELL];
+
+			snprintf(sub, sizeof sub, "%s.", name);
+			add_counters(t, c, sub);
+			continue;
+		}
+		if (c->type == JSON_ARRAY) {
+			size_t n = 0;
+			const struct json *e;
+
+			for (e = c->child; e; e = e->next)
+				n++;
+			snprintf(val, sizeof val, "[%zu items]", n);
+		} else {
+			value_text(c, val, sizeof val);
+		}
+		table_add(t, (const char *const[]){ name, val });
+	}
+}
+
+static int print_tables(const struct json *doc, const char *socket_shown)
+{
+	const struct json *broker = json_get(doc, "broker");
+	const struct json *clients = json_get(doc, "clients");
+	const struct json *cl, *ports, *po;
+	struct table bt = { .ncols = 2 };
+	struct table ct = { .ncols = 6 };
+	struct table pt = { .ncols = 7 };
+	size_t nclients = 0, nports = 0;
+	int status = 0;
+
+	printf("broker at %s\n", socket_shown);
+	if (broker && broker->type == JSON_OBJECT) {
+		add_counters(&bt, broker, "");
+		table_print(&bt, "  ");
+	} else {
+		printf("  (no broker counters in the document)\n");
+	}
+
+	table_add(&ct, (const char *const[]){ "ID", "PID", "UID", "PUBLISHED", "BATCHES",
+					      "PUB RING USED/CAPACITY" });
+	table_add(&pt, (const char *const[]){ "CLIENT", "PORT", "CAPACITY", "USED", "DELIVERED",
+					      "DROPPED", "SUBSCRIPTIONS" });
+	if (clients && clients->type == JSON_ARRAY) {
+		for (cl = clients->child; cl; cl = cl->next) {
+			char id[CELL], pid[CELL], uid[CELL], pub[CELL], bat[CELL];
+			char used[CELL / 2], cap[CELL / 2], ring[CELL];
+
+			if (cl->type != JSON_OBJECT)
+				continue;
+			nclients++;
+			member_text(cl, "id", id, sizeof id);
+			member_text(cl, "pid", pid, sizeof pid);
+			member_text(cl, "uid", uid, sizeof uid);
+			member_text(cl, "published", pub, sizeof pub);
+			member_text(cl, "batches", bat, sizeof bat);
+			member_text(cl, "pub_ring_used", used, sizeof used);
+			member_text(cl, "pub_ring_capacity", cap, sizeof cap);
+			snprintf(ring, sizeof ring, "%s/%s", used, cap);
+			table_add(&ct, (const char *const[]){ id, pid, uid, pub, bat, ring });
+
+			ports = json_get(cl, "ports");
+			if (!ports || ports->type != JSON_ARRAY)
+				continue;
+			for (po = ports->child; po; po = po->next) {
+				char pid2[CELL], pcap[CELL], pused[CELL], del[CELL], drop[CELL], subs[CELL];
+
+				if (po->type != JSON_OBJECT)
+					continue;
+				nports++;
+				member_text(po, "id", pid2, sizeof pid2);
+				member_text(po, "capacity", pcap, sizeof pcap);
+				member_text(po, "used", pused, sizeof pused);
+				member_text(po, "delivered", del, sizeof del);
+				member_text(po, "dropped", drop, sizeof drop);
+				member_text(po, "subscriptions", subs, sizeof subs);
+				table_add(&pt, (const char *const[]){ id, pid2, pcap, pused, del, drop,
+								      subs });
+			}
+		}
+	}
+	printf("\nclients: %zu\n", nclients);
+	if (nclients)
+		table_print(&ct, "  ");
+	printf("\nports: %zu\n", nports);
+	if (nports)
+		table_print(&pt, "  ");
+	if (fflush(stdout) == EOF)
+		status = EXIT_RUNTIME;
+	free(bt.cells);
+	free(ct.cells);
+	free(pt.cells);
+	return status;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json",   no_argument,       NULL, 'j' },
+		{ "help",   no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *socket_path = NULL;
+	bool json = false;
+	char *doc = NULL, shown_buf[256];
+	shn_client *client;
+	struct json *tree;
+	size_t err_at = 0;
+	int c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":s:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			help();
+			return 0;
+		case ':':
+			return cli_usage_error("stats", usage, "option '%s' needs an argument",
+					       cli_bad_option(argv, c));
+		default:
+			return cli_usage_error("stats", usage, "unknown option '%s'",
+					       cli_bad_option(argv, c));
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("stats", usage, "unexpected argument '%s'", argv[optind]);
+
+	rc = cli_connect(socket_path, &client);
+	if (rc)
+		return rc;
+	rc = shn_stats_json(client, &doc);
+	shn_disconnect(client);
+	if (rc < 0) {
+		cli_err("cannot get the broker's statistics: %s", shn_strerror(rc));
+		return EXIT_RUNTIME;
+	}
+	if (json) {
+		size_t len = strlen(doc);
+
+		fputs(doc, stdout);
+		if (len == 0 || doc[len - 1] != '\n')
+			putchar('\n');
+		free(doc);
+		if (fflush(stdout) == EOF) {
+			cli_err("cannot write to stdout");
+			return EXIT_RUNTIME;
+		}
+		return 0;
+	}
+	tree = json_parse(doc, &err_at);
+	if (!tree) {
+		cli_err("the broker's statistics are not valid JSON (error at byte %zu); "
+			"see them raw with `shmnotify stats --json`", err_at);
+		free(doc);
+		return EXIT_RUNTIME;
+	}
+	rc = print_tables(tree, cli_socket_display(socket_path, shown_buf, sizeof shown_buf));
+	json_free(tree);
+	free(doc);
+	return rc;
+}
