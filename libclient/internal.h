@@ -21,6 +21,13 @@ struct shn__sub {
 	struct shn__sub *next;
 	shn_conn conn;
 	shn_port *port;
+	shn_sink_fn fn;                /* NULL: a pull subscription (shn_subscribe) */
+	void *ctx;
+	bool closing;                  /* unsubscribed sink awaiting its HANDLE_CLOSE */
+	bool any_key;
+	uint16_t key_len;
+	uint32_t mask;
+	uint8_t key[SHN_KEY_MAX];      /* the filter, for dispatch and re-registration */
 };
 
 struct shn_client {
@@ -61,6 +68,15 @@ struct shn_port {
 	_Atomic bool unblock;          /* shn_port_unblock() pending */
 	uint32_t want_space_seen;
 
+	/* advise sinks: a snapshot of this port's sinks, rebuilt when the
+	 * generation changes, so callbacks run without the client lock */
+	_Atomic uint32_t sinks_gen;
+	uint32_t snap_gen;
+	struct shn__sub *snap;
+	size_t nsnap, snap_cap;
+	shn_notification *all, *subset;  /* dispatch scratch, all_cap entries each */
+	size_t all_cap;
+
 	/* the delivered batch being read */
 	const uint8_t *cur;            /* record start, NULL when none */
 	uint32_t cur_len;
@@ -89,6 +105,18 @@ bool shn__broker_hung_up(shn_client *c);
 
 /* Close a port's local resources, no message to the broker. */
 void shn__port_free(shn_port *p);
+
+/* Release the record fully handed out, then wait (bounded by timeout_ms,
+ * -1 none) until a delivered record is current.  1, -ETIMEDOUT,
+ * -ECANCELED, -EBADMSG or another -errno. */
+int shn__port_wait_record(shn_port *p, int timeout_ms);
+
+/* Hand out up to max notes of the current record. */
+int shn__port_fill(shn_port *p, shn_notification *out, size_t max);
+
+/* Register a subscription (pull when fn is NULL) with the broker. */
+int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn);
 
 #define SHN__CTL_TIMEOUT_MS 30000
 

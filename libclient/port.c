@@ -16,6 +16,9 @@
 
 void shn__port_free(shn_port *p)
 {
+	free(p->snap);
+	free(p->all);
+	free(p->subset);
 	shn_segment_close(&p->ring_seg);
 	shn_segment_close(&p->cons_seg);
 	if (p->event_fd >= 0)
@@ -186,8 +189,7 @@ static int load_record(shn_port *p)
 	return (1);
 }
 
-/* Hand out up to max notes of the current record. */
-static int fill(shn_port *p, shn_notification *out, size_t max)
+int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 {
 	const struct shn_del_batch *b = (const void *)p->cur;
 	size_t n = 0;
@@ -231,13 +233,11 @@ static int64_t now_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
+int shn__port_wait_record(shn_port *p, int timeout_ms)
 {
 	int64_t deadline = 0;
 	int r;
 
-	if (p == NULL || out == NULL || max == 0 || timeout_ms < -1)
-		return (-EINVAL);
 	if (timeout_ms > 0)
 		deadline = now_ms() + timeout_ms;
 	release_current(p);
@@ -251,7 +251,7 @@ int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
 		}
 		if (p->cur != NULL) {
 			shn_ring_finish_sleep(&p->ring);
-			return (fill(p, out, max));
+			return (1);
 		}
 		/* Empty: arm the need-wakeup flag; it stays armed when we
 		 * return, so shn_port_fd() becomes readable on new data. */
@@ -281,30 +281,28 @@ int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
 	}
 }
 
-static int add_sub(shn_client *c, shn_port *p, shn_conn conn)
+int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
 {
-	struct shn__sub *s = malloc(sizeof(*s));
+	int r;
 
-	if (s == NULL)
-		return (-ENOMEM);
-	s->conn = conn;
-	s->port = p;
-	pthread_mutex_lock(&c->ctl_lock);
-	s->next = c->subs;
-	c->subs = s;
-	pthread_mutex_unlock(&c->ctl_lock);
-	return (0);
+	if (p == NULL || out == NULL || max == 0 || timeout_ms < -1)
+		return (-EINVAL);
+	r = shn__port_wait_record(p, timeout_ms);
+	if (r < 0)
+		return (r);
+	return (shn__port_fill(p, out, max));
 }
 
-int shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
-		  unsigned flags, shn_conn *conn)
+int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn)
 {
 	union {
 		struct shn_msg_subscribe m;
 		uint8_t buf[sizeof(struct shn_msg_subscribe) + SHN_KEY_MAX];
 	} req;
 	struct shn_msg_reply rep;
-	shn_conn id;
+	struct shn__sub *s;
+	shn_client *c;
 	int err;
 
 	if (p == NULL || conn == NULL || flags != 0)
@@ -313,36 +311,57 @@ int shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_m
 		return (-EINVAL);
 	if ((event_mask & SHN_EV_ALL) == 0 || (event_mask & SHN_EV_SYSTEM) != 0)
 		return (-EINVAL);
+	c = p->client;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return (-ENOMEM);
+	s->conn = atomic_fetch_add(&c->next_conn, 1);
+	s->port = p;
+	s->fn = fn;
+	s->ctx = ctx;
+	s->any_key = (key == NULL);
+	s->key_len = (uint16_t)key_len;
+	s->mask = event_mask;
+	if (key_len)
+		memcpy(s->key, key, key_len);
+
 	memset(&req.m, 0, sizeof(req.m));
-	id = atomic_fetch_add(&p->client->next_conn, 1);
 	req.m.hdr.type = SHN_MSG_SUBSCRIBE;
-	req.m.conn = id;
+	req.m.conn = s->conn;
 	req.m.port_id = p->id;
 	req.m.event_mask = event_mask;
-	req.m.flags = key ? 0 : SHN_SUB_ANY_KEY;
+	req.m.flags = s->any_key ? SHN_SUB_ANY_KEY : 0;
 	req.m.key_len = (uint16_t)key_len;
 	if (key_len)
 		memcpy(req.m.key, key, key_len);
-	err = add_sub(p->client, p, id);
-	if (err < 0)
-		return (err);
-	err = shn__call(p->client, &req, sizeof(req.m) + key_len, &rep, sizeof(rep),
-			NULL, NULL, NULL);
+	/* Listed before the broker knows it, so that a batch delivered the
+	 * moment the filter is active finds its sink. */
+	pthread_mutex_lock(&c->ctl_lock);
+	s->next = c->subs;
+	c->subs = s;
+	atomic_fetch_add(&p->sinks_gen, 1);
+	pthread_mutex_unlock(&c->ctl_lock);
+	err = shn__call(c, &req, sizeof(req.m) + key_len, &rep, sizeof(rep), NULL, NULL, NULL);
 	if (err < 0) {
-		shn_client *c = p->client;
 		pthread_mutex_lock(&c->ctl_lock);
 		for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next)
-			if ((*sp)->conn == id) {
-				struct shn__sub *s = *sp;
+			if (*sp == s) {
 				*sp = s->next;
-				free(s);
 				break;
 			}
+		atomic_fetch_add(&p->sinks_gen, 1);
 		pthread_mutex_unlock(&c->ctl_lock);
+		free(s);
 		return (err);
 	}
-	*conn = id;
+	*conn = s->conn;
 	return (0);
+}
+
+int shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+		  unsigned flags, shn_conn *conn)
+{
+	return (shn__subscribe(p, key, key_len, event_mask, flags, NULL, NULL, conn));
 }
 
 int shn_unsubscribe(shn_client *c, shn_conn conn)
@@ -355,15 +374,26 @@ int shn_unsubscribe(shn_client *c, shn_conn conn)
 	if (c == NULL || conn == 0)
 		return (-EINVAL);
 	pthread_mutex_lock(&c->ctl_lock);
-	for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next)
-		if ((*sp)->conn == conn) {
-			found = *sp;
-			*sp = found->next;
-			break;
+	for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next) {
+		struct shn__sub *s = *sp;
+		if (s->conn != conn || s->closing)
+			continue;
+		if (s->fn != NULL) {
+			/* an advise sink stays listed until its HANDLE_CLOSE
+			 * has been dispatched to it */
+			s->closing = true;
+		} else {
+			*sp = s->next;
+			found = s;
 		}
+		atomic_fetch_add(&s->port->sinks_gen, 1);
+		err = 0;
+		goto found;
+	}
 	pthread_mutex_unlock(&c->ctl_lock);
-	if (found == NULL)
-		return (-ENOENT);
+	return (-ENOENT);
+found:
+	pthread_mutex_unlock(&c->ctl_lock);
 	free(found);
 	req.conn = conn;
 	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);

@@ -122,6 +122,18 @@ int  shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms
  * outstanding, the next one.  Callable from any thread. */
 int  shn_port_unblock(shn_port *p);
 
+/* Wait like shn_port_get() (same timeout and cancel rules), then run the
+ * port's advise sinks in the calling thread: each sink is called once per
+ * delivered batch with the notifications of that batch matching its own
+ * filter (conn set to its own number, batch_index/batch_count describing
+ * that subset), oldest sink first, skipping a sink with none.  System events
+ * go to every sink, except SHN_EV_HANDLE_CLOSE, which goes to the sink whose
+ * subscription ended.  Handles every batch already waiting (up to 64).
+ * Returns the number of notifications delivered to the port (>= 1), or
+ * -ETIMEDOUT / -ECANCELED / -errno.  Callbacks may call shn_advise and
+ * shn_unsubscribe, but not get or dispatch on the same port. */
+int  shn_port_dispatch(shn_port *p, int timeout_ms);
+
 /* --- subscriptions ----------------------------------------------------- */
 
 /* Register a filter on port p: notifications whose key equals key (key_len
@@ -131,6 +143,11 @@ int  shn_port_unblock(shn_port *p);
  * active. */
 int  shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
                    unsigned flags, shn_conn *conn);
+
+/* Like shn_subscribe(), with an advise sink: shn_port_dispatch() calls fn
+ * with ctx for this subscription's notifications.  fn must not be NULL. */
+int  shn_advise(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+                unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn);
 
 /* End subscription conn: returns once the broker removed the filter; the
  * port then receives SHN_EV_HANDLE_CLOSE for conn after the subscription's
