@@ -153,25 +153,20 @@ int cli_connect(const char *path, shn_client **out)
 		return 0;
 	switch (-rc) {
 	case ENOENT:
+		cli_err("cannot connect to %s: %s; is shmnotifyd running? start it with "
+			"`shmnotifyd --socket %s`, or pass the broker's socket with --socket",
+			shown, strerror(-rc), shown);
+		break;
 	case ECONNREFUSED:
-		cli_err("cannot connect to %s: %s; is shmnotifyd running? "
-			"start it with `shmnotifyd --socket %s` or pass the broker's socket with --socket",
-			shown, shn_strerror(rc), shown);
+		cli_err("cannot connect to %s: %s; no broker listens there (a stale socket file "
+			"left by a crash?): start it with `shmnotifyd --socket %s`, or pass the "
+			"broker's socket with --socket", shown, strerror(-rc), shown);
 		break;
 	case EACCES:
 	case EPERM:
 		cli_err("cannot connect to %s: %s; the socket or its directory belongs to another "
-			"user: run as that user, or start your own broker with `shmnotifyd --socket PATH`",
-			shown, shn_strerror(rc));
-		break;
-	case EPROTO:
-	case EPROTONOSUPPORT:
-		cli_err("cannot connect to %s: %s; the broker speaks another protocol version: "
-			"use shmnotify and shmnotifyd from the same build", shown, shn_strerror(rc));
-		break;
-	case ENAMETOOLONG:
-		cli_err("cannot connect to %s: %s; a Unix socket path must be shorter than 108 bytes",
-			shown, shn_strerror(rc));
+			"user: run as that user, or start your own broker with "
+			"`shmnotifyd --socket PATH`", shown, strerror(-rc));
 		break;
 	default:
 		cli_err("cannot connect to %s: %s", shown, shn_strerror(rc));

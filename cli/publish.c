@@ -132,16 +132,17 @@ int cmd_publish(int argc, char **argv)
 	case ENOTCONN:
 	case EPIPE:
 	case ECONNRESET:
-		cli_err("publish failed: %s; the broker went away: restart shmnotifyd and "
-			"publish again", shn_strerror(rc));
+		cli_err("publish failed: the broker went away (%s): restart shmnotifyd and "
+			"publish again", strerror(-rc));
 		break;
 	case EMSGSIZE:
-		cli_err("publish failed: %s; the batch (%zu notifications) can never fit the "
-			"publish ring: publish fewer or smaller DATA per call", shn_strerror(rc), n);
+		cli_err("publish failed: the batch of %zu notifications can never fit the "
+			"publish ring (%s): publish fewer or smaller DATA per call", n,
+			strerror(-rc));
 		break;
 	case ETIMEDOUT:
-		cli_err("publish failed: %s; the subscribers did not consume the batch in time",
-			shn_strerror(rc));
+		cli_err("publish failed: the subscribers did not consume the batch in time (%s)",
+			strerror(-rc));
 		break;
 	default:
 		cli_err("publish failed: %s", shn_strerror(rc));

@@ -109,12 +109,12 @@ static void member_text(const struct json *obj, const char *name, char *buf, siz
 static void add_counters(struct table *t, const struct json *obj, const char *prefix)
 {
 	const struct json *c;
-	char name[CELL], val[CELL];
+	char name[2 * CELL], val[CELL];
 
 	for (c = obj->child; c; c = c->next) {
 		snprintf(name, sizeof name, "%s%s", prefix, c->name ? c->name : "?");
 		if (c->type == JSON_OBJECT) {
-			char sub[CELL];
+			char sub[2 * CELL + 2];
 
 			snprintf(sub, sizeof sub, "%s.", name);
 			add_counters(t, c, sub);
