@@ -1,0 +1,86 @@
+# shmnotify - the two commands a user needs are `make run` and `make test`.
+#
+#   make deps       install the Debian packages the build needs (root, or says what to run)
+#   make / build    configure and build into build/ (RelWithDebInfo)
+#   make test       build, then run the test suite with ctest
+#   make test-asan  the tests under AddressSanitizer+UBSan (build-asan/)
+#   make test-tsan  the tests under ThreadSanitizer (build-tsan/)
+#   make run        build, then run the demo (scripts/demo.sh): broker, listen, publish, flood
+#   make clean      remove the build directories
+#
+# Variables: WERROR=1 (warnings are errors), CMAKE_FLAGS="...", JOBS=N.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+BUILD_DIR   ?= build
+CMAKE_FLAGS ?=
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_TYPE  ?= RelWithDebInfo
+DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev
+
+# Always say ON or OFF: the CMake cache would otherwise keep an old choice.
+SHN_WERROR_FLAG := -DSHN_WERROR=$(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
+
+# Sanitizer runs: fail on the first report, with stacks.
+SAN_ENV := ASAN_OPTIONS=abort_on_error=1 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+.PHONY: all deps build test test-asan test-tsan run clean help
+
+all: build
+
+help:
+	@sed -n '2,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "make deps: not a Debian system (no dpkg-query); make sure these are installed: $(DEPS)"; \
+		exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEPS); do \
+		st=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
+		case "$$st" in *" installed") ;; *) missing="$$missing $$p" ;; esac; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make deps: missing packages:$$missing" >&2; \
+		echo "make deps: run as root or: sudo apt-get install -y --no-install-recommends$$missing" >&2; \
+		exit 1; \
+	fi; \
+	echo "make deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update; \
+	apt-get install -y --no-install-recommends $$missing
+
+# $(1): build directory, $(2): extra CMake arguments
+define cmake_build
+	cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(CMAKE_TYPE) $(SHN_WERROR_FLAG) $(2) $(CMAKE_FLAGS)
+	cmake --build $(1) -j$(JOBS)
+endef
+
+build: deps
+	$(call cmake_build,$(BUILD_DIR),-DSHN_SANITIZE=)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+test-asan: deps
+	$(call cmake_build,build-asan,-DSHN_SANITIZE=address)
+	$(SAN_ENV) ctest --test-dir build-asan --output-on-failure -j2
+
+# ThreadSanitizer needs a memory layout that some kernels' ASLR settings
+# (vm.mmap_rnd_bits > 28) break: run without address randomization where
+# this machine allows it (some container seccomp profiles do not).
+test-tsan: deps
+	$(call cmake_build,build-tsan,-DSHN_SANITIZE=thread)
+	wrap=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then wrap="setarch $$(uname -m) -R"; fi; \
+	$(SAN_ENV) $$wrap ctest --test-dir build-tsan --output-on-failure -j2
+
+run: build
+	BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-tsan $(filter-out build build-asan build-tsan,$(BUILD_DIR))
