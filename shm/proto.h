@@ -124,6 +124,11 @@ struct shn_msg_reply {
 #define SHN_KEY_MAX_WIRE  256u
 #define SHN_DATA_MAX_WIRE 65536u
 #define SHN_EV_SYSTEM_WIRE 0xf0000000u
+#define SHN_EV_ALL_WIRE    0x0fffffffu  /* every application event bit */
+#define SHN_EV_OVERFLOW_WIRE     (1u << 28)  /* = SHN_EV_OVERFLOW */
+#define SHN_EV_HANDLE_CLOSE_WIRE (1u << 31)  /* = SHN_EV_HANDLE_CLOSE */
+#define SHN_OVERFLOW_DROP_WIRE  0u           /* shn_msg_port_open.overflow */
+#define SHN_OVERFLOW_BLOCK_WIRE 1u
 
 /* Publish ring segment (client writes prod line and data; broker writes
  * cons line):  [0] struct shn_ring_prod  [64] struct shn_ring_cons
