@@ -32,7 +32,7 @@ SAN_ENV := ASAN_OPTIONS=abort_on_error=1 \
 all: build
 
 help:
-	@sed -n '2,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '1,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 deps:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
