@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * broker.c - the broker's lifetime and its main loop.
+ *
+ * The loop, per round: drain every publish ring (bounded per ring), route,
+ * publish each touched port once and wake only sleepers; then look at the
+ * control plane without blocking; and when a round found nothing, sleep by
+ * the need-wakeup protocol on shn_broker_shm.sleep_seq, so publishers ring
+ * a doorbell only while the broker really sleeps.  Under load no system
+ * call is made per notification: io_uring completions are peeked from
+ * shared memory, and with epoll the control plane is polled only every
+ * POLL_EVERY busy rounds.
+ */
+#define _GNU_SOURCE
+#include "broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+
+/* epoll: busy rounds between two looks at the control plane, and at
+ * least this long between them, so epoll_wait stays far below one call
+ * per hundred notifications even when each round routes one batch. */
+#define POLL_EVERY 64
+#define POLL_MIN_NS 100000
+
+static void on_signal(struct shnd_watch *w)
+{
+	struct shnd_broker *b = shnd_container_of(w, struct shnd_broker, signal_watch);
+	struct signalfd_siginfo si;
+
+	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (!b->stop)
+			shnd_info("%s: shutting down", strsignal((int)si.ssi_signo));
+		b->stop = true;
+	}
+}
+
+static void on_signal_released(struct shnd_watch *w)
+{
+	struct shnd_broker *b = shnd_container_of(w, struct shnd_broker, signal_watch);
+
+	close(w->fd);
+	w->fd = -1;
+	b->signal_fd = -1;
+}
+
+static int setup_bshm(struct shnd_broker *b)
+{
+	int err = shn_segment_create(&b->bshm_seg, "shmnotify-broker", SHN_BROKER_SHM_SIZE);
+
+	if (err)
+		return (err);
+	b->bshm = b->bshm_seg.addr;
+	b->bshm->magic = SHN_BROKER_SHM_MAGIC;
+	b->bshm->version = SHN_PROTO_VERSION;
+	b->bshm->pid = (int32_t)getpid();
+	atomic_store_explicit(&b->bshm->sleep_seq, 0, memory_order_relaxed);
+	/* clients may only read it: the sleep word has a single writer */
+	return (shn_segment_seal_readonly(&b->bshm_seg));
+}
+
+int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
+{
+	sigset_t set;
+	int err;
+
+	memset(b, 0, sizeof(*b));
+	b->cfg = *cfg;
+	b->listen_fd = -1;
+	b->signal_fd = -1;
+	b->spare_fd = -1;
+	b->bshm_seg.fd = -1;
+	b->signal_watch.fd = -1;
+	b->listen_watch.fd = -1;
+	shnd_list_init(&b->doomed);
+	shnd_map_init(&b->ports);
+	shnd_index_init(&b->index);
+	shnd_router_init(&b->router);
+
+	err = shnd_loop_create(cfg->io, &b->loop);
+	if (err) {
+		shnd_err("cannot create the event loop: %s", strerror(-err));
+		return (err);
+	}
+	err = setup_bshm(b);
+	if (err) {
+		shnd_err("cannot create the broker segment: %s", strerror(-err));
+		return (err);
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	b->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (b->signal_fd < 0) {
+		err = -errno;
+		shnd_err("signalfd: %s", strerror(errno));
+		return (err);
+	}
+	b->signal_watch.fd = b->signal_fd;
+	b->signal_watch.on_ready = on_signal;
+	b->signal_watch.on_released = on_signal_released;
+	err = shnd_watch_add(b->loop, &b->signal_watch);
+	if (err) {
+		shnd_err("cannot watch signals: %s", strerror(-err));
+		return (err);
+	}
+	b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	err = shnd_server_listen(b);
+	if (err)
+		return (err);
+	shnd_info("listening on %s (io: %s)", b->cfg.socket_path, shnd_loop_name(b->loop));
+	return (0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+int shnd_broker_run(struct shnd_broker *b)
+{
+	_Atomic uint32_t *sleep_seq = &b->bshm->sleep_seq;
+	bool free_poll = shnd_loop_poll_is_free(b->loop);
+	uint64_t last_poll = 0;
+	unsigned busy = 0;
+
+	while (!b->stop) {
+		bool progress = shnd_router_round(b);
+		uint32_t s;
+		int n;
+
+		shnd_server_reap(b);
+		if (progress && !free_poll) {
+			if (++busy < POLL_EVERY)
+				continue;
+			uint64_t t = now_ns();
+
+			if (t - last_poll < POLL_MIN_NS)
+				continue;
+			last_poll = t;
+		}
+		busy = 0;
+		n = shnd_loop_poll(b->loop, 0);
+		if (n < 0)
+			return (n);
+		shnd_server_reap(b);
+		if (progress || n > 0 || b->router.kick)
+			continue;
+
+		/* need-wakeup: odd, full fence, re-check, then block */
+		s = atomic_load_explicit(sleep_seq, memory_order_relaxed);
+		atomic_store_explicit(sleep_seq, s + 1, memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (shnd_router_has_work(b)) {
+			atomic_store_explicit(sleep_seq, s + 2, memory_order_relaxed);
+			continue;
+		}
+		n = shnd_loop_poll(b->loop, -1);
+		atomic_store_explicit(sleep_seq, s + 2, memory_order_relaxed);
+		if (n < 0)
+			return (n);
+		last_poll = now_ns();
+		shnd_server_reap(b);
+	}
+	return (0);
+}
+
+void shnd_broker_fini(struct shnd_broker *b)
+{
+	int i;
+
+	if (b->loop != NULL) {
+		shnd_server_unlisten(b);
+		shnd_server_drop_all(b);
+		if (b->signal_watch.active) {
+			shnd_watch_del(b->loop, &b->signal_watch);
+		} else {
+			if (b->signal_fd >= 0)
+				close(b->signal_fd);
+			b->signal_fd = -1;
+			b->signal_watch.fd = -1;
+		}
+		/* let the backend finish cancelled operations and release */
+		for (i = 0; i < 200 && (shnd_server_live() > 0 || b->signal_watch.fd >= 0 ||
+					b->listen_watch.fd >= 0); i++)
+			shnd_loop_poll(b->loop, 10);
+		if (shnd_server_live() > 0)
+			shnd_warn("%zu clients not released at exit", shnd_server_live());
+		shnd_loop_destroy(b->loop);
+		b->loop = NULL;
+	} else if (b->signal_fd >= 0) {
+		close(b->signal_fd);
+	}
+	shn_segment_close(&b->bshm_seg);
+	if (b->spare_fd >= 0)
+		close(b->spare_fd);
+	free(b->clients);
+	shnd_map_fini(&b->ports);
+	shnd_index_fini(&b->index);
+	shnd_router_fini(&b->router);
+}

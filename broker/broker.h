@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * broker.h - the broker's objects: the broker itself, clients, ports and
+ * subscriptions, and how they point at each other.
+ *
+ *   broker ── clients[] ── client ── ports (list) ── port ── subs (list)
+ *                             └──── subs by conn (map) ─────────┘
+ *   broker ── index: key hash → key entry ── subs;  wildcard list ── subs
+ *
+ * Ownership: the broker owns clients; a client owns its ports and
+ * subscriptions; the index and the router's lists only borrow them, and
+ * every free unlinks from those first.
+ */
+#ifndef SHND_BROKER_H
+#define SHND_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm/proto.h"
+#include "shm/ring.h"
+#include "shm/segment.h"
+
+#include "list.h"
+#include "loop.h"
+#include "map.h"
+
+#define SHND_DEFAULT_CAPACITY (1u << 20)
+#define SHND_DEFAULT_MAX_CAPACITY (64u << 20)
+/* Per client: past these a request fails with -ENOSPC.  They bound what one
+ * client can make the broker allocate. */
+#define SHND_MAX_PORTS_PER_CLIENT 4096u
+#define SHND_MAX_SUBS_PER_CLIENT 65536u
+/* Replies queued for a client that does not read them: past this the
+ * client is cut off (a STATS reply of many chunks counts once per chunk,
+ * but a client waiting for its reply reads them as they come). */
+#define SHND_SENDQ_MAX 64u
+/* System events waiting in broker memory for room in one port's ring: at
+ * most this many plus the port's live subscriptions (SUBSCRIBE fails with
+ * -ENOBUFS meanwhile), so a client cannot grow the queue by subscribing
+ * and unsubscribing on a port it never reads. */
+#define SHND_PENDING_MAX 1024u
+
+struct shnd_config {
+	char socket_path[108];
+	bool default_path;            /* socket_path is the per-user default */
+	enum shnd_io io;
+	uint32_t default_capacity;
+	uint32_t max_capacity;
+};
+
+/* Broker-wide totals; they survive the clients they count. */
+struct shnd_totals {
+	uint64_t accepted;
+	uint64_t protocol_errors;
+	uint64_t ring_errors;
+	uint64_t disconnects; /* clients the broker cut off, for any reason */
+	uint64_t batches_routed;
+	uint64_t notifications_routed;  /* user notifications in routed batches */
+	uint64_t notifications_delivered; /* written to delivery rings (per port) */
+	uint64_t notifications_dropped;   /* dropped for full ports (per port) */
+};
+
+/* A pending system event of one port (FIFO in broker memory). */
+struct shnd_sysev {
+	uint32_t event; /* SHN_EV_OVERFLOW_WIRE or SHN_EV_HANDLE_CLOSE_WIRE */
+	uint64_t val;   /* OVERFLOW: lost count; HANDLE_CLOSE: conn */
+};
+
+struct shnd_client;
+
+struct shnd_port {
+	struct shnd_hnode by_id;      /* broker->ports; key: id */
+	struct shnd_list by_client;   /* owner->ports */
+	struct shnd_list dirty_link;  /* router: records written, tail unpublished */
+	struct shnd_list pending_link;/* router: system events waiting for room */
+	struct shnd_client *owner;
+	uint32_t id;
+	uint32_t capacity;
+	uint32_t overflow;
+	bool dirty, on_pending;
+	struct shn_segment ring_seg;  /* broker writes; sealed read-only to the client */
+	struct shn_segment cons_seg;  /* the client's consumer line: hostile */
+	struct shn_ring ring;         /* broker's producer view */
+	int event_fd;
+	struct shnd_list subs;        /* struct shnd_sub.by_port */
+	uint32_t nsubs;
+	uint64_t seq;
+	uint64_t delivered, dropped;
+	/* pending system events: a ring buffer of pend_cap entries */
+	struct shnd_sysev *pend;
+	uint32_t pend_head, pend_n, pend_cap;
+	uint64_t want_head;           /* consumer head when want_space was last bumped */
+	/* router scratch for the batch being routed */
+	uint64_t gen;
+	uint32_t cur_note, first, last, count;
+	uint64_t bytes;
+};
+
+struct shnd_keyent;
+
+struct shnd_sub {
+	struct shnd_list by_key;      /* keyent->subs or index wildcard list */
+	struct shnd_list by_port;     /* port->subs */
+	struct shnd_hnode by_conn;    /* client->subs; key: conn */
+	struct shnd_keyent *ke;       /* NULL: any key */
+	struct shnd_port *port;
+	uint64_t conn;
+	uint32_t mask;
+};
+
+enum shnd_client_state {
+	SHND_CLIENT_HANDSHAKE, /* waiting for HELLO */
+	SHND_CLIENT_READY,
+	SHND_CLIENT_DOOMED,    /* cut off or gone; reclaimed at the next safe point */
+};
+
+struct shnd_client {
+	struct shnd_broker *b;
+	uint64_t id;
+	size_t slot;                  /* index in b->clients */
+	enum shnd_client_state state;
+	bool ring_failed;             /* its rings are corrupt: do not drain on exit */
+	bool close_after_reply;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	struct shnd_conn conn;
+	int refs;                     /* loop objects not yet released */
+	struct shnd_list doom_link;
+	/* publish ring: the client produces, the broker consumes */
+	bool has_pub;
+	struct shn_segment pub_seg;
+	struct shn_ring pub;
+	uint64_t pub_released;        /* head last stored into the consumer line */
+	int doorbell_fd;
+	int room_fd;
+	struct shnd_watch doorbell;
+	uint64_t published, batches;
+	/* ports and subscriptions */
+	struct shnd_list ports;
+	uint32_t nports;
+	struct shnd_map subs;
+	alignas(16) unsigned char rxbuf[SHN_MSG_MAX + 8];
+};
+
+struct shnd_keyent;
+
+struct shnd_index {
+	struct shnd_keyent **buckets;
+	size_t nbuckets;
+	size_t nkeys;
+	struct shnd_list wild;
+	size_t nwild;
+};
+
+struct shnd_match {
+	uint32_t note;  /* offset of the note in the scratch copy */
+	uint32_t next;  /* next match of the same port, or UINT32_MAX */
+	uint64_t conn;
+};
+
+struct shnd_router {
+	uint8_t *scratch;
+	size_t scratch_cap;
+	uint32_t *notes;     /* offsets of the notes of the batch being routed */
+	size_t notes_cap;
+	struct shnd_match *match;
+	size_t nmatch, match_cap;
+	struct shnd_port **touched;
+	size_t ntouched, touched_cap;
+	uint64_t gen;
+	struct shnd_list dirty;
+	struct shnd_list pending;
+	bool kick;           /* a doorbell rang: retry pending ports */
+};
+
+struct shnd_broker {
+	struct shnd_config cfg;
+	struct shnd_loop *loop;
+	int listen_fd;
+	dev_t sock_dev;
+	ino_t sock_ino;
+	struct shnd_watch listen_watch;
+	int signal_fd;
+	struct shnd_watch signal_watch;
+	int spare_fd;                 /* given up to accept-and-close under EMFILE */
+	struct shn_segment bshm_seg;
+	struct shn_broker_shm *bshm;
+	struct shnd_client **clients;
+	size_t nclients, clients_cap;
+	struct shnd_list doomed;
+	struct shnd_map ports;
+	struct shnd_index index;
+	struct shnd_router router;
+	uint64_t next_client_id;
+	uint32_t next_port_id;
+	size_t nports, nsubs;
+	struct shnd_totals tot;
+	bool stop;
+};
+
+/* Set up everything a running broker needs from cfg: the loop (io_uring
+ * or epoll), the broker segment, SIGINT/SIGTERM through a signalfd (the
+ * caller has blocked them), and the listening socket.  Logs "listening on
+ * PATH (io: NAME)" when ready.  0 or -errno (logged); -EADDRINUSE: another
+ * broker answers on the socket. */
+int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg);
+
+/* Serve until SIGINT/SIGTERM.  0, or -errno when the loop failed. */
+int shnd_broker_run(struct shnd_broker *b);
+
+/* Close every client (routing what they left first), unlink the socket
+ * and free everything.  Safe after a failed init. */
+void shnd_broker_fini(struct shnd_broker *b);
+
+#endif

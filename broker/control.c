@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * control.c - the control protocol (shm/proto.h, docs/protocol.md): one
+ * handler per message type.  Every request gets exactly one reply (STATS:
+ * its chunks) with the request's type and id, queued in request order;
+ * anything malformed at the framing level disconnects the client and is
+ * counted in protocol_errors.  Never answers garbage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "port.h"
+#include "router.h"
+#include "server.h"
+
+static void proto_error(struct shnd_client *c, const char *why, unsigned type)
+{
+	shnd_client_fail(c, &c->b->tot.protocol_errors, "protocol error: %s (type %u)", why, type);
+}
+
+static void fill_hdr(struct shn_msg_hdr *h, const struct shn_msg_hdr *req, int status)
+{
+	h->magic = SHN_PROTO_MAGIC;
+	h->version = SHN_PROTO_VERSION;
+	h->type = req->type;
+	h->id = req->id;
+	h->status = status;
+}
+
+/* A reply with no body. */
+static void reply_status(struct shnd_client *c, const struct shn_msg_hdr *req, int status)
+{
+	struct shn_msg_reply r;
+
+	memset(&r, 0, sizeof(r));
+	fill_hdr(&r.hdr, req, status);
+	shnd_client_send(c, &r, sizeof(r), NULL, 0, false);
+}
+
+/* A requested capacity (0: default) rounded up, or 0 when above the
+ * configured maximum. */
+static uint32_t grant_capacity(const struct shnd_broker *b, uint32_t want)
+{
+	uint32_t cap = shn_ring_round_capacity(want ? want : b->cfg.default_capacity);
+
+	return (cap != 0 && cap <= b->cfg.max_capacity ? cap : 0);
+}
+
+static int dup_fd(int fd)
+{
+	return (fcntl(fd, F_DUPFD_CLOEXEC, 0));
+}
+
+static void close_fds(int *fds, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
+{
+	struct shnd_broker *b = c->b;
+	struct shn_msg_hello_reply rep;
+	struct shn_ring_prod *prod;
+	struct shn_ring_cons *cons;
+	int fds[SHN_HELLO_NFDS] = { -1, -1, -1, -1 };
+	uint32_t cap;
+	int err;
+
+	if (req->flags != 0) {
+		reply_status(c, &req->hdr, -EINVAL);
+		return;
+	}
+	cap = grant_capacity(b, req->pub_capacity);
+	if (cap == 0) {
+		reply_status(c, &req->hdr, -EINVAL);
+		return;
+	}
+	err = shn_segment_create(&c->pub_seg, "shmnotify-pub", SHN_RING_HDR_SIZE + (size_t)cap);
+	if (err)
+		goto fail;
+	prod = (struct shn_ring_prod *)((uint8_t *)c->pub_seg.addr + SHN_PUB_PROD_OFF);
+	cons = (struct shn_ring_cons *)((uint8_t *)c->pub_seg.addr + SHN_PUB_CONS_OFF);
+	prod->capacity = cap;
+	prod->magic = SHN_RING_MAGIC;
+	shn_ring_init_view(&c->pub, prod, cons, (uint8_t *)c->pub_seg.addr + SHN_RING_HDR_SIZE,
+			   cap);
+	c->pub_released = 0;
+	c->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	c->room_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->doorbell_fd < 0 || c->room_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	fds[SHN_HELLO_FD_DOORBELL] = dup_fd(c->doorbell_fd);
+	fds[SHN_HELLO_FD_ROOM] = dup_fd(c->room_fd);
+	fds[SHN_HELLO_FD_BROKER] = dup_fd(b->bshm_seg.fd);
+	if (fds[SHN_HELLO_FD_DOORBELL] < 0 || fds[SHN_HELLO_FD_ROOM] < 0 ||
+	    fds[SHN_HELLO_FD_BROKER] < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = shnd_client_watch_doorbell(c);
+	if (err)
+		goto fail;
+	/* the broker keeps its mapping; the descriptor is the client's */
+	fds[SHN_HELLO_FD_PUB] = c->pub_seg.fd;
+	c->pub_seg.fd = -1;
+	c->has_pub = true;
+	c->state = SHND_CLIENT_READY;
+
+	memset(&rep, 0, sizeof(rep));
+	fill_hdr(&rep.hdr, &req->hdr, 0);
+	rep.client_id = c->id;
+	rep.pub_capacity = cap;
+	rep.max_capacity = b->cfg.max_capacity;
+	rep.default_capacity = b->cfg.default_capacity;
+	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_HELLO_NFDS, false);
+	shnd_debug("client %llu (pid %d): hello, publish ring %u bytes",
+		   (unsigned long long)c->id, (int)c->pid, cap);
+	return;
+fail:
+	close_fds(fds, SHN_HELLO_NFDS);
+	if (c->room_fd >= 0)
+		close(c->room_fd);
+	c->room_fd = -1;
+	if (!c->doorbell.active && c->doorbell_fd >= 0)
+		close(c->doorbell_fd);
+	if (!c->doorbell.active)
+		c->doorbell_fd = -1;
+	shn_segment_close(&c->pub_seg);
+	shnd_warn("client %llu (pid %d): hello failed: %s", (unsigned long long)c->id,
+		  (int)c->pid, strerror(-err));
+	reply_status(c, &req->hdr, err);
+}
+
+static void do_port_open(struct shnd_client *c, const struct shn_msg_port_open *req)
+{
+	struct shnd_broker *b = c->b;
+	struct shn_msg_port_open_reply rep;
+	int fds[SHN_PORT_NFDS];
+	struct shnd_port *p;
+	uint32_t cap;
+	int err;
+
+	if (req->overflow != SHN_OVERFLOW_DROP_WIRE && req->overflow != SHN_OVERFLOW_BLOCK_WIRE) {
+		reply_status(c, &req->hdr, -EINVAL);
+		return;
+	}
+	cap = grant_capacity(b, req->capacity);
+	if (cap == 0) {
+		reply_status(c, &req->hdr, -EINVAL);
+		return;
+	}
+	if (c->nports >= SHND_MAX_PORTS_PER_CLIENT) {
+		reply_status(c, &req->hdr, -ENOSPC);
+		return;
+	}
+	err = shnd_port_create(b, c, cap, req->overflow, &p, fds);
+	if (err) {
+		shnd_warn("client %llu (pid %d): port open failed: %s", (unsigned long long)c->id,
+			  (int)c->pid, strerror(-err));
+		reply_status(c, &req->hdr, err);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	fill_hdr(&rep.hdr, &req->hdr, 0);
+	rep.port_id = p->id;
+	rep.capacity = cap;
+	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_PORT_NFDS, false);
+	shnd_debug("client %llu: port %u open, %u bytes", (unsigned long long)c->id, p->id, cap);
+}
+
+static void do_port_close(struct shnd_client *c, const struct shn_msg_port_close *req)
+{
+	struct shnd_port *p = shnd_port_find(c->b, c, req->port_id);
+
+	if (p == NULL) {
+		reply_status(c, &req->hdr, -ENOENT);
+		return;
+	}
+	shnd_port_free(c->b, p);
+	reply_status(c, &req->hdr, 0);
+}
+
+static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *req, size_t len)
+{
+	struct shnd_broker *b = c->b;
+	bool any = (req->flags & SHN_SUB_ANY_KEY) != 0;
+	struct shnd_port *p;
+	int err;
+
+	if (req->conn == 0 || (req->flags & ~SHN_SUB_ANY_KEY) != 0 ||
+	    (any ? req->key_len != 0 : (req->key_len == 0 || req->key_len > SHN_KEY_MAX_WIRE)) ||
+	    len != sizeof(*req) + req->key_len ||
+	    (req->event_mask & SHN_EV_ALL_WIRE) == 0 || (req->event_mask & SHN_EV_SYSTEM_WIRE) != 0) {
+		reply_status(c, &req->hdr, -EINVAL);
+		return;
+	}
+	p = shnd_port_find(b, c, req->port_id);
+	if (p == NULL) {
+		reply_status(c, &req->hdr, -ENOENT);
+		return;
+	}
+	if (shnd_sub_find(c, req->conn) != NULL) {
+		reply_status(c, &req->hdr, -EEXIST);
+		return;
+	}
+	if (c->subs.count >= SHND_MAX_SUBS_PER_CLIENT) {
+		reply_status(c, &req->hdr, -ENOSPC);
+		return;
+	}
+	if (p->pend_n >= SHND_PENDING_MAX) {
+		/* the port holds that many undelivered system events */
+		reply_status(c, &req->hdr, -ENOBUFS);
+		return;
+	}
+	err = shnd_sub_create(b, c, p, req->conn, req->event_mask, any ? NULL : req->key,
+			      req->key_len);
+	/* live in the index before the reply leaves (DESIGN rule 8) */
+	reply_status(c, &req->hdr, err);
+}
+
+static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscribe *req)
+{
+	struct shnd_sub *s = shnd_sub_find(c, req->conn);
+	struct shnd_port *p;
+
+	if (s == NULL) {
+		reply_status(c, &req->hdr, -ENOENT);
+		return;
+	}
+	p = s->port;
+	shnd_sub_free(c->b, s);
+	/* behind everything already routed for it (DESIGN rule 8) */
+	if (shnd_router_queue_event(c->b, p, SHN_EV_HANDLE_CLOSE_WIRE, req->conn) < 0)
+		shnd_err("port %u: out of memory, HANDLE_CLOSE for conn %llu lost", p->id,
+			 (unsigned long long)req->conn);
+	reply_status(c, &req->hdr, 0);
+}
+
+static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
+{
+	const size_t room = SHN_MSG_MAX - sizeof(struct shn_msg_stats_reply);
+	union {
+		struct shn_msg_stats_reply r;
+		unsigned char raw[SHN_MSG_MAX];
+	} u;
+	char *doc;
+	long n = shnd_stats_json(c->b, &doc);
+	size_t off = 0;
+
+	if (n < 0) {
+		reply_status(c, req, (int)n);
+		return;
+	}
+	do {
+		size_t chunk = (size_t)n - off < room ? (size_t)n - off : room;
+
+		memset(&u.r, 0, sizeof(u.r));
+		fill_hdr(&u.r.hdr, req, 0);
+		u.r.len = (uint32_t)chunk;
+		memcpy(u.r.text, doc + off, chunk);
+		off += chunk;
+		u.r.flags = off == (size_t)n ? SHN_STATS_LAST : 0;
+		if (shnd_client_send(c, &u, (uint32_t)(sizeof(u.r) + chunk), NULL, 0, false) < 0)
+			break;
+	} while (off < (size_t)n);
+	free(doc);
+}
+
+/* Exactly sizeof(type) bytes, or a protocol error. */
+#define NEED(c, len, type, t) \
+	do { \
+		if ((len) != sizeof(type)) { \
+			proto_error((c), (len) < sizeof(type) ? "short message" \
+							       : "message too long", (t)); \
+			return; \
+		} \
+	} while (0)
+
+void shnd_control_handle(struct shnd_client *c, size_t len)
+{
+	const struct shn_msg_hdr *h = (const void *)c->rxbuf;
+	const void *m = c->rxbuf;
+	unsigned type;
+
+	if (len > SHN_MSG_MAX) {
+		proto_error(c, "message longer than SHN_MSG_MAX", 0);
+		return;
+	}
+	if (len < sizeof(*h)) {
+		proto_error(c, "message shorter than a header", 0);
+		return;
+	}
+	type = h->type;
+	if (h->magic != SHN_PROTO_MAGIC) {
+		proto_error(c, "bad magic", type);
+		return;
+	}
+	if (c->conn.nqueued >= SHND_SENDQ_MAX) {
+		shnd_client_fail(c, NULL, "%u replies unread", c->conn.nqueued);
+		return;
+	}
+	if (c->state == SHND_CLIENT_HANDSHAKE) {
+		if (type != SHN_MSG_HELLO) {
+			proto_error(c, "first message is not HELLO", type);
+			return;
+		}
+		if (h->version != SHN_PROTO_VERSION) {
+			struct shn_msg_reply r;
+
+			shnd_warn("client %llu (pid %d) speaks protocol version %u, this broker %u; "
+				  "disconnecting", (unsigned long long)c->id, (int)c->pid,
+				  (unsigned)h->version, SHN_PROTO_VERSION);
+			memset(&r, 0, sizeof(r));
+			fill_hdr(&r.hdr, h, -EPROTONOSUPPORT);
+			c->close_after_reply = true;
+			c->b->tot.disconnects++;
+			shnd_client_send(c, &r, sizeof(r), NULL, 0, true);
+			return;
+		}
+		NEED(c, len, struct shn_msg_hello, type);
+		do_hello(c, m);
+		return;
+	}
+	switch (type) {
+	case SHN_MSG_PORT_OPEN:
+		NEED(c, len, struct shn_msg_port_open, type);
+		do_port_open(c, m);
+		break;
+	case SHN_MSG_PORT_CLOSE:
+		NEED(c, len, struct shn_msg_port_close, type);
+		do_port_close(c, m);
+		break;
+	case SHN_MSG_SUBSCRIBE:
+		if (len < sizeof(struct shn_msg_subscribe)) {
+			proto_error(c, "short message", type);
+			return;
+		}
+		do_subscribe(c, m, len);
+		break;
+	case SHN_MSG_UNSUBSCRIBE:
+		NEED(c, len, struct shn_msg_unsubscribe, type);
+		do_unsubscribe(c, m);
+		break;
+	case SHN_MSG_STATS:
+		NEED(c, len, struct shn_msg_hdr, type);
+		do_stats(c, h);
+		break;
+	case SHN_MSG_HELLO:
+		proto_error(c, "second HELLO", type);
+		break;
+	default:
+		proto_error(c, "unknown message type", type);
+		break;
+	}
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#include "index.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+void shnd_index_init(struct shnd_index *ix)
+{
+	ix->buckets = NULL;
+	ix->nbuckets = 0;
+	ix->nkeys = 0;
+	shnd_list_init(&ix->wild);
+	ix->nwild = 0;
+}
+
+void shnd_index_fini(struct shnd_index *ix)
+{
+	size_t i;
+
+	for (i = 0; i < ix->nbuckets; i++) {
+		struct shnd_keyent *ke, *next;
+
+		for (ke = ix->buckets[i]; ke != NULL; ke = next) {
+			next = ke->next;
+			free(ke);
+		}
+	}
+	free(ix->buckets);
+	ix->buckets = NULL;
+	ix->nbuckets = 0;
+	ix->nkeys = 0;
+}
+
+uint64_t shnd_index_hash(const void *key, size_t len)
+{
+	return (XXH3_64bits(key, len));
+}
+
+struct shnd_keyent *shnd_index_find(const struct shnd_index *ix, const void *key,
+				    size_t len, uint64_t hash)
+{
+	struct shnd_keyent *ke;
+
+	if (ix->nbuckets == 0)
+		return (NULL);
+	for (ke = ix->buckets[hash & (ix->nbuckets - 1)]; ke != NULL; ke = ke->next)
+		if (ke->hash == hash && ke->key_len == len && memcmp(ke->key, key, len) == 0)
+			return (ke);
+	return (NULL);
+}
+
+/* Keep chains short: the router walks one per published notification. */
+static int grow(struct shnd_index *ix)
+{
+	size_t nb = ix->nbuckets ? ix->nbuckets * 2 : 64;
+	struct shnd_keyent **b = calloc(nb, sizeof(*b));
+	size_t i;
+
+	if (b == NULL)
+		return (-ENOMEM);
+	for (i = 0; i < ix->nbuckets; i++) {
+		struct shnd_keyent *ke, *next;
+
+		for (ke = ix->buckets[i]; ke != NULL; ke = next) {
+			next = ke->next;
+			ke->next = b[ke->hash & (nb - 1)];
+			b[ke->hash & (nb - 1)] = ke;
+		}
+	}
+	free(ix->buckets);
+	ix->buckets = b;
+	ix->nbuckets = nb;
+	return (0);
+}
+
+int shnd_index_add(struct shnd_index *ix, struct shnd_sub *sub, const void *key, size_t len)
+{
+	struct shnd_keyent *ke;
+	uint64_t hash;
+
+	if (key == NULL) {
+		sub->ke = NULL;
+		shnd_list_add_tail(&ix->wild, &sub->by_key);
+		ix->nwild++;
+		return (0);
+	}
+	hash = shnd_index_hash(key, len);
+	ke = shnd_index_find(ix, key, len, hash);
+	if (ke == NULL) {
+		if (ix->nkeys >= ix->nbuckets && grow(ix) < 0 && ix->nbuckets == 0)
+			return (-ENOMEM);
+		ke = malloc(sizeof(*ke) + len);
+		if (ke == NULL)
+			return (-ENOMEM);
+		ke->hash = hash;
+		shnd_list_init(&ke->subs);
+		ke->nsubs = 0;
+		ke->key_len = (uint16_t)len;
+		memcpy(ke->key, key, len);
+		ke->next = ix->buckets[hash & (ix->nbuckets - 1)];
+		ix->buckets[hash & (ix->nbuckets - 1)] = ke;
+		ix->nkeys++;
+	}
+	shnd_list_add_tail(&ke->subs, &sub->by_key);
+	ke->nsubs++;
+	sub->ke = ke;
+	return (0);
+}
+
+void shnd_index_del(struct shnd_index *ix, struct shnd_sub *sub)
+{
+	struct shnd_keyent *ke = sub->ke, **pp;
+
+	shnd_list_del(&sub->by_key);
+	if (ke == NULL) {
+		ix->nwild--;
+		return;
+	}
+	sub->ke = NULL;
+	if (--ke->nsubs > 0)
+		return;
+	for (pp = &ix->buckets[ke->hash & (ix->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == ke) {
+			*pp = ke->next;
+			break;
+		}
+	}
+	ix->nkeys--;
+	free(ke);
+}

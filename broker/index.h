@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * index.h - the subscription index: XXH3_64bits(key) → key entry (full key
+ * compared on a hit) → its subscriptions, plus one list of any-key
+ * subscriptions.  The router only reads it; the server changes it between
+ * routing rounds.
+ */
+#ifndef SHND_INDEX_H
+#define SHND_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+
+struct shnd_keyent {
+	struct shnd_keyent *next;  /* hash chain */
+	uint64_t hash;
+	struct shnd_list subs;     /* struct shnd_sub.by_key */
+	uint32_t nsubs;
+	uint16_t key_len;
+	uint8_t key[];
+};
+
+/* An empty index; allocates nothing. */
+void shnd_index_init(struct shnd_index *ix);
+
+/* Free the index's own memory; every subscription must be gone. */
+void shnd_index_fini(struct shnd_index *ix);
+
+/* Hash a key the way the index does. */
+uint64_t shnd_index_hash(const void *key, size_t len);
+
+/* The entry for this key (hash from shnd_index_hash), or NULL. */
+struct shnd_keyent *shnd_index_find(const struct shnd_index *ix, const void *key,
+				    size_t len, uint64_t hash);
+
+/* Link sub under key (len 1..SHN_KEY_MAX_WIRE), or under the any-key list
+ * when key is NULL.  Sets sub->ke.  0 or -ENOMEM. */
+int shnd_index_add(struct shnd_index *ix, struct shnd_sub *sub, const void *key, size_t len);
+
+/* Unlink sub; frees its key entry when it was the last one. */
+void shnd_index_del(struct shnd_index *ix, struct shnd_sub *sub);
+
+#endif

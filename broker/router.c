@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * router.c - drain, validate, route, deliver, wake.
+ *
+ * Every byte a client can write is hostile: a publish record is copied into
+ * private scratch memory before a single field of it is believed, and a
+ * consumer head is range-checked (shn_ring_load_head) before it frees room.
+ */
+#define _GNU_SOURCE
+#include "router.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "log.h"
+#include "server.h"
+
+#define NO_MATCH UINT32_MAX
+
+void shnd_router_init(struct shnd_router *r)
+{
+	memset(r, 0, sizeof(*r));
+	shnd_list_init(&r->dirty);
+	shnd_list_init(&r->pending);
+}
+
+void shnd_router_fini(struct shnd_router *r)
+{
+	free(r->scratch);
+	free(r->notes);
+	free(r->match);
+	free(r->touched);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Grow *buf to hold at least want elements of size sz.  0 or -ENOMEM. */
+static int reserve_array(void **buf, size_t *cap, size_t want, size_t sz)
+{
+	size_t n = *cap ? *cap : 64;
+	void *p;
+
+	if (want <= *cap)
+		return (0);
+	while (n < want)
+		n *= 2;
+	p = realloc(*buf, n * sz);
+	if (p == NULL)
+		return (-ENOMEM);
+	*buf = p;
+	*cap = n;
+	return (0);
+}
+
+/* ---- delivery side ---------------------------------------------------- */
+
+static void mark_dirty(struct shnd_broker *b, struct shnd_port *p)
+{
+	if (!p->dirty) {
+		p->dirty = true;
+		shnd_list_add_tail(&b->router.dirty, &p->dirty_link);
+	}
+}
+
+static void port_corrupt(struct shnd_port *p)
+{
+	struct shnd_client *c = p->owner;
+
+	c->ring_failed = true;
+	shnd_client_fail(c, &c->b->tot.ring_errors,
+			 "port %u: consumer head out of range", p->id);
+}
+
+static void put_le64(uint8_t *d, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		d[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Write one system event.  True when written; false when there is no room
+ * (or the consumer line is corrupt: then the owner is failed too). */
+static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct shnd_sysev *ev)
+{
+	uint32_t data_len = (ev->event == SHN_EV_OVERFLOW_WIRE) ? 8u : 0u;
+	uint32_t size = (uint32_t)sizeof(struct shn_del_batch) + shn_del_note_size(0, data_len);
+	struct shn_del_batch *db;
+	struct shn_del_note *dn;
+	int err;
+
+	db = shn_ring_reserve(&p->ring, size, &err);
+	if (err) {
+		port_corrupt(p);
+		return (false);
+	}
+	if (db == NULL)
+		return (false);
+	memset(db, 0, size);
+	db->h.len = size;
+	db->h.type = SHN_REC_DELIVERY;
+	db->count = 1;
+	dn = (struct shn_del_note *)(db + 1);
+	dn->event = ev->event;
+	dn->data_len = data_len;
+	if (ev->event == SHN_EV_OVERFLOW_WIRE)
+		put_le64((uint8_t *)(dn + 1), ev->val);
+	else
+		dn->conn = ev->val;
+	shn_ring_commit(&p->ring, size);
+	mark_dirty(b, p);
+	return (true);
+}
+
+/* Write p's pending system events in order.  True when none is left.
+ * Otherwise the port waits on the pending list, and want_space is bumped
+ * (the consumer then rings its doorbell after consuming) the first time
+ * and whenever the consumer moved since the last bump: a consumer that
+ * has not consumed since will see the earlier bump anyway. */
+static bool flush_pending(struct shnd_broker *b, struct shnd_port *p)
+{
+	while (p->pend_n > 0) {
+		if (!write_sysev(b, p, &p->pend[p->pend_head]))
+			break;
+		p->pend_head = (p->pend_head + 1) % p->pend_cap;
+		p->pend_n--;
+	}
+	if (p->pend_n == 0) {
+		p->pend_head = 0;
+		if (p->on_pending) {
+			p->on_pending = false;
+			shnd_list_del(&p->pending_link);
+		}
+		return (true);
+	}
+	if (p->owner->state == SHND_CLIENT_DOOMED)
+		return (false);
+	if (!p->on_pending) {
+		p->on_pending = true;
+		shnd_list_add_tail(&b->router.pending, &p->pending_link);
+		p->want_head = p->ring.head_cache;
+		atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
+	} else if (p->ring.head_cache != p->want_head) {
+		p->want_head = p->ring.head_cache;
+		atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
+	}
+	return (false);
+}
+
+static int push_sysev(struct shnd_port *p, uint32_t event, uint64_t val)
+{
+	if (p->pend_n == p->pend_cap) {
+		uint32_t ncap = p->pend_cap ? p->pend_cap * 2 : 4;
+		struct shnd_sysev *n = malloc(ncap * sizeof(*n));
+		uint32_t i;
+
+		if (n == NULL)
+			return (-ENOMEM);
+		for (i = 0; i < p->pend_n; i++)
+			n[i] = p->pend[(p->pend_head + i) % p->pend_cap];
+		free(p->pend);
+		p->pend = n;
+		p->pend_cap = ncap;
+		p->pend_head = 0;
+	}
+	p->pend[(p->pend_head + p->pend_n) % p->pend_cap] = (struct shnd_sysev){ event, val };
+	p->pend_n++;
+	return (0);
+}
+
+/* count user notifications were lost for p: merge into the OVERFLOW at the
+ * queue's tail, or start one. */
+static void add_overflow(struct shnd_port *p, uint64_t count)
+{
+	if (p->pend_n > 0) {
+		struct shnd_sysev *t = &p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap];
+
+		if (t->event == SHN_EV_OVERFLOW_WIRE) {
+			t->val += count;
+			return;
+		}
+	}
+	if (push_sysev(p, SHN_EV_OVERFLOW_WIRE, count) < 0)
+		shnd_err("port %u: out of memory, an overflow report of %llu is lost",
+			 p->id, (unsigned long long)count);
+}
+
+int shnd_router_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t event,
+			    uint64_t val)
+{
+	int err = push_sysev(p, event, val);
+
+	if (err == 0)
+		flush_pending(b, p);
+	return (err);
+}
+
+void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p)
+{
+	(void)b;
+	if (p->dirty) {
+		p->dirty = false;
+		shnd_list_del(&p->dirty_link);
+	}
+	if (p->on_pending) {
+		p->on_pending = false;
+		shnd_list_del(&p->pending_link);
+	}
+}
+
+/* Write, for port p, the notes of the batch being routed that matched it,
+ * as one delivered batch, or drop them all (DESIGN rule 4). */
+static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_port *p,
+		    const struct shn_pub_batch *pb)
+{
+	struct shnd_router *r = &b->router;
+	uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
+	bool clear = flush_pending(b, p);
+	struct shn_del_batch *db;
+	uint8_t *out;
+	uint32_t m;
+	int err;
+
+	if (p->owner->state == SHND_CLIENT_DOOMED)
+		return;
+	/* SHN_OVERFLOW_BLOCK is taken as DROP for now: back-pressuring the
+	 * publishers of one slow port needs per-publisher parking that the
+	 * broker does not do yet. */
+	if (!clear || size > shn_ring_max_record(p->capacity))
+		goto drop;
+	db = shn_ring_reserve(&p->ring, (uint32_t)size, &err);
+	if (err) {
+		port_corrupt(p);
+		return;
+	}
+	if (db == NULL)
+		goto drop;
+	db->h.len = (uint32_t)size;
+	db->h.type = SHN_REC_DELIVERY;
+	db->h.flags = 0;
+	db->count = p->count;
+	db->sender_pid = src->pid;
+	db->sender_uid = src->uid;
+	db->reserved = 0;
+	db->batch_id = pb->batch_id;
+	db->time_ns = pb->time_ns;
+	out = (uint8_t *)(db + 1);
+	for (m = p->first; m != NO_MATCH; m = r->match[m].next) {
+		const struct shn_pub_note *pn = (const void *)(r->scratch + r->match[m].note);
+		struct shn_del_note *dn = (void *)out;
+		uint32_t body = (uint32_t)pn->key_len + pn->data_len;
+		uint32_t sz = shn_del_note_size(pn->key_len, pn->data_len);
+
+		dn->event = pn->event;
+		dn->key_len = pn->key_len;
+		dn->reserved = 0;
+		dn->data_len = pn->data_len;
+		dn->reserved2 = 0;
+		dn->conn = r->match[m].conn;
+		dn->seq = ++p->seq;
+		memcpy(dn + 1, pn + 1, body);
+		memset((uint8_t *)(dn + 1) + body, 0, sz - sizeof(*dn) - body);
+		out += sz;
+	}
+	shn_ring_commit(&p->ring, (uint32_t)size);
+	mark_dirty(b, p);
+	p->delivered += p->count;
+	b->tot.notifications_delivered += p->count;
+	return;
+drop:
+	p->seq += p->count;
+	p->dropped += p->count;
+	b->tot.notifications_dropped += p->count;
+	add_overflow(p, p->count);
+	/* a batch that can never fit leaves room for its report right now */
+	flush_pending(b, p);
+}
+
+/* ---- publish side ----------------------------------------------------- */
+
+/* Check a private copy of a batch record; fill r->notes with the offsets
+ * of its notes.  Returns the note count, or -EBADMSG. */
+static int validate(struct shnd_router *r, uint32_t len)
+{
+	const struct shn_pub_batch *pb = (const void *)r->scratch;
+	uint32_t off = sizeof(*pb), i, count;
+
+	if (len < sizeof(*pb) || pb->h.len != len || pb->h.type != SHN_REC_BATCH)
+		return (-EBADMSG);
+	count = pb->count;
+	if (count == 0 || count > (len - sizeof(*pb)) / sizeof(struct shn_pub_note))
+		return (-EBADMSG);
+	if (reserve_array((void **)&r->notes, &r->notes_cap, count, sizeof(*r->notes)) < 0)
+		return (-ENOMEM);
+	for (i = 0; i < count; i++) {
+		const struct shn_pub_note *pn = (const void *)(r->scratch + off);
+		uint32_t sz;
+
+		if (len - off < sizeof(*pn))
+			return (-EBADMSG);
+		if (pn->key_len == 0 || pn->key_len > SHN_KEY_MAX_WIRE ||
+		    pn->data_len > SHN_DATA_MAX_WIRE || pn->event == 0 ||
+		    (pn->event & SHN_EV_SYSTEM_WIRE) != 0)
+			return (-EBADMSG);
+		sz = shn_pub_note_size(pn->key_len, pn->data_len);
+		if (sz > len - off)
+			return (-EBADMSG);
+		r->notes[i] = off;
+		off += sz;
+	}
+	if (off != len)
+		return (-EBADMSG);
+	return ((int)count);
+}
+
+/* Note i matched sub: record it once per port, keeping the smallest conn
+ * (the port's oldest matching subscription, DESIGN rule 15). */
+static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
+		  const struct shn_pub_note *pn)
+{
+	struct shnd_port *p = sub->port;
+	struct shnd_match *mt;
+
+	if (p->gen != r->gen) {
+		if (p->owner->state == SHND_CLIENT_DOOMED)
+			return;
+		if (reserve_array((void **)&r->touched, &r->touched_cap, r->ntouched + 1,
+				  sizeof(*r->touched)) < 0)
+			goto nomem;
+		p->gen = r->gen;
+		p->cur_note = NO_MATCH;
+		p->first = p->last = NO_MATCH;
+		p->count = 0;
+		p->bytes = 0;
+		r->touched[r->ntouched++] = p;
+	}
+	if (p->cur_note == i) {
+		if (sub->conn < r->match[p->last].conn)
+			r->match[p->last].conn = sub->conn;
+		return;
+	}
+	if (reserve_array((void **)&r->match, &r->match_cap, r->nmatch + 1, sizeof(*r->match)) < 0)
+		goto nomem;
+	mt = &r->match[r->nmatch];
+	mt->note = r->notes[i];
+	mt->next = NO_MATCH;
+	mt->conn = sub->conn;
+	if (p->first == NO_MATCH)
+		p->first = (uint32_t)r->nmatch;
+	else
+		r->match[p->last].next = (uint32_t)r->nmatch;
+	p->last = (uint32_t)r->nmatch;
+	p->cur_note = i;
+	p->count++;
+	p->bytes += shn_del_note_size(pn->key_len, pn->data_len);
+	r->nmatch++;
+	return;
+nomem:
+	shnd_err("out of memory routing a batch: a notification is lost for port %u", p->id);
+}
+
+/* Route one publish record of len bytes (already bounded by the ring).
+ * 0, or -EBADMSG when it is malformed (the caller fails the client). */
+static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint8_t *rec,
+			uint32_t len)
+{
+	struct shnd_router *r = &b->router;
+	const struct shn_pub_batch *pb;
+	struct shnd_index *ix = &b->index;
+	int count, i;
+	size_t t;
+
+	if (reserve_array((void **)&r->scratch, &r->scratch_cap, len, 1) < 0)
+		return (-ENOMEM);
+	memcpy(r->scratch, rec, len);
+	count = validate(r, len);
+	if (count < 0)
+		return (count);
+	pb = (const void *)r->scratch;
+	r->gen++;
+	r->nmatch = 0;
+	r->ntouched = 0;
+	if (ix->nkeys == 0 && ix->nwild == 0)
+		goto done;
+	for (i = 0; i < count; i++) {
+		const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
+		struct shnd_list *pos;
+
+		if (ix->nkeys > 0) {
+			uint64_t h = shnd_index_hash(pn + 1, pn->key_len);
+			struct shnd_keyent *ke = shnd_index_find(ix, pn + 1, pn->key_len, h);
+
+			if (ke != NULL) {
+				shnd_list_for_each(pos, &ke->subs) {
+					struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
+
+					if (pn->event & s->mask)
+						match(r, s, (uint32_t)i, pn);
+				}
+			}
+		}
+		shnd_list_for_each(pos, &ix->wild) {
+			struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
+
+			if (pn->event & s->mask)
+				match(r, s, (uint32_t)i, pn);
+		}
+	}
+	for (t = 0; t < r->ntouched; t++)
+		deliver(b, c, r->touched[t], pb);
+done:
+	c->published += (uint64_t)count;
+	c->batches++;
+	b->tot.batches_routed++;
+	b->tot.notifications_routed += (uint64_t)count;
+	return (0);
+}
+
+/* Wake a publisher sleeping on a full ring, with hysteresis: only once the
+ * ring is at most half full, and once per sleep. */
+static void wake_room(struct shnd_client *c)
+{
+	struct shn_ring *r = &c->pub;
+	uint64_t one = 1;
+	uint32_t s;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	s = atomic_load_explicit(&r->prod->wait_seq, memory_order_relaxed);
+	if (!(s & 1u) || s == r->woke_wait_seq)
+		return;
+	if (r->tail_cache - r->head > r->capacity / 2)
+		return;
+	r->woke_wait_seq = s;
+	if (write(c->room_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		shnd_debug("client %llu: room eventfd: %s", (unsigned long long)c->id,
+			   strerror(errno));
+}
+
+static void ring_bad(struct shnd_client *c, int err, const char *what)
+{
+	c->ring_failed = true;
+	shnd_client_fail(c, err == -ENOMEM ? &c->b->tot.disconnects : &c->b->tot.ring_errors,
+			 "%s: %s", what, err == -ENOMEM ? "out of memory" : "malformed record");
+}
+
+/* Drain up to max_records / max_bytes from c's publish ring.  Returns the
+ * records consumed, or -1 when the client was failed. */
+static long drain(struct shnd_broker *b, struct shnd_client *c, uint64_t max_records,
+		  uint64_t max_bytes)
+{
+	struct shn_ring *r = &c->pub;
+	uint64_t start = r->head;
+	long n = 0;
+	int ret = 0;
+
+	while ((uint64_t)n < max_records && r->head - start < max_bytes) {
+		const uint8_t *rec;
+		uint32_t len;
+
+		ret = shn_ring_next(r, &rec, &len);
+		if (ret <= 0)
+			break;
+		ret = route_record(b, c, rec, len);
+		if (ret < 0)
+			break;
+		shn_ring_consume(r, len);
+		n++;
+	}
+	if (r->head != c->pub_released) {
+		c->pub_released = r->head;
+		shn_ring_release(r);
+		wake_room(c);
+	}
+	if (ret < 0) {
+		ring_bad(c, ret, "publish ring");
+		return (-1);
+	}
+	return (n);
+}
+
+void shnd_router_publish(struct shnd_broker *b)
+{
+	struct shnd_list *pos, *tmp;
+	uint64_t one = 1;
+
+	shnd_list_for_each_safe(pos, tmp, &b->router.dirty) {
+		struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, dirty_link);
+
+		shnd_list_del(&p->dirty_link);
+		p->dirty = false;
+		shn_ring_publish(&p->ring);
+		if (shn_wake_needed(&p->ring.cons->sleep_seq, &p->ring.woke_sleep_seq) &&
+		    write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			shnd_debug("port %u: eventfd: %s", p->id, strerror(errno));
+	}
+}
+
+static void retry_pending(struct shnd_broker *b)
+{
+	struct shnd_list *pos, *tmp;
+
+	b->router.kick = false;
+	shnd_list_for_each_safe(pos, tmp, &b->router.pending) {
+		struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, pending_link);
+
+		flush_pending(b, p);
+	}
+}
+
+bool shnd_router_round(struct shnd_broker *b)
+{
+	bool progress = false;
+	size_t i;
+
+	for (i = 0; i < b->nclients; i++) {
+		struct shnd_client *c = b->clients[i];
+
+		if (c->state == SHND_CLIENT_READY && c->has_pub &&
+		    drain(b, c, SHND_DRAIN_RECORDS, SHND_DRAIN_BYTES) > 0)
+			progress = true;
+	}
+	if (progress || b->router.kick)
+		retry_pending(b);
+	shnd_router_publish(b);
+	return (progress);
+}
+
+void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c)
+{
+	if (!c->has_pub || c->ring_failed)
+		return;
+	/* bounded: the client is gone, so at most one ring of data remains */
+	drain(b, c, UINT64_MAX, (uint64_t)c->pub.capacity + 1);
+	shnd_router_publish(b);
+}
+
+bool shnd_router_has_work(struct shnd_broker *b)
+{
+	struct shnd_list *pos;
+	size_t i;
+
+	if (b->router.kick)
+		return (true);
+	for (i = 0; i < b->nclients; i++) {
+		struct shnd_client *c = b->clients[i];
+
+		if (c->state == SHND_CLIENT_READY && c->has_pub && shn_ring_readable(&c->pub))
+			return (true);
+	}
+	shnd_list_for_each(pos, &b->router.pending) {
+		struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, pending_link);
+
+		if (atomic_load_explicit(&p->ring.cons->head, memory_order_acquire) !=
+		    p->ring.head_cache) {
+			b->router.kick = true;
+			return (true);
+		}
+	}
+	return (false);
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * router.h - the data plane: drain publish rings, validate each batch,
+ * look its keys up, write one delivered batch per matching port, publish
+ * each touched port's tail once per round and wake only sleepers.
+ *
+ * Nothing here makes a system call per notification: the only calls are
+ * eventfd writes to peers whose sleep word says they sleep, once per sleep.
+ */
+#ifndef SHND_ROUTER_H
+#define SHND_ROUTER_H
+
+#include <stdbool.h>
+
+#include "broker.h"
+
+/* Records and bytes drained from one publish ring per round: a flooding
+ * publisher cannot starve the others. */
+#define SHND_DRAIN_RECORDS 64u
+#define SHND_DRAIN_BYTES (256u << 10)
+
+/* An empty router; allocates nothing until the first batch. */
+void shnd_router_init(struct shnd_router *r);
+void shnd_router_fini(struct shnd_router *r);
+
+/* One round: drain every ready client's publish ring (bounded), route,
+ * retry ports holding system events when anything moved or a doorbell
+ * rang, publish every port written to and wake its consumer if it sleeps.
+ * Returns true when any publish record was consumed. */
+bool shnd_router_round(struct shnd_broker *b);
+
+/* Route every complete batch left in c's publish ring (a client that is
+ * going away, DESIGN rule 9), then publish.  Does nothing when c has no
+ * publish ring or its ring was found corrupt. */
+void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c);
+
+/* Publish the tails of ports written to since the last call; wake their
+ * sleeping consumers. */
+void shnd_router_publish(struct shnd_broker *b);
+
+/* The sleep re-check, called after the broker made its sleep word odd and
+ * fenced: true when a publish ring has data, a doorbell rang, or a port
+ * holding system events has seen its consumer move. */
+bool shnd_router_has_work(struct shnd_broker *b);
+
+/* Queue a system event (SHN_EV_HANDLE_CLOSE_WIRE with conn in val) for p,
+ * behind its other pending events, and write what fits now.  0 or
+ * -ENOMEM. */
+int shnd_router_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t event,
+			    uint64_t val);
+
+/* Take p off the router's lists before it is freed. */
+void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p);
+
+#endif

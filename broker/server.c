@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c - the listening socket, accepting clients, and their end.
+ */
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "port.h"
+#include "router.h"
+
+/* Connections accepted per readiness event before going back to routing. */
+#define ACCEPT_BUDGET 64
+
+static size_t live_clients;
+
+size_t shnd_server_live(void)
+{
+	return (live_clients);
+}
+
+/* ---- the socket ------------------------------------------------------- */
+
+static int make_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return (-ENAMETOOLONG);
+	strcpy(sa->sun_path, path);
+	return (0);
+}
+
+/* 0 when something accepts connections at path, else -errno of connect
+ * (-ECONNREFUSED: nobody listens). */
+static int probe(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, err = 0;
+
+	make_addr(path, &sa);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return (-errno);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		/* a full backlog or a listener of another socket type is
+		 * still someone listening */
+		if (err == -EAGAIN || err == -EINPROGRESS || err == -EPROTOTYPE)
+			err = 0;
+	}
+	close(fd);
+	return (err);
+}
+
+/* Create the socket's directory (0700) when missing.  The per-user
+ * default lives in a shared place like /tmp: refuse a directory someone
+ * else owns or others may write to. */
+static int ensure_dir(const struct shnd_config *cfg)
+{
+	char dir[sizeof(cfg->socket_path)];
+	char *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", cfg->socket_path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return (0);
+	*slash = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		int err = -errno;
+
+		shnd_err("cannot create directory %s: %s", dir, strerror(errno));
+		return (err);
+	}
+	if (!cfg->default_path)
+		return (0);
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 0022) != 0) {
+		shnd_err("%s is not a private directory of this user; fix it or choose --socket",
+			 dir);
+		return (-EPERM);
+	}
+	return (0);
+}
+
+static void on_listen_released(struct shnd_watch *w)
+{
+	close(w->fd);
+	w->fd = -1;
+}
+
+static void new_client(struct shnd_broker *b, int fd);
+
+static void on_accept(struct shnd_watch *w)
+{
+	struct shnd_broker *b = shnd_container_of(w, struct shnd_broker, listen_watch);
+	int i;
+
+	for (i = 0; i < ACCEPT_BUDGET; i++) {
+		int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd >= 0) {
+			new_client(b, fd);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE) {
+			/* out of descriptors: take the connection off the
+			 * queue with the spare one and close it, or the
+			 * socket stays readable and the loop spins */
+			if (b->spare_fd >= 0) {
+				close(b->spare_fd);
+				fd = accept(b->listen_fd, NULL, NULL);
+				if (fd >= 0)
+					close(fd);
+				b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			}
+			shnd_warn("out of file descriptors: a client was refused");
+			return;
+		}
+		if (errno != EAGAIN)
+			shnd_warn("accept: %s", strerror(errno));
+		return;
+	}
+}
+
+int shnd_server_listen(struct shnd_broker *b)
+{
+	const char *path = b->cfg.socket_path;
+	struct sockaddr_un sa;
+	struct stat st;
+	mode_t old;
+	int fd, err;
+
+	if (make_addr(path, &sa) < 0) {
+		shnd_err("socket path too long: %s", path);
+		return (-ENAMETOOLONG);
+	}
+	err = ensure_dir(&b->cfg);
+	if (err)
+		return (err);
+	if (lstat(path, &st) == 0) {
+		err = probe(path);
+		if (err == 0) {
+			shnd_err("another shmnotifyd is already listening on %s; "
+				 "stop it or choose another --socket", path);
+			return (-EADDRINUSE);
+		}
+		if (!S_ISSOCK(st.st_mode)) {
+			shnd_err("%s exists and is not a socket; remove it or choose another --socket",
+				 path);
+			return (-EEXIST);
+		}
+		if (err != -ECONNREFUSED) {
+			shnd_err("cannot tell whether a broker listens on %s: %s", path,
+				 strerror(-err));
+			return (err);
+		}
+		shnd_info("replacing stale socket %s", path);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			err = -errno;
+			shnd_err("cannot remove stale socket %s: %s", path, strerror(errno));
+			return (err);
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		err = -errno;
+		shnd_err("socket: %s", strerror(errno));
+		return (err);
+	}
+	old = umask(0177); /* the socket is the access control: 0600 */
+	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (err == 0 && listen(fd, SOMAXCONN) < 0)
+		err = -errno;
+	if (err == 0 && stat(path, &st) < 0)
+		err = -errno;
+	if (err) {
+		shnd_err("cannot listen on %s: %s", path, strerror(-err));
+		close(fd);
+		return (err);
+	}
+	b->sock_dev = st.st_dev;
+	b->sock_ino = st.st_ino;
+	b->listen_fd = fd;
+	b->listen_watch.fd = fd;
+	b->listen_watch.on_ready = on_accept;
+	b->listen_watch.on_released = on_listen_released;
+	err = shnd_watch_add(b->loop, &b->listen_watch);
+	if (err) {
+		shnd_err("cannot watch the socket: %s", strerror(-err));
+		unlink(path);
+		close(fd);
+		b->listen_fd = -1;
+		b->listen_watch.fd = -1;
+		return (err);
+	}
+	return (0);
+}
+
+void shnd_server_unlisten(struct shnd_broker *b)
+{
+	struct stat st;
+
+	if (b->listen_fd < 0)
+		return;
+	/* only our own socket: a successor may already have replaced it */
+	if (stat(b->cfg.socket_path, &st) == 0 && st.st_dev == b->sock_dev &&
+	    st.st_ino == b->sock_ino)
+		unlink(b->cfg.socket_path);
+	if (b->listen_watch.active) {
+		shnd_watch_del(b->loop, &b->listen_watch);
+	} else {
+		close(b->listen_fd);
+		b->listen_watch.fd = -1;
+	}
+	b->listen_fd = -1;
+}
+
+/* ---- clients ---------------------------------------------------------- */
+
+static void unref(struct shnd_client *c)
+{
+	if (--c->refs > 0)
+		return;
+	free(c);
+	live_clients--;
+}
+
+static void doom(struct shnd_client *c)
+{
+	if (c->state == SHND_CLIENT_DOOMED)
+		return;
+	c->state = SHND_CLIENT_DOOMED;
+	shnd_list_add_tail(&c->b->doomed, &c->doom_link);
+}
+
+void shnd_client_fail(struct shnd_client *c, uint64_t *counter, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	shnd_warn("client %llu (pid %d): %s; disconnecting", (unsigned long long)c->id,
+		  (int)c->pid, why);
+	if (counter != NULL)
+		(*counter)++;
+	if (c->state != SHND_CLIENT_DOOMED)
+		c->b->tot.disconnects++;
+	doom(c);
+}
+
+void shnd_client_gone(struct shnd_client *c)
+{
+	doom(c);
+}
+
+int shnd_client_send(struct shnd_client *c, const void *msg, uint32_t len, const int *fds,
+		     int nfds, bool close_after)
+{
+	struct shnd_out *o = shnd_out_new(msg, len, fds, nfds);
+
+	if (o == NULL) {
+		shnd_client_fail(c, NULL, "out of memory for a reply");
+		return (-ENOMEM);
+	}
+	o->close_after = close_after;
+	return (shnd_conn_send(c->b->loop, &c->conn, o));
+}
+
+static struct shnd_client *conn_client(struct shnd_conn *conn)
+{
+	return (shnd_container_of(conn, struct shnd_client, conn));
+}
+
+static void on_msg(struct shnd_conn *conn, size_t len)
+{
+	struct shnd_client *c = conn_client(conn);
+
+	if (c->state == SHND_CLIENT_DOOMED || c->close_after_reply)
+		return;
+	shnd_control_handle(c, len);
+}
+
+static void on_close(struct shnd_conn *conn, int err)
+{
+	struct shnd_client *c = conn_client(conn);
+
+	if (c->state == SHND_CLIENT_DOOMED)
+		return;
+	if (err && !c->close_after_reply)
+		shnd_debug("client %llu (pid %d): socket error: %s", (unsigned long long)c->id,
+			   (int)c->pid, strerror(-err));
+	else
+		shnd_debug("client %llu (pid %d) disconnected", (unsigned long long)c->id,
+			   (int)c->pid);
+	shnd_client_gone(c);
+}
+
+static void on_conn_released(struct shnd_conn *conn)
+{
+	struct shnd_client *c = conn_client(conn);
+
+	close(conn->fd);
+	conn->fd = -1;
+	unref(c);
+}
+
+static void on_doorbell(struct shnd_watch *w)
+{
+	struct shnd_client *c = shnd_container_of(w, struct shnd_client, doorbell);
+	uint64_t v;
+
+	/* reset the counter: it only rang because the broker slept or a port
+	 * waits for room; either way the next round does the work */
+	if (read(w->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		shnd_debug("client %llu: doorbell: %s", (unsigned long long)c->id, strerror(errno));
+	c->b->router.kick = true;
+}
+
+static void on_doorbell_released(struct shnd_watch *w)
+{
+	struct shnd_client *c = shnd_container_of(w, struct shnd_client, doorbell);
+
+	close(c->doorbell_fd);
+	c->doorbell_fd = -1;
+	unref(c);
+}
+
+int shnd_client_watch_doorbell(struct shnd_client *c)
+{
+	int err;
+
+	c->doorbell.fd = c->doorbell_fd;
+	c->doorbell.on_ready = on_doorbell;
+	c->doorbell.on_released = on_doorbell_released;
+	err = shnd_watch_add(c->b->loop, &c->doorbell);
+	if (err == 0)
+		c->refs++;
+	return (err);
+}
+
+static void new_client(struct shnd_broker *b, int fd)
+{
+	struct shnd_client *c;
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
+		shnd_warn("SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	if (b->nclients == b->clients_cap) {
+		size_t ncap = b->clients_cap ? b->clients_cap * 2 : 16;
+		struct shnd_client **n = realloc(b->clients, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			shnd_warn("out of memory: a client was refused");
+			close(fd);
+			return;
+		}
+		b->clients = n;
+		b->clients_cap = ncap;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		shnd_warn("out of memory: a client was refused");
+		close(fd);
+		return;
+	}
+	c->b = b;
+	c->id = ++b->next_client_id;
+	c->pid = cr.pid;
+	c->uid = cr.uid;
+	c->gid = cr.gid;
+	c->state = SHND_CLIENT_HANDSHAKE;
+	c->pub_seg.fd = -1;
+	c->doorbell_fd = -1;
+	c->room_fd = -1;
+	shnd_list_init(&c->ports);
+	shnd_list_init(&c->doom_link);
+	shnd_map_init(&c->subs);
+	c->conn.fd = fd;
+	c->conn.rxbuf = c->rxbuf;
+	c->conn.rxcap = SHN_MSG_MAX + 1; /* one byte more: an oversized message shows */
+	c->conn.on_msg = on_msg;
+	c->conn.on_close = on_close;
+	c->conn.on_released = on_conn_released;
+	if (shnd_conn_start(b->loop, &c->conn) < 0) {
+		shnd_warn("cannot start a client connection");
+		close(fd);
+		free(c);
+		return;
+	}
+	c->refs = 1;
+	live_clients++;
+	c->slot = b->nclients;
+	b->clients[b->nclients++] = c;
+	b->tot.accepted++;
+	shnd_debug("client %llu connected (pid %d, uid %u)", (unsigned long long)c->id,
+		   (int)c->pid, (unsigned)c->uid);
+}
+
+static void reclaim(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shnd_list *pos, *tmp;
+	struct shnd_client *last;
+
+	shnd_list_for_each_safe(pos, tmp, &c->ports)
+		shnd_port_free(b, shnd_list_entry(pos, struct shnd_port, by_client));
+	shnd_map_fini(&c->subs);
+	last = b->clients[--b->nclients];
+	b->clients[c->slot] = last;
+	last->slot = c->slot;
+	shn_segment_close(&c->pub_seg);
+	c->has_pub = false;
+	if (c->room_fd >= 0)
+		close(c->room_fd);
+	c->room_fd = -1;
+	if (c->doorbell.active)
+		shnd_watch_del(b->loop, &c->doorbell);
+	else if (c->doorbell_fd >= 0)
+		close(c->doorbell_fd);
+	shnd_conn_stop(b->loop, &c->conn);
+}
+
+void shnd_server_reap(struct shnd_broker *b)
+{
+	while (!shnd_list_empty(&b->doomed)) {
+		struct shnd_client *c = shnd_list_entry(b->doomed.next, struct shnd_client,
+							doom_link);
+
+		shnd_list_del(&c->doom_link);
+		/* DESIGN rule 9: what it published before leaving still goes out */
+		shnd_router_drain_all(b, c);
+		reclaim(b, c);
+	}
+}
+
+void shnd_server_drop_all(struct shnd_broker *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nclients; i++)
+		doom(b->clients[i]);
+	shnd_server_reap(b);
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.c - the STATS document (docs/protocol.md): broker totals, then
+ * every client with its publish ring and ports.  Ring fill levels are read
+ * from client-writable memory, so they are clamped, never trusted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "server.h"
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (s->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			s->oom = true;
+			return;
+		}
+		if ((size_t)n < s->cap - s->len) {
+			s->len += (size_t)n;
+			return;
+		}
+		size_t ncap = (s->cap + (size_t)n + 1) * 2;
+		char *np = realloc(s->p, ncap);
+
+		if (np == NULL) {
+			s->oom = true;
+			return;
+		}
+		s->p = np;
+		s->cap = ncap;
+	}
+}
+
+/* Bytes published by the client and not yet consumed by the broker. */
+static uint64_t pub_used(const struct shnd_client *c)
+{
+	uint64_t t = atomic_load_explicit(&c->pub.prod->tail, memory_order_acquire);
+	uint64_t used = t - c->pub.head;
+
+	return (used > c->pub.capacity ? c->pub.capacity : used);
+}
+
+/* Bytes the broker wrote to the port and its client has not released. */
+static uint64_t port_used(const struct shnd_port *p)
+{
+	uint64_t h = atomic_load_explicit(&p->ring.cons->head, memory_order_acquire);
+
+	if (h - p->ring.head_cache > p->ring.tail - p->ring.head_cache)
+		h = p->ring.head_cache;
+	return (p->ring.tail - h);
+}
+
+static void client_json(struct sbuf *s, const struct shnd_client *c)
+{
+	const struct shnd_list *pos;
+	bool first = true;
+
+	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
+		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
+		  "\"pub_ring_capacity\":%u,\"ports\":[",
+		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+		  c->state == SHND_CLIENT_READY ? "ready" :
+		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" : "closing",
+		  (unsigned long long)c->published, (unsigned long long)c->batches,
+		  (unsigned long long)(c->has_pub ? pub_used(c) : 0),
+		  c->has_pub ? c->pub.capacity : 0);
+	shnd_list_for_each(pos, &c->ports) {
+		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
+
+		sb_printf(s, "%s{\"id\":%u,\"capacity\":%u,\"used\":%llu,\"delivered\":%llu,"
+			  "\"dropped\":%llu,\"subscriptions\":%u,\"pending_events\":%u}",
+			  first ? "" : ",", p->id, p->capacity,
+			  (unsigned long long)port_used(p), (unsigned long long)p->delivered,
+			  (unsigned long long)p->dropped, p->nsubs, p->pend_n);
+		first = false;
+	}
+	sb_printf(s, "]}");
+}
+
+long shnd_stats_json(struct shnd_broker *b, char **out)
+{
+	const struct shnd_totals *t = &b->tot;
+	struct sbuf s = { 0 };
+	size_t i;
+
+	sb_printf(&s, "{\"broker\":{\"pid\":%d,\"io\":\"%s\",\"clients\":%zu,\"ports\":%zu,"
+		  "\"subscriptions\":%zu,\"protocol_errors\":%llu,\"ring_errors\":%llu,"
+		  "\"disconnects\":%llu,\"batches_routed\":%llu,\"notifications_routed\":%llu,"
+		  "\"notifications_delivered\":%llu,\"notifications_dropped\":%llu,"
+		  "\"connections\":%llu,\"default_capacity\":%u,\"max_capacity\":%u},"
+		  "\"clients\":[",
+		  (int)getpid(), shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
+		  (unsigned long long)t->protocol_errors, (unsigned long long)t->ring_errors,
+		  (unsigned long long)t->disconnects, (unsigned long long)t->batches_routed,
+		  (unsigned long long)t->notifications_routed,
+		  (unsigned long long)t->notifications_delivered,
+		  (unsigned long long)t->notifications_dropped, (unsigned long long)t->accepted,
+		  b->cfg.default_capacity, b->cfg.max_capacity);
+	for (i = 0; i < b->nclients; i++) {
+		if (i > 0)
+			sb_printf(&s, ",");
+		client_json(&s, b->clients[i]);
+	}
+	sb_printf(&s, "]}");
+	if (s.oom) {
+		free(s.p);
+		return (-ENOMEM);
+	}
+	*out = s.p;
+	return ((long)s.len);
+}
