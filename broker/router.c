@@ -115,13 +115,35 @@ static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct
 	return (true);
 }
 
+/* Put p on the pending list (once) and bump want_space, so its consumer
+ * rings its doorbell after it next consumes.  Bumped again only when the
+ * consumer moved since the last bump: one that has not consumed since
+ * will see the earlier bump anyway. */
+static void park(struct shnd_broker *b, struct shnd_port *p)
+{
+	if (p->owner->state == SHND_CLIENT_DOOMED)
+		return;
+	if (!p->on_pending) {
+		p->on_pending = true;
+		shnd_list_add_tail(&b->router.pending, &p->pending_link);
+	} else if (p->ring.head_cache == p->want_head) {
+		return;
+	}
+	p->want_head = p->ring.head_cache;
+	atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
+}
+
 /* Write p's pending system events in order.  True when none is left.
- * Otherwise the port waits on the pending list, and want_space is bumped
- * (the consumer then rings its doorbell after consuming) the first time
- * and whenever the consumer moved since the last bump: a consumer that
- * has not consumed since will see the earlier bump anyway. */
+ * A parked port is retried only once its consumer has moved: until then
+ * nothing can have changed, and consecutive drops keep merging into one
+ * pending OVERFLOW instead of trickling out as one small record each. */
 static bool flush_pending(struct shnd_broker *b, struct shnd_port *p)
 {
+	if (p->pend_n == 0)
+		return (true);
+	if (p->on_pending &&
+	    atomic_load_explicit(&p->ring.cons->head, memory_order_relaxed) == p->want_head)
+		return (false);
 	while (p->pend_n > 0) {
 		if (!write_sysev(b, p, &p->pend[p->pend_head]))
 			break;
@@ -136,17 +158,7 @@ static bool flush_pending(struct shnd_broker *b, struct shnd_port *p)
 		}
 		return (true);
 	}
-	if (p->owner->state == SHND_CLIENT_DOOMED)
-		return (false);
-	if (!p->on_pending) {
-		p->on_pending = true;
-		shnd_list_add_tail(&b->router.pending, &p->pending_link);
-		p->want_head = p->ring.head_cache;
-		atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
-	} else if (p->ring.head_cache != p->want_head) {
-		p->want_head = p->ring.head_cache;
-		atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
-	}
+	park(b, p);
 	return (false);
 }
 
@@ -219,6 +231,7 @@ static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	struct shnd_router *r = &b->router;
 	uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
 	bool clear = flush_pending(b, p);
+	bool never = size > shn_ring_max_record(p->capacity);
 	struct shn_del_batch *db;
 	uint8_t *out;
 	uint32_t m;
@@ -229,7 +242,7 @@ static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	/* SHN_OVERFLOW_BLOCK is taken as DROP for now: back-pressuring the
 	 * publishers of one slow port needs per-publisher parking that the
 	 * broker does not do yet. */
-	if (!clear || size > shn_ring_max_record(p->capacity))
+	if (!clear || never)
 		goto drop;
 	db = shn_ring_reserve(&p->ring, (uint32_t)size, &err);
 	if (err) {
@@ -275,8 +288,10 @@ drop:
 	p->dropped += p->count;
 	b->tot.notifications_dropped += p->count;
 	add_overflow(p, p->count);
-	/* a batch that can never fit leaves room for its report right now */
-	flush_pending(b, p);
+	if (clear && never)
+		flush_pending(b, p); /* room for the report is likely there now */
+	else
+		park(b, p);          /* report once the consumer makes room */
 }
 
 /* ---- publish side ----------------------------------------------------- */
@@ -554,7 +569,7 @@ bool shnd_router_has_work(struct shnd_broker *b)
 		struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, pending_link);
 
 		if (atomic_load_explicit(&p->ring.cons->head, memory_order_acquire) !=
-		    p->ring.head_cache) {
+		    p->want_head) {
 			b->router.kick = true;
 			return (true);
 		}
