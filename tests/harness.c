@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.c - a private broker per test, children with bounded waits.
+ * See harness.h.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <liburing.h>
+
+#ifndef SHMNOTIFYD_PATH
+#error "SHMNOTIFYD_PATH (the broker binary) must be defined by the build"
+#endif
+
+const char *h_io = "epoll";
+
+static bool uring_available(void)
+{
+	struct io_uring ring;
+
+	if (io_uring_queue_init(4, &ring, 0) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
+void h_parse_args(int argc, char **argv)
+{
+	const char *env = getenv("SHN_TEST_IO");
+
+	if (env != NULL && *env != '\0')
+		h_io = env;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--io") == 0 && i + 1 < argc)
+			h_io = argv[++i];
+		else if (strncmp(argv[i], "--io=", 5) == 0)
+			h_io = argv[i] + 5;
+	}
+	if (strcmp(h_io, "epoll") != 0 && strcmp(h_io, "uring") != 0) {
+		fprintf(stderr, "unknown --io '%s' (epoll or uring)\n", h_io);
+		exit(2);
+	}
+	if (strcmp(h_io, "uring") == 0 && !uring_available()) {
+		fprintf(stderr, "io_uring is not available to this process: skipped\n");
+		exit(77); /* ctest SKIP_RETURN_CODE */
+	}
+	/* a test never dies of a write to a closed socket or pipe */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int64_t h_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+	bool ok;
+
+	while (!(ok = fn(ctx)) && h_now_ms() < end)
+		sleep_ms(5);
+	return ok;
+}
+
+void h_dump_log(const struct harness *h)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open(h->log, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	fprintf(stderr, "---- broker log (%s) ----\n", h->log);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stderr);
+	fprintf(stderr, "---- end of broker log ----\n");
+	close(fd);
+}
+
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[600];
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+void h_start(struct harness *h, const char *const *extra)
+{
+	const char *tmp = getenv("TMPDIR");
+	const char *argv[32];
+	int argc = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->broker = -1;
+	snprintf(h->dir, sizeof(h->dir), "%s/shn-test-XXXXXX",
+		 (tmp != NULL && *tmp != '\0' && strlen(tmp) < 128) ? tmp : "/tmp");
+	if (mkdtemp(h->dir) == NULL)
+		fail_msg("mkdtemp(%s): %s", h->dir, strerror(errno));
+	snprintf(h->sock, sizeof(h->sock), "%s/s.sock", h->dir);
+	snprintf(h->log, sizeof(h->log), "%s/broker.log", h->dir);
+
+	argv[argc++] = "shmnotifyd";
+	argv[argc++] = "--socket";
+	argv[argc++] = h->sock;
+	argv[argc++] = "--io";
+	argv[argc++] = h_io;
+	argv[argc++] = "--foreground";
+	for (int i = 0; extra != NULL && extra[i] != NULL && argc < 30; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || nul < 0)
+			_exit(126);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		signal(SIGPIPE, SIG_DFL);
+		execv(SHMNOTIFYD_PATH, (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", SHMNOTIFYD_PATH, strerror(errno));
+		_exit(127);
+	}
+	h->broker = pid;
+
+	/* wait until a client can connect (bounded) */
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	int err = -1;
+	shn_client *c = NULL;
+	for (;;) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			h->broker = -1;
+			h_dump_log(h);
+			fail_msg("shmnotifyd exited during start-up (status 0x%x)", st);
+		}
+		err = shn_connect(h->sock, &c);
+		if (err == 0)
+			break;
+		if (h_now_ms() > end) {
+			h_dump_log(h);
+			fail_msg("shn_connect(%s) still fails after %d ms: %d (%s)", h->sock,
+				 H_TIMEOUT_MS, err, shn_strerror(err));
+		}
+		sleep_ms(5);
+	}
+
+	/* the broker runs the backend asked for */
+	char *js = NULL;
+	int n = shn_stats_json(c, &js);
+	shn_disconnect(c);
+	assert_true(n > 0);
+	char want[32];
+	snprintf(want, sizeof(want), "\"io\":\"%s\"", h_io);
+	if (strstr(js, want) == NULL) {
+		fprintf(stderr, "stats: %s\n", js);
+		free(js);
+		h_dump_log(h);
+		fail_msg("the broker does not report %s", want);
+	}
+	free(js);
+}
+
+void h_stop(struct harness *h)
+{
+	int st = 0;
+	bool died = false, hung = false;
+
+	if (h->broker <= 0) {
+		if (h->dir[0] != '\0')
+			rm_dir(h->dir);
+		h->dir[0] = '\0';
+		return;
+	}
+	if (waitpid(h->broker, &st, WNOHANG) == h->broker) {
+		died = true;
+	} else {
+		kill(h->broker, SIGTERM);
+		int64_t end = h_now_ms() + 5000;
+		for (;;) {
+			if (waitpid(h->broker, &st, WNOHANG) == h->broker)
+				break;
+			if (h_now_ms() > end) {
+				hung = true;
+				kill(h->broker, SIGKILL);
+				waitpid(h->broker, &st, 0);
+				break;
+			}
+			sleep_ms(2);
+		}
+	}
+	h->broker = -1;
+	bool bad = died || hung || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	if (bad)
+		h_dump_log(h);
+	rm_dir(h->dir);
+	h->dir[0] = '\0';
+	if (died)
+		fail_msg("shmnotifyd died during the test (status 0x%x: %s %d)", st,
+			 WIFSIGNALED(st) ? "signal" : "exit",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	if (hung)
+		fail_msg("shmnotifyd did not exit within 5 s of SIGTERM");
+	if (bad)
+		fail_msg("shmnotifyd did not exit 0 on SIGTERM (status 0x%x: %s %d)", st,
+			 WIFSIGNALED(st) ? "signal" : "exit",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+static struct harness the_harness;
+
+int h_setup(void **state)
+{
+	h_start(&the_harness, NULL);
+	*state = &the_harness;
+	return 0;
+}
+
+int h_teardown(void **state)
+{
+	(void)state;
+	h_kill_children();
+	h_stop(&the_harness);
+	return 0;
+}
+
+shn_client *h_connect(const struct harness *h)
+{
+	shn_client *c = NULL;
+	int err = shn_connect(h->sock, &c);
+
+	if (err != 0)
+		fail_msg("shn_connect: %d (%s)", err, shn_strerror(err));
+	assert_non_null(c);
+	return c;
+}
+
+shn_port *h_port_sub(shn_client *c, uint32_t capacity, const void *key, size_t key_len,
+		     uint32_t mask, shn_conn *conn)
+{
+	shn_port_options opt = { .capacity = capacity, .overflow = SHN_OVERFLOW_DROP };
+	shn_port *p = NULL;
+	int err = shn_port_open(c, &opt, &p);
+
+	if (err != 0)
+		fail_msg("shn_port_open(capacity %u): %d (%s)", capacity, err, shn_strerror(err));
+	assert_non_null(p);
+	*conn = 0;
+	err = shn_subscribe(p, key, key_len, mask, 0, conn);
+	if (err != 0)
+		fail_msg("shn_subscribe: %d (%s)", err, shn_strerror(err));
+	assert_true(*conn != 0);
+	return p;
+}
+
+int h_get(shn_port *p, shn_notification *out, size_t max)
+{
+	int n = shn_port_get(p, out, max, H_TIMEOUT_MS);
+
+	if (n < 1)
+		fail_msg("shn_port_get: %d (%s) after waiting %d ms", n, shn_strerror(n),
+			 H_TIMEOUT_MS);
+	assert_true((size_t)n <= max);
+	return n;
+}
+
+/* ---- children ---------------------------------------------------------- */
+
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+
+static void forget_child(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+pid_t h_fork(int (*fn)(void *arg), void *arg)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(H_CHILD_TIMEOUT_MS / 1000 + 5);
+		int rc = fn(arg);
+		fflush(NULL);
+		_exit(rc);
+	}
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == 0) {
+			children[i] = pid;
+			break;
+		}
+	return pid;
+}
+
+int h_wait(pid_t pid, int timeout_ms)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid) {
+			forget_child(pid);
+			return st;
+		}
+		if (r < 0 && errno != EINTR) {
+			forget_child(pid);
+			return -1;
+		}
+		if (h_now_ms() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			forget_child(pid);
+			return -1;
+		}
+		sleep_ms(2);
+	}
+}
+
+void h_wait_ok(pid_t pid, int timeout_ms)
+{
+	int st = h_wait(pid, timeout_ms);
+
+	if (st == -1)
+		fail_msg("child %d did not finish within %d ms", (int)pid, timeout_ms);
+	if (!WIFEXITED(st))
+		fail_msg("child %d killed by signal %d", (int)pid, WTERMSIG(st));
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("child %d exited %d (see its message above)", (int)pid, WEXITSTATUS(st));
+}
+
+void h_kill_children(void)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] > 0) {
+			kill(children[i], SIGKILL);
+			waitpid(children[i], NULL, 0);
+			children[i] = 0;
+		}
+}
+
+void h_chan_init(struct h_chan *ch)
+{
+	assert_int_equal(pipe2(ch->fd, O_CLOEXEC), 0);
+}
+
+void h_chan_close(struct h_chan *ch)
+{
+	for (int i = 0; i < 2; i++)
+		if (ch->fd[i] >= 0) {
+			close(ch->fd[i]);
+			ch->fd[i] = -1;
+		}
+}
+
+int h_send(struct h_chan *ch, uint8_t b)
+{
+	return write(ch->fd[1], &b, 1) == 1;
+}
+
+int h_recv(struct h_chan *ch, uint8_t *b, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = ch->fd[0], .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return 0;
+	return read(ch->fd[0], b, 1) == 1;
+}
+
+char *h_stats(shn_client *c)
+{
+	char *js = NULL;
+	int n = shn_stats_json(c, &js);
+
+	if (n <= 0)
+		fail_msg("shn_stats_json: %d (%s)", n, shn_strerror(n));
+	assert_non_null(js);
+	return js;
+}
+
+int h_raw_connect(const struct harness *h)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_true(strlen(h->sock) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, h->sock);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fail_msg("connect(%s): %s", h->sock, strerror(errno));
+	return fd;
+}
+
+ssize_t h_raw_recv(int fd, void *buf, size_t len, int *fds, int *nfds, int timeout_ms)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(sizeof(int) * 8)];
+	} cb;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cb.b, .msg_controllen = sizeof(cb.b),
+	};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int room = nfds ? *nfds : 0, got = 0, r;
+	ssize_t n;
+
+	if (nfds)
+		*nfds = 0;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (r < 0)
+		return -errno;
+	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0)
+		return (errno == ECONNRESET) ? 0 : -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(f));
+			if (got < room)
+				fds[got++] = f;
+			else
+				close(f);
+		}
+	}
+	if (nfds)
+		*nfds = got;
+	return n;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.h - what the integration tests share: a private broker per test,
+ * child processes with bounded waits, small helpers.
+ *
+ * Every integration test program takes `--io epoll|uring` (or
+ * $SHN_TEST_IO), starts its own `shmnotifyd --socket DIR/s.sock --io IO`
+ * in a fresh temporary directory, and stops it (SIGTERM, then SIGKILL) at
+ * teardown, failing the test when the broker died on its own, did not stop
+ * on SIGTERM or did not exit 0.  Every wait is bounded: a bug fails a test,
+ * never hangs it.
+ *
+ * Child processes report with their exit status: CHILD_CHECK() prints the
+ * failed condition and _exit()s with status 1 (cmocka's assertions must
+ * not be used after fork()).
+ */
+#ifndef SHN_TEST_HARNESS_H
+#define SHN_TEST_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <shmnotify.h>
+
+/* Generous bounds: only ever reached when something is broken. */
+#define H_TIMEOUT_MS 10000       /* one expected event */
+#define H_CHILD_TIMEOUT_MS 60000 /* a child doing its whole job */
+
+struct harness {
+	char dir[256];        /* private temporary directory */
+	char sock[300];       /* DIR/s.sock */
+	char log[300];        /* DIR/broker.log: the broker's stdout and stderr */
+	pid_t broker;         /* -1: not running */
+};
+
+/* The I/O backend the tests run against ("epoll" or "uring"). */
+extern const char *h_io;
+
+/* Parse --io BACKEND (and leave other arguments alone); default: $SHN_TEST_IO,
+ * else epoll.  Exits with status 2 on an unknown backend, and with 77 (ctest
+ * SKIP_RETURN_CODE) for uring when io_uring_queue_init() fails here. */
+void h_parse_args(int argc, char **argv);
+
+/* Start a broker (extra: NULL-terminated extra arguments, may be NULL) and
+ * wait, at most H_TIMEOUT_MS, until shn_connect() succeeds.  Checks that the
+ * broker runs the requested backend.  cmocka assertions on failure. */
+void h_start(struct harness *h, const char *const *extra);
+
+/* Stop it: fails the test if it died before, or does not exit 0 on SIGTERM
+ * within 5 s (then SIGKILL).  Removes the directory. */
+void h_stop(struct harness *h);
+
+/* Print the broker's log to stderr (on failure paths). */
+void h_dump_log(const struct harness *h);
+
+/* cmocka setup/teardown using one static harness, for tests that need one
+ * broker each: *state points at the harness. */
+int h_setup(void **state);
+int h_teardown(void **state);
+
+/* Connect, asserting success. */
+shn_client *h_connect(const struct harness *h);
+
+/* Open a port (capacity 0: default) and subscribe key (NULL: any key) with
+ * mask; asserts; returns the port, *conn the connection number. */
+shn_port *h_port_sub(shn_client *c, uint32_t capacity, const void *key, size_t key_len,
+		     uint32_t mask, shn_conn *conn);
+
+/* shn_port_get() with H_TIMEOUT_MS, asserting at least one notification. */
+int h_get(shn_port *p, shn_notification *out, size_t max);
+
+/* ---- child processes ------------------------------------------------ */
+
+#define CHILD_CHECK(cond) do {                                                  \
+		if (!(cond)) {                                                  \
+			fprintf(stderr, "%s:%d: child %d: check failed: %s\n",  \
+				__FILE__, __LINE__, (int)getpid(), #cond);      \
+			_exit(1);                                               \
+		}                                                               \
+	} while (0)
+
+#define CHILD_CHECK_EQ(a, b) do {                                               \
+		long long a_ = (long long)(a), b_ = (long long)(b);             \
+		if (a_ != b_) {                                                 \
+			fprintf(stderr, "%s:%d: child %d: %s == %lld, expected %s == %lld\n", \
+				__FILE__, __LINE__, (int)getpid(), #a, a_, #b, b_); \
+			_exit(1);                                               \
+		}                                                               \
+	} while (0)
+
+/* Fork a child that runs fn(arg) and exits with its return value (0: ok).
+ * The child dies with the test process (PR_SET_PDEATHSIG) and on its own
+ * after H_CHILD_TIMEOUT_MS (alarm).  The pid is remembered so that
+ * h_kill_children() can reap it. */
+pid_t h_fork(int (*fn)(void *arg), void *arg);
+
+/* Wait for a child at most timeout_ms: returns its wait status, or -1 on
+ * timeout (the child is then killed). */
+int h_wait(pid_t pid, int timeout_ms);
+
+/* Assert that the child exits 0 within timeout_ms. */
+void h_wait_ok(pid_t pid, int timeout_ms);
+
+/* Kill and reap every child still running (teardown). */
+void h_kill_children(void);
+
+/* Pipes as one-byte signals between processes, bounded. */
+struct h_chan {
+	int fd[2];
+};
+void h_chan_init(struct h_chan *ch);
+void h_chan_close(struct h_chan *ch);
+/* Send one byte; receive one byte with a timeout: 1 got it, 0 timeout or
+ * EOF.  Usable in children (no cmocka). */
+int h_send(struct h_chan *ch, uint8_t b);
+int h_recv(struct h_chan *ch, uint8_t *b, int timeout_ms);
+
+/* Monotonic milliseconds. */
+int64_t h_now_ms(void);
+
+/* Poll fn(ctx) every few milliseconds until it returns true or timeout_ms
+ * passed.  Returns its last result. */
+bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms);
+
+/* The broker's stats document (malloc'd), asserting success. */
+char *h_stats(shn_client *c);
+
+/* A raw SOCK_SEQPACKET connection to the broker (no library). */
+int h_raw_connect(const struct harness *h);
+/* Receive one message with a timeout; returns its length, 0 on EOF,
+ * -ETIMEDOUT or -errno.  fds (may be NULL) receives up to *nfds descriptors. */
+ssize_t h_raw_recv(int fd, void *buf, size_t len, int *fds, int *nfds, int timeout_ms);
+
+#endif

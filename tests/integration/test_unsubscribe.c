@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_unsubscribe.c - ending a filter (DESIGN rule 8, SHN_EV_HANDLE_CLOSE)
+ * and shn_port_unblock() (rule 1: an outstanding get returns -ECANCELED).
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#define S(str) (str), (sizeof(str) - 1)
+
+static shn_notification note(const void *key, size_t klen, uint32_t ev, const void *data,
+			     size_t dlen)
+{
+	shn_notification n;
+
+	memset(&n, 0, sizeof(n));
+	n.key = key;
+	n.key_len = (uint16_t)klen;
+	n.event = ev;
+	n.data = data;
+	n.data_len = (uint32_t)dlen;
+	return n;
+}
+
+static void check_user(const shn_notification *n, const char *key, const char *data,
+		       shn_conn conn, uint64_t seq)
+{
+	assert_int_equal(n->event, 1);
+	assert_int_equal(n->key_len, strlen(key));
+	assert_memory_equal(n->key, key, strlen(key));
+	assert_int_equal(n->data_len, strlen(data));
+	assert_memory_equal(n->data, data, strlen(data));
+	assert_int_equal(n->conn, conn);
+	assert_int_equal(n->seq, seq);
+}
+
+/* A system event: only event, conn (and batch position) set. */
+static void check_handle_close(const shn_notification *n, shn_conn conn)
+{
+	assert_int_equal(n->event, SHN_EV_HANDLE_CLOSE);
+	assert_int_equal(n->conn, conn);
+	assert_int_equal(n->seq, 0);
+	assert_int_equal(n->key_len, 0);
+	assert_null(n->key);
+	assert_int_equal(n->data_len, 0);
+	assert_null(n->data);
+	assert_int_equal(n->sender_pid, 0);
+	assert_int_equal(n->sender_uid, 0);
+	assert_true(n->batch_index < n->batch_count);
+}
+
+/* ---- 4: unsubscribe ---------------------------------------------------- */
+
+struct pub_ctx {
+	const char *sock;
+	struct h_chan go;
+};
+
+static int child_pub(void *arg)
+{
+	struct pub_ctx *x = arg;
+	shn_client *c = NULL;
+	uint8_t b;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	shn_notification b1[] = { note(S("u"), 1, S("u1")), note(S("u"), 1, S("u2")) };
+	CHILD_CHECK_EQ(shn_notify(c, b1, 2, 0), 0);
+	CHILD_CHECK(h_recv(&x->go, &b, H_TIMEOUT_MS));
+	shn_notification b2[] = { note(S("u"), 1, S("u3")), note(S("v"), 1, S("v1")) };
+	CHILD_CHECK_EQ(shn_notify(c, b2, 2, 0), 0);
+	shn_disconnect(c);
+	return 0;
+}
+
+static void test_unsubscribe(void **state)
+{
+	struct harness *h = *state;
+	struct pub_ctx x = { .sock = h->sock };
+	shn_notification out[16];
+	shn_conn cu, cv = 0, cw;
+
+	h_chan_init(&x.go);
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 0, S("u"), SHN_EV_ALL, &cu);
+	assert_int_equal(shn_subscribe(p, S("v"), SHN_EV_ALL, 0, &cv), 0);
+	shn_port *w = h_port_sub(c, 0, S("u"), SHN_EV_ALL, &cw);   /* witness */
+	pid_t pid = h_fork(child_pub, &x);
+
+	/* batch 1 routed (the witness has it), not yet read from p */
+	assert_int_equal(h_get(w, out, 16), 2);
+	assert_int_equal(shn_unsubscribe(c, cu), 0);
+	/* a second unsubscribe of the same conn, and unknown conns */
+	assert_int_equal(shn_unsubscribe(c, cu), -ENOENT);
+	assert_int_equal(shn_unsubscribe(c, cu + 1000), -ENOENT);
+	/* another client cannot end our subscription */
+	shn_client *other = h_connect(h);
+	assert_int_equal(shn_unsubscribe(other, cv), -ENOENT);
+	shn_disconnect(other);
+
+	/* batch 2 is published after the unsubscribe returned */
+	assert_true(h_send(&x.go, 1));
+	assert_int_equal(h_get(w, out, 16), 1);
+	check_user(&out[0], "u", "u3", cw, 3);
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+
+	/* p: batch 1 (queued before the unsubscribe), then HANDLE_CLOSE for
+	 * cu after it, and v1 from batch 2; never u3 */
+	int n = h_get(p, out, 16);
+	assert_int_equal(n, 2);
+	check_user(&out[0], "u", "u1", cu, 1);
+	check_user(&out[1], "u", "u2", cu, 2);
+	assert_int_equal(out[0].batch_count, 2);
+	bool closed = false, got_v1 = false;
+	while (!(closed && got_v1)) {
+		n = h_get(p, out, 16);
+		for (int i = 0; i < n; i++) {
+			if (out[i].event == SHN_EV_HANDLE_CLOSE) {
+				assert_false(closed);
+				check_handle_close(&out[i], cu);
+				closed = true;
+			} else {
+				assert_false(got_v1);
+				check_user(&out[i], "v", "v1", cv, 3);
+				assert_int_equal(out[i].batch_count, 1); /* u3 not in it */
+				got_v1 = true;
+			}
+		}
+	}
+	assert_int_equal(shn_port_get(p, out, 16, 0), -ETIMEDOUT);
+
+	/* the remaining subscription ends the same way */
+	assert_int_equal(shn_unsubscribe(c, cv), 0);
+	assert_int_equal(h_get(p, out, 16), 1);
+	check_handle_close(&out[0], cv);
+	assert_int_equal(shn_port_get(p, out, 16, 0), -ETIMEDOUT);
+	assert_int_equal(shn_unsubscribe(c, cv), -ENOENT);
+	h_chan_close(&x.go);
+	shn_disconnect(c);
+}
+
+/* An unsubscribe right after a flood: HANDLE_CLOSE comes after the last
+ * notification of the subscription, however many were queued. */
+static void test_handle_close_last(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[64];
+	shn_conn conn, wconn;
+
+	shn_client *pubc = h_connect(h);
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 4u << 20, S("flood"), SHN_EV_ALL, &conn);
+	shn_port *w = h_port_sub(c, 4u << 20, S("flood"), SHN_EV_ALL, &wconn);
+	const int N = 2000;
+	for (int i = 0; i < N; i++) {
+		shn_notification one = note(S("flood"), 1, &i, sizeof(i));
+		assert_int_equal(shn_notify(pubc, &one, 1, 0), 0);
+	}
+	/* wait until the witness saw the last one: all N are routed */
+	for (int got = 0; got < N;) {
+		int n = h_get(w, out, 64);
+		got += n;
+	}
+	assert_int_equal(shn_unsubscribe(c, conn), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(h_get(p, out, 1), 1);
+		assert_int_equal(out[0].event, 1);
+		assert_int_equal(out[0].seq, (uint64_t)i + 1);
+		assert_memory_equal(out[0].data, &i, sizeof(i));
+	}
+	assert_int_equal(h_get(p, out, 64), 1);
+	check_handle_close(&out[0], conn);
+	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
+	shn_disconnect(pubc);
+	shn_disconnect(c);
+}
+
+/* ---- 5: shn_port_unblock ----------------------------------------------- */
+
+struct getter {
+	shn_port *p;
+	_Atomic int tid;
+	_Atomic int result;
+	_Atomic bool done;
+	int timeout_ms;
+};
+
+static void *getter_main(void *arg)
+{
+	struct getter *g = arg;
+	shn_notification out[4];
+
+	atomic_store(&g->tid, (int)syscall(SYS_gettid));
+	atomic_store(&g->result, shn_port_get(g->p, out, 4, g->timeout_ms));
+	atomic_store(&g->done, true);
+	return NULL;
+}
+
+/* The thread is blocked (sleeping in the kernel), per /proc. */
+static bool thread_sleeps(void *arg)
+{
+	struct getter *g = arg;
+	char path[64], buf[512];
+	int tid = atomic_load(&g->tid);
+
+	if (tid == 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	return rp != NULL && rp[1] == ' ' && rp[2] == 'S';
+}
+
+static bool getter_done(void *arg)
+{
+	return atomic_load(&((struct getter *)arg)->done);
+}
+
+static int join_bounded(pthread_t t, struct getter *g)
+{
+	if (!h_poll_until(getter_done, g, H_TIMEOUT_MS))
+		fail_msg("shn_port_get did not return within %d ms of shn_port_unblock",
+			 H_TIMEOUT_MS);
+	pthread_join(t, NULL);
+	return atomic_load(&g->result);
+}
+
+static void test_unblock(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[4];
+	shn_conn conn;
+	pthread_t t;
+
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 0, S("ub"), SHN_EV_ALL, &conn);
+
+	/* a get blocked with no time limit returns -ECANCELED */
+	for (int round = 0; round < 3; round++) {
+		struct getter g = { .p = p, .timeout_ms = -1 };
+		assert_int_equal(pthread_create(&t, NULL, getter_main, &g), 0);
+		if (!h_poll_until(thread_sleeps, &g, H_TIMEOUT_MS))
+			fail_msg("the getter thread never blocked");
+		assert_false(atomic_load(&g.done));
+		assert_int_equal(shn_port_unblock(p), 0);
+		assert_int_equal(join_bounded(t, &g), -ECANCELED);
+		/* the unblock is used up: the port behaves normally again */
+		assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
+	}
+
+	/* a get with a long (finite) timeout too */
+	struct getter g2 = { .p = p, .timeout_ms = 600000 };
+	assert_int_equal(pthread_create(&t, NULL, getter_main, &g2), 0);
+	if (!h_poll_until(thread_sleeps, &g2, H_TIMEOUT_MS))
+		fail_msg("the getter thread never blocked");
+	assert_int_equal(shn_port_unblock(p), 0);
+	assert_int_equal(join_bounded(t, &g2), -ECANCELED);
+
+	/* unblock with no get outstanding: the next get returns -ECANCELED */
+	assert_int_equal(shn_port_unblock(p), 0);
+	struct getter g3 = { .p = p, .timeout_ms = -1 };
+	assert_int_equal(pthread_create(&t, NULL, getter_main, &g3), 0);
+	assert_int_equal(join_bounded(t, &g3), -ECANCELED);
+	assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
+
+	/* and the port still delivers */
+	shn_notification one = note(S("ub"), 1, S("after"));
+	assert_int_equal(shn_notify(c, &one, 1, 0), 0);
+	assert_int_equal(h_get(p, out, 4), 1);
+	check_user(&out[0], "ub", "after", conn, 1);
+	assert_int_equal(out[0].sender_pid, getpid());
+	shn_disconnect(c);
+}
+
+int main(int argc, char **argv)
+{
+	h_parse_args(argc, argv);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unsubscribe, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_handle_close_last, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_unblock, h_setup, h_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
