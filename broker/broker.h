@@ -88,6 +88,7 @@ struct shnd_port {
 	uint32_t nsubs;
 	uint64_t seq;
 	uint64_t delivered, dropped;
+	uint64_t wakeups;             /* eventfd writes to a sleeping consumer */
 	/* pending system events: a ring buffer of pend_cap entries */
 	struct shnd_sysev *pend;
 	uint32_t pend_head, pend_n, pend_cap;
@@ -138,6 +139,7 @@ struct shnd_client {
 	int room_fd;
 	struct shnd_watch doorbell;
 	uint64_t published, batches;
+	uint64_t room_wakeups;        /* eventfd writes to a publisher waiting for room */
 	/* ports and subscriptions */
 	struct shnd_list ports;
 	uint32_t nports;

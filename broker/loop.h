@@ -43,11 +43,15 @@ struct shnd_op {
 	void *obj;
 };
 
-/* Readiness of one descriptor for reading.  on_ready runs each time the
- * descriptor becomes readable (io_uring multishot poll) or while it stays
- * readable (epoll, level-triggered): owners read until EAGAIN. */
+/* Readiness of one descriptor for reading.  Unless edge is set, on_ready
+ * may run again while the descriptor stays readable: owners read until
+ * EAGAIN. */
 struct shnd_watch {
 	int fd;
+	/* edge: on_ready runs once per wake-up of the descriptor (each write
+	 * to an eventfd), so the owner need not read it to re-arm: a doorbell
+	 * then costs the broker no read(2).  Otherwise level-triggered. */
+	bool edge;
 	void (*on_ready)(struct shnd_watch *w);
 	void (*on_released)(struct shnd_watch *w); /* optional */
 	/* backend private */

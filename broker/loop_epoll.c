@@ -80,7 +80,8 @@ static void ep_destroy(struct shnd_loop *l)
 
 static int ep_watch_add(struct shnd_loop *l, struct shnd_watch *w)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	/* EPOLLET reports every write to an eventfd, read or not */
+	struct epoll_event ev = { .events = EPOLLIN | (w->edge ? EPOLLET : 0) };
 
 	w->op.kind = SHND_OP_WATCH;
 	w->op.obj = w;

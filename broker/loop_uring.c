@@ -93,6 +93,10 @@ static void ur_destroy(struct shnd_loop *l)
 
 /* ---- watches ---------------------------------------------------------- */
 
+/* A multishot poll posts a CQE per wake-up of the file (each eventfd
+ * write), whether or not the owner read it: edge and level watches are
+ * armed the same way, and level owners read until EAGAIN anyway. */
+
 static int ur_arm_watch(struct ur_loop *u, struct shnd_watch *w)
 {
 	struct io_uring_sqe *sqe = ur_sqe(u);

@@ -449,6 +449,7 @@ static void wake_room(struct shnd_client *c)
 	if (r->tail_cache - r->head > r->capacity / 2)
 		return;
 	r->woke_wait_seq = s;
+	c->room_wakeups++;
 	if (write(c->room_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		shnd_debug("client %llu: room eventfd: %s", (unsigned long long)c->id,
 			   strerror(errno));
@@ -507,8 +508,10 @@ void shnd_router_publish(struct shnd_broker *b)
 		shnd_list_del(&p->dirty_link);
 		p->dirty = false;
 		shn_ring_publish(&p->ring);
-		if (shn_wake_needed(&p->ring.cons->sleep_seq, &p->ring.woke_sleep_seq) &&
-		    write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (!shn_wake_needed(&p->ring.cons->sleep_seq, &p->ring.woke_sleep_seq))
+			continue;
+		p->wakeups++;
+		if (write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			shnd_debug("port %u: eventfd: %s", p->id, strerror(errno));
 	}
 }

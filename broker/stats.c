@@ -80,21 +80,23 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 
 	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
 		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
-		  "\"pub_ring_capacity\":%u,\"ports\":[",
+		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"ports\":[",
 		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
 		  c->state == SHND_CLIENT_READY ? "ready" :
 		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" : "closing",
 		  (unsigned long long)c->published, (unsigned long long)c->batches,
 		  (unsigned long long)(c->has_pub ? pub_used(c) : 0),
-		  c->has_pub ? c->pub.capacity : 0);
+		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups);
 	shnd_list_for_each(pos, &c->ports) {
 		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
 
 		sb_printf(s, "%s{\"id\":%u,\"capacity\":%u,\"used\":%llu,\"delivered\":%llu,"
-			  "\"dropped\":%llu,\"subscriptions\":%u,\"pending_events\":%u}",
+			  "\"dropped\":%llu,\"subscriptions\":%u,\"pending_events\":%u,"
+			  "\"wakeups\":%llu}",
 			  first ? "" : ",", p->id, p->capacity,
 			  (unsigned long long)port_used(p), (unsigned long long)p->delivered,
-			  (unsigned long long)p->dropped, p->nsubs, p->pend_n);
+			  (unsigned long long)p->dropped, p->nsubs, p->pend_n,
+			  (unsigned long long)p->wakeups);
 		first = false;
 	}
 	sb_printf(s, "]}");
