@@ -42,7 +42,7 @@ static void on_signal(struct shnd_watch *w)
 
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (!b->stop)
-			shnd_info("%s: shutting down", strsignal((int)si.ssi_signo));
+			shnd_info("received SIG%s, shutting down", sigabbrev_np((int)si.ssi_signo));
 		b->stop = true;
 	}
 }

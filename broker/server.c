@@ -78,11 +78,22 @@ static int ensure_dir(const struct shnd_config *cfg)
 	if (slash == NULL || slash == dir)
 		return (0);
 	*slash = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		int err = -errno;
+	/* like mkdir -p, each missing level private to this user */
+	for (slash = dir + 1; ; slash++) {
+		bool last = (*slash == '\0');
 
-		shnd_err("cannot create directory %s: %s", dir, strerror(errno));
-		return (err);
+		if (*slash != '/' && !last)
+			continue;
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			int err = -errno;
+
+			shnd_err("cannot create directory %s: %s", dir, strerror(errno));
+			return (err);
+		}
+		if (last)
+			break;
+		*slash = '/';
 	}
 	if (!cfg->default_path)
 		return (0);
