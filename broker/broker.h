@@ -53,6 +53,7 @@ struct shnd_config {
 /* Broker-wide totals; they survive the clients they count. */
 struct shnd_totals {
 	uint64_t accepted;
+	uint64_t refused;     /* connections from other users */
 	uint64_t protocol_errors;
 	uint64_t ring_errors;
 	uint64_t disconnects; /* clients the broker cut off, for any reason */

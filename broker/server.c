@@ -378,6 +378,15 @@ static void new_client(struct shnd_broker *b, int fd)
 		close(fd);
 		return;
 	}
+	/* The socket's mode (0600) already keeps other users out; this holds
+	 * even where someone loosened it: only this user and root. */
+	if (cr.uid != geteuid() && cr.uid != 0) {
+		shnd_warn("refusing pid %d: uid %u is neither the broker's nor root's",
+			  (int)cr.pid, (unsigned)cr.uid);
+		b->tot.refused++;
+		close(fd);
+		return;
+	}
 	if (b->nclients == b->clients_cap) {
 		size_t ncap = b->clients_cap ? b->clients_cap * 2 : 16;
 		struct shnd_client **n = realloc(b->clients, ncap * sizeof(*n));

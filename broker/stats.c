@@ -112,7 +112,7 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  "\"subscriptions\":%zu,\"protocol_errors\":%llu,\"ring_errors\":%llu,"
 		  "\"disconnects\":%llu,\"batches_routed\":%llu,\"notifications_routed\":%llu,"
 		  "\"notifications_delivered\":%llu,\"notifications_dropped\":%llu,"
-		  "\"connections\":%llu,\"default_capacity\":%u,\"max_capacity\":%u},"
+		  "\"connections\":%llu,\"refused\":%llu,\"default_capacity\":%u,\"max_capacity\":%u},"
 		  "\"clients\":[",
 		  (int)getpid(), shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
 		  (unsigned long long)t->protocol_errors, (unsigned long long)t->ring_errors,
@@ -120,7 +120,7 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  (unsigned long long)t->notifications_routed,
 		  (unsigned long long)t->notifications_delivered,
 		  (unsigned long long)t->notifications_dropped, (unsigned long long)t->accepted,
-		  b->cfg.default_capacity, b->cfg.max_capacity);
+		  (unsigned long long)t->refused, b->cfg.default_capacity, b->cfg.max_capacity);
 	for (i = 0; i < b->nclients; i++) {
 		if (i > 0)
 			sb_printf(&s, ",");
