@@ -120,11 +120,9 @@ static void rm_dir(const char *dir)
 	rmdir(dir);
 }
 
-void h_start(struct harness *h, const char *const *extra)
+void h_prepare(struct harness *h)
 {
 	const char *tmp = getenv("TMPDIR");
-	const char *argv[32];
-	int argc = 0;
 
 	memset(h, 0, sizeof(*h));
 	h->broker = -1;
@@ -134,6 +132,18 @@ void h_start(struct harness *h, const char *const *extra)
 		fail_msg("mkdtemp(%s): %s", h->dir, strerror(errno));
 	snprintf(h->sock, sizeof(h->sock), "%s/s.sock", h->dir);
 	snprintf(h->log, sizeof(h->log), "%s/broker.log", h->dir);
+}
+
+void h_start(struct harness *h, const char *const *extra)
+{
+	h_prepare(h);
+	h_launch(h, extra);
+}
+
+pid_t h_spawn_broker(const struct harness *h, const char *const *extra)
+{
+	const char *argv[32];
+	int argc = 0;
 
 	argv[argc++] = "shmnotifyd";
 	argv[argc++] = "--socket";
@@ -162,6 +172,13 @@ void h_start(struct harness *h, const char *const *extra)
 		fprintf(stderr, "exec %s: %s\n", SHMNOTIFYD_PATH, strerror(errno));
 		_exit(127);
 	}
+	return pid;
+}
+
+void h_launch(struct harness *h, const char *const *extra)
+{
+	pid_t pid = h_spawn_broker(h, extra);
+
 	h->broker = pid;
 
 	/* wait until a client can connect (bounded) */
@@ -246,6 +263,18 @@ void h_stop(struct harness *h)
 		fail_msg("shmnotifyd did not exit 0 on SIGTERM (status 0x%x: %s %d)", st,
 			 WIFSIGNALED(st) ? "signal" : "exit",
 			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+int h_kill_broker(struct harness *h)
+{
+	int st = -1;
+
+	if (h->broker > 0) {
+		kill(h->broker, SIGKILL);
+		waitpid(h->broker, &st, 0);
+		h->broker = -1;
+	}
+	return st;
 }
 
 static struct harness the_harness;

@@ -55,6 +55,18 @@ void h_parse_args(int argc, char **argv);
  * broker runs the requested backend.  cmocka assertions on failure. */
 void h_start(struct harness *h, const char *const *extra);
 
+/* The two halves of h_start(): make the directory and paths; start the
+ * broker there and wait for it (again after h_kill_broker(), same socket). */
+void h_prepare(struct harness *h);
+void h_launch(struct harness *h, const char *const *extra);
+
+/* Start another shmnotifyd on h's socket and log, without waiting or
+ * remembering it: returns its pid. */
+pid_t h_spawn_broker(const struct harness *h, const char *const *extra);
+
+/* SIGKILL the broker (a crash) and reap it; returns its wait status. */
+int h_kill_broker(struct harness *h);
+
 /* Stop it: fails the test if it died before, or does not exit 0 on SIGTERM
  * within 5 s (then SIGKILL).  Removes the directory. */
 void h_stop(struct harness *h);
