@@ -91,7 +91,9 @@ int shnd_loop_poll(struct shnd_loop *l, int timeout_ms)
 
 struct shnd_out *shnd_out_new(const void *data, uint32_t len, const int *fds, int nfds)
 {
-	struct shnd_out *o = nfds <= SHN_MSG_MAX_FDS ? malloc(sizeof(*o) + len) : NULL;
+	struct shnd_out *o = nfds <= SHN_MSG_MAX_FDS &&
+			     CMSG_SPACE(sizeof(int) * SHN_MSG_MAX_FDS) <= sizeof(o->cmsg.buf)
+			     ? malloc(sizeof(*o) + len) : NULL;
 	int i;
 
 	if (o == NULL) {

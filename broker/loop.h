@@ -73,8 +73,11 @@ struct shnd_out {
 	struct msghdr msg;
 	struct iovec iov;
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * SHN_MSG_MAX_FDS)];
-		struct cmsghdr align;
+		/* at least CMSG_SPACE(sizeof(int) * SHN_MSG_MAX_FDS), spelled as
+		 * an integer constant (clang does not take CMSG_SPACE as one) */
+		char buf[sizeof(struct cmsghdr) + sizeof(int) * SHN_MSG_MAX_FDS +
+			 2 * sizeof(size_t)];
+		size_t align; /* a cmsghdr's alignment; glibc's has a flexible array */
 	} cmsg;
 	unsigned char data[];
 };
