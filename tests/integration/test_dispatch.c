@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_dispatch.c - advise sinks and shn_port_dispatch (DESIGN rules 1 and
+ * 15): each sink is called once per delivered batch with the notifications
+ * of that batch that match its own filter (its own conn, batch_index /
+ * batch_count describing the subset), oldest sink first, skipping a sink with
+ * none; system events go to every sink except SHN_EV_HANDLE_CLOSE, which goes
+ * to the sink whose subscription ended.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MAX_CALLS 256
+#define MAX_NOTES 16
+
+struct call {
+	int sink;
+	size_t n;
+	uint32_t event[MAX_NOTES];
+	shn_conn conn[MAX_NOTES];
+	uint32_t index[MAX_NOTES], count[MAX_NOTES];
+	uint64_t seq[MAX_NOTES], batch_id[MAX_NOTES];
+	char data[MAX_NOTES][16];
+	uint64_t lost[MAX_NOTES];
+};
+
+static struct call calls[MAX_CALLS];
+static int ncalls;
+
+struct sink {
+	int id;
+	unsigned ret;
+};
+
+static unsigned sink_fn(void *ctx, const shn_notification *b, size_t n)
+{
+	struct sink *s = ctx;
+
+	if (ncalls >= MAX_CALLS)
+		return s->ret;
+	struct call *c = &calls[ncalls++];
+	memset(c, 0, sizeof(*c));
+	c->sink = s->id;
+	c->n = n;
+	for (size_t i = 0; i < n && i < MAX_NOTES; i++) {
+		c->event[i] = b[i].event;
+		c->conn[i] = b[i].conn;
+		c->index[i] = b[i].batch_index;
+		c->count[i] = b[i].batch_count;
+		c->seq[i] = b[i].seq;
+		c->batch_id[i] = b[i].batch_id;
+		if (b[i].event == SHN_EV_OVERFLOW && b[i].data_len == 8)
+			memcpy(&c->lost[i], b[i].data, 8);
+		else if (b[i].data_len < sizeof(c->data[i]))
+			memcpy(c->data[i], b[i].data, b[i].data_len);
+	}
+	return s->ret;
+}
+
+/* Dispatch until at least want sink calls were logged (bounded). */
+static void dispatch_until(shn_port *p, int want)
+{
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+
+	while (ncalls < want) {
+		int r = shn_port_dispatch(p, 200);
+		assert_true(r > 0 || r == -ETIMEDOUT);
+		if (h_now_ms() > end)
+			fail_msg("only %d sink calls after %d ms, expected %d", ncalls,
+				 H_TIMEOUT_MS, want);
+	}
+}
+
+static shn_notification note(const char *key, uint32_t ev, const char *data)
+{
+	shn_notification n;
+
+	memset(&n, 0, sizeof(n));
+	n.key = key;
+	n.key_len = (uint16_t)strlen(key);
+	n.event = ev;
+	n.data = data;
+	n.data_len = (uint32_t)strlen(data);
+	return n;
+}
+
+static void test_sink_subsets(void **state)
+{
+	struct harness *h = *state;
+	struct sink A = { .id = 1 }, B = { .id = 2 };
+	shn_conn ca = 0, cb = 0;
+	shn_port *p = NULL;
+
+	ncalls = 0;
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	assert_int_equal(shn_advise(p, "a", 1, SHN_EV_ALL, 0, sink_fn, &A, &ca), 0);
+	assert_int_equal(shn_advise(p, NULL, 0, 0x2, 0, sink_fn, &B, &cb), 0);
+	assert_true(ca != 0 && cb != 0 && ca != cb);
+	assert_int_equal(shn_advise(p, "a", 1, SHN_EV_ALL, 0, NULL, NULL, &ca), -EINVAL);
+
+	shn_notification b[] = { note("a", 1, "1"), note("b", 2, "2"), note("a", 2, "3"),
+				 note("c", 1, "4") };
+	assert_int_equal(shn_notify(c, b, 4, 0), 0);
+	/* delivered to the port: 1, 2, 3 (4 matches nothing) */
+	int r = shn_port_dispatch(p, H_TIMEOUT_MS);
+	assert_int_equal(r, 3);
+	assert_int_equal(ncalls, 2);
+	/* A first (older): "1" and "3" */
+	assert_int_equal(calls[0].sink, 1);
+	assert_int_equal(calls[0].n, 2);
+	assert_string_equal(calls[0].data[0], "1");
+	assert_string_equal(calls[0].data[1], "3");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(calls[0].conn[i], ca);
+		assert_int_equal(calls[0].index[i], i);
+		assert_int_equal(calls[0].count[i], 2);
+		assert_int_equal(calls[0].batch_id[i], 1);
+	}
+	assert_int_equal(calls[0].seq[0], 1);
+	assert_int_equal(calls[0].seq[1], 3);
+	/* then B: "2" and "3" (event 2 on any key) */
+	assert_int_equal(calls[1].sink, 2);
+	assert_int_equal(calls[1].n, 2);
+	assert_string_equal(calls[1].data[0], "2");
+	assert_string_equal(calls[1].data[1], "3");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(calls[1].conn[i], cb);
+		assert_int_equal(calls[1].index[i], i);
+		assert_int_equal(calls[1].count[i], 2);
+	}
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+
+	/* a sink with nothing in the batch is not called */
+	ncalls = 0;
+	shn_notification only_a = note("a", 1, "x");
+	assert_int_equal(shn_notify(c, &only_a, 1, 0), 0);
+	assert_int_equal(shn_port_dispatch(p, H_TIMEOUT_MS), 1);
+	assert_int_equal(ncalls, 1);
+	assert_int_equal(calls[0].sink, 1);
+	assert_int_equal(calls[0].count[0], 1);
+
+	/* three batches: each sink once per batch, in order */
+	ncalls = 0;
+	for (int i = 0; i < 3; i++) {
+		char d[2] = { (char)('p' + i), 0 };
+		shn_notification x = note("a", 2, d);
+		assert_int_equal(shn_notify(c, &x, 1, 0), 0);
+	}
+	dispatch_until(p, 6);
+	assert_int_equal(ncalls, 6);
+	for (int i = 0; i < 3; i++) {
+		char d[2] = { (char)('p' + i), 0 };
+		assert_int_equal(calls[2 * i].sink, 1);
+		assert_int_equal(calls[2 * i + 1].sink, 2);
+		assert_string_equal(calls[2 * i].data[0], d);
+		assert_string_equal(calls[2 * i + 1].data[0], d);
+		assert_int_equal(calls[2 * i].batch_id[0], calls[2 * i + 1].batch_id[0]);
+	}
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+
+	/* HANDLE_CLOSE goes to the ended sink only */
+	ncalls = 0;
+	shn_notification last = note("a", 1, "last");
+	assert_int_equal(shn_notify(c, &last, 1, 0), 0);
+	dispatch_until(p, 1);
+	assert_int_equal(calls[0].sink, 1);
+	assert_string_equal(calls[0].data[0], "last");
+	ncalls = 0;
+	assert_int_equal(shn_unsubscribe(c, ca), 0);
+	dispatch_until(p, 1);
+	assert_int_equal(ncalls, 1);
+	assert_int_equal(calls[0].sink, 1);
+	assert_int_equal(calls[0].n, 1);
+	assert_int_equal(calls[0].event[0], SHN_EV_HANDLE_CLOSE);
+	assert_int_equal(calls[0].conn[0], ca);
+	assert_int_equal(calls[0].seq[0], 0);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+	assert_int_equal(ncalls, 1);
+	shn_conn wc;
+	shn_notification out[4];
+	shn_port *w = h_port_sub(c, 0, "a", 1, SHN_EV_ALL, &wc);   /* a witness */
+	/* A is gone for good: a new "a" notification reaches nobody on p */
+	ncalls = 0;
+	assert_int_equal(shn_notify(c, &only_a, 1, 0), 0);
+	assert_int_equal(h_get(w, out, 4), 1);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+	assert_int_equal(ncalls, 0);
+	shn_disconnect(c);
+}
+
+/* An overflow report reaches every sink of the port. */
+static void test_system_events_to_every_sink(void **state)
+{
+	struct harness *h = *state;
+	struct sink A = { .id = 1 }, B = { .id = 2 };
+	shn_conn ca = 0, cb = 0, wc;
+	shn_port *p = NULL;
+	shn_port_options o = { .capacity = 4096 };
+	static char big[1001];
+
+	memset(big, 'x', 1000);
+	ncalls = 0;
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, &o, &p), 0);
+	assert_int_equal(shn_advise(p, "o", 1, 0x1, 0, sink_fn, &A, &ca), 0);
+	assert_int_equal(shn_advise(p, "o", 1, 0x2, 0, sink_fn, &B, &cb), 0);
+	shn_port *w = h_port_sub(c, 1u << 20, "o", 1, SHN_EV_ALL, &wc);
+	for (int i = 0; i < 20; i++) {
+		shn_notification x = note("o", (i % 2) ? 0x2 : 0x1, big);
+		assert_int_equal(shn_notify(c, &x, 1, 0), 0);
+	}
+	shn_notification out[4];
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(h_get(w, out, 4), 1);      /* all routed */
+
+	uint64_t seen_a = 0, seen_b = 0, lost_a = 0, lost_b = 0;
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	while (seen_a + seen_b + lost_a < 20) {
+		int before = ncalls;
+		int r = shn_port_dispatch(p, 200);
+		assert_true(r > 0 || r == -ETIMEDOUT);
+		for (int i = before; i < ncalls; i++) {
+			for (size_t k = 0; k < calls[i].n; k++) {
+				if (calls[i].event[k] == SHN_EV_OVERFLOW) {
+					if (calls[i].sink == 1)
+						lost_a += calls[i].lost[k];
+					else
+						lost_b += calls[i].lost[k];
+				} else if (calls[i].sink == 1) {
+					assert_int_equal(calls[i].event[k], 0x1);
+					seen_a++;
+				} else {
+					assert_int_equal(calls[i].event[k], 0x2);
+					seen_b++;
+				}
+			}
+		}
+		ncalls = 0;
+		if (h_now_ms() > end)
+			fail_msg("sinks saw %llu (lost %llu) and %llu (lost %llu) of 20",
+				 (unsigned long long)seen_a, (unsigned long long)lost_a,
+				 (unsigned long long)seen_b, (unsigned long long)lost_b);
+		if (seen_a + seen_b + lost_b > 20)
+			fail_msg("more than 20 accounted for");
+	}
+	/* the same reports went to both sinks */
+	assert_true(lost_a > 0);
+	assert_int_equal(lost_a, lost_b);
+	/* reports count the port's losses: both sinks' notifications */
+	assert_int_equal(seen_a + seen_b + lost_a, 20);
+	shn_disconnect(c);
+}
+
+int main(int argc, char **argv)
+{
+	h_parse_args(argc, argv);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_sink_subsets, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_system_events_to_every_sink, h_setup,
+						h_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
