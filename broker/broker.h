@@ -81,6 +81,7 @@ struct shnd_port {
 	uint32_t capacity;
 	uint32_t overflow;
 	bool dirty, on_pending;
+	bool asked;                   /* want_space bumped since the last record written */
 	struct shn_segment ring_seg;  /* broker writes; sealed read-only to the client */
 	struct shn_segment cons_seg;  /* the client's consumer line: hostile */
 	struct shn_ring ring;         /* broker's producer view */
@@ -124,6 +125,13 @@ struct shnd_client {
 	size_t slot;                  /* index in b->clients */
 	enum shnd_client_state state;
 	bool ring_failed;             /* its rings are corrupt: do not drain on exit */
+	/* gone, but its publish ring still holds batches held back by a
+	 * SHN_OVERFLOW_BLOCK port: routed as room appears (DESIGN rule 9) */
+	bool draining;
+	/* back-pressure: the next batch waits for room in this port, until
+	 * its consumer moves from stall_head */
+	struct shnd_port *stall_port;
+	uint64_t stall_head;
 	bool close_after_reply;
 	pid_t pid;
 	uid_t uid;

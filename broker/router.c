@@ -59,6 +59,7 @@ static int reserve_array(void **buf, size_t *cap, size_t want, size_t sz)
 
 static void mark_dirty(struct shnd_broker *b, struct shnd_port *p)
 {
+	p->asked = false;
 	if (!p->dirty) {
 		p->dirty = true;
 		shnd_list_add_tail(&b->router.dirty, &p->dirty_link);
@@ -115,10 +116,21 @@ static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct
 	return (true);
 }
 
-/* Put p on the pending list (once) and bump want_space, so its consumer
- * rings its doorbell after it next consumes.  Bumped again only when the
- * consumer moved since the last bump: one that has not consumed since
- * will see the earlier bump anyway. */
+/* Ask p's consumer for room: bump want_space, so that it rings its
+ * doorbell after it next consumes.  Not again until the consumer moved or
+ * a record was written: one that has not consumed since will see the
+ * earlier bump anyway. */
+static void ask_room(struct shnd_port *p)
+{
+	if (p->asked && p->ring.head_cache == p->want_head)
+		return;
+	p->asked = true;
+	p->want_head = p->ring.head_cache;
+	atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
+}
+
+/* Put p, which holds system events it could not write, on the pending
+ * list (once) and ask its consumer for room. */
 static void park(struct shnd_broker *b, struct shnd_port *p)
 {
 	if (p->owner->state == SHND_CLIENT_DOOMED)
@@ -126,11 +138,8 @@ static void park(struct shnd_broker *b, struct shnd_port *p)
 	if (!p->on_pending) {
 		p->on_pending = true;
 		shnd_list_add_tail(&b->router.pending, &p->pending_link);
-	} else if (p->ring.head_cache == p->want_head) {
-		return;
 	}
-	p->want_head = p->ring.head_cache;
-	atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
+	ask_room(p);
 }
 
 /* Write p's pending system events in order.  True when none is left.
@@ -212,7 +221,12 @@ int shnd_router_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t
 
 void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p)
 {
-	(void)b;
+	size_t i;
+
+	/* publishers held back by it go on */
+	for (i = 0; i < b->nclients; i++)
+		if (b->clients[i]->stall_port == p)
+			b->clients[i]->stall_port = NULL;
 	if (p->dirty) {
 		p->dirty = false;
 		shnd_list_del(&p->dirty_link);
@@ -239,9 +253,6 @@ static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 
 	if (p->owner->state == SHND_CLIENT_DOOMED)
 		return;
-	/* SHN_OVERFLOW_BLOCK is taken as DROP for now: back-pressuring the
-	 * publishers of one slow port needs per-publisher parking that the
-	 * broker does not do yet. */
 	if (!clear || never)
 		goto drop;
 	db = shn_ring_reserve(&p->ring, (uint32_t)size, &err);
@@ -377,8 +388,54 @@ nomem:
 	shnd_err("out of memory routing a batch: a notification is lost for port %u", p->id);
 }
 
+/* Would a record of len bytes fit p's ring now?  1 yes, 0 no, -EBADMSG
+ * when the consumer's head is corrupt. */
+static int fits(struct shn_ring *r, uint32_t len)
+{
+	uint64_t cost = shn_ring_cost(r, len);
+
+	if (r->capacity - shn_ring_used(r) >= cost)
+		return (1);
+	if (shn_ring_load_head(r) < 0)
+		return (-EBADMSG);
+	return (r->capacity - shn_ring_used(r) >= cost);
+}
+
+/* SHN_OVERFLOW_BLOCK: the batch goes to every matching port or, while a
+ * blocking port has no room for it (its pending system events first), to
+ * none: the publisher's ring holds it, and so holds back everything the
+ * publisher sends after it (per-publisher order).  A batch that can never
+ * fit such a port is dropped and reported there as with DROP, or it would
+ * block forever.  True when c must wait. */
+static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shnd_router *r = &b->router;
+	size_t t;
+
+	for (t = 0; t < r->ntouched; t++) {
+		struct shnd_port *p = r->touched[t];
+		uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
+		int ok;
+
+		if (p->overflow != SHN_OVERFLOW_BLOCK_WIRE ||
+		    size > shn_ring_max_record(p->capacity))
+			continue;
+		ok = flush_pending(b, p) ? fits(&p->ring, (uint32_t)size) : 0;
+		if (ok < 0)
+			port_corrupt(p);
+		if (ok != 0 || p->owner->state == SHND_CLIENT_DOOMED)
+			continue;
+		c->stall_port = p;
+		c->stall_head = p->ring.head_cache;
+		ask_room(p);
+		return (true);
+	}
+	return (false);
+}
+
 /* Route one publish record of len bytes (already bounded by the ring).
- * 0, or -EBADMSG when it is malformed (the caller fails the client). */
+ * 0 routed, 1 held back by a SHN_OVERFLOW_BLOCK port (not consumed), or
+ * -EBADMSG when it is malformed (the caller fails the client). */
 static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint8_t *rec,
 			uint32_t len)
 {
@@ -424,6 +481,8 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 				match(r, s, (uint32_t)i, pn);
 		}
 	}
+	if (must_wait(b, c))
+		return (1);
 	for (t = 0; t < r->ntouched; t++)
 		deliver(b, c, r->touched[t], pb);
 done:
@@ -480,7 +539,7 @@ static long drain(struct shnd_broker *b, struct shnd_client *c, uint64_t max_rec
 		if (ret <= 0)
 			break;
 		ret = route_record(b, c, rec, len);
-		if (ret < 0)
+		if (ret != 0)
 			break;
 		shn_ring_consume(r, len);
 		n++;
@@ -528,6 +587,27 @@ static void retry_pending(struct shnd_broker *b)
 	}
 }
 
+/* True while c waits for room in a SHN_OVERFLOW_BLOCK port whose
+ * consumer has not moved since. */
+static bool stalled(struct shnd_client *c)
+{
+	struct shnd_port *p = c->stall_port;
+
+	if (p == NULL)
+		return (false);
+	if (atomic_load_explicit(&p->ring.cons->head, memory_order_relaxed) == c->stall_head)
+		return (true);
+	c->stall_port = NULL;
+	return (false);
+}
+
+/* Clients whose publish ring the router reads: ready ones, and departed
+ * ones still holding batches back (draining). */
+static bool drains(const struct shnd_client *c)
+{
+	return (c->has_pub && (c->state == SHND_CLIENT_READY || c->draining));
+}
+
 bool shnd_router_round(struct shnd_broker *b)
 {
 	bool progress = false;
@@ -536,9 +616,14 @@ bool shnd_router_round(struct shnd_broker *b)
 	for (i = 0; i < b->nclients; i++) {
 		struct shnd_client *c = b->clients[i];
 
-		if (c->state == SHND_CLIENT_READY && c->has_pub &&
-		    drain(b, c, SHND_DRAIN_RECORDS, SHND_DRAIN_BYTES) > 0)
+		if (!drains(c) || stalled(c))
+			continue;
+		if (drain(b, c, SHND_DRAIN_RECORDS, SHND_DRAIN_BYTES) > 0)
 			progress = true;
+		/* a departed client is reclaimed once its ring is empty */
+		if (c->draining && shnd_list_empty(&c->doom_link) &&
+		    (c->ring_failed || (c->stall_port == NULL && !shn_ring_readable(&c->pub))))
+			shnd_list_add_tail(&b->doomed, &c->doom_link);
 	}
 	if (progress || b->router.kick)
 		retry_pending(b);
@@ -548,7 +633,7 @@ bool shnd_router_round(struct shnd_broker *b)
 
 void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c)
 {
-	if (!c->has_pub || c->ring_failed)
+	if (!c->has_pub || c->ring_failed || stalled(c))
 		return;
 	/* bounded: the client is gone, so at most one ring of data remains */
 	drain(b, c, UINT64_MAX, (uint64_t)c->pub.capacity + 1);
@@ -565,7 +650,7 @@ bool shnd_router_has_work(struct shnd_broker *b)
 	for (i = 0; i < b->nclients; i++) {
 		struct shnd_client *c = b->clients[i];
 
-		if (c->state == SHND_CLIENT_READY && c->has_pub && shn_ring_readable(&c->pub))
+		if (drains(c) && !stalled(c) && shn_ring_readable(&c->pub))
 			return (true);
 	}
 	shnd_list_for_each(pos, &b->router.pending) {

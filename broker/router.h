@@ -30,7 +30,9 @@ void shnd_router_fini(struct shnd_router *r);
 bool shnd_router_round(struct shnd_broker *b);
 
 /* Route every complete batch left in c's publish ring (a client that is
- * going away, DESIGN rule 9), then publish.  Does nothing when c has no
+ * going away, DESIGN rule 9), then publish.  Stops early when a batch is
+ * held back by a SHN_OVERFLOW_BLOCK port (c->stall_port set): the caller
+ * keeps the ring and rounds go on draining it.  Does nothing when c has no
  * publish ring or its ring was found corrupt. */
 void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c);
 

@@ -438,27 +438,63 @@ static void new_client(struct shnd_broker *b, int fd)
 		   (int)c->pid, (unsigned)c->uid);
 }
 
-static void reclaim(struct shnd_broker *b, struct shnd_client *c)
+/* The client is gone: free what only a live client needs (ports,
+ * subscriptions, socket, doorbell).  Its publish ring may stay. */
+static void release_control(struct shnd_broker *b, struct shnd_client *c)
 {
 	struct shnd_list *pos, *tmp;
-	struct shnd_client *last;
 
 	shnd_list_for_each_safe(pos, tmp, &c->ports)
 		shnd_port_free(b, shnd_list_entry(pos, struct shnd_port, by_client));
 	shnd_map_fini(&c->subs);
-	last = b->clients[--b->nclients];
-	b->clients[c->slot] = last;
-	last->slot = c->slot;
-	shn_segment_close(&c->pub_seg);
-	c->has_pub = false;
-	if (c->room_fd >= 0)
-		close(c->room_fd);
-	c->room_fd = -1;
 	if (c->doorbell.active)
 		shnd_watch_del(b->loop, &c->doorbell);
 	else if (c->doorbell_fd >= 0)
 		close(c->doorbell_fd);
 	shnd_conn_stop(b->loop, &c->conn);
+}
+
+/* The rest: the publish ring, the room eventfd, the slot. */
+static void finish(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shnd_client *last = b->clients[--b->nclients];
+
+	b->clients[c->slot] = last;
+	last->slot = c->slot;
+	c->stall_port = NULL;
+	shn_segment_close(&c->pub_seg);
+	c->has_pub = false;
+	if (c->room_fd >= 0)
+		close(c->room_fd);
+	c->room_fd = -1;
+	if (c->draining) {
+		c->draining = false;
+		unref(c);
+	}
+}
+
+static void reap_one(struct shnd_broker *b, struct shnd_client *c, bool final)
+{
+	if (c->draining) {
+		/* drained (or found corrupt) since it left */
+		if (!final)
+			shnd_router_drain_all(b, c);
+		finish(b, c);
+		return;
+	}
+	release_control(b, c);
+	/* DESIGN rule 9: what it published before leaving still goes out */
+	shnd_router_drain_all(b, c);
+	if (!final && c->has_pub && !c->ring_failed && c->stall_port != NULL) {
+		/* held back by a SHN_OVERFLOW_BLOCK port: keep the ring (and
+		 * the struct: one reference) until rounds have drained it */
+		c->draining = true;
+		c->refs++;
+		shnd_debug("client %llu (pid %d) gone; its ring waits for room in port %u",
+			   (unsigned long long)c->id, (int)c->pid, c->stall_port->id);
+		return;
+	}
+	finish(b, c);
 }
 
 void shnd_server_reap(struct shnd_broker *b)
@@ -468,17 +504,18 @@ void shnd_server_reap(struct shnd_broker *b)
 							doom_link);
 
 		shnd_list_del(&c->doom_link);
-		/* DESIGN rule 9: what it published before leaving still goes out */
-		shnd_router_drain_all(b, c);
-		reclaim(b, c);
+		reap_one(b, c, false);
 	}
 }
 
 void shnd_server_drop_all(struct shnd_broker *b)
 {
-	size_t i;
+	while (b->nclients > 0) {
+		struct shnd_client *c = b->clients[b->nclients - 1];
 
-	for (i = 0; i < b->nclients; i++)
-		doom(b->clients[i]);
-	shnd_server_reap(b);
+		doom(c);
+		shnd_list_del(&c->doom_link);
+		reap_one(b, c, true);
+	}
+	shnd_list_init(&b->doomed);
 }

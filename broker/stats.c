@@ -80,13 +80,16 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 
 	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
 		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
-		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"ports\":[",
+		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"waiting_for_port\":%u,"
+		  "\"ports\":[",
 		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
 		  c->state == SHND_CLIENT_READY ? "ready" :
-		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" : "closing",
+		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" :
+		  c->draining ? "draining" : "closing",
 		  (unsigned long long)c->published, (unsigned long long)c->batches,
 		  (unsigned long long)(c->has_pub ? pub_used(c) : 0),
-		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups);
+		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups,
+		  c->stall_port ? c->stall_port->id : 0);
 	shnd_list_for_each(pos, &c->ports) {
 		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
 
