@@ -290,9 +290,13 @@ int h_teardown(void **state)
 {
 	(void)state;
 	h_kill_children();
+	h_disconnect_all();   /* those a failed test left behind */
 	h_stop(&the_harness);
 	return 0;
 }
+
+#define MAX_CLIENTS 64
+static shn_client *clients[MAX_CLIENTS];
 
 shn_client *h_connect(const struct harness *h)
 {
@@ -302,7 +306,29 @@ shn_client *h_connect(const struct harness *h)
 	if (err != 0)
 		fail_msg("shn_connect: %d (%s)", err, shn_strerror(err));
 	assert_non_null(c);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i] == NULL) {
+			clients[i] = c;
+			break;
+		}
 	return c;
+}
+
+void h_disconnect(shn_client *c)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i] == c)
+			clients[i] = NULL;
+	shn_disconnect(c);
+}
+
+void h_disconnect_all(void)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i] != NULL) {
+			shn_disconnect(clients[i]);
+			clients[i] = NULL;
+		}
 }
 
 shn_port *h_port_sub(shn_client *c, uint32_t capacity, const void *key, size_t key_len,

@@ -79,8 +79,11 @@ void h_dump_log(const struct harness *h);
 int h_setup(void **state);
 int h_teardown(void **state);
 
-/* Connect, asserting success. */
+/* Connect, asserting success.  The client is remembered until
+ * h_disconnect(); h_teardown() disconnects those a failed test left. */
 shn_client *h_connect(const struct harness *h);
+void h_disconnect(shn_client *c);
+void h_disconnect_all(void);
 
 /* Open a port (capacity 0: default) and subscribe key (NULL: any key) with
  * mask; asserts; returns the port, *conn the connection number. */

@@ -50,7 +50,7 @@ static void test_stale_socket(void **state)
 	shn_client *c = h_connect(&h);
 	shn_port *p = h_port_sub(c, 0, "stale", 5, SHN_EV_ALL, &conn);
 	roundtrip(c, p, conn, "stale");
-	shn_disconnect(c);
+	h_disconnect(c);
 	h_stop(&h);
 }
 
@@ -82,8 +82,8 @@ static void test_second_broker_refused(void **state)
 	roundtrip(c, p, conn, "live");
 	shn_client *c2 = h_connect(h);
 	roundtrip(c2, p, conn, "live");
-	shn_disconnect(c2);
-	shn_disconnect(c);
+	h_disconnect(c2);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)

@@ -161,7 +161,7 @@ static void wait_subscribed(const struct harness *h, struct proc *listener)
 		kill(listener->pid, SIGKILL);
 		fail_msg("the listener never subscribed (broker stats)");
 	}
-	shn_disconnect(x.c);
+	h_disconnect(x.c);
 }
 
 static void test_listen_publish(void **state)
@@ -218,7 +218,7 @@ static void test_listen_binary(void **state)
 			       .data = "\x80\x01", .data_len = 2 };
 	assert_int_equal(shn_notify(c, &n, 1, 0), 0);
 	assert_int_equal(finish(&l, H_TIMEOUT_MS), 0);
-	shn_disconnect(c);
+	h_disconnect(c);
 	assert_int_equal(lines_of(l.buf, lines, 4), 1);
 	expect_in(lines[0], "\"key\":null");
 	expect_in(lines[0], "\"key_base64\":\"//4=\"");

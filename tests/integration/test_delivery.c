@@ -145,7 +145,7 @@ static void test_one_batch(void **state)
 	/* and nothing else: the other keys never reached this port */
 	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
 	assert_int_equal(shn_port_close(p), 0);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- a batch read in pieces; two batches never merge ------------------- */
@@ -209,7 +209,7 @@ static void test_partial_get(void **state)
 	assert_int_equal(out[1].batch_count, 2);
 	assert_int_equal(out[1].seq, 7);
 	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- 2: no user event before the first filter (rule 11) ---------------- */
@@ -264,7 +264,7 @@ static void test_no_event_before_filter(void **state)
 	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
 	assert_int_equal(shn_port_get(a, out, 8, 0), -ETIMEDOUT);
 	h_chan_close(&x.go);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- 3: event masks and wildcard subscriptions -------------------------- */
@@ -350,7 +350,7 @@ static void test_masks_and_wildcard(void **state)
 	check_batch(pw, cw, ew, 9, pid);
 	const struct expect e8[] = { { "\0\xff", 2, 0x8, "h" } };
 	check_batch(pw8, cw8, e8, 1, pid);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- rule 15: several subscriptions of one port match ------------------- */
@@ -401,7 +401,7 @@ static void test_overlapping_filters(void **state)
 	assert_int_equal(out[1].conn, c4);
 	assert_int_equal(out[1].batch_count, 2);
 	assert_int_equal(shn_port_get(q, out, 8, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- 9: the publisher exits right after publishing (rule 9) ------------- */
@@ -469,7 +469,7 @@ static void test_publisher_exit(void **state)
 		}
 		assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
 	}
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)

@@ -54,7 +54,7 @@ static unsigned sink_fn(void *ctx, const shn_notification *b, size_t n)
 		c->batch_id[i] = b[i].batch_id;
 		if (b[i].event == SHN_EV_OVERFLOW && b[i].data_len == 8)
 			memcpy(&c->lost[i], b[i].data, 8);
-		else if (b[i].data_len < sizeof(c->data[i]))
+		else if (b[i].data_len > 0 && b[i].data_len < sizeof(c->data[i]))
 			memcpy(c->data[i], b[i].data, b[i].data_len);
 	}
 	return s->ret;
@@ -189,7 +189,7 @@ static void test_sink_subsets(void **state)
 	assert_int_equal(h_get(w, out, 4), 1);
 	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
 	assert_int_equal(ncalls, 0);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* An overflow report reaches every sink of the port. */
@@ -252,7 +252,7 @@ static void test_system_events_to_every_sink(void **state)
 	assert_int_equal(lost_a, lost_b);
 	/* reports count the port's losses: both sinks' notifications */
 	assert_int_equal(seen_a + seen_b + lost_a, 20);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)

@@ -64,7 +64,7 @@ static void good_roundtrip(struct good *g)
 
 static void good_fini(struct good *g)
 {
-	shn_disconnect(g->c);
+	h_disconnect(g->c);
 }
 
 /* ---- helpers: the raw protocol ------------------------------------------ */
@@ -224,7 +224,7 @@ static void test_notify_errors(void **state)
 	/* nothing refused above was published */
 	assert_int_equal(out[0].batch_id, 1);
 	assert_int_equal(shn_port_get(p, out, 16, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- 8b: port options --------------------------------------------------- */
@@ -274,7 +274,7 @@ static void test_port_open_errors(void **state)
 	assert_int_equal(out[0].conn, conn);
 	/* the client is still fine after all the refusals */
 	assert_int_equal(shn_port_close(p), 0);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* ---- 8c: protocol version ---------------------------------------------- */

@@ -122,7 +122,7 @@ static void test_binary_keys(void **state)
 		assert_int_equal(out[0].seq, ++seq);
 	}
 	assert_int_equal(shn_port_get(q, out, 8, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 static void test_key_limits(void **state)
@@ -166,7 +166,7 @@ static void test_key_limits(void **state)
 	assert_int_equal(out[0].seq, 1);
 	assert_int_equal(out[0].batch_id, 1);  /* refused batches used no number */
 	assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 static void test_data_sizes(void **state)
@@ -196,7 +196,7 @@ static void test_data_sizes(void **state)
 				 .data_len = SHN_DATA_MAX + 1 };
 	assert_int_equal(shn_notify(c, &big, 1, 0), -EINVAL);
 	assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)

@@ -154,7 +154,7 @@ static void test_overflow(void **state)
 	fprintf(stderr, "overflow: %llu received, %llu lost in %llu reports\n",
 		(unsigned long long)a.received, (unsigned long long)a.dropped,
 		(unsigned long long)a.overflows);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* The loss is reported even when nothing is published after it: a
@@ -209,7 +209,7 @@ static void test_overflow_reported_without_traffic(void **state)
 	assert_true(lost >= 3);
 	assert_int_equal(got % 3, 0);
 	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)

@@ -173,7 +173,7 @@ static void run_load(struct harness *h, uint32_t npub, uint32_t per, uint32_t ca
 	fprintf(stderr, "%u publishers x %u: %llu received, %llu reported lost\n", npub, per,
 		(unsigned long long)received, (unsigned long long)dropped);
 	*dropped_out = dropped;
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* 64 MiB holds everything even if the subscriber never read: zero loss. */

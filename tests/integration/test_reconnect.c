@@ -91,8 +91,8 @@ static void test_broker_loss(void **state)
 	/* and the reconnected client publishes again */
 	roundtrip(c, p1, c1, "loss");
 	assert_int_equal(shn_port_get(p2, out, 8, 0), -ETIMEDOUT);   /* event 1: not 0x2 */
-	shn_disconnect(pub);
-	shn_disconnect(c);
+	h_disconnect(pub);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)

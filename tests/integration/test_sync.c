@@ -26,7 +26,8 @@ static unsigned sink_fn(void *ctx, const shn_notification *b, size_t n)
 	struct sink *s = ctx;
 
 	if (n > 0 && b[n - 1].data_len < sizeof(s->last)) {
-		memcpy(s->last, b[n - 1].data, b[n - 1].data_len);
+		if (b[n - 1].data_len > 0)
+			memcpy(s->last, b[n - 1].data, b[n - 1].data_len);
 		s->last[b[n - 1].data_len] = '\0';
 	}
 	atomic_fetch_add(&s->calls, 1);
@@ -36,8 +37,14 @@ static unsigned sink_fn(void *ctx, const shn_notification *b, size_t n)
 struct dispatcher {
 	shn_port *p;
 	_Atomic bool stop;
+	bool running;
 	pthread_t t;
 };
+
+/* Static, so that a failed test's threads never point into a dead frame;
+ * the teardown stops whatever is still running. */
+static struct dispatcher disp[2];
+static struct sink sinks[2];
 
 static void *dispatch_main(void *arg)
 {
@@ -56,13 +63,24 @@ static void start_dispatcher(struct dispatcher *d, shn_port *p)
 	d->p = p;
 	atomic_store(&d->stop, false);
 	assert_int_equal(pthread_create(&d->t, NULL, dispatch_main, d), 0);
+	d->running = true;
 }
 
 static void stop_dispatcher(struct dispatcher *d)
 {
+	if (!d->running)
+		return;
 	atomic_store(&d->stop, true);
 	shn_port_unblock(d->p);
 	pthread_join(d->t, NULL);
+	d->running = false;
+}
+
+static int teardown(void **state)
+{
+	stop_dispatcher(&disp[0]);
+	stop_dispatcher(&disp[1]);
+	return h_teardown(state);
 }
 
 static shn_notification note(const char *key, const char *data)
@@ -125,23 +143,24 @@ static void test_sync_no_subscriber(void **state)
 	shn_notification n = note("nobody", "x");
 
 	assert_int_equal(sync_notify(c, n), 0);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* When shn_notify(SYNC) returns, the sink has run. */
 static void test_sync_sink_consumed(void **state)
 {
 	struct harness *h = *state;
-	struct sink s = { .ret = SHN_CALLBACK_CONTINUE };
-	struct dispatcher d;
+	struct sink *s = &sinks[0];
+	struct dispatcher *d = &disp[0];
 	shn_port *p = NULL;
 	shn_conn conn;
 
 	shn_client *sub = h_connect(h);
 	shn_client *pub = h_connect(h);
 	assert_int_equal(shn_port_open(sub, NULL, &p), 0);
-	assert_int_equal(shn_advise(p, "s", 1, SHN_EV_ALL, 0, sink_fn, &s, &conn), 0);
-	start_dispatcher(&d, p);
+	*s = (struct sink){ .ret = SHN_CALLBACK_CONTINUE };
+	assert_int_equal(shn_advise(p, "s", 1, SHN_EV_ALL, 0, sink_fn, s, &conn), 0);
+	start_dispatcher(d, p);
 	for (int i = 1; i <= 20; i++) {
 		char data[8];
 		snprintf(data, sizeof(data), "%d", i);
@@ -149,12 +168,12 @@ static void test_sync_sink_consumed(void **state)
 		int r = sync_notify(pub, n);
 		if (r != 0)
 			fail_msg("shn_notify(SYNC): %d (%s)", r, shn_strerror(r));
-		assert_int_equal(atomic_load(&s.calls), i);
-		assert_string_equal(s.last, data);
+		assert_int_equal(atomic_load(&s->calls), i);
+		assert_string_equal(s->last, data);
 	}
-	stop_dispatcher(&d);
-	shn_disconnect(pub);
-	shn_disconnect(sub);
+	stop_dispatcher(d);
+	h_disconnect(pub);
+	h_disconnect(sub);
 }
 
 /* The first sink (oldest subscription) says DISCONTINUE: the second is not
@@ -162,8 +181,8 @@ static void test_sync_sink_consumed(void **state)
 static void test_sync_discontinue(void **state)
 {
 	struct harness *h = *state;
-	struct sink a = { .ret = SHN_CALLBACK_DISCONTINUE }, b = { .ret = SHN_CALLBACK_CONTINUE };
-	struct dispatcher da, db;
+	struct sink *a = &sinks[0], *b = &sinks[1];
+	struct dispatcher *da = &disp[0], *db = &disp[1];
 	shn_port *pa = NULL, *pb = NULL;
 	shn_conn ca, cb;
 
@@ -172,38 +191,40 @@ static void test_sync_discontinue(void **state)
 	shn_client *pub = h_connect(h);
 	assert_int_equal(shn_port_open(sa, NULL, &pa), 0);
 	assert_int_equal(shn_port_open(sb, NULL, &pb), 0);
-	assert_int_equal(shn_advise(pa, "d", 1, SHN_EV_ALL, 0, sink_fn, &a, &ca), 0);
-	assert_int_equal(shn_advise(pb, "d", 1, SHN_EV_ALL, 0, sink_fn, &b, &cb), 0);
-	start_dispatcher(&da, pa);
-	start_dispatcher(&db, pb);
+	*a = (struct sink){ .ret = SHN_CALLBACK_DISCONTINUE };
+	*b = (struct sink){ .ret = SHN_CALLBACK_CONTINUE };
+	assert_int_equal(shn_advise(pa, "d", 1, SHN_EV_ALL, 0, sink_fn, a, &ca), 0);
+	assert_int_equal(shn_advise(pb, "d", 1, SHN_EV_ALL, 0, sink_fn, b, &cb), 0);
+	start_dispatcher(da, pa);
+	start_dispatcher(db, pb);
 
 	shn_notification n = note("d", "stop");
 	int r = sync_notify(pub, n);
 	if (r != SHN_NOTIFY_CANCELED)
 		fail_msg("shn_notify(SYNC) with a discontinuing sink: %d (%s), expected "
 			 "SHN_NOTIFY_CANCELED", r, shn_strerror(r));
-	assert_int_equal(atomic_load(&a.calls), 1);
+	assert_int_equal(atomic_load(&a->calls), 1);
 	/* b never gets it: a later asynchronous batch is the first it sees */
 	shn_notification m = note("d", "later");
 	assert_int_equal(shn_notify(pub, &m, 1, 0), 0);
 	int64_t end = h_now_ms() + H_TIMEOUT_MS;
-	while (atomic_load(&b.calls) == 0 && h_now_ms() < end) {
+	while (atomic_load(&b->calls) == 0 && h_now_ms() < end) {
 		struct timespec ts = { 0, 2000000 };
 		nanosleep(&ts, NULL);
 	}
-	assert_int_equal(atomic_load(&b.calls), 1);
-	assert_string_equal(b.last, "later");
-	stop_dispatcher(&da);
-	stop_dispatcher(&db);
-	shn_disconnect(pub);
-	shn_disconnect(sa);
-	shn_disconnect(sb);
+	assert_int_equal(atomic_load(&b->calls), 1);
+	assert_string_equal(b->last, "later");
+	stop_dispatcher(da);
+	stop_dispatcher(db);
+	h_disconnect(pub);
+	h_disconnect(sa);
+	h_disconnect(sb);
 }
 
 static void test_sync_pull_port(void **state)
 {
 	struct harness *h = *state;
-	struct sync_pub x;
+	static struct sync_pub x;   /* the thread may outlive a failed test */
 	shn_notification out[4];
 	shn_conn conn;
 	pthread_t t;
@@ -224,18 +245,18 @@ static void test_sync_pull_port(void **state)
 		fail_msg("shn_notify(SYNC) still waiting after the batch was read");
 	pthread_join(t, NULL);
 	assert_int_equal(atomic_load(&x.result), 0);
-	shn_disconnect(x.c);
-	shn_disconnect(sub);
+	h_disconnect(x.c);
+	h_disconnect(sub);
 }
 
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sync_no_subscriber, h_setup, h_teardown),
-		cmocka_unit_test_setup_teardown(test_sync_sink_consumed, h_setup, h_teardown),
-		cmocka_unit_test_setup_teardown(test_sync_discontinue, h_setup, h_teardown),
-		cmocka_unit_test_setup_teardown(test_sync_pull_port, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_sync_no_subscriber, h_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_sink_consumed, h_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_discontinue, h_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_pull_port, h_setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

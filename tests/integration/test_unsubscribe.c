@@ -102,7 +102,7 @@ static void test_unsubscribe(void **state)
 	/* another client cannot end our subscription */
 	shn_client *other = h_connect(h);
 	assert_int_equal(shn_unsubscribe(other, cv), -ENOENT);
-	shn_disconnect(other);
+	h_disconnect(other);
 
 	/* batch 2 is published after the unsubscribe returned */
 	assert_true(h_send(&x.go, 1));
@@ -142,7 +142,7 @@ static void test_unsubscribe(void **state)
 	assert_int_equal(shn_port_get(p, out, 16, 0), -ETIMEDOUT);
 	assert_int_equal(shn_unsubscribe(c, cv), -ENOENT);
 	h_chan_close(&x.go);
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 /* An unsubscribe right after a flood: HANDLE_CLOSE comes after the last
@@ -177,8 +177,8 @@ static void test_handle_close_last(void **state)
 	assert_int_equal(h_get(p, out, 64), 1);
 	check_handle_close(&out[0], conn);
 	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
-	shn_disconnect(pubc);
-	shn_disconnect(c);
+	h_disconnect(pubc);
+	h_disconnect(c);
 }
 
 /* ---- 5: shn_port_unblock ----------------------------------------------- */
@@ -280,7 +280,7 @@ static void test_unblock(void **state)
 	assert_int_equal(h_get(p, out, 4), 1);
 	check_user(&out[0], "ub", "after", conn, 1);
 	assert_int_equal(out[0].sender_pid, getpid());
-	shn_disconnect(c);
+	h_disconnect(c);
 }
 
 int main(int argc, char **argv)
