@@ -40,11 +40,13 @@ int shnd_client_send(struct shnd_client *c, const void *msg, uint32_t len, const
  * ports waiting for room.  0 or -errno. */
 int shnd_client_watch_doorbell(struct shnd_client *c);
 
-/* Reclaim every doomed client: route what is left in its publish ring,
- * then free its subscriptions, ports, segments and descriptors. */
+/* Reclaim every doomed client: free its ports, subscriptions, socket and
+ * doorbell, route what is left in its publish ring (DESIGN rule 9), then
+ * free the ring too, unless a SHN_OVERFLOW_BLOCK port holds batches back:
+ * then the ring stays ("draining") until rounds have routed them. */
 void shnd_server_reap(struct shnd_broker *b);
 
-/* Doom every client and reap them (shutdown). */
+/* Reclaim every client now, draining ones included (shutdown). */
 void shnd_server_drop_all(struct shnd_broker *b);
 
 /* Client structures not yet freed (the loop may still hold some). */
