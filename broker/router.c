@@ -268,7 +268,7 @@ static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	db->count = p->count;
 	db->sender_pid = src->pid;
 	db->sender_uid = src->uid;
-	db->reserved = 0;
+	db->sync_token = 0;
 	db->batch_id = pb->batch_id;
 	db->time_ns = pb->time_ns;
 	out = (uint8_t *)(db + 1);

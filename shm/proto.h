@@ -28,6 +28,7 @@ enum shn_msg_type {
 	SHN_MSG_SUBSCRIBE   = 4,
 	SHN_MSG_UNSUBSCRIBE = 5,
 	SHN_MSG_STATS       = 6,  /* reply: one or more STATS chunks of JSON text */
+	SHN_MSG_SYNC_DONE   = 7,  /* b->c, unsolicited: a SYNC batch was served */
 	SHN_MSG_TYPE_MAX
 };
 
@@ -114,6 +115,17 @@ struct shn_msg_stats_reply {
 };
 #define SHN_STATS_LAST 1u
 
+/* SYNC_DONE (broker -> publisher, unsolicited, hdr.id 0): every matching
+ * subscription consumed the SYNC batch batch_id (hdr.status 0), or a sink
+ * answered SHN_CALLBACK_DISCONTINUE and the rest were skipped (hdr.status
+ * SHN_SYNC_CANCELED_WIRE).  Sent once per SYNC batch while the publisher is
+ * connected. */
+struct shn_msg_sync_done {
+	struct shn_msg_hdr hdr;
+	uint64_t batch_id;
+};
+#define SHN_SYNC_CANCELED_WIRE 1
+
 /* Generic reply with no body (PORT_CLOSE, SUBSCRIBE, UNSUBSCRIBE, errors). */
 struct shn_msg_reply {
 	struct shn_msg_hdr hdr;
@@ -142,6 +154,19 @@ struct shn_msg_reply {
 #define SHN_DEL_PROD_OFF 0u
 #define SHN_CONS_SEG_SIZE 4096u
 
+/* A delivered record flagged SHN_DEL_SYNC is part of a synchronous notify:
+ * once the client consumed it (shn_port_get handed out its last note, or
+ * shn_port_dispatch ran every sink on it) it stores status, then token
+ * (release), in this line at SHN_SYNC_ACK_OFF of the consumer segment, and
+ * writes its doorbell.  status: 0 consumed, 1 a sink answered
+ * SHN_CALLBACK_DISCONTINUE.  Client writes; broker reads, untrusted. */
+#define SHN_DEL_SYNC 1u
+#define SHN_SYNC_ACK_OFF 64u
+struct shn_sync_ack {
+	alignas(SHN_CACHELINE) _Atomic uint32_t status;
+	_Atomic uint32_t token;
+};
+
 /* Broker segment, one per broker, read-only to clients. */
 struct shn_broker_shm {
 	uint32_t magic;           /* SHN_BROKER_SHM_MAGIC */
@@ -152,9 +177,30 @@ struct shn_broker_shm {
 	 * published (store tail, full fence) and then reads an odd value it
 	 * has not rung for yet writes its doorbell. */
 	alignas(SHN_CACHELINE) _Atomic uint32_t sleep_seq;
+	/* Interest summary ("nobody listening costs nothing"), broker writes:
+	 * any_key_subs counts live any-key subscriptions (then every key is
+	 * wanted); otherwise bit (XXH3_64bits(key) & (SHN_INTEREST_BITS - 1))
+	 * of the bitmap at SHN_INTEREST_OFF is set while some subscription's
+	 * key hashes there.  The broker sets a bit (release) before it replies
+	 * to SUBSCRIBE and clears it only when no subscription needs it. */
+	alignas(SHN_CACHELINE) _Atomic uint32_t any_key_subs;
 };
 #define SHN_BROKER_SHM_MAGIC 0x4b524253u /* "SBRK" */
-#define SHN_BROKER_SHM_SIZE  4096u
+#define SHN_INTEREST_OFF     4096u
+#define SHN_INTEREST_BITS    (1u << 19)   /* 64 KiB of bitmap */
+#define SHN_BROKER_SHM_SIZE  (SHN_INTEREST_OFF + SHN_INTEREST_BITS / 8)
+
+/* Is some subscriber possibly interested in a key of hash h?  map is the
+ * bitmap (64-bit words) at SHN_INTEREST_OFF of the broker segment. */
+static inline bool shn_interest_test(const struct shn_broker_shm *b,
+				     const _Atomic uint64_t *map, uint64_t h)
+{
+	uint32_t bit = (uint32_t)(h & (SHN_INTEREST_BITS - 1));
+
+	if (atomic_load_explicit(&b->any_key_subs, memory_order_acquire) != 0)
+		return true;
+	return (atomic_load_explicit(&map[bit / 64], memory_order_acquire) >> (bit % 64)) & 1u;
+}
 
 /* ---- ring records ----------------------------------------------------- */
 
@@ -165,11 +211,12 @@ struct shn_broker_shm {
 struct shn_pub_batch {
 	struct shn_rec_hdr h;     /* type SHN_REC_BATCH, len = whole record */
 	uint32_t count;           /* >= 1 */
-	uint32_t flags;           /* 0 */
+	uint32_t flags;           /* 0 or SHN_PUB_SYNC */
 	uint64_t batch_id;        /* per-client, increasing from 1 */
 	uint64_t time_ns;         /* CLOCK_MONOTONIC at publish */
 	uint64_t reserved;
 };
+#define SHN_PUB_SYNC 1u      /* SHN_NOTIFY_SYNC: answer with SYNC_DONE */
 /* Each note: this header, key_len key bytes, data_len data bytes, zero pad
  * to a multiple of 8. */
 struct shn_pub_note {
@@ -182,11 +229,11 @@ struct shn_pub_note {
 
 /* Delivery ring: a delivered batch. */
 struct shn_del_batch {
-	struct shn_rec_hdr h;     /* type SHN_REC_DELIVERY */
+	struct shn_rec_hdr h;     /* type SHN_REC_DELIVERY; flags SHN_DEL_SYNC */
 	uint32_t count;
 	int32_t  sender_pid;      /* 0 for system events */
 	uint32_t sender_uid;
-	uint32_t reserved;
+	uint32_t sync_token;      /* with SHN_DEL_SYNC: acknowledge with this */
 	uint64_t batch_id;
 	uint64_t time_ns;
 };
