@@ -11,6 +11,7 @@
 # Variables: WERROR=1 (warnings are errors), CMAKE_FLAGS="...", JOBS=N.
 
 SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
 .SHELLFLAGS := -eu -o pipefail -c
 
 BUILD_DIR   ?= build

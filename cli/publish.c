@@ -140,6 +140,15 @@ int cmd_publish(int argc, char **argv)
 			"publish ring (%s): publish fewer or smaller DATA per call", n,
 			strerror(-rc));
 		break;
+	case EOPNOTSUPP:
+		if (flags & SHN_NOTIFY_SYNC) {
+			cli_err("publish --sync failed: this libshmnotify does not support "
+				"synchronous notify yet (%s): publish without --sync",
+				strerror(-rc));
+			break;
+		}
+		cli_err("publish failed: %s", shn_strerror(rc));
+		break;
 	case ETIMEDOUT:
 		cli_err("publish failed: the subscribers did not consume the batch in time (%s)",
 			strerror(-rc));

@@ -47,12 +47,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say() { printf '\n\033[1m-- %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+say() { printf '\n%s-- %s%s\n' "$bold" "$*" "$plain"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; }
+run() { show "$@"; "$@"; }
 fail() { echo "demo: $*" >&2; exit 1; }
 
 say "starting a private broker on $sock"
-printf '$ %s\n' "$BROKER --socket $sock --foreground &"
+show "$BROKER" --socket "$sock" --foreground; printf '  (in the background)\n' 
 "$BROKER" --socket "$sock" --foreground >"$tmp/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 100); do
@@ -64,7 +66,7 @@ done
 echo "shmnotifyd (pid $broker_pid) answers"
 
 say "a listener waits for 5 notifications on key demo/key"
-printf '$ %s\n' "shmnotify listen --socket $sock --count 5 --timeout 10000 demo/key &"
+show "$CLI" listen --socket "$sock" --count 5 --timeout 10000 demo/key; printf '  (in the background)\n' 
 "$CLI" listen --socket "$sock" --count 5 --timeout 10000 demo/key \
 	> >(sed -u 's/^/    listener | /') 2>&1 &
 listener_pid=$!
@@ -86,14 +88,14 @@ sleep 0.2
 say "the broker's statistics, while the listener is connected"
 run "$CLI" stats --socket "$sock"
 
-say "one more, synchronously: returns once the listener has read it"
-run "$CLI" publish --socket "$sock" --sync demo/key bye
+say "the fifth notification ends the listener (--count 5)"
+run "$CLI" publish --socket "$sock" demo/key bye
 wait "$listener_pid" || fail "the listener failed (status $?)"
 listener_pid=""
 sleep 0.1  # let the listener's last lines through the prefixing sed
 
 say "one second of flood: 1 publisher -> 1 subscriber through the broker"
-run "$FLOOD" --socket "$sock" --seconds 1 --overflow block
+run "$FLOOD" --socket "$sock" --seconds 1
 
 say "stopping the broker (SIGTERM)"
 kill -TERM "$broker_pid"
