@@ -67,7 +67,9 @@ static int setup_bshm(struct shnd_broker *b)
 	b->bshm->version = SHN_PROTO_VERSION;
 	b->bshm->pid = (int32_t)getpid();
 	atomic_store_explicit(&b->bshm->sleep_seq, 0, memory_order_relaxed);
-	/* clients may only read it: the sleep word has a single writer */
+	atomic_store_explicit(&b->bshm->any_key_subs, 0, memory_order_relaxed);
+	/* clients may only read it: the sleep word and the interest summary
+	 * (index.c) have a single writer, through this mapping */
 	return (shn_segment_seal_readonly(&b->bshm_seg));
 }
 
@@ -95,6 +97,8 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 		return (err);
 	}
 	err = setup_bshm(b);
+	if (err == 0)
+		err = shnd_index_attach(&b->index, b->bshm);
 	if (err) {
 		shnd_err("cannot create the broker segment: %s", strerror(-err));
 		return (err);

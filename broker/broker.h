@@ -164,6 +164,11 @@ struct shnd_index {
 	size_t nkeys;
 	struct shnd_list wild;
 	size_t nwild;
+	/* the interest summary published in the broker segment (NULL until
+	 * shnd_index_attach): per bit, how many key entries hash there */
+	uint32_t *interest_count;
+	_Atomic uint64_t *interest_map;
+	_Atomic uint32_t *any_key_subs;
 };
 
 struct shnd_match {

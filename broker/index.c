@@ -2,6 +2,7 @@
 #include "index.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -13,6 +14,44 @@ void shnd_index_init(struct shnd_index *ix)
 	ix->nkeys = 0;
 	shnd_list_init(&ix->wild);
 	ix->nwild = 0;
+	ix->interest_count = NULL;
+	ix->interest_map = NULL;
+	ix->any_key_subs = NULL;
+}
+
+int shnd_index_attach(struct shnd_index *ix, struct shn_broker_shm *bs)
+{
+	/* 2 MiB of counters, untouched (so not resident) until keys use them */
+	ix->interest_count = calloc(SHN_INTEREST_BITS, sizeof(*ix->interest_count));
+	if (ix->interest_count == NULL)
+		return (-ENOMEM);
+	ix->interest_map = (_Atomic uint64_t *)(void *)((uint8_t *)bs + SHN_INTEREST_OFF);
+	ix->any_key_subs = &bs->any_key_subs;
+	return (0);
+}
+
+/* A key entry of this hash appeared: the first one sets its bit. */
+static void interest_add(struct shnd_index *ix, uint64_t hash)
+{
+	uint32_t bit = (uint32_t)(hash & (SHN_INTEREST_BITS - 1));
+
+	if (ix->interest_count == NULL)
+		return;
+	if (ix->interest_count[bit]++ == 0)
+		atomic_fetch_or_explicit(&ix->interest_map[bit / 64], (uint64_t)1 << (bit % 64),
+					 memory_order_release);
+}
+
+/* A key entry of this hash went away: the last one clears its bit. */
+static void interest_del(struct shnd_index *ix, uint64_t hash)
+{
+	uint32_t bit = (uint32_t)(hash & (SHN_INTEREST_BITS - 1));
+
+	if (ix->interest_count == NULL)
+		return;
+	if (--ix->interest_count[bit] == 0)
+		atomic_fetch_and_explicit(&ix->interest_map[bit / 64],
+					  ~((uint64_t)1 << (bit % 64)), memory_order_release);
 }
 
 void shnd_index_fini(struct shnd_index *ix)
@@ -31,6 +70,10 @@ void shnd_index_fini(struct shnd_index *ix)
 	ix->buckets = NULL;
 	ix->nbuckets = 0;
 	ix->nkeys = 0;
+	free(ix->interest_count);
+	ix->interest_count = NULL;
+	ix->interest_map = NULL;
+	ix->any_key_subs = NULL;
 }
 
 uint64_t shnd_index_hash(const void *key, size_t len)
@@ -84,6 +127,8 @@ int shnd_index_add(struct shnd_index *ix, struct shnd_sub *sub, const void *key,
 		sub->ke = NULL;
 		shnd_list_add_tail(&ix->wild, &sub->by_key);
 		ix->nwild++;
+		if (ix->any_key_subs != NULL)
+			atomic_fetch_add_explicit(ix->any_key_subs, 1, memory_order_release);
 		return (0);
 	}
 	hash = shnd_index_hash(key, len);
@@ -102,6 +147,7 @@ int shnd_index_add(struct shnd_index *ix, struct shnd_sub *sub, const void *key,
 		ke->next = ix->buckets[hash & (ix->nbuckets - 1)];
 		ix->buckets[hash & (ix->nbuckets - 1)] = ke;
 		ix->nkeys++;
+		interest_add(ix, hash);
 	}
 	shnd_list_add_tail(&ke->subs, &sub->by_key);
 	ke->nsubs++;
@@ -116,6 +162,8 @@ void shnd_index_del(struct shnd_index *ix, struct shnd_sub *sub)
 	shnd_list_del(&sub->by_key);
 	if (ke == NULL) {
 		ix->nwild--;
+		if (ix->any_key_subs != NULL)
+			atomic_fetch_sub_explicit(ix->any_key_subs, 1, memory_order_release);
 		return;
 	}
 	sub->ke = NULL;
@@ -128,5 +176,6 @@ void shnd_index_del(struct shnd_index *ix, struct shnd_sub *sub)
 		}
 	}
 	ix->nkeys--;
+	interest_del(ix, ke->hash);
 	free(ke);
 }

@@ -25,6 +25,16 @@ struct shnd_keyent {
 /* An empty index; allocates nothing. */
 void shnd_index_init(struct shnd_index *ix);
 
+/* Publish the interest summary ("nobody listening costs nothing") in the
+ * broker segment bs (the broker's own writable mapping, SHN_BROKER_SHM_SIZE
+ * bytes): from now on any_key_subs counts the live any-key subscriptions,
+ * and bit XXH3_64bits(key) & (SHN_INTEREST_BITS - 1) of the bitmap at
+ * SHN_INTEREST_OFF is set while some live subscription's key hashes there
+ * (a private count per bit of the key entries hashing there).  Bits are
+ * set (release) inside shnd_index_add, so before the SUBSCRIBE reply
+ * leaves, and cleared when their count drops to 0.  0 or -ENOMEM. */
+int shnd_index_attach(struct shnd_index *ix, struct shn_broker_shm *bs);
+
 /* Free the index's own memory; every subscription must be gone. */
 void shnd_index_fini(struct shnd_index *ix);
 
