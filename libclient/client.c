@@ -4,7 +4,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,20 +27,11 @@ int shn_default_socket_path(char *buf, size_t len)
 
 void shn__broker_lost(shn_client *c)
 {
-	atomic_store(&c->broker_gone, true);
-}
-
-bool shn__broker_hung_up(shn_client *c)
-{
-	struct pollfd pfd = { .fd = c->sock, .events = 0 };
-
-	if (atomic_load(&c->broker_gone))
-		return (true);
-	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-		shn__broker_lost(c);
-		return (true);
-	}
-	return (false);
+	/* Shutting our end down makes the watcher see a hang-up even when the
+	 * broker is alive but the stream broke (timeout, protocol error): it
+	 * then reconnects, and the broker reclaims the old connection. */
+	if (!atomic_exchange(&c->broker_gone, true) && c->sock >= 0)
+		shutdown(c->sock, SHUT_RDWR);
 }
 
 static void close_fds(int *fds, int n)
@@ -140,9 +134,13 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 		}
 		return (err);
 	}
-	if (nfds)
-		*nfds = room;
-	n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
+	for (;;) {
+		if (nfds)
+			*nfds = room;
+		n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
+		if (n < 0 || !shn__async_message(c, reply, (size_t)n))
+			break;
+	}
 	pthread_mutex_unlock(&c->ctl_lock);
 	if (n == -ETIMEDOUT || n == -EPROTO)
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */
@@ -208,13 +206,14 @@ static int hello(shn_client *c)
 	c->room_fd = fds[SHN_HELLO_FD_ROOM];
 	err = shn_segment_map(&c->pub_seg, fds[SHN_HELLO_FD_PUB],
 			      SHN_RING_HDR_SIZE + (size_t)rep.pub_capacity, 1);
-	if (err == 0)
-		err = shn_segment_map(&c->broker_seg, fds[SHN_HELLO_FD_BROKER],
-				      SHN_BROKER_SHM_SIZE, 0);
-	else
+	if (err < 0) {
 		close(fds[SHN_HELLO_FD_BROKER]);
+		return (err == -EBADMSG ? -EPROTO : err);
+	}
+	err = shn_segment_map(&c->broker_seg, fds[SHN_HELLO_FD_BROKER], SHN_BROKER_SHM_SIZE, 0);
 	if (err < 0)
 		return (err == -EBADMSG ? -EPROTO : err);
+	c->interest = (const void *)((const uint8_t *)c->broker_seg.addr + SHN_INTEREST_OFF);
 	prod = (void *)((uint8_t *)c->pub_seg.addr + SHN_PUB_PROD_OFF);
 	c->bshm = c->broker_seg.addr;
 	if (prod->magic != SHN_RING_MAGIC || prod->capacity != rep.pub_capacity ||
@@ -224,6 +223,22 @@ static int hello(shn_client *c)
 			   (void *)((uint8_t *)c->pub_seg.addr + SHN_PUB_CONS_OFF),
 			   (uint8_t *)c->pub_seg.addr + SHN_RING_HDR_SIZE, rep.pub_capacity);
 	return (0);
+}
+
+/* Free the connection-level resources of c (not its ports or lists). */
+static void conn_close(shn_client *c)
+{
+	shn_segment_close(&c->pub_seg);
+	shn_segment_close(&c->broker_seg);
+	if (c->doorbell_fd >= 0)
+		close(c->doorbell_fd);
+	if (c->room_fd >= 0)
+		close(c->room_fd);
+	if (c->sock >= 0)
+		close(c->sock);
+	c->doorbell_fd = c->room_fd = c->sock = -1;
+	c->bshm = NULL;
+	c->interest = NULL;
 }
 
 static void client_free(shn_client *c)
@@ -238,43 +253,244 @@ static void client_free(shn_client *c)
 		c->subs = s->next;
 		free(s);
 	}
-	shn_segment_close(&c->pub_seg);
-	shn_segment_close(&c->broker_seg);
-	if (c->doorbell_fd >= 0)
-		close(c->doorbell_fd);
-	if (c->room_fd >= 0)
-		close(c->room_fd);
-	if (c->sock >= 0)
-		close(c->sock);
+	conn_close(c);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
 	pthread_mutex_destroy(&c->ctl_lock);
 	pthread_mutex_destroy(&c->pub_lock);
 	free(c);
 }
 
+static shn_client *client_alloc(void)
+{
+	shn_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return (NULL);
+	c->sock = c->doorbell_fd = c->room_fd = c->stop_fd = -1;
+	c->pub_seg.fd = c->broker_seg.fd = -1;
+	c->next_conn = 1;
+	c->next_batch_id = 1;
+	c->sync_timeout_ms = -1;
+	pthread_mutex_init(&c->ctl_lock, NULL);
+	pthread_mutex_init(&c->pub_lock, NULL);
+	return (c);
+}
+
+/* Wake every port's reader, so that it notices a loss or new rings. */
+static void wake_ports(shn_client *c)
+{
+	uint64_t one = 1;
+
+	for (shn_port *p = c->ports; p; p = p->next) {
+		pthread_mutex_lock(&p->swap_lock);
+		if (write(p->event_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: already readable */
+		}
+		pthread_mutex_unlock(&p->swap_lock);
+	}
+}
+
+/* Bring up a new connection n to the broker at c->path, reopen every port
+ * of c on it and restore every live subscription under its old conn, then
+ * switch c over.  Caller holds c->ctl_lock (so the lists stay still).
+ * On failure nothing of c changed. */
+static int reconnect(shn_client *c)
+{
+	shn_client *n = client_alloc();
+	int err;
+
+	if (n == NULL)
+		return (-ENOMEM);
+	err = connect_socket(c->path, &n->sock);
+	if (err == 0)
+		err = hello(n);
+	for (shn_port *p = c->ports; p && err == 0; p = p->next) {
+		struct shn_msg_port_open req = { .hdr.type = SHN_MSG_PORT_OPEN };
+		struct shn_msg_port_open_reply rep;
+		int fds[SHN_PORT_NFDS], nfds = SHN_PORT_NFDS;
+		size_t rlen = 0;
+		struct shn__port_rings r = { .event_fd = -1 };
+
+		req.capacity = p->opt.capacity;
+		req.overflow = p->opt.overflow;
+		err = shn__call(n, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
+		if (err == 0 && (rlen != sizeof(rep) || nfds != SHN_PORT_NFDS)) {
+			err = -EPROTO;
+		}
+		if (err < 0) {
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			break;
+		}
+		r.capacity = rep.capacity;
+		r.event_fd = fds[SHN_PORT_FD_EVENT];
+		r.ring_seg.fd = r.cons_seg.fd = -1;
+		err = shn_segment_map(&r.ring_seg, fds[SHN_PORT_FD_RING],
+				      SHN_RING_HDR_SIZE + (size_t)rep.capacity, 0);
+		if (err == 0)
+			err = shn_segment_map(&r.cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
+		else
+			close(fds[SHN_PORT_FD_CONS]);
+		pthread_mutex_lock(&p->swap_lock);
+		if (p->next_rings.ready) {   /* an older reconnect the reader never took */
+			shn_segment_close(&p->next_rings.ring_seg);
+			shn_segment_close(&p->next_rings.cons_seg);
+			close(p->next_rings.event_fd);
+		}
+		p->next_rings = r;
+		p->next_rings.ready = (err == 0);
+		pthread_mutex_unlock(&p->swap_lock);
+		if (err < 0) {
+			shn_segment_close(&r.ring_seg);
+			shn_segment_close(&r.cons_seg);
+			close(r.event_fd);
+			p->next_rings.ready = false;
+			break;
+		}
+		atomic_store(&p->id, rep.port_id);
+	}
+	for (struct shn__sub *s = c->subs; s && err == 0; s = s->next) {
+		union {
+			struct shn_msg_subscribe m;
+			uint8_t buf[sizeof(struct shn_msg_subscribe) + SHN_KEY_MAX];
+		} req;
+		struct shn_msg_reply rep;
+
+		if (s->closing)
+			continue;
+		memset(&req.m, 0, sizeof(req.m));
+		req.m.hdr.type = SHN_MSG_SUBSCRIBE;
+		req.m.conn = s->conn;
+		req.m.port_id = atomic_load(&s->port->id);
+		req.m.event_mask = s->mask;
+		req.m.flags = s->any_key ? SHN_SUB_ANY_KEY : 0;
+		req.m.key_len = s->key_len;
+		memcpy(req.m.key, s->key, s->key_len);
+		err = shn__call(n, &req, sizeof(req.m) + s->key_len, &rep, sizeof(rep),
+				NULL, NULL, NULL);
+	}
+	if (err < 0) {
+		/* ports keep next_rings until a later attempt replaces them or
+		 * they close; the reader only switches once we say so below */
+		for (shn_port *p = c->ports; p; p = p->next) {
+			pthread_mutex_lock(&p->swap_lock);
+			if (p->next_rings.ready) {
+				shn_segment_close(&p->next_rings.ring_seg);
+				shn_segment_close(&p->next_rings.cons_seg);
+				close(p->next_rings.event_fd);
+				p->next_rings.ready = false;
+			}
+			pthread_mutex_unlock(&p->swap_lock);
+		}
+		client_free(n);
+		return (err);
+	}
+
+	/* Switch the publish side.  The doorbell keeps its descriptor number
+	 * (dup2), because port readers write it without a lock. */
+	pthread_mutex_lock(&c->pub_lock);
+	shn_segment_close(&c->pub_seg);
+	shn_segment_close(&c->broker_seg);
+	c->pub_seg = n->pub_seg;
+	c->broker_seg = n->broker_seg;
+	n->pub_seg.addr = n->broker_seg.addr = NULL;
+	n->pub_seg.fd = n->broker_seg.fd = -1;
+	c->pub = n->pub;
+	c->bshm = n->bshm;
+	c->interest = n->interest;
+	c->rung_seq = 0;
+	c->pub_capacity = n->pub_capacity;
+	c->max_capacity = n->max_capacity;
+	c->default_capacity = n->default_capacity;
+	if (dup3(n->doorbell_fd, c->doorbell_fd, O_CLOEXEC) < 0) {
+		close(c->doorbell_fd);
+		c->doorbell_fd = n->doorbell_fd;
+		n->doorbell_fd = -1;
+	}
+	close(c->room_fd);
+	c->room_fd = n->room_fd;
+	n->room_fd = -1;
+	close(c->sock);
+	c->sock = n->sock;
+	n->sock = -1;
+	c->next_msg_id = n->next_msg_id;
+	atomic_store(&c->broker_gone, false);
+	pthread_mutex_unlock(&c->pub_lock);
+	client_free(n);
+	wake_ports(c);   /* readers finish the old rings, then take the new ones */
+	return (0);
+}
+
+/* The watcher thread: blocks until the control socket closes (the broker
+ * went away), tells every port, then reconnects with backoff.  Costs
+ * nothing while the broker lives: it sleeps in poll(). */
+static void *watcher_main(void *arg)
+{
+	shn_client *c = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		if (!atomic_load(&c->broker_gone)) {
+			struct pollfd pfd[2] = {
+				{ .fd = c->stop_fd, .events = POLLIN },
+				{ .fd = -1, .events = 0 },
+			};
+			pthread_mutex_lock(&c->pub_lock);
+			pfd[1].fd = c->sock;
+			pthread_mutex_unlock(&c->pub_lock);
+			if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+				return (NULL);
+			if (pfd[0].revents)
+				return (NULL);
+			if (!(pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)))
+				continue;
+		}
+		atomic_store(&c->broker_gone, true);
+		atomic_fetch_add(&c->loss_epoch, 1);
+		pthread_mutex_lock(&c->ctl_lock);
+		wake_ports(c);
+		pthread_mutex_unlock(&c->ctl_lock);
+
+		for (int backoff = 20;; backoff = backoff < 1000 ? backoff * 2 : 1000) {
+			struct pollfd stop = { .fd = c->stop_fd, .events = POLLIN };
+			if (poll(&stop, 1, backoff) > 0)
+				return (NULL);
+			pthread_mutex_lock(&c->ctl_lock);
+			int err = reconnect(c);
+			pthread_mutex_unlock(&c->ctl_lock);
+			if (err == 0)
+				break;
+		}
+	}
+}
+
 int shn_connect(const char *socket_path, shn_client **out)
 {
-	char path[256];
 	shn_client *c;
 	int err;
 
 	if (out == NULL)
 		return (-EINVAL);
 	*out = NULL;
-	err = shn__resolve_socket_path(socket_path, path, sizeof(path));
-	if (err < 0)
-		return (err);
-	c = calloc(1, sizeof(*c));
+	c = client_alloc();
 	if (c == NULL)
 		return (-ENOMEM);
-	c->sock = c->doorbell_fd = c->room_fd = -1;
-	c->pub_seg.fd = c->broker_seg.fd = -1;
-	c->next_conn = 1;
-	c->next_batch_id = 1;
-	pthread_mutex_init(&c->ctl_lock, NULL);
-	pthread_mutex_init(&c->pub_lock, NULL);
-	err = connect_socket(path, &c->sock);
-	if (err == 0)
+	err = shn__resolve_socket_path(socket_path, c->path, sizeof(c->path));
+	if (err >= 0)
+		err = connect_socket(c->path, &c->sock);
+	if (err >= 0)
 		err = hello(c);
+	if (err >= 0) {
+		c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		err = c->stop_fd < 0 ? -errno : 0;
+	}
+	if (err >= 0) {
+		err = -pthread_create(&c->watcher, NULL, watcher_main, c);
+		c->watcher_running = (err == 0);
+	}
 	if (err < 0) {
 		client_free(c);
 		return (err);
@@ -285,11 +501,43 @@ int shn_connect(const char *socket_path, shn_client **out)
 
 void shn_disconnect(shn_client *c)
 {
+	uint64_t one = 1;
+
 	if (c == NULL)
 		return;
+	if (c->watcher_running) {
+		if (write(c->stop_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail: a fresh eventfd */
+		}
+		pthread_join(c->watcher, NULL);
+	}
 	/* Closing the socket is the goodbye: the broker routes what is left
 	 * in our publish ring, then reclaims our ports (DESIGN rule 9). */
 	client_free(c);
+}
+
+bool shn__async_message(shn_client *c, const void *msg, size_t len)
+{
+	const struct shn_msg_sync_done *m = msg;
+
+	if (len != sizeof(*m) || m->hdr.magic != SHN_PROTO_MAGIC ||
+	    m->hdr.type != SHN_MSG_SYNC_DONE)
+		return (false);
+	for (struct shn__sync_wait *w = c->sync_waits; w; w = w->next)
+		if (atomic_load(&w->batch_id) == m->batch_id && !w->done) {
+			w->done = true;
+			w->status = m->hdr.status == SHN_SYNC_CANCELED_WIRE ? SHN_NOTIFY_CANCELED : 0;
+			break;
+		}
+	return (true);   /* a waiter that gave up (timeout) no longer listens */
+}
+
+int shn_set_sync_timeout(shn_client *c, int timeout_ms)
+{
+	if (c == NULL || timeout_ms < -1)
+		return (-EINVAL);
+	atomic_store(&c->sync_timeout_ms, timeout_ms);
+	return (0);
 }
 
 int shn_stats_json(shn_client *c, char **json)
@@ -323,6 +571,8 @@ int shn_stats_json(shn_client *c, char **json)
 			err = (int)n;
 			goto out;
 		}
+		if (shn__async_message(c, rep.buf, (size_t)n))
+			continue;
 		if ((size_t)n < sizeof(rep.r) || rep.r.hdr.magic != SHN_PROTO_MAGIC ||
 		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.id ||
 		    rep.r.len > (size_t)n - sizeof(rep.r)) {

@@ -142,7 +142,9 @@ static int dispatch_record(shn_port *p)
 			drop_closed_sink(p, x->conn);
 		return (1);
 	}
-	for (size_t i = 0; i < p->nsnap; i++) {
+	uint32_t status = 0;
+
+	for (size_t i = 0; i < p->nsnap && status == 0; i++) {
 		struct shn__sub *s = &p->snap[i];
 
 		k = 0;
@@ -156,8 +158,12 @@ static int dispatch_record(shn_port *p)
 			p->subset[j].batch_index = (uint32_t)j;
 			p->subset[j].batch_count = (uint32_t)k;
 		}
-		s->fn(s->ctx, p->subset, k);
+		/* DISCONTINUE matters for a synchronous batch only: the rest
+		 * of the sinks are skipped and the publisher learns it. */
+		if (s->fn(s->ctx, p->subset, k) == SHN_CALLBACK_DISCONTINUE && p->cur_sync_token)
+			status = 1;
 	}
+	shn__sync_ack(p, status);
 	return ((int)n);
 }
 

@@ -30,9 +30,29 @@ struct shn__sub {
 	uint8_t key[SHN_KEY_MAX];      /* the filter, for dispatch and re-registration */
 };
 
+/* A publisher waiting in shn_notify(SHN_NOTIFY_SYNC) for SYNC_DONE.
+ * Listed under ctl_lock; whichever thread reads the control socket fills
+ * in the result. */
+struct shn__sync_wait {
+	struct shn__sync_wait *next;
+	_Atomic uint64_t batch_id;     /* 0 until the batch is in the ring */
+	bool done;
+	int status;                    /* 0 or SHN_NOTIFY_CANCELED */
+};
+
+/* Everything one connection to a broker hands out; replaced whole by a
+ * reconnect. */
 struct shn_client {
 	int sock;                      /* control socket (SOCK_SEQPACKET) */
 	_Atomic bool broker_gone;      /* the broker closed the socket */
+	_Atomic uint32_t loss_epoch;   /* +1 each time the broker is lost */
+	char path[108];                /* where to reconnect */
+
+	pthread_t watcher;             /* sees the socket close, reconnects */
+	bool watcher_running;
+	int stop_fd;                   /* eventfd: tells the watcher to exit */
+	_Atomic int sync_timeout_ms;   /* -1: none */
+	struct shn__sync_wait *sync_waits;  /* under ctl_lock */
 
 	pthread_mutex_t ctl_lock;      /* one control request at a time; guards the lists */
 	uint32_t next_msg_id;
@@ -48,25 +68,46 @@ struct shn_client {
 	int doorbell_fd;               /* we write: wakes the broker */
 	int room_fd;                   /* broker writes: room in the publish ring */
 
-	struct shn_segment broker_seg; /* read-only: the broker's sleep word */
+	struct shn_segment broker_seg; /* read-only: sleep word, interest summary */
 	struct shn_broker_shm *bshm;
+	const _Atomic uint64_t *interest;  /* bitmap in broker_seg */
 
 	uint32_t pub_capacity;
 	uint32_t max_capacity;
 	uint32_t default_capacity;
 };
 
+/* A port's rings from a new broker, waiting for the port's reader to
+ * finish the old ones (the reader switches, so it never races itself). */
+struct shn__port_rings {
+	bool ready;
+	uint32_t capacity;
+	struct shn_segment ring_seg;
+	struct shn_segment cons_seg;
+	int event_fd;
+};
+
 struct shn_port {
 	shn_port *next;                /* in the client's list */
 	shn_client *client;
-	uint32_t id;
+	_Atomic uint32_t id;           /* the broker's number; changes on reconnect */
 	uint32_t capacity;
+	shn_port_options opt;          /* to reopen it after a reconnect */
 	struct shn_segment ring_seg;   /* read-only delivery ring */
-	struct shn_segment cons_seg;   /* our consumer line */
+	struct shn_segment cons_seg;   /* our consumer line and sync ack */
 	int event_fd;                  /* broker writes when we sleep; unblock writes too */
+	int poll_fd;                   /* epoll holding event_fd: shn_port_fd(), stable
+	                                  across reconnects */
 	struct shn_ring ring;
 	_Atomic bool unblock;          /* shn_port_unblock() pending */
 	uint32_t want_space_seen;
+
+	pthread_mutex_t swap_lock;     /* guards event_fd changes and next_rings */
+	struct shn__port_rings next_rings;
+	uint32_t told_epoch;           /* loss_epoch we delivered BROKER_STATE for */
+	uint64_t synth[(sizeof(struct shn_del_batch) + sizeof(struct shn_del_note)) / 8 + 2];
+	bool cur_synth;                /* cur points into synth, not the ring */
+	uint32_t cur_sync_token;       /* non-zero: acknowledge when consumed */
 
 	/* advise sinks: a snapshot of this port's sinks, rebuilt when the
 	 * generation changes, so callbacks run without the client lock */
@@ -100,8 +141,17 @@ ssize_t shn__recv(shn_client *c, void *buf, size_t len, int *fds, int *nfds, int
 /* Mark the broker gone (socket closed or protocol broken). */
 void shn__broker_lost(shn_client *c);
 
-/* True when the control socket reports hang-up.  No blocking. */
-bool shn__broker_hung_up(shn_client *c);
+/* A message that is not a reply (SYNC_DONE): note it for its waiter.
+ * Caller holds ctl_lock.  Returns true when msg was such a message. */
+bool shn__async_message(shn_client *c, const void *msg, size_t len);
+
+/* Tell the broker the current SYNC record was consumed (status 0) or a
+ * sink discontinued (1). */
+void shn__sync_ack(shn_port *p, uint32_t status);
+
+/* Install the current rings of p from mapped segments (open, reconnect). */
+int shn__port_attach(shn_port *p, struct shn__port_rings *r);
+
 
 /* Close a port's local resources, no message to the broker. */
 void shn__port_free(shn_port *p);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +24,42 @@ void shn__port_free(shn_port *p)
 	shn_segment_close(&p->cons_seg);
 	if (p->event_fd >= 0)
 		close(p->event_fd);
+	if (p->next_rings.ready) {
+		shn_segment_close(&p->next_rings.ring_seg);
+		shn_segment_close(&p->next_rings.cons_seg);
+		close(p->next_rings.event_fd);
+	}
+	if (p->poll_fd >= 0)
+		close(p->poll_fd);
+	pthread_mutex_destroy(&p->swap_lock);
 	free(p);
+}
+
+int shn__port_attach(shn_port *p, struct shn__port_rings *r)
+{
+	struct shn_ring_prod *prod = (void *)((uint8_t *)r->ring_seg.addr + SHN_DEL_PROD_OFF);
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (!shn_ring_capacity_ok(r->capacity) || prod->magic != SHN_RING_MAGIC ||
+	    prod->capacity != r->capacity)
+		return (-EPROTO);
+	if (p->event_fd >= 0)
+		epoll_ctl(p->poll_fd, EPOLL_CTL_DEL, p->event_fd, NULL);
+	if (epoll_ctl(p->poll_fd, EPOLL_CTL_ADD, r->event_fd, &ev) < 0)
+		return (-errno);
+	shn_segment_close(&p->ring_seg);
+	shn_segment_close(&p->cons_seg);
+	if (p->event_fd >= 0)
+		close(p->event_fd);
+	p->ring_seg = r->ring_seg;
+	p->cons_seg = r->cons_seg;
+	p->event_fd = r->event_fd;
+	p->capacity = r->capacity;
+	r->ready = false;
+	shn_ring_init_view(&p->ring, prod, p->cons_seg.addr,
+			   (uint8_t *)p->ring_seg.addr + SHN_RING_HDR_SIZE, r->capacity);
+	p->want_space_seen = atomic_load(&p->ring.prod->want_space);
+	return (0);
 }
 
 int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
@@ -31,6 +67,7 @@ int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
 	struct shn_msg_port_open req = { .hdr.type = SHN_MSG_PORT_OPEN };
 	struct shn_msg_port_open_reply rep;
 	int fds[SHN_PORT_NFDS], nfds = SHN_PORT_NFDS, err;
+	struct shn__port_rings r = { .event_fd = -1 };
 	size_t rlen = 0;
 	shn_port *p;
 
@@ -48,41 +85,47 @@ int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
 		return (-ENOMEM);
 	p->event_fd = -1;
 	p->ring_seg.fd = p->cons_seg.fd = -1;
+	p->client = c;
+	p->opt.capacity = req.capacity;
+	p->opt.overflow = req.overflow;
+	pthread_mutex_init(&p->swap_lock, NULL);
+	p->poll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->poll_fd < 0) {
+		err = -errno;
+		shn__port_free(p);
+		return (err);
+	}
 	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
-	if (err == 0 && (rlen != sizeof(rep) || nfds != SHN_PORT_NFDS ||
-			 !shn_ring_capacity_ok(rep.capacity)))
+	if (err == 0 && (rlen != sizeof(rep) || nfds != SHN_PORT_NFDS))
 		err = -EPROTO;
 	if (err < 0) {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
-		free(p);
+		shn__port_free(p);
 		return (err);
 	}
-	p->client = c;
 	p->id = rep.port_id;
-	p->capacity = rep.capacity;
-	p->event_fd = fds[SHN_PORT_FD_EVENT];
-	err = shn_segment_map(&p->ring_seg, fds[SHN_PORT_FD_RING],
+	r.capacity = rep.capacity;
+	r.event_fd = fds[SHN_PORT_FD_EVENT];
+	r.ring_seg.fd = r.cons_seg.fd = -1;
+	err = shn_segment_map(&r.ring_seg, fds[SHN_PORT_FD_RING],
 			      SHN_RING_HDR_SIZE + (size_t)rep.capacity, 0);
 	if (err == 0)
-		err = shn_segment_map(&p->cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
+		err = shn_segment_map(&r.cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
 	else
 		close(fds[SHN_PORT_FD_CONS]);
-	if (err == 0) {
-		struct shn_ring_prod *prod = (void *)((uint8_t *)p->ring_seg.addr + SHN_DEL_PROD_OFF);
-		if (prod->magic != SHN_RING_MAGIC || prod->capacity != rep.capacity)
-			err = -EPROTO;
-		else
-			shn_ring_init_view(&p->ring, prod, p->cons_seg.addr,
-					   (uint8_t *)p->ring_seg.addr + SHN_RING_HDR_SIZE,
-					   rep.capacity);
-	}
+	if (err == 0)
+		err = shn__port_attach(p, &r);
 	if (err < 0) {
-		shn__port_free(p);   /* the broker reclaims the port with the connection */
+		/* the broker reclaims the port with the connection, or at close */
+		shn_segment_close(&r.ring_seg);
+		shn_segment_close(&r.cons_seg);
+		close(r.event_fd);
+		shn__port_free(p);
 		return (err == -EBADMSG ? -EPROTO : err);
 	}
-	p->want_space_seen = atomic_load(&p->ring.prod->want_space);
 	pthread_mutex_lock(&c->ctl_lock);
+	p->told_epoch = atomic_load(&c->loss_epoch);
 	p->next = c->ports;
 	c->ports = p;
 	pthread_mutex_unlock(&c->ctl_lock);
@@ -100,7 +143,7 @@ int shn_port_close(shn_port *p)
 	if (p == NULL)
 		return (-EINVAL);
 	c = p->client;
-	req.port_id = p->id;
+	req.port_id = atomic_load(&p->id);
 	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
 	if (err == -ENOTCONN)
 		err = 0;   /* nothing left to close on the broker's side */
@@ -128,7 +171,7 @@ int shn_port_fd(const shn_port *p)
 {
 	if (p == NULL)
 		return (-EINVAL);
-	return (p->event_fd);
+	return (p->poll_fd);
 }
 
 int shn_port_unblock(shn_port *p)
@@ -137,11 +180,15 @@ int shn_port_unblock(shn_port *p)
 
 	if (p == NULL)
 		return (-EINVAL);
+	int err = 0;
+
 	atomic_store(&p->unblock, true);
 	/* The port's eventfd is what a getter sleeps on: ring it ourselves. */
+	pthread_mutex_lock(&p->swap_lock);
 	if (write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return (-errno);
-	return (0);
+		err = -errno;
+	pthread_mutex_unlock(&p->swap_lock);
+	return (err);
 }
 
 /* Give the consumed record back to the broker, and ring the doorbell if
@@ -152,6 +199,11 @@ static void release_current(shn_port *p)
 
 	if (p->cur == NULL || p->cur_index < p->cur_count)
 		return;
+	if (p->cur_synth) {
+		p->cur = NULL;
+		p->cur_synth = false;
+		return;
+	}
 	shn_ring_consume(&p->ring, p->cur_len);
 	shn_ring_release(&p->ring);
 	p->cur = NULL;
@@ -186,7 +238,67 @@ static int load_record(shn_port *p)
 	p->cur_count = b->count;
 	p->cur_index = 0;
 	p->cur_off = sizeof(*b);
+	p->cur_sync_token = (b->h.flags & SHN_DEL_SYNC) ? b->sync_token : 0;
 	return (1);
+}
+
+void shn__sync_ack(shn_port *p, uint32_t status)
+{
+	struct shn_sync_ack *ack = (void *)((uint8_t *)p->cons_seg.addr + SHN_SYNC_ACK_OFF);
+	uint64_t one = 1;
+
+	if (p->cur_sync_token == 0)
+		return;
+	atomic_store_explicit(&ack->status, status, memory_order_relaxed);
+	atomic_store_explicit(&ack->token, p->cur_sync_token, memory_order_release);
+	p->cur_sync_token = 0;
+	if (write(p->client->doorbell_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: counter saturated, the broker has a wake-up pending */
+	}
+}
+
+/* Make a system event (BROKER_STATE, RECONNECT) the current record: the
+ * library's own, from port-local memory. */
+static void synth_event(shn_port *p, uint32_t event)
+{
+	struct shn_del_batch *b = (void *)p->synth;
+	struct shn_del_note *n = (void *)(b + 1);
+
+	memset(p->synth, 0, sizeof(p->synth));
+	b->h.len = sizeof(*b) + sizeof(*n);
+	b->h.type = SHN_REC_DELIVERY;
+	b->count = 1;
+	n->event = event;
+	p->cur = (const uint8_t *)p->synth;
+	p->cur_len = b->h.len;
+	p->cur_count = 1;
+	p->cur_index = 0;
+	p->cur_off = sizeof(*b);
+	p->cur_synth = true;
+	p->cur_sync_token = 0;
+}
+
+/* The ring is empty: was the broker lost since we last said so (then
+ * BROKER_STATE), or are new rings waiting (switch, then RECONNECT)?
+ * 1 when a system event is now current. */
+static int check_broker(shn_port *p)
+{
+	shn_client *c = p->client;
+	uint32_t epoch = atomic_load(&c->loss_epoch);
+	int r = 0;
+
+	if (p->told_epoch != epoch) {
+		p->told_epoch = epoch;
+		synth_event(p, SHN_EV_BROKER_STATE);
+		return (1);
+	}
+	pthread_mutex_lock(&p->swap_lock);
+	if (p->next_rings.ready && shn__port_attach(p, &p->next_rings) == 0) {
+		synth_event(p, SHN_EV_RECONNECT);
+		r = 1;
+	}
+	pthread_mutex_unlock(&p->swap_lock);
+	return (r);
 }
 
 int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
@@ -246,6 +358,8 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 			return (-ECANCELED);
 		if (p->cur == NULL) {
 			r = load_record(p);
+			if (r == 0)
+				r = check_broker(p);
 			if (r < 0)
 				return (r);
 		}
@@ -290,7 +404,10 @@ int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
 	r = shn__port_wait_record(p, timeout_ms);
 	if (r < 0)
 		return (r);
-	return (shn__port_fill(p, out, max));
+	r = shn__port_fill(p, out, max);
+	if (r > 0 && p->cur_index == p->cur_count)
+		shn__sync_ack(p, 0);   /* a pull port consumed a batch when get returned it */
+	return (r);
 }
 
 int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
@@ -328,7 +445,7 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	memset(&req.m, 0, sizeof(req.m));
 	req.m.hdr.type = SHN_MSG_SUBSCRIBE;
 	req.m.conn = s->conn;
-	req.m.port_id = p->id;
+	req.m.port_id = atomic_load(&p->id);
 	req.m.event_mask = event_mask;
 	req.m.flags = s->any_key ? SHN_SUB_ANY_KEY : 0;
 	req.m.key_len = (uint16_t)key_len;

@@ -15,6 +15,11 @@
 
 #include "internal.h"
 
+/* Header-only xxHash: the library needs no libxxhash at run time, and
+ * computes exactly the broker's XXH3_64bits. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* Validate the batch and compute its record size. */
 static int batch_size(const shn_notification *batch, size_t n, uint64_t *size)
 {
@@ -35,8 +40,22 @@ static int batch_size(const shn_notification *batch, size_t n, uint64_t *size)
 	return (0);
 }
 
+/* "If no sink is registered, skip the call": does any key of the batch
+ * possibly have a subscriber?  Reads the broker's interest summary; never
+ * says no for a key someone subscribed to before this call began.
+ * Caller holds pub_lock (the summary moves on reconnect). */
+static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t n)
+{
+	if (!(c->bshm->flags & SHN_BROKER_F_INTEREST))
+		return (true);   /* a broker that keeps no summary */
+	for (size_t i = 0; i < n; i++)
+		if (shn_interest_test(c->bshm, c->interest, XXH3_64bits(batch[i].key, batch[i].key_len)))
+			return (true);
+	return (false);
+}
+
 static void write_record(shn_client *c, uint8_t *dst, const shn_notification *batch, size_t n,
-			 uint32_t len)
+			 uint32_t len, uint32_t flags, struct shn__sync_wait *sw)
 {
 	struct shn_pub_batch *b = (void *)dst;
 	struct timespec ts;
@@ -47,8 +66,10 @@ static void write_record(shn_client *c, uint8_t *dst, const shn_notification *ba
 	b->h.type = SHN_REC_BATCH;
 	b->h.flags = 0;
 	b->count = (uint32_t)n;
-	b->flags = 0;
+	b->flags = flags;
 	b->batch_id = c->next_batch_id++;
+	if (sw != NULL)
+		atomic_store(&sw->batch_id, b->batch_id);
 	b->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	b->reserved = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -100,8 +121,64 @@ static int wait_for_room(shn_client *c, uint32_t len)
 	return (0);
 }
 
+/* Wait for the broker's SYNC_DONE for w, reading the control socket in
+ * short turns so that other threads' control requests still get through.
+ * Returns 0, SHN_NOTIFY_CANCELED, -ETIMEDOUT or -ENOTCONN. */
+static int wait_sync(shn_client *c, struct shn__sync_wait *w)
+{
+	union {
+		struct shn_msg_sync_done d;
+		char buf[SHN_MSG_MAX];
+	} msg;
+	int timeout = atomic_load(&c->sync_timeout_ms), err = 0;
+	struct timespec t0, t;
+	ssize_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int slice = 20;
+
+		if (timeout >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			int64_t used = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+			if (used >= timeout)
+				slice = 0;
+			else if (timeout - used < slice)
+				slice = (int)(timeout - used);
+		}
+		pthread_mutex_lock(&c->ctl_lock);
+		if (w->done) {
+			err = w->status;
+		} else if (atomic_load(&c->broker_gone)) {
+			err = -ENOTCONN;
+		} else if (slice == 0) {
+			err = -ETIMEDOUT;
+		} else {
+			n = shn__recv(c, msg.buf, sizeof(msg.buf), NULL, NULL, slice);
+			if (n >= 0 && !shn__async_message(c, msg.buf, (size_t)n))
+				shn__broker_lost(c);   /* a reply nobody asked for */
+			else if (n < 0 && n != -ETIMEDOUT)
+				err = (int)n;
+			if (err == 0 && !w->done) {
+				pthread_mutex_unlock(&c->ctl_lock);
+				continue;
+			}
+			if (w->done)
+				err = w->status;
+		}
+		for (struct shn__sync_wait **wp = &c->sync_waits; *wp; wp = &(*wp)->next)
+			if (*wp == w) {
+				*wp = w->next;
+				break;
+			}
+		pthread_mutex_unlock(&c->ctl_lock);
+		return (err);
+	}
+}
+
 int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags)
 {
+	struct shn__sync_wait *w = NULL;
 	uint64_t size;
 	uint8_t *dst;
 	int err;
@@ -110,8 +187,6 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 		return (-EINVAL);
 	if (flags & ~(SHN_NOTIFY_SYNC | SHN_NOTIFY_NONBLOCK))
 		return (-EINVAL);
-	if (flags & SHN_NOTIFY_SYNC)
-		return (-EOPNOTSUPP);   /* synchronous delivery: not in this version */
 	err = batch_size(batch, n, &size);
 	if (err < 0)
 		return (err);
@@ -119,8 +194,26 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 		return (-EMSGSIZE);
 	if (atomic_load_explicit(&c->broker_gone, memory_order_relaxed))
 		return (-ENOTCONN);
+	if (flags & SHN_NOTIFY_SYNC) {
+		/* listed before the batch exists, so its SYNC_DONE finds it */
+		w = calloc(1, sizeof(*w));
+		if (w == NULL)
+			return (-ENOMEM);
+		pthread_mutex_lock(&c->ctl_lock);
+		w->next = c->sync_waits;
+		c->sync_waits = w;
+		pthread_mutex_unlock(&c->ctl_lock);
+	}
 
 	pthread_mutex_lock(&c->pub_lock);
+	if (atomic_load(&c->broker_gone)) {
+		err = -ENOTCONN;
+		goto refused;
+	}
+	if (!anyone_listens(c, batch, n)) {
+		err = 0;   /* no matching subscription: done, even for SYNC (rule 7) */
+		goto refused;
+	}
 	for (;;) {
 		dst = shn_ring_reserve(&c->pub, (uint32_t)size, &err);
 		if (dst != NULL)
@@ -130,11 +223,12 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 		if (err == 0)
 			err = wait_for_room(c, (uint32_t)size);
 		if (err < 0) {
-			pthread_mutex_unlock(&c->pub_lock);
-			return (err == -EBADMSG ? -EPROTO : err);
+			if (err == -EBADMSG)
+				err = -EPROTO;
+			goto refused;
 		}
 	}
-	write_record(c, dst, batch, n, (uint32_t)size);
+	write_record(c, dst, batch, n, (uint32_t)size, w ? SHN_PUB_SYNC : 0, w);
 	shn_ring_commit(&c->pub, (uint32_t)size);
 	shn_ring_publish(&c->pub);
 	if (shn_wake_needed(&c->bshm->sleep_seq, &c->rung_seq)) {
@@ -144,5 +238,23 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 		}
 	}
 	pthread_mutex_unlock(&c->pub_lock);
-	return (0);
+	if (w == NULL)
+		return (0);
+	err = wait_sync(c, w);
+	free(w);
+	return (err);
+
+refused:
+	pthread_mutex_unlock(&c->pub_lock);
+	if (w != NULL) {
+		pthread_mutex_lock(&c->ctl_lock);
+		for (struct shn__sync_wait **wp = &c->sync_waits; *wp; wp = &(*wp)->next)
+			if (*wp == w) {
+				*wp = w->next;
+				break;
+			}
+		pthread_mutex_unlock(&c->ctl_lock);
+		free(w);
+	}
+	return (err);
 }

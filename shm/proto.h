@@ -172,7 +172,7 @@ struct shn_broker_shm {
 	uint32_t magic;           /* SHN_BROKER_SHM_MAGIC */
 	uint32_t version;         /* SHN_PROTO_VERSION */
 	int32_t  pid;
-	uint32_t reserved;
+	uint32_t flags;           /* SHN_BROKER_F_*, set before the segment is sealed */
 	/* broker writes: odd while the broker loop sleeps.  A publisher that
 	 * published (store tail, full fence) and then reads an odd value it
 	 * has not rung for yet writes its doorbell. */
@@ -186,6 +186,7 @@ struct shn_broker_shm {
 	alignas(SHN_CACHELINE) _Atomic uint32_t any_key_subs;
 };
 #define SHN_BROKER_SHM_MAGIC 0x4b524253u /* "SBRK" */
+#define SHN_BROKER_F_INTEREST 1u  /* the broker keeps the interest summary */
 #define SHN_INTEREST_OFF     4096u
 #define SHN_INTEREST_BITS    (1u << 19)   /* 64 KiB of bitmap */
 #define SHN_BROKER_SHM_SIZE  (SHN_INTEREST_OFF + SHN_INTEREST_BITS / 8)

@@ -158,11 +158,24 @@ int  shn_unsubscribe(shn_client *c, shn_conn conn);
 
 /* Publish n notifications as one batch.  Only event, key_len, data_len, key
  * and data are read.  Returns 0 once the batch is accepted into the publish
- * ring (asynchronous: before any subscriber sees it).  -EINVAL: a bad key,
+ * ring (asynchronous: before any subscriber sees it), or at once when no
+ * subscription can match any of its keys (the broker's interest summary:
+ * nobody listening costs nothing).  With SHN_NOTIFY_SYNC it returns once
+ * every matching sink, in every process, consumed the batch (pull ports:
+ * shn_port_get returned it; advise sinks: the callback returned), sinks
+ * served one after another in subscription order; SHN_NOTIFY_CANCELED when a
+ * sink answered SHN_CALLBACK_DISCONTINUE (the rest never see the batch).
+ * Never call it with SYNC from the only thread that dispatches a matching
+ * port of the same process: it would wait for itself.  -EINVAL: a bad key,
  * an event with no application bit or with a system bit; -EMSGSIZE: the
  * batch can never fit the ring; -EAGAIN: ring full and SHN_NOTIFY_NONBLOCK;
  * -ENOTCONN: the broker is gone.  Safe from several threads. */
 int  shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags);
+
+/* Bound the wait of shn_notify(SHN_NOTIFY_SYNC): after timeout_ms it
+ * returns -ETIMEDOUT, while delivery to the remaining sinks goes on (the
+ * batch was accepted; only the waiting stops).  -1: no limit (default). */
+int  shn_set_sync_timeout(shn_client *c, int timeout_ms);
 
 /* --- introspection ----------------------------------------------------- */
 
