@@ -61,6 +61,8 @@ struct shnd_totals {
 	uint64_t notifications_routed;  /* user notifications in routed batches */
 	uint64_t notifications_delivered; /* written to delivery rings (per port) */
 	uint64_t notifications_dropped;   /* dropped for full ports (per port) */
+	uint64_t sync_batches;  /* SHN_PUB_SYNC batches served to the end or canceled */
+	uint64_t sync_canceled; /* of those, stopped by a sink's DISCONTINUE */
 };
 
 /* A pending system event of one port (FIFO in broker memory). */
@@ -95,8 +97,13 @@ struct shnd_port {
 	struct shnd_sysev *pend;
 	uint32_t pend_head, pend_n, pend_cap;
 	uint64_t want_head;           /* consumer head when want_space was last bumped */
+	/* the token of the SYNC record written here whose acknowledgement a
+	 * publisher waits for (one at a time per port: the ack line holds one
+	 * token), or 0 */
+	uint32_t sync_token;
 	/* router scratch for the batch being routed */
 	uint64_t gen;
+	uint64_t first_serial;        /* oldest matching subscription's serial */
 	uint32_t cur_note, first, last, count;
 	uint64_t bytes;
 };
@@ -110,7 +117,31 @@ struct shnd_sub {
 	struct shnd_keyent *ke;       /* NULL: any key */
 	struct shnd_port *port;
 	uint64_t conn;
+	uint64_t serial;              /* broker-wide creation order (SYNC service order) */
 	uint32_t mask;
+};
+
+/* A publisher's SHN_PUB_SYNC batch being served (DESIGN rule 7): the
+ * matching ports one after another, each until its consumer acknowledged.
+ * The record stays at the head of the publisher's ring meanwhile, holding
+ * back everything the publisher sent after it. */
+enum shnd_sync_state {
+	SHND_SYNC_NONE,
+	SHND_SYNC_NEXT,  /* write the record to ports[cur] */
+	SHND_SYNC_ROOM,  /* ports[cur] (SHN_OVERFLOW_BLOCK) has no room until its consumer moves */
+	SHND_SYNC_ACK,   /* written to ports[cur]: waiting for token in its ack line */
+};
+
+struct shnd_sync {
+	enum shnd_sync_state state;
+	uint32_t len;                 /* the record's bytes at the head of the publish ring */
+	uint32_t count;               /* its notifications */
+	uint64_t batch_id;
+	uint32_t *ports;              /* ids of the matching ports, in service order */
+	uint32_t nports, cur;
+	uint32_t token;               /* ACK: expected in ports[cur]'s ack line */
+	uint64_t room_head;           /* ROOM: the consumer head before room was found short */
+	struct shnd_list link;        /* router->syncs */
 };
 
 enum shnd_client_state {
@@ -132,6 +163,7 @@ struct shnd_client {
 	 * its consumer moves from stall_head */
 	struct shnd_port *stall_port;
 	uint64_t stall_head;
+	struct shnd_sync sync;        /* its SYNC batch being served, if any */
 	bool close_after_reply;
 	pid_t pid;
 	uid_t uid;
@@ -189,6 +221,8 @@ struct shnd_router {
 	uint64_t gen;
 	struct shnd_list dirty;
 	struct shnd_list pending;
+	struct shnd_list syncs;   /* clients whose SYNC batch is being served */
+	uint32_t next_token;      /* the last SYNC token handed out */
 	bool kick;           /* a doorbell rang: retry pending ports */
 };
 
@@ -212,6 +246,7 @@ struct shnd_broker {
 	struct shnd_router router;
 	uint64_t next_client_id;
 	uint32_t next_port_id;
+	uint64_t next_sub_serial;
 	size_t nports, nsubs;
 	struct shnd_totals tot;
 	bool stop;

@@ -139,6 +139,7 @@ int shnd_sub_create(struct shnd_broker *b, struct shnd_client *c, struct shnd_po
 	if (s == NULL)
 		return (-ENOMEM);
 	s->conn = conn;
+	s->serial = ++b->next_sub_serial;
 	s->mask = mask;
 	s->port = p;
 	s->by_conn.key = conn;

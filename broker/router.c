@@ -20,12 +20,15 @@
 #include "server.h"
 
 #define NO_MATCH UINT32_MAX
+/* shn_sync_ack.status: a sink answered SHN_CALLBACK_DISCONTINUE */
+#define SYNC_ACK_DISCONTINUE 1u
 
 void shnd_router_init(struct shnd_router *r)
 {
 	memset(r, 0, sizeof(*r));
 	shnd_list_init(&r->dirty);
 	shnd_list_init(&r->pending);
+	shnd_list_init(&r->syncs);
 }
 
 void shnd_router_fini(struct shnd_router *r)
@@ -238,9 +241,11 @@ void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p)
 }
 
 /* Write, for port p, the notes of the batch being routed that matched it,
- * as one delivered batch, or drop them all (DESIGN rule 4). */
-static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_port *p,
-		    const struct shn_pub_batch *pb)
+ * as one delivered batch, or drop them all (DESIGN rule 4).  A non-zero
+ * token marks the record SHN_DEL_SYNC with that token.  True when written
+ * (false: dropped, or the port's owner is gone or failed). */
+static bool deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_port *p,
+		    const struct shn_pub_batch *pb, uint32_t token)
 {
 	struct shnd_router *r = &b->router;
 	uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
@@ -252,23 +257,23 @@ static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	int err;
 
 	if (p->owner->state == SHND_CLIENT_DOOMED)
-		return;
+		return (false);
 	if (!clear || never)
 		goto drop;
 	db = shn_ring_reserve(&p->ring, (uint32_t)size, &err);
 	if (err) {
 		port_corrupt(p);
-		return;
+		return (false);
 	}
 	if (db == NULL)
 		goto drop;
 	db->h.len = (uint32_t)size;
 	db->h.type = SHN_REC_DELIVERY;
-	db->h.flags = 0;
+	db->h.flags = token != 0 ? SHN_DEL_SYNC : 0;
 	db->count = p->count;
 	db->sender_pid = src->pid;
 	db->sender_uid = src->uid;
-	db->sync_token = 0;
+	db->sync_token = token;
 	db->batch_id = pb->batch_id;
 	db->time_ns = pb->time_ns;
 	out = (uint8_t *)(db + 1);
@@ -293,7 +298,7 @@ static void deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	mark_dirty(b, p);
 	p->delivered += p->count;
 	b->tot.notifications_delivered += p->count;
-	return;
+	return (true);
 drop:
 	p->seq += p->count;
 	p->dropped += p->count;
@@ -303,6 +308,7 @@ drop:
 		flush_pending(b, p); /* room for the report is likely there now */
 	else
 		park(b, p);          /* report once the consumer makes room */
+	return (false);
 }
 
 /* ---- publish side ----------------------------------------------------- */
@@ -314,7 +320,8 @@ static int validate(struct shnd_router *r, uint32_t len)
 	const struct shn_pub_batch *pb = (const void *)r->scratch;
 	uint32_t off = sizeof(*pb), i, count;
 
-	if (len < sizeof(*pb) || pb->h.len != len || pb->h.type != SHN_REC_BATCH)
+	if (len < sizeof(*pb) || pb->h.len != len || pb->h.type != SHN_REC_BATCH ||
+	    (pb->flags & ~SHN_PUB_SYNC) != 0)
 		return (-EBADMSG);
 	count = pb->count;
 	if (count == 0 || count > (len - sizeof(*pb)) / sizeof(struct shn_pub_note))
@@ -343,13 +350,17 @@ static int validate(struct shnd_router *r, uint32_t len)
 }
 
 /* Note i matched sub: record it once per port, keeping the smallest conn
- * (the port's oldest matching subscription, DESIGN rule 15). */
+ * (the port's oldest matching subscription, DESIGN rule 15), and the
+ * smallest subscription serial (the order SYNC serves ports in).  With
+ * only set, subscriptions of other ports are ignored. */
 static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
-		  const struct shn_pub_note *pn)
+		  const struct shn_pub_note *pn, const struct shnd_port *only)
 {
 	struct shnd_port *p = sub->port;
 	struct shnd_match *mt;
 
+	if (only != NULL && p != only)
+		return;
 	if (p->gen != r->gen) {
 		if (p->owner->state == SHND_CLIENT_DOOMED)
 			return;
@@ -361,8 +372,11 @@ static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
 		p->first = p->last = NO_MATCH;
 		p->count = 0;
 		p->bytes = 0;
+		p->first_serial = sub->serial;
 		r->touched[r->ntouched++] = p;
 	}
+	if (sub->serial < p->first_serial)
+		p->first_serial = sub->serial;
 	if (p->cur_note == i) {
 		if (sub->conn < r->match[p->last].conn)
 			r->match[p->last].conn = sub->conn;
@@ -433,30 +447,20 @@ static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
 	return (false);
 }
 
-/* Route one publish record of len bytes (already bounded by the ring).
- * 0 routed, 1 held back by a SHN_OVERFLOW_BLOCK port (not consumed), or
- * -EBADMSG when it is malformed (the caller fails the client). */
-static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint8_t *rec,
-			uint32_t len)
+/* Match the count notes of the validated batch in r->scratch against the
+ * index: fills r->touched (each port once) and each port's match chain.
+ * With only set, just that port's subscriptions count. */
+static void collect(struct shnd_broker *b, int count, const struct shnd_port *only)
 {
 	struct shnd_router *r = &b->router;
-	const struct shn_pub_batch *pb;
 	struct shnd_index *ix = &b->index;
-	int count, i;
-	size_t t;
+	int i;
 
-	if (reserve_array((void **)&r->scratch, &r->scratch_cap, len, 1) < 0)
-		return (-ENOMEM);
-	memcpy(r->scratch, rec, len);
-	count = validate(r, len);
-	if (count < 0)
-		return (count);
-	pb = (const void *)r->scratch;
 	r->gen++;
 	r->nmatch = 0;
 	r->ntouched = 0;
 	if (ix->nkeys == 0 && ix->nwild == 0)
-		goto done;
+		return;
 	for (i = 0; i < count; i++) {
 		const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
 		struct shnd_list *pos;
@@ -470,7 +474,7 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 					struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
 
 					if (pn->event & s->mask)
-						match(r, s, (uint32_t)i, pn);
+						match(r, s, (uint32_t)i, pn, only);
 				}
 			}
 		}
@@ -478,18 +482,56 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 			struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
 
 			if (pn->event & s->mask)
-				match(r, s, (uint32_t)i, pn);
+				match(r, s, (uint32_t)i, pn, only);
 		}
 	}
-	if (must_wait(b, c))
-		return (1);
-	for (t = 0; t < r->ntouched; t++)
-		deliver(b, c, r->touched[t], pb);
-done:
-	c->published += (uint64_t)count;
+}
+
+static void account(struct shnd_broker *b, struct shnd_client *c, uint32_t count)
+{
+	c->published += count;
 	c->batches++;
 	b->tot.batches_routed++;
-	b->tot.notifications_routed += (uint64_t)count;
+	b->tot.notifications_routed += count;
+}
+
+static int sync_start(struct shnd_broker *b, struct shnd_client *c, uint32_t count,
+		      uint32_t len);
+static void send_sync_done(struct shnd_client *c, uint64_t batch_id, bool canceled);
+
+/* Route one publish record of len bytes (already bounded by the ring).
+ * 0 routed, 1 held back (not consumed) by a SHN_OVERFLOW_BLOCK port or
+ * because it is a SYNC batch now being served, or -EBADMSG when it is
+ * malformed (the caller fails the client), -ENOMEM. */
+static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint8_t *rec,
+			uint32_t len)
+{
+	struct shnd_router *r = &b->router;
+	const struct shn_pub_batch *pb;
+	int count;
+	size_t t;
+
+	if (reserve_array((void **)&r->scratch, &r->scratch_cap, len, 1) < 0)
+		return (-ENOMEM);
+	memcpy(r->scratch, rec, len);
+	count = validate(r, len);
+	if (count < 0)
+		return (count);
+	pb = (const void *)r->scratch;
+	collect(b, count, NULL);
+	if (pb->flags & SHN_PUB_SYNC) {
+		if (r->ntouched > 0)
+			return (sync_start(b, c, (uint32_t)count, len));
+		/* nobody matches: done at once */
+		b->tot.sync_batches++;
+		send_sync_done(c, pb->batch_id, false);
+	} else {
+		if (must_wait(b, c))
+			return (1);
+		for (t = 0; t < r->ntouched; t++)
+			deliver(b, c, r->touched[t], pb, 0);
+	}
+	account(b, c, (uint32_t)count);
 	return (0);
 }
 
@@ -556,6 +598,348 @@ static long drain(struct shnd_broker *b, struct shnd_client *c, uint64_t max_rec
 	return (n);
 }
 
+/* ---- synchronous notify (DESIGN rule 7) -------------------------------
+ *
+ * A SHN_PUB_SYNC batch is matched when it is read, and its ports are
+ * sorted by their oldest matching subscription.  It is then served to one
+ * port at a time: written there flagged SHN_DEL_SYNC with a fresh token,
+ * and the next port is only served once the consumer stored that token in
+ * its ack line (struct shn_sync_ack, at SHN_SYNC_ACK_OFF of the consumer
+ * segment).  Meanwhile the record stays at the head of the publisher's
+ * ring, so nothing the publisher sent after it is routed; other publishers
+ * go on.  Nothing here blocks: each round re-checks every batch being
+ * served (one load per batch), and the sleep re-check does too, so a
+ * consumer's doorbell after acknowledging wakes the broker.
+ *
+ * A port gets the record matched against its subscriptions as they are
+ * when its turn comes (one that lost its matching filters meanwhile is
+ * skipped, so no notification follows its HANDLE_CLOSE, rule 8).  Only one
+ * SYNC record per port awaits its acknowledgement at a time: the ack line
+ * holds one token.  A port that closed, whose owner died, that dropped the
+ * batch (no room, DROP) counts as served; a SHN_OVERFLOW_BLOCK port
+ * without room is waited for like any blocking port. */
+
+static struct shn_sync_ack *ack_line(const struct shnd_port *p)
+{
+	return ((struct shn_sync_ack *)(void *)((uint8_t *)p->cons_seg.addr + SHN_SYNC_ACK_OFF));
+}
+
+static struct shnd_port *port_by_id(struct shnd_broker *b, uint32_t id)
+{
+	struct shnd_hnode *n = shnd_map_find(&b->ports, id);
+
+	return (n ? shnd_container_of(n, struct shnd_port, by_id) : NULL);
+}
+
+/* A token no SYNC record awaiting an acknowledgement has, and not the one
+ * p's ack line already shows (a stale acknowledgement never counts). */
+static uint32_t new_token(struct shnd_broker *b, const struct shnd_port *p)
+{
+	uint32_t shown = atomic_load_explicit(&ack_line(p)->token, memory_order_relaxed);
+
+	for (;;) {
+		uint32_t t = ++b->router.next_token;
+		struct shnd_list *pos;
+		bool live = false;
+
+		if (t == 0 || t == shown)
+			continue;
+		shnd_list_for_each(pos, &b->router.syncs) {
+			const struct shnd_client *c = shnd_list_entry(pos, struct shnd_client, sync.link);
+
+			if (c->sync.state == SHND_SYNC_ACK && c->sync.token == t)
+				live = true;
+		}
+		if (!live)
+			return (t);
+	}
+}
+
+static void send_sync_done(struct shnd_client *c, uint64_t batch_id, bool canceled)
+{
+	struct shn_msg_sync_done m;
+
+	/* a publisher that left is still served (rule 9), just not told */
+	if (c->state != SHND_CLIENT_READY)
+		return;
+	if (c->conn.nqueued >= SHND_SENDQ_MAX) {
+		shnd_client_fail(c, NULL, "%u replies unread", c->conn.nqueued);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.hdr.magic = SHN_PROTO_MAGIC;
+	m.hdr.version = SHN_PROTO_VERSION;
+	m.hdr.type = SHN_MSG_SYNC_DONE;
+	m.hdr.id = 0;
+	m.hdr.status = canceled ? SHN_SYNC_CANCELED_WIRE : 0;
+	m.batch_id = batch_id;
+	shnd_client_send(c, &m, sizeof(m), NULL, 0, false);
+}
+
+struct sync_order {
+	uint64_t serial;
+	uint32_t id;
+};
+
+static int by_serial(const void *a, const void *b)
+{
+	const struct sync_order *x = a, *y = b;
+
+	return ((x->serial > y->serial) - (x->serial < y->serial));
+}
+
+/* The batch in r->scratch (count notes, len bytes at the head of c's
+ * ring) matched r->touched: start serving it.  1 (held), or -ENOMEM. */
+static int sync_start(struct shnd_broker *b, struct shnd_client *c, uint32_t count,
+		      uint32_t len)
+{
+	struct shnd_router *r = &b->router;
+	const struct shn_pub_batch *pb = (const void *)r->scratch;
+	struct shnd_sync *s = &c->sync;
+	struct sync_order *o = malloc(r->ntouched * sizeof(*o));
+	size_t t;
+
+	s->ports = malloc(r->ntouched * sizeof(*s->ports));
+	if (o == NULL || s->ports == NULL) {
+		free(o);
+		free(s->ports);
+		s->ports = NULL;
+		return (-ENOMEM);
+	}
+	for (t = 0; t < r->ntouched; t++) {
+		o[t].serial = r->touched[t]->first_serial;
+		o[t].id = r->touched[t]->id;
+	}
+	qsort(o, r->ntouched, sizeof(*o), by_serial);
+	for (t = 0; t < r->ntouched; t++)
+		s->ports[t] = o[t].id;
+	free(o);
+	s->nports = (uint32_t)r->ntouched;
+	s->cur = 0;
+	s->len = len;
+	s->count = count;
+	s->batch_id = pb->batch_id;
+	s->token = 0;
+	s->state = SHND_SYNC_NEXT;
+	shnd_list_add_tail(&r->syncs, &s->link);
+	return (1);
+}
+
+void shnd_router_forget_client(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shnd_sync *s = &c->sync;
+
+	if (s->state == SHND_SYNC_NONE)
+		return;
+	if (s->state == SHND_SYNC_ACK && s->cur < s->nports) {
+		struct shnd_port *p = port_by_id(b, s->ports[s->cur]);
+
+		if (p != NULL && p->sync_token == s->token)
+			p->sync_token = 0;   /* other SYNC batches may use it now */
+	}
+	shnd_list_del(&s->link);
+	free(s->ports);
+	memset(s, 0, sizeof(*s));
+	shnd_list_init(&s->link);
+}
+
+/* Served to the end, or canceled: consume the record, tell the publisher,
+ * let its ring go on. */
+static void sync_finish(struct shnd_broker *b, struct shnd_client *c, bool canceled)
+{
+	struct shnd_sync *s = &c->sync;
+	struct shn_ring *r = &c->pub;
+	uint64_t batch_id = s->batch_id;
+	uint32_t count = s->count;
+
+	shn_ring_consume(r, s->len);
+	shnd_router_forget_client(b, c);
+	account(b, c, count);
+	b->tot.sync_batches++;
+	if (canceled)
+		b->tot.sync_canceled++;
+	c->pub_released = r->head;
+	shn_ring_release(r);
+	wake_room(c);
+	send_sync_done(c, batch_id, canceled);
+}
+
+/* Copy the SYNC record at the head of c's ring into r->scratch again and
+ * validate it (the publisher can rewrite it meanwhile).  Count or -errno. */
+static int sync_load(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shnd_router *r = &b->router;
+	const struct shn_pub_batch *pb;
+	int count;
+
+	/* [head, head + len) was bounded against the ring when first read */
+	memcpy(r->scratch, c->pub.data + (c->pub.head & c->pub.mask), c->sync.len);
+	count = validate(r, c->sync.len);
+	if (count < 0)
+		return (count);
+	pb = (const void *)r->scratch;
+	if (!(pb->flags & SHN_PUB_SYNC) || pb->batch_id != c->sync.batch_id)
+		return (-EBADMSG);
+	return (count);
+}
+
+enum sync_write_result { SYNC_SERVED, SYNC_WRITTEN, SYNC_WAIT_ROOM, SYNC_FAILED };
+
+/* Serve the current port p of c's SYNC batch. */
+static enum sync_write_result sync_write(struct shnd_broker *b, struct shnd_client *c,
+					 struct shnd_port *p)
+{
+	struct shnd_router *r = &b->router;
+	struct shnd_sync *s = &c->sync;
+	uint64_t size;
+	uint32_t token;
+	int count;
+
+	count = sync_load(b, c);
+	if (count < 0) {
+		ring_bad(c, count, "publish ring");
+		return (SYNC_FAILED);
+	}
+	collect(b, count, p);
+	if (r->ntouched == 0)
+		return (SYNC_SERVED);   /* its matching filters are gone */
+	size = sizeof(struct shn_del_batch) + p->bytes;
+	if (p->overflow == SHN_OVERFLOW_BLOCK_WIRE && size <= shn_ring_max_record(p->capacity)) {
+		/* the head before the check: a move after it is seen later */
+		uint64_t head = atomic_load_explicit(&p->ring.cons->head, memory_order_acquire);
+		int ok = flush_pending(b, p) ? fits(&p->ring, (uint32_t)size) : 0;
+
+		if (ok < 0) {
+			port_corrupt(p);
+			return (SYNC_SERVED);
+		}
+		if (ok == 0) {
+			s->room_head = head;
+			ask_room(p);
+			return (SYNC_WAIT_ROOM);
+		}
+	}
+	token = new_token(b, p);
+	if (!deliver(b, c, p, (const struct shn_pub_batch *)r->scratch, token))
+		return (SYNC_SERVED);   /* dropped (reported as overflow), or the owner failed */
+	p->sync_token = token;
+	s->token = token;
+	return (SYNC_WRITTEN);
+}
+
+/* Advance c's SYNC batch as far as it goes now.  True when it moved. */
+static bool sync_step(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shnd_sync *s = &c->sync;
+	bool moved = false;
+
+	while (s->state != SHND_SYNC_NONE) {
+		struct shnd_port *p;
+		uint32_t status;
+
+		if (s->cur >= s->nports) {
+			sync_finish(b, c, false);
+			return (true);
+		}
+		p = port_by_id(b, s->ports[s->cur]);
+		if (p == NULL || p->owner->state == SHND_CLIENT_DOOMED) {
+			/* closed, or its owner died or was cut off: served */
+			if (p != NULL && s->state == SHND_SYNC_ACK && p->sync_token == s->token)
+				p->sync_token = 0;
+			s->cur++;
+			s->state = SHND_SYNC_NEXT;
+			moved = true;
+			continue;
+		}
+		switch (s->state) {
+		case SHND_SYNC_ACK:
+			/* client-written: only compared */
+			if (atomic_load_explicit(&ack_line(p)->token, memory_order_acquire) != s->token)
+				return (moved);
+			status = atomic_load_explicit(&ack_line(p)->status, memory_order_relaxed);
+			p->sync_token = 0;
+			if (status == SYNC_ACK_DISCONTINUE) {
+				sync_finish(b, c, true);
+				return (true);
+			}
+			s->cur++;
+			s->state = SHND_SYNC_NEXT;
+			moved = true;
+			continue;
+		case SHND_SYNC_ROOM:
+			if (atomic_load_explicit(&p->ring.cons->head, memory_order_relaxed) ==
+			    s->room_head)
+				return (moved);
+			s->state = SHND_SYNC_NEXT;
+			moved = true;
+			/* fall through */
+		case SHND_SYNC_NEXT:
+			if (p->sync_token != 0)
+				return (moved);   /* another SYNC record there awaits its ack */
+			switch (sync_write(b, c, p)) {
+			case SYNC_SERVED:
+				s->cur++;
+				moved = true;
+				continue;
+			case SYNC_WRITTEN:
+				s->state = SHND_SYNC_ACK;
+				return (true);
+			case SYNC_WAIT_ROOM:
+				s->state = SHND_SYNC_ROOM;
+				return (moved);
+			case SYNC_FAILED:
+				return (true);
+			}
+			return (moved);
+		case SHND_SYNC_NONE:
+			break;
+		}
+	}
+	return (moved);
+}
+
+/* Could c's SYNC batch move now?  (The sleep re-check: no side effects.) */
+static bool sync_ready(struct shnd_broker *b, const struct shnd_client *c)
+{
+	const struct shnd_sync *s = &c->sync;
+	const struct shnd_port *p;
+
+	if (c->ring_failed)
+		return (false);
+	if (s->cur >= s->nports)
+		return (true);
+	p = port_by_id(b, s->ports[s->cur]);
+	if (p == NULL || p->owner->state == SHND_CLIENT_DOOMED)
+		return (true);
+	switch (s->state) {
+	case SHND_SYNC_ACK:
+		return (atomic_load_explicit(&ack_line(p)->token, memory_order_acquire) == s->token);
+	case SHND_SYNC_ROOM:
+		return (atomic_load_explicit(&p->ring.cons->head, memory_order_acquire) !=
+			s->room_head);
+	case SHND_SYNC_NEXT:
+		return (p->sync_token == 0);
+	case SHND_SYNC_NONE:
+		break;
+	}
+	return (false);
+}
+
+static bool sync_run(struct shnd_broker *b)
+{
+	struct shnd_list *pos, *tmp;
+	bool moved = false;
+
+	shnd_list_for_each_safe(pos, tmp, &b->router.syncs) {
+		struct shnd_client *c = shnd_list_entry(pos, struct shnd_client, sync.link);
+
+		/* a corrupt ring is not served: the client is reaped */
+		if (!c->ring_failed && sync_step(b, c))
+			moved = true;
+	}
+	return (moved);
+}
+
 void shnd_router_publish(struct shnd_broker *b)
 {
 	struct shnd_list *pos, *tmp;
@@ -593,6 +977,8 @@ static bool stalled(struct shnd_client *c)
 {
 	struct shnd_port *p = c->stall_port;
 
+	if (c->sync.state != SHND_SYNC_NONE)
+		return (true);   /* its SYNC batch is being served */
 	if (p == NULL)
 		return (false);
 	if (atomic_load_explicit(&p->ring.cons->head, memory_order_relaxed) == c->stall_head)
@@ -608,6 +994,11 @@ static bool drains(const struct shnd_client *c)
 	return (c->has_pub && (c->state == SHND_CLIENT_READY || c->draining));
 }
 
+bool shnd_router_holds(const struct shnd_client *c)
+{
+	return (c->stall_port != NULL || c->sync.state != SHND_SYNC_NONE);
+}
+
 bool shnd_router_round(struct shnd_broker *b)
 {
 	bool progress = false;
@@ -616,15 +1007,16 @@ bool shnd_router_round(struct shnd_broker *b)
 	for (i = 0; i < b->nclients; i++) {
 		struct shnd_client *c = b->clients[i];
 
-		if (!drains(c) || stalled(c))
-			continue;
-		if (drain(b, c, SHND_DRAIN_RECORDS, SHND_DRAIN_BYTES) > 0)
+		if (drains(c) && !stalled(c) &&
+		    drain(b, c, SHND_DRAIN_RECORDS, SHND_DRAIN_BYTES) > 0)
 			progress = true;
 		/* a departed client is reclaimed once its ring is empty */
 		if (c->draining && shnd_list_empty(&c->doom_link) &&
-		    (c->ring_failed || (c->stall_port == NULL && !shn_ring_readable(&c->pub))))
+		    (c->ring_failed || (!shnd_router_holds(c) && !shn_ring_readable(&c->pub))))
 			shnd_list_add_tail(&b->doomed, &c->doom_link);
 	}
+	if (!shnd_list_empty(&b->router.syncs) && sync_run(b))
+		progress = true;
 	if (progress || b->router.kick)
 		retry_pending(b);
 	shnd_router_publish(b);
@@ -651,6 +1043,10 @@ bool shnd_router_has_work(struct shnd_broker *b)
 		struct shnd_client *c = b->clients[i];
 
 		if (drains(c) && !stalled(c) && shn_ring_readable(&c->pub))
+			return (true);
+	}
+	shnd_list_for_each(pos, &b->router.syncs) {
+		if (sync_ready(b, shnd_list_entry(pos, struct shnd_client, sync.link)))
 			return (true);
 	}
 	shnd_list_for_each(pos, &b->router.pending) {

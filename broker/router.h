@@ -54,4 +54,12 @@ int shnd_router_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t
 /* Take p off the router's lists before it is freed. */
 void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p);
 
+/* True while c's publish ring is held back: its next batch waits for room
+ * in a SHN_OVERFLOW_BLOCK port, or its SYNC batch is being served. */
+bool shnd_router_holds(const struct shnd_client *c);
+
+/* Stop serving c's SYNC batch (c is being freed): the port it waited on
+ * becomes free for other SYNC batches.  No SYNC_DONE is sent. */
+void shnd_router_forget_client(struct shnd_broker *b, struct shnd_client *c);
+
 #endif

@@ -416,6 +416,7 @@ static void new_client(struct shnd_broker *b, int fd)
 	c->room_fd = -1;
 	shnd_list_init(&c->ports);
 	shnd_list_init(&c->doom_link);
+	shnd_list_init(&c->sync.link);
 	shnd_map_init(&c->subs);
 	c->conn.fd = fd;
 	c->conn.rxbuf = c->rxbuf;
@@ -462,6 +463,7 @@ static void finish(struct shnd_broker *b, struct shnd_client *c)
 	b->clients[c->slot] = last;
 	last->slot = c->slot;
 	c->stall_port = NULL;
+	shnd_router_forget_client(b, c);
 	shn_segment_close(&c->pub_seg);
 	c->has_pub = false;
 	if (c->room_fd >= 0)
@@ -485,13 +487,18 @@ static void reap_one(struct shnd_broker *b, struct shnd_client *c, bool final)
 	release_control(b, c);
 	/* DESIGN rule 9: what it published before leaving still goes out */
 	shnd_router_drain_all(b, c);
-	if (!final && c->has_pub && !c->ring_failed && c->stall_port != NULL) {
-		/* held back by a SHN_OVERFLOW_BLOCK port: keep the ring (and
-		 * the struct: one reference) until rounds have drained it */
+	if (!final && c->has_pub && !c->ring_failed && shnd_router_holds(c)) {
+		/* held back by a SHN_OVERFLOW_BLOCK port, or a SYNC batch is
+		 * being served: keep the ring (and the struct: one reference)
+		 * until rounds have drained it */
 		c->draining = true;
 		c->refs++;
-		shnd_debug("client %llu (pid %d) gone; its ring waits for room in port %u",
-			   (unsigned long long)c->id, (int)c->pid, c->stall_port->id);
+		if (c->stall_port != NULL)
+			shnd_debug("client %llu (pid %d) gone; its ring waits for room in port %u",
+				   (unsigned long long)c->id, (int)c->pid, c->stall_port->id);
+		else
+			shnd_debug("client %llu (pid %d) gone; its SYNC batch is still being served",
+				   (unsigned long long)c->id, (int)c->pid);
 		return;
 	}
 	finish(b, c);

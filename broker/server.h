@@ -42,8 +42,9 @@ int shnd_client_watch_doorbell(struct shnd_client *c);
 
 /* Reclaim every doomed client: free its ports, subscriptions, socket and
  * doorbell, route what is left in its publish ring (DESIGN rule 9), then
- * free the ring too, unless a SHN_OVERFLOW_BLOCK port holds batches back:
- * then the ring stays ("draining") until rounds have routed them. */
+ * free the ring too, unless a SHN_OVERFLOW_BLOCK port holds batches back
+ * or a SYNC batch of it is being served: then the ring stays ("draining")
+ * until rounds have routed them. */
 void shnd_server_reap(struct shnd_broker *b);
 
 /* Reclaim every client now, draining ones included (shutdown). */

@@ -81,7 +81,7 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
 		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
 		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"waiting_for_port\":%u,"
-		  "\"ports\":[",
+		  "\"sync_port\":%u,\"ports\":[",
 		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
 		  c->state == SHND_CLIENT_READY ? "ready" :
 		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" :
@@ -89,7 +89,9 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 		  (unsigned long long)c->published, (unsigned long long)c->batches,
 		  (unsigned long long)(c->has_pub ? pub_used(c) : 0),
 		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups,
-		  c->stall_port ? c->stall_port->id : 0);
+		  c->stall_port ? c->stall_port->id : 0,
+		  c->sync.state != SHND_SYNC_NONE && c->sync.cur < c->sync.nports ?
+		  c->sync.ports[c->sync.cur] : 0);
 	shnd_list_for_each(pos, &c->ports) {
 		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
 
@@ -115,6 +117,7 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  "\"subscriptions\":%zu,\"protocol_errors\":%llu,\"ring_errors\":%llu,"
 		  "\"disconnects\":%llu,\"batches_routed\":%llu,\"notifications_routed\":%llu,"
 		  "\"notifications_delivered\":%llu,\"notifications_dropped\":%llu,"
+		  "\"sync_batches\":%llu,\"sync_canceled\":%llu,"
 		  "\"connections\":%llu,\"refused\":%llu,\"default_capacity\":%u,\"max_capacity\":%u},"
 		  "\"clients\":[",
 		  (int)getpid(), shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
@@ -122,7 +125,9 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  (unsigned long long)t->disconnects, (unsigned long long)t->batches_routed,
 		  (unsigned long long)t->notifications_routed,
 		  (unsigned long long)t->notifications_delivered,
-		  (unsigned long long)t->notifications_dropped, (unsigned long long)t->accepted,
+		  (unsigned long long)t->notifications_dropped,
+		  (unsigned long long)t->sync_batches, (unsigned long long)t->sync_canceled,
+		  (unsigned long long)t->accepted,
 		  (unsigned long long)t->refused, b->cfg.default_capacity, b->cfg.max_capacity);
 	for (i = 0; i < b->nclients; i++) {
 		if (i > 0)
