@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -69,7 +70,15 @@ int64_t h_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+int64_t h_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void h_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -83,7 +92,7 @@ bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms)
 	bool ok;
 
 	while (!(ok = fn(ctx)) && h_now_ms() < end)
-		sleep_ms(5);
+		h_sleep_ms(5);
 	return ok;
 }
 
@@ -200,7 +209,7 @@ void h_launch(struct harness *h, const char *const *extra)
 			fail_msg("shn_connect(%s) still fails after %d ms: %d (%s)", h->sock,
 				 H_TIMEOUT_MS, err, shn_strerror(err));
 		}
-		sleep_ms(5);
+		h_sleep_ms(5);
 	}
 
 	/* the broker runs the backend asked for */
@@ -244,7 +253,7 @@ void h_stop(struct harness *h)
 				waitpid(h->broker, &st, 0);
 				break;
 			}
-			sleep_ms(2);
+			h_sleep_ms(2);
 		}
 	}
 	h->broker = -1;
@@ -414,7 +423,7 @@ int h_wait(pid_t pid, int timeout_ms)
 			forget_child(pid);
 			return -1;
 		}
-		sleep_ms(2);
+		h_sleep_ms(2);
 	}
 }
 
@@ -539,4 +548,37 @@ ssize_t h_raw_recv(int fd, void *buf, size_t len, int *fds, int *nfds, int timeo
 	if (nfds)
 		*nfds = got;
 	return n;
+}
+
+void *h_shared(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		fail_msg("mmap(%zu, MAP_SHARED | MAP_ANONYMOUS): %s", size, strerror(errno));
+	return p;
+}
+
+long long h_cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: fields 14 and 15
+	 * (utime, stime) counted from the last ')' (field 2's end) */
+	char *rp = strrchr(buf, ')');
+	if (rp == NULL)
+		return -1;
+	if (sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
 }

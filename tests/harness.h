@@ -139,8 +139,20 @@ void h_chan_close(struct h_chan *ch);
 int h_send(struct h_chan *ch, uint8_t b);
 int h_recv(struct h_chan *ch, uint8_t *b, int timeout_ms);
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds (and nanoseconds); sleep, bounded. */
 int64_t h_now_ms(void);
+int64_t h_now_ns(void);
+void h_sleep_ms(int ms);
+
+/* Zeroed memory shared with the children forked after this call
+ * (MAP_SHARED | MAP_ANONYMOUS), asserting success.  Never freed: a test
+ * maps a few pages. */
+void *h_shared(size_t size);
+
+/* CPU time that process pid has used so far: utime + stime of
+ * /proc/PID/stat, in clock ticks (sysconf(_SC_CLK_TCK) per second).
+ * Returns -1 when it cannot be read. */
+long long h_cpu_ticks(pid_t pid);
 
 /* Poll fn(ctx) every few milliseconds until it returns true or timeout_ms
  * passed.  Returns its last result. */

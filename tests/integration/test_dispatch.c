@@ -255,12 +255,181 @@ static void test_system_events_to_every_sink(void **state)
 	h_disconnect(c);
 }
 
+/* ---- across processes ---------------------------------------------------- */
+
+struct xpub_ctx {
+	const char *sock;
+	struct h_chan go;      /* parent -> child: 1 publish batches 1-3, 2 batch 4 */
+};
+
+/* The publisher, another process: four batches, the fourth once told. */
+static int child_xpub(void *arg)
+{
+	struct xpub_ctx *x = arg;
+	shn_client *c = NULL;
+	uint8_t b;
+
+	CHILD_CHECK(h_recv(&x->go, &b, H_TIMEOUT_MS));
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	shn_notification b1[] = { note("a", 1, "1"), note("b", 2, "2"), note("a", 2, "3"),
+				  note("c", 1, "4"), note("c", 4, "5"), note("z", 8, "6") };
+	CHILD_CHECK_EQ(shn_notify(c, b1, 6, 0), 0);
+	shn_notification b2[] = { note("c", 4, "7") };
+	CHILD_CHECK_EQ(shn_notify(c, b2, 1, 0), 0);
+	shn_notification b3[] = { note("a", 1, "8"), note("a", 1, "9"), note("a", 1, "10") };
+	CHILD_CHECK_EQ(shn_notify(c, b3, 3, 0), 0);
+	CHILD_CHECK(h_recv(&x->go, &b, H_TIMEOUT_MS));
+	shn_notification b4[] = { note("a", 3, "11"), note("b", 2, "12") };
+	CHILD_CHECK_EQ(shn_notify(c, b4, 2, 0), 0);
+	shn_disconnect(c);
+	return 0;
+}
+
+/* One logged sink call: which sink, which data in which order, all with the
+ * sink's own conn, batch_index 0..n-1 and batch_count n of the subset, the
+ * publisher's batch_id and pid, and the port's seq numbers. */
+static void check_call(const struct call *k, int sink, shn_conn conn, uint64_t batch_id,
+		       const char *const *data, const uint64_t *seq, size_t n)
+{
+	if (k->sink != sink || k->n != n)
+		fail_msg("sink call: sink %d with %zu notifications, expected sink %d with %zu",
+			 k->sink, k->n, sink, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(k->data[i], data[i]);
+		assert_int_equal(k->conn[i], conn);
+		assert_int_equal(k->index[i], i);
+		assert_int_equal(k->count[i], n);
+		assert_int_equal(k->batch_id[i], batch_id);
+		assert_int_equal(k->seq[i], seq[i]);
+		assert_true((k->event[i] & SHN_EV_SYSTEM) == 0);
+	}
+}
+
+static pid_t call_pid[MAX_CALLS][MAX_NOTES];
+
+static unsigned sink_pid_fn(void *ctx, const shn_notification *b, size_t n)
+{
+	int i = ncalls;
+	unsigned r = sink_fn(ctx, b, n);
+
+	for (size_t k = 0; k < n && k < MAX_NOTES && i < MAX_CALLS; k++)
+		call_pid[i][k] = b[k].sender_pid;
+	return r;
+}
+
+/* Issue 3, "callbacks receive the right batches": a publisher in another
+ * process; three sinks on one port (rule 15).  Each sink is called once per
+ * delivered batch with its own subset, oldest sink first, skipping sinks
+ * with nothing; a DISCONTINUE answer to an asynchronous batch cancels
+ * nothing; HANDLE_CLOSE goes only to the ended sink, after its last
+ * notification, and nothing of it comes after. */
+static void test_dispatch_across_processes(void **state)
+{
+	struct harness *h = *state;
+	static struct xpub_ctx x;
+	struct sink A = { .id = 1, .ret = SHN_CALLBACK_DISCONTINUE };  /* async: no effect */
+	struct sink B = { .id = 2 }, C = { .id = 3 };
+	shn_conn ca = 0, cb = 0, cc = 0, wc = 0;
+	shn_notification out[16];
+	shn_port *p = NULL;
+
+	x.sock = h->sock;
+	h_chan_init(&x.go);
+	pid_t pid = h_fork(child_xpub, &x);   /* before our client has threads */
+	ncalls = 0;
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	assert_int_equal(shn_advise(p, "a", 1, SHN_EV_ALL, 0, sink_pid_fn, &A, &ca), 0);
+	assert_int_equal(shn_advise(p, NULL, 0, 0x2, 0, sink_pid_fn, &B, &cb), 0);
+	assert_int_equal(shn_advise(p, "c", 1, 0x4, 0, sink_pid_fn, &C, &cc), 0);
+	assert_true(ca != 0 && cb != 0 && cc != 0);
+	assert_true(ca != cb && cb != cc && ca != cc);
+	/* a witness: every batch of the child reaches it */
+	shn_port *w = h_port_sub(c, 0, NULL, 0, SHN_EV_ALL, &wc);
+
+	assert_true(h_send(&x.go, 1));
+	/* wait until batches 1-3 are routed (the witness has them) */
+	uint64_t wbatch = 0;
+	while (wbatch < 3) {
+		int n = h_get(w, out, 16);
+		assert_int_equal(out[0].sender_pid, pid);
+		wbatch = out[n - 1].batch_id;
+	}
+	/* batch 1: the port got 1, 2, 3, 5 ("4" is c/1, "6" z/8: no filter) */
+	int delivered = 0;
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	while (ncalls < 5 && h_now_ms() < end) {   /* 3 + 1 + 1 calls */
+		int r = shn_port_dispatch(p, 200);
+		assert_true(r > 0 || r == -ETIMEDOUT);
+		if (r > 0)
+			delivered += r;
+	}
+	if (ncalls != 5) {
+		for (int i = 0; i < ncalls; i++) {
+			fprintf(stderr, "call %d: sink %d:", i, calls[i].sink);
+			for (size_t k = 0; k < calls[i].n && k < MAX_NOTES; k++)
+				fprintf(stderr, " [ev 0x%x conn %llu seq %llu batch %llu %u/%u '%s']",
+					calls[i].event[k], (unsigned long long)calls[i].conn[k],
+					(unsigned long long)calls[i].seq[k],
+					(unsigned long long)calls[i].batch_id[k], calls[i].index[k],
+					calls[i].count[k], calls[i].data[k]);
+			fprintf(stderr, "\n");
+		}
+		fail_msg("%d sink calls for batches 1-3, expected 5", ncalls);
+	}
+	/* dispatch counts the notifications delivered to the port: 4 + 1 + 3 */
+	assert_int_equal(delivered, 4 + 1 + 3);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+
+	check_call(&calls[0], 1, ca, 1, (const char *const[]){ "1", "3" },
+		   (const uint64_t[]){ 1, 3 }, 2);
+	check_call(&calls[1], 2, cb, 1, (const char *const[]){ "2", "3" },
+		   (const uint64_t[]){ 2, 3 }, 2);
+	check_call(&calls[2], 3, cc, 1, (const char *const[]){ "5" }, (const uint64_t[]){ 4 }, 1);
+	assert_int_equal(calls[2].event[0], 4);
+	/* batch 2: only C; batch 3: only A (B's mask 0x2, C's key "c") */
+	check_call(&calls[3], 3, cc, 2, (const char *const[]){ "7" }, (const uint64_t[]){ 5 }, 1);
+	check_call(&calls[4], 1, ca, 3, (const char *const[]){ "8", "9", "10" },
+		   (const uint64_t[]){ 6, 7, 8 }, 3);
+	for (int i = 0; i < 5; i++)
+		for (size_t k = 0; k < calls[i].n; k++)
+			assert_int_equal(call_pid[i][k], pid);
+
+	/* end A: its HANDLE_CLOSE goes to A only */
+	ncalls = 0;
+	assert_int_equal(shn_unsubscribe(c, ca), 0);
+	assert_int_equal(shn_port_dispatch(p, H_TIMEOUT_MS), 1);
+	assert_int_equal(ncalls, 1);
+	assert_int_equal(calls[0].sink, 1);
+	assert_int_equal(calls[0].n, 1);
+	assert_int_equal(calls[0].event[0], SHN_EV_HANDLE_CLOSE);
+	assert_int_equal(calls[0].conn[0], ca);
+	assert_int_equal(calls[0].seq[0], 0);
+	assert_int_equal(call_pid[0][0], 0);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+
+	/* batch 4, published after A ended: "11" (a/3) and "12" to B only */
+	ncalls = 0;
+	assert_true(h_send(&x.go, 2));
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+	dispatch_until(p, 1);
+	assert_int_equal(ncalls, 1);
+	check_call(&calls[0], 2, cb, 4, (const char *const[]){ "11", "12" },
+		   (const uint64_t[]){ 9, 10 }, 2);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+	assert_int_equal(ncalls, 1);
+	h_chan_close(&x.go);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sink_subsets, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_system_events_to_every_sink, h_setup,
+						h_teardown),
+		cmocka_unit_test_setup_teardown(test_dispatch_across_processes, h_setup,
 						h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
