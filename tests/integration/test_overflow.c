@@ -212,11 +212,50 @@ static void test_overflow_reported_without_traffic(void **state)
 	h_disconnect(c);
 }
 
+/* Issue 3: a 4096-byte port fed 10,000 notifications by another process,
+ * unread until every batch was routed (a witness port has them all), gets
+ * exactly ONE SHN_EV_OVERFLOW when drained: what fitted (seq 1..k, whole
+ * batches), then the report of 10,000 - k; nothing after it. */
+static void test_overflow_one_report(void **state)
+{
+	struct harness *h = *state;
+	struct pub_ctx x = { .sock = h->sock, .first = 0, .count = TOTAL, .batch = BATCH };
+	shn_conn conn, wconn;
+	shn_notification out[64];
+
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 4096, "o", 1, SHN_EV_ALL, &conn);
+	shn_port *w = h_port_sub(c, 4u << 20, "o", 1, SHN_EV_ALL, &wconn);
+	pid_t pid = h_fork(publisher, &x);
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);   /* published everything; we read nothing */
+
+	struct acct aw = { 0 };
+	drain(w, wconn, &aw, TOTAL);    /* all 10,000 routed */
+	assert_int_equal(aw.dropped, 0);
+
+	struct acct a = { 0 };
+	drain(p, conn, &a, TOTAL);
+	if (a.overflows != 1)
+		fail_msg("%llu overflow reports (%llu received, %llu lost), expected exactly one",
+			 (unsigned long long)a.overflows, (unsigned long long)a.received,
+			 (unsigned long long)a.dropped);
+	assert_true(a.received > 0);
+	assert_true(a.dropped > 0);
+	assert_int_equal(a.received + a.dropped, TOTAL);
+	/* what was received is the prefix seq 1..k; the report is the gap */
+	assert_int_equal(a.last_seq, a.received);
+	assert_int_equal(a.pending, a.dropped);
+	assert_int_equal(a.last_seq + a.pending, TOTAL);
+	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_overflow, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_overflow_one_report, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_overflow_reported_without_traffic, h_setup,
 						h_teardown),
 	};

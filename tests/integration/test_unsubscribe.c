@@ -181,6 +181,105 @@ static void test_handle_close_last(void **state)
 	h_disconnect(c);
 }
 
+/* ---- issue 3: HANDLE_CLOSE after the last notification, across processes */
+
+#define STREAM_BATCHES 20000
+
+struct stream {
+	_Atomic int go;
+	_Atomic int started;   /* batches whose shn_notify has begun */
+	_Atomic int done;
+};
+
+struct stream_ctx {
+	const char *sock;
+	struct stream *st;
+};
+
+/* Another process publishes STREAM_BATCHES batches [u:i, v:i], as fast as
+ * it can, while the test unsubscribes "u" in the middle of the stream. */
+static int child_stream(void *arg)
+{
+	struct stream_ctx *x = arg;
+	shn_client *c = NULL;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	while (!atomic_load(&x->st->go))
+		h_sleep_ms(1);
+	for (int i = 0; i < STREAM_BATCHES; i++) {
+		shn_notification b[2] = { note(S("u"), 1, &i, sizeof(i)),
+					  note(S("v"), 1, &i, sizeof(i)) };
+		atomic_store(&x->st->started, i + 1);
+		CHILD_CHECK_EQ(shn_notify(c, b, 2, 0), 0);
+	}
+	atomic_store(&x->st->done, 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+static void test_handle_close_mid_stream(void **state)
+{
+	struct harness *h = *state;
+	struct stream *st = h_shared(sizeof(*st));
+	struct stream_ctx x = { .sock = h->sock, .st = st };
+	shn_notification out[64];
+	shn_conn cu, cv = 0;
+	int next_u = 0, next_v = 0, started_at_unsub = -1, closes = 0;
+
+	pid_t pid = h_fork(child_stream, &x);
+	shn_client *c = h_connect(h);
+	/* room for the whole stream: nothing is dropped */
+	shn_port *p = h_port_sub(c, 4u << 20, S("u"), SHN_EV_ALL, &cu);
+	assert_int_equal(shn_subscribe(p, S("v"), SHN_EV_ALL, 0, &cv), 0);
+	atomic_store(&st->go, 1);
+
+	int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS;
+	while (next_v < STREAM_BATCHES || closes == 0) {
+		if (h_now_ms() > end)
+			fail_msg("stream incomplete: u %d, v %d, closes %d", next_u, next_v, closes);
+		int n = h_get(p, out, 64);
+		for (int i = 0; i < n; i++) {
+			const shn_notification *o = &out[i];
+			if (o->event == SHN_EV_HANDLE_CLOSE) {
+				check_handle_close(o, cu);
+				assert_true(started_at_unsub >= 0);   /* only after we asked */
+				closes++;
+				continue;
+			}
+			int v;
+			assert_int_equal(o->data_len, sizeof(v));
+			memcpy(&v, o->data, sizeof(v));
+			assert_int_equal(o->key_len, 1);
+			if (((const char *)o->key)[0] == 'u') {
+				/* nothing of the subscription after its close */
+				if (closes != 0)
+					fail_msg("u:%d after the HANDLE_CLOSE of its subscription", v);
+				assert_int_equal(o->conn, cu);
+				assert_int_equal(v, next_u);   /* gapless until the end */
+				next_u++;
+			} else {
+				assert_int_equal(o->conn, cv);
+				assert_int_equal(v, next_v);
+				next_v++;
+			}
+		}
+		if (started_at_unsub < 0 && next_v >= STREAM_BATCHES / 4) {
+			assert_int_equal(shn_unsubscribe(c, cu), 0);
+			started_at_unsub = atomic_load(&st->started);
+		}
+	}
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+	assert_int_equal(closes, 1);
+	/* the subscription's notifications were gapless up to its close, and
+	 * none of a batch begun after the unsubscribe returned came (rule 8) */
+	assert_true(next_u >= STREAM_BATCHES / 4);
+	assert_true(next_u <= started_at_unsub);
+	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
+	fprintf(stderr, "unsubscribed at v %d: %d u delivered, %d batches begun by then\n",
+		STREAM_BATCHES / 4, next_u, started_at_unsub);
+	h_disconnect(c);
+}
+
 /* ---- 5: shn_port_unblock ----------------------------------------------- */
 
 struct getter {
@@ -289,6 +388,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unsubscribe, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_handle_close_last, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_handle_close_mid_stream, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_unblock, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
