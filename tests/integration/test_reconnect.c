@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -95,11 +97,262 @@ static void test_broker_loss(void **state)
 	h_disconnect(c);
 }
 
+/* ---- issue 3: restart, with publishers in other processes and sinks ------ */
+
+struct rshared {
+	_Atomic int cmd1;           /* P1: 1 publish "before", 2 publish in the outage, 3 after */
+	_Atomic int state1;         /* P1: the last command it completed */
+	_Atomic int accepted_in_outage;  /* P1: publishes that returned 0 before -ENOTCONN */
+	_Atomic int go2;            /* P2: connect and publish */
+	_Atomic int state2;
+};
+
+struct rctx {
+	const char *sock;
+	struct rshared *sh;
+};
+
+static shn_notification rnote(const char *data)
+{
+	shn_notification n = { .event = 3, .key = "r", .key_len = 1, .data = data,
+			       .data_len = (uint32_t)strlen(data) };
+	return n;
+}
+
+static void child_wait(_Atomic int *v, int want)
+{
+	int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS;
+
+	while (atomic_load(v) < want) {
+		CHILD_CHECK(h_now_ms() < end);
+		h_sleep_ms(1);
+	}
+}
+
+/* P1: a publisher connected before the crash (it has no port). */
+static int child_p1(void *arg)
+{
+	struct rctx *x = arg;
+	shn_client *c = NULL;
+	shn_notification n;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	child_wait(&x->sh->cmd1, 1);
+	n = rnote("before");
+	CHILD_CHECK_EQ(shn_notify(c, &n, 1, 0), 0);
+	atomic_store(&x->sh->state1, 1);
+
+	/* the broker is dead: publishing fails once the library saw it */
+	child_wait(&x->sh->cmd1, 2);
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	int r;
+	n = rnote("outage");
+	while ((r = shn_notify(c, &n, 1, 0)) == 0) {
+		atomic_fetch_add(&x->sh->accepted_in_outage, 1);
+		CHILD_CHECK(h_now_ms() < end);
+		h_sleep_ms(1);
+	}
+	CHILD_CHECK_EQ(r, -ENOTCONN);
+	/* and keeps failing while the broker is away */
+	for (int i = 0; i < 10; i++)
+		CHILD_CHECK_EQ(shn_notify(c, &n, 1, 0), -ENOTCONN);
+	atomic_store(&x->sh->state1, 2);
+
+	/* a broker again: the library reconnects, publishing works */
+	child_wait(&x->sh->cmd1, 3);
+	end = h_now_ms() + H_TIMEOUT_MS;
+	n = rnote("p1-after");
+	while ((r = shn_notify(c, &n, 1, 0)) == -ENOTCONN) {
+		CHILD_CHECK(h_now_ms() < end);
+		h_sleep_ms(2);
+	}
+	CHILD_CHECK_EQ(r, 0);
+	atomic_store(&x->sh->state1, 3);
+	shn_disconnect(c);
+	return 0;
+}
+
+/* P2: a new publisher process, connecting after the restart. */
+static int child_p2(void *arg)
+{
+	struct rctx *x = arg;
+	shn_client *c = NULL;
+
+	child_wait(&x->sh->go2, 1);
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	shn_notification n = rnote("new");
+	CHILD_CHECK_EQ(shn_notify(c, &n, 1, 0), 0);
+	atomic_store(&x->sh->state2, 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+struct rlog {
+	int sink;
+	uint32_t event;
+	shn_conn conn;
+	int32_t pid;
+	char data[16];
+};
+
+static struct rlog rlogs[64];
+static int nrlogs;
+
+static unsigned rsink(void *ctx, const shn_notification *b, size_t n)
+{
+	for (size_t i = 0; i < n && nrlogs < 64; i++) {
+		struct rlog *l = &rlogs[nrlogs++];
+		memset(l, 0, sizeof(*l));
+		l->sink = (int)(intptr_t)ctx;
+		l->event = b[i].event;
+		l->conn = b[i].conn;
+		l->pid = b[i].sender_pid;
+		if (b[i].data_len < sizeof(l->data) && b[i].data_len > 0)
+			memcpy(l->data, b[i].data, b[i].data_len);
+	}
+	return SHN_CALLBACK_CONTINUE;
+}
+
+/* Dispatch p until nrlogs reaches want (bounded). */
+static void rdispatch(shn_port *p, int want)
+{
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+
+	while (nrlogs < want) {
+		int r = shn_port_dispatch(p, 100);
+		assert_true(r > 0 || r == -ETIMEDOUT);
+		if (h_now_ms() > end)
+			fail_msg("%d sink calls logged after %d ms, expected %d", nrlogs,
+				 H_TIMEOUT_MS, want);
+	}
+}
+
+static void check_rlog(int i, int sink, uint32_t event, shn_conn conn, const char *data)
+{
+	const struct rlog *l = &rlogs[i];
+
+	if (l->sink != sink || l->event != event)
+		fail_msg("sink log %d: sink %d event 0x%x, expected sink %d event 0x%x", i,
+			 l->sink, l->event, sink, event);
+	if (data != NULL) {
+		assert_int_equal(l->conn, conn);
+		assert_string_equal(l->data, data);
+	} else {
+		assert_int_equal(l->pid, 0);
+	}
+}
+
+/* Issue 3: SIGKILL of the broker and a restart on the same socket: each
+ * port (a pull port, and a port with two advise sinks: every sink) gets
+ * SHN_EV_BROKER_STATE then SHN_EV_RECONNECT; publishing during the outage
+ * fails with -ENOTCONN, in this process and in a publisher process; what
+ * was refused never arrives; afterwards a new publisher process's
+ * notification arrives under the same connection numbers as before. */
+static void test_restart_new_publisher(void **state)
+{
+	struct harness *h = *state;
+	struct rshared *sh = h_shared(sizeof(*sh));
+	struct rctx x = { .sock = h->sock, .sh = sh };
+	shn_notification out[8];
+	shn_conn c1, ca = 0, cb = 0;
+	shn_port *p2 = NULL;
+
+	pid_t pid1 = h_fork(child_p1, &x);
+	pid_t pid2 = h_fork(child_p2, &x);
+	nrlogs = 0;
+	shn_client *c = h_connect(h);
+	shn_port *p1 = h_port_sub(c, 0, "r", 1, SHN_EV_ALL, &c1);
+	assert_int_equal(shn_port_open(c, NULL, &p2), 0);
+	assert_int_equal(shn_advise(p2, "r", 1, SHN_EV_ALL, 0, rsink, (void *)1, &ca), 0);
+	assert_int_equal(shn_advise(p2, NULL, 0, 0x2, 0, rsink, (void *)2, &cb), 0);
+
+	/* before: P1's notification under c1, ca, cb */
+	atomic_store(&sh->cmd1, 1);
+	assert_int_equal(h_get(p1, out, 8), 1);
+	assert_int_equal(out[0].conn, c1);
+	assert_int_equal(out[0].sender_pid, pid1);
+	rdispatch(p2, 2);
+	check_rlog(0, 1, 3, ca, "before");
+	check_rlog(1, 2, 3, cb, "before");
+
+	int st = h_kill_broker(h);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+	/* BROKER_STATE on each port, to every sink */
+	expect_system(p1, SHN_EV_BROKER_STATE, "pull port after the broker died");
+	rdispatch(p2, 4);
+	check_rlog(2, 1, SHN_EV_BROKER_STATE, 0, NULL);
+	check_rlog(3, 2, SHN_EV_BROKER_STATE, 0, NULL);
+	/* this client saw the loss (its ports were told): publishing fails */
+	shn_notification lost = rnote("outage");
+	assert_int_equal(shn_notify(c, &lost, 1, 0), -ENOTCONN);
+	assert_int_equal(shn_notify(c, &lost, 1, SHN_NOTIFY_SYNC), -ENOTCONN);
+	/* and in the publisher process */
+	atomic_store(&sh->cmd1, 2);
+	{
+		int64_t end = h_now_ms() + H_TIMEOUT_MS;
+		while (atomic_load(&sh->state1) < 2) {
+			if (h_now_ms() > end)
+				fail_msg("publisher process never got -ENOTCONN during the outage");
+			h_sleep_ms(2);
+		}
+	}
+	/* nothing else reached the ports meanwhile */
+	assert_int_equal(shn_port_get(p1, out, 8, 0), -ETIMEDOUT);
+	assert_int_equal(shn_port_dispatch(p2, 0), -ETIMEDOUT);
+
+	/* restart on the same socket: RECONNECT on each port, every sink */
+	h_launch(h, NULL);
+	expect_system(p1, SHN_EV_RECONNECT, "pull port after the restart");
+	rdispatch(p2, 6);
+	check_rlog(4, 1, SHN_EV_RECONNECT, 0, NULL);
+	check_rlog(5, 2, SHN_EV_RECONNECT, 0, NULL);
+
+	/* a new publisher process: same conn numbers as before the crash */
+	atomic_store(&sh->go2, 1);
+	h_wait_ok(pid2, H_CHILD_TIMEOUT_MS);
+	assert_int_equal(h_get(p1, out, 8), 1);
+	assert_int_equal(out[0].event, 3);
+	assert_int_equal(out[0].data_len, 3);
+	assert_memory_equal(out[0].data, "new", 3);
+	assert_int_equal(out[0].conn, c1);
+	assert_int_equal(out[0].sender_pid, pid2);
+	assert_int_equal(out[0].seq, 1);   /* seq restarts with the new broker's port */
+	rdispatch(p2, 8);
+	check_rlog(6, 1, 3, ca, "new");
+	check_rlog(7, 2, 3, cb, "new");
+	assert_int_equal(rlogs[6].pid, pid2);
+
+	/* the old publisher process publishes again, under the same conns;
+	 * nothing it published in the outage ever arrives (at most once) */
+	atomic_store(&sh->cmd1, 3);
+	h_wait_ok(pid1, H_CHILD_TIMEOUT_MS);
+	assert_int_equal(h_get(p1, out, 8), 1);
+	assert_int_equal(out[0].data_len, 8);
+	assert_memory_equal(out[0].data, "p1-after", 8);
+	assert_int_equal(out[0].conn, c1);
+	assert_int_equal(out[0].sender_pid, pid1);
+	rdispatch(p2, 10);
+	check_rlog(8, 1, 3, ca, "p1-after");
+	check_rlog(9, 2, 3, cb, "p1-after");
+	/* and so does this client (event 1: sink A only, not B's mask 0x2) */
+	roundtrip(c, p1, c1, "r");
+	rdispatch(p2, 11);
+	check_rlog(10, 1, 1, ca, "rt");
+	assert_int_equal(shn_port_get(p1, out, 8, 0), -ETIMEDOUT);
+	assert_int_equal(shn_port_dispatch(p2, 0), -ETIMEDOUT);
+	assert_int_equal(nrlogs, 11);
+	fprintf(stderr, "publisher process: %d accepted before it saw the loss\n",
+		atomic_load(&sh->accepted_in_outage));
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_broker_loss, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_new_publisher, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
