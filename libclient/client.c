@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -225,6 +226,13 @@ static int hello(shn_client *c)
 	return (0);
 }
 
+/* The watcher runs on a stack of its own mapping.  Why not glibc's: after
+ * fork(), glibc hands the dead parent thread's cached stack to the child's
+ * next thread, which then gets the same pthread_t; ThreadSanitizer aborts on
+ * that ("dup thread with used id") whenever a test forks a connected
+ * process, and a child that connects is the normal case here. */
+#define SHN__WATCHER_STACK (2u * 1024u * 1024u)  /* sanitizers put TLS here too */
+
 /* Free the connection-level resources of c (not its ports or lists). */
 static void conn_close(shn_client *c)
 {
@@ -256,6 +264,8 @@ static void client_free(shn_client *c)
 	conn_close(c);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
+	if (c->watcher_stack != NULL)
+		munmap(c->watcher_stack, SHN__WATCHER_STACK);
 	pthread_mutex_destroy(&c->ctl_lock);
 	pthread_mutex_destroy(&c->pub_lock);
 	free(c);
@@ -467,6 +477,26 @@ static void *watcher_main(void *arg)
 	}
 }
 
+
+static int start_watcher(shn_client *c)
+{
+	pthread_attr_t attr;
+	int err;
+
+	c->watcher_stack = mmap(NULL, SHN__WATCHER_STACK, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+	if (c->watcher_stack == MAP_FAILED) {
+		c->watcher_stack = NULL;
+		return (-errno);
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, c->watcher_stack, SHN__WATCHER_STACK);
+	err = -pthread_create(&c->watcher, &attr, watcher_main, c);
+	pthread_attr_destroy(&attr);
+	c->watcher_running = (err == 0);
+	return (err);
+}
+
 int shn_connect(const char *socket_path, shn_client **out)
 {
 	shn_client *c;
@@ -487,10 +517,8 @@ int shn_connect(const char *socket_path, shn_client **out)
 		c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		err = c->stop_fd < 0 ? -errno : 0;
 	}
-	if (err >= 0) {
-		err = -pthread_create(&c->watcher, NULL, watcher_main, c);
-		c->watcher_running = (err == 0);
-	}
+	if (err >= 0)
+		err = start_watcher(c);
 	if (err < 0) {
 		client_free(c);
 		return (err);

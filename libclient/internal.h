@@ -50,6 +50,7 @@ struct shn_client {
 
 	pthread_t watcher;             /* sees the socket close, reconnects */
 	bool watcher_running;
+	void *watcher_stack;
 	int stop_fd;                   /* eventfd: tells the watcher to exit */
 	_Atomic int sync_timeout_ms;   /* -1: none */
 	struct shn__sync_wait *sync_waits;  /* under ctl_lock */
