@@ -23,10 +23,12 @@ DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-de
 # Always say ON or OFF: the CMake cache would otherwise keep an old choice.
 SHN_WERROR_FLAG := -DSHN_WERROR=$(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 
-# Sanitizer runs: fail on the first report, with stacks.
+# Sanitizer runs: fail on the first report, with stacks.  The integration
+# tests fork client processes from threaded ones (the library runs a watcher
+# thread), which TSan refuses by default: die_after_fork=0.
 SAN_ENV := ASAN_OPTIONS=abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
 .PHONY: all deps build test test-asan test-tsan run clean help
 
