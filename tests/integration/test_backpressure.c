@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define TOTAL 10000u
@@ -148,12 +149,183 @@ static void test_nonblock_full_ring(void **state)
 	h_disconnect(sub);
 }
 
+/* ---- issue 3: who waits under SHN_OVERFLOW_BLOCK -------------------------- */
+
+#define HELD_BATCHES 2000   /* 3 x 500 bytes each: ~3 MiB, more than the
+			     * publisher's 1 MiB ring plus the 4 KiB port */
+#define FREE_TOTAL 10000u
+
+struct held {
+	_Atomic int done_a;         /* publisher A: batches accepted */
+	_Atomic int finished_a, finished_b;
+};
+
+struct held_ctx {
+	const char *sock;
+	struct held *sh;
+};
+
+/* A feeds the blocking port ("held") only. */
+static int child_held(void *arg)
+{
+	struct held_ctx *x = arg;
+	static uint8_t data[500];
+	shn_client *c = NULL;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	for (int i = 0; i < HELD_BATCHES; i++) {
+		shn_notification b[3];
+		for (int k = 0; k < 3; k++)
+			b[k] = (shn_notification){ .event = 1, .key = "held", .key_len = 4,
+						   .data = data, .data_len = sizeof(data) };
+		memcpy(data, &i, sizeof(i));
+		CHILD_CHECK_EQ(shn_notify(c, b, 3, 0), 0);   /* waits for room */
+		atomic_store(&x->sh->done_a, i + 1);
+	}
+	atomic_store(&x->sh->finished_a, 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+/* B feeds an unrelated port ("free") only. */
+static int child_free(void *arg)
+{
+	struct held_ctx *x = arg;
+	struct pub_ctx p = { .sock = x->sock, .first = 0, .count = FREE_TOTAL, .batch = BATCH };
+	shn_client *c = NULL;
+	shn_notification b[BATCH];
+	uint32_t v[BATCH];
+
+	CHILD_CHECK_EQ(shn_connect(p.sock, &c), 0);
+	for (uint32_t i = 0; i < p.count; i += p.batch) {
+		for (uint32_t k = 0; k < p.batch; k++) {
+			v[k] = i + k;
+			b[k] = (shn_notification){ .event = 1, .key = "free", .key_len = 4,
+						   .data = &v[k], .data_len = sizeof(v[k]) };
+		}
+		CHILD_CHECK_EQ(shn_notify(c, b, p.batch, 0), 0);
+	}
+	atomic_store(&x->sh->finished_b, 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	return (rp != NULL && rp[1] == ' ') ? rp[2] : '?';
+}
+
+/* Issue 3: SHN_OVERFLOW_BLOCK makes the publisher feeding the full port
+ * wait, and nobody else: while it waits (asleep, with most of its batches
+ * not accepted), another publisher's 10,000 notifications all reach an
+ * unrelated port, and the broker answers control requests.  Then the held
+ * port is read and everything arrives, in order, nothing lost. */
+static void test_block_waits_only_its_publishers(void **state)
+{
+	struct harness *h = *state;
+	struct held *sh = h_shared(sizeof(*sh));
+	struct held_ctx x = { .sock = h->sock, .sh = sh };
+	shn_port_options o = { .capacity = 4096, .overflow = SHN_OVERFLOW_BLOCK };
+	shn_notification out[64];
+	shn_port *held = NULL;
+	shn_conn hc = 0, fc;
+
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, &o, &held), 0);
+	assert_int_equal(shn_subscribe(held, "held", 4, SHN_EV_ALL, 0, &hc), 0);
+	shn_client *c2 = h_connect(h);
+	shn_port *fr = h_port_sub(c2, 0, "free", 4, SHN_EV_ALL, &fc);
+
+	pid_t pa = h_fork(child_held, &x);
+	/* A fills the port and its own ring, then sleeps in shn_notify
+	 * (a heuristic for when to start B only; nothing depends on it) */
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	int last = -1;
+	for (;;) {
+		int now = atomic_load(&sh->done_a);
+		if (now == last && proc_state(pa) == 'S')
+			break;
+		last = now;
+		if (h_now_ms() > end)
+			fail_msg("publisher A never settled (accepted %d, state %c)", now,
+				 proc_state(pa));
+		h_sleep_ms(50);
+	}
+	assert_false(atomic_load(&sh->finished_a));
+
+	/* B's whole stream reaches the unrelated port meanwhile */
+	pid_t pb = h_fork(child_free, &x);
+	uint32_t got = 0;
+	while (got < FREE_TOTAL) {
+		int n = h_get(fr, out, 64);
+		for (int i = 0; i < n; i++) {
+			uint32_t v;
+			if (out[i].event == SHN_EV_OVERFLOW)
+				fail_msg("the unrelated port lost notifications after %u", got);
+			memcpy(&v, out[i].data, sizeof(v));
+			assert_int_equal(v, got);
+			assert_int_equal(out[i].seq, got + 1);
+			got++;
+		}
+	}
+	h_wait_ok(pb, H_CHILD_TIMEOUT_MS);
+	free(h_stats(c2));   /* the broker loop answers too */
+
+	/* A is still held (it cannot have finished: its batches do not fit
+	 * its ring plus the port), asleep in shn_notify */
+	int held_at = atomic_load(&sh->done_a);
+	assert_false(atomic_load(&sh->finished_a));
+	assert_true(held_at < HELD_BATCHES);
+	end = h_now_ms() + H_TIMEOUT_MS;
+	while (proc_state(pa) != 'S') {
+		if (h_now_ms() > end)
+			fail_msg("held publisher not asleep (state %c)", proc_state(pa));
+		h_sleep_ms(5);
+	}
+
+	/* read the held port: everything A published arrives, nothing lost */
+	int batches = 0;
+	while (batches < HELD_BATCHES) {
+		int n = h_get(held, out, 64);
+		if (out[0].event == SHN_EV_OVERFLOW)
+			fail_msg("SHN_OVERFLOW_BLOCK port reported a loss after %d batches", batches);
+		assert_int_equal(n, 3);
+		int v;
+		memcpy(&v, out[0].data, sizeof(v));
+		assert_int_equal(v, batches);
+		assert_int_equal(out[0].conn, hc);
+		assert_int_equal(out[2].seq, 3ull * (uint64_t)batches + 3);
+		batches++;
+	}
+	h_wait_ok(pa, H_CHILD_TIMEOUT_MS);
+	assert_true(atomic_load(&sh->finished_a));
+	assert_int_equal(shn_port_get(held, out, 64, 0), -ETIMEDOUT);
+	assert_int_equal(shn_port_get(fr, out, 64, 0), -ETIMEDOUT);
+	fprintf(stderr, "publisher A held after %d of %d batches\n", held_at, HELD_BATCHES);
+	h_disconnect(c2);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_backpressure, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_nonblock_full_ring, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_block_waits_only_its_publishers, h_setup,
+						h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
