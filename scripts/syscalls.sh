@@ -3,12 +3,13 @@
 # one-second flood (1 publisher -> 1 subscriber, 64 B, batches of 64).
 # Traces the broker and the flood program (publisher and subscriber
 # processes) with `strace -c -f` and divides the total by what was delivered.
-# Usage: scripts/syscalls.sh [--io uring|epoll]   (after `make build`)
+# Usage: scripts/syscalls.sh [--io uring|epoll] [flood options...]   (after `make build`)
+#   e.g. scripts/syscalls.sh --io epoll --overflow block --batch 16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 io=auto
-[[ ${1:-} == --io ]] && io=$2
+if [[ ${1:-} == --io ]]; then io=$2; shift 2; fi
 command -v strace >/dev/null || { echo "syscalls: strace is missing: apt-get install strace" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shmnotify-sys.XXXXXX")
 bpid=""
@@ -25,7 +26,7 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 bpid=$(pgrep -f -n "shmnotifyd --socket $tmp/s.sock" | head -1)
-out=$(strace -f -c -o "$tmp/flood.strace" "$BUILD_DIR/examples/flood" --socket "$tmp/s.sock")
+out=$(strace -f -c -o "$tmp/flood.strace" "$BUILD_DIR/examples/flood" --socket "$tmp/s.sock" "$@")
 echo "$out"
 kill -TERM "$bpid"; bpid=""
 wait
