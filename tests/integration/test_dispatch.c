@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define MAX_CALLS 256
@@ -422,6 +423,91 @@ static void test_dispatch_across_processes(void **state)
 	h_disconnect(c);
 }
 
+/* ---- asynchronous notify returns first (the seed's "la llamada ... volverá
+ * al cliente antes de realizar cualquiera de las llamadas a OnNotify") ---- */
+
+struct async_shared {
+	_Atomic int ready;
+	_Atomic int returned;     /* the publisher's shn_notify returned */
+	_Atomic int calls;
+};
+
+struct async_ctx {
+	const char *sock;
+	struct async_shared *sh;
+};
+
+static unsigned waiting_sink(void *ctx, const shn_notification *b, size_t n)
+{
+	struct async_shared *sh = ctx;
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+
+	(void)b;
+	(void)n;
+	/* a sink that does not return until the publisher's call has: an
+	 * asynchronous publisher never waits for it */
+	while (!atomic_load(&sh->returned)) {
+		CHILD_CHECK(h_now_ms() < end);
+		h_sleep_ms(1);
+	}
+	atomic_fetch_add(&sh->calls, 1);
+	return SHN_CALLBACK_CONTINUE;
+}
+
+static int child_waiting_sink(void *arg)
+{
+	struct async_ctx *x = arg;
+	shn_client *c = NULL;
+	shn_port *p = NULL;
+	shn_conn conn;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	CHILD_CHECK_EQ(shn_port_open(c, NULL, &p), 0);
+	CHILD_CHECK_EQ(shn_advise(p, "as", 2, SHN_EV_ALL, 0, waiting_sink, x->sh, &conn), 0);
+	atomic_store(&x->sh->ready, 1);
+	CHILD_CHECK_EQ(shn_port_dispatch(p, H_TIMEOUT_MS), 1);
+	CHILD_CHECK_EQ(atomic_load(&x->sh->calls), 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+static bool async_ready(void *arg)
+{
+	return atomic_load(&((struct async_shared *)arg)->ready) != 0;
+}
+
+static void test_async_notify_returns_first(void **state)
+{
+	struct harness *h = *state;
+	struct async_shared *sh = h_shared(sizeof(*sh));
+	struct async_ctx x = { .sock = h->sock, .sh = sh };
+	struct sink A = { .id = 1 };
+	shn_conn ca;
+	shn_port *p = NULL;
+
+	/* another process's sink: it cannot finish before we returned */
+	pid_t pid = h_fork(child_waiting_sink, &x);
+	if (!h_poll_until(async_ready, sh, H_TIMEOUT_MS))
+		fail_msg("the sink process did not subscribe");
+	shn_client *c = h_connect(h);
+	shn_notification n = note("as", 1, "x");
+	assert_int_equal(shn_notify(c, &n, 1, 0), 0);
+	atomic_store(&sh->returned, 1);
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+	assert_int_equal(atomic_load(&sh->calls), 1);
+
+	/* in one process, literally: the callback runs only inside
+	 * shn_port_dispatch, never inside shn_notify */
+	ncalls = 0;
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	assert_int_equal(shn_advise(p, "as", 2, SHN_EV_ALL, 0, sink_fn, &A, &ca), 0);
+	assert_int_equal(shn_notify(c, &n, 1, 0), 0);
+	assert_int_equal(ncalls, 0);
+	assert_int_equal(shn_port_dispatch(p, H_TIMEOUT_MS), 1);
+	assert_int_equal(ncalls, 1);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -430,6 +516,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_system_events_to_every_sink, h_setup,
 						h_teardown),
 		cmocka_unit_test_setup_teardown(test_dispatch_across_processes, h_setup,
+						h_teardown),
+		cmocka_unit_test_setup_teardown(test_async_notify_returns_first, h_setup,
 						h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
