@@ -88,14 +88,15 @@ sleep 0.2
 say "the broker's statistics, while the listener is connected"
 run "$CLI" stats --socket "$sock"
 
-say "the fifth notification ends the listener (--count 5)"
-run "$CLI" publish --socket "$sock" demo/key bye
+say "the fifth, synchronously: publish returns once the listener has read it (--count 5 ends it)"
+run "$CLI" publish --socket "$sock" --sync demo/key bye
 wait "$listener_pid" || fail "the listener failed (status $?)"
 listener_pid=""
 sleep 0.1  # let the listener's last lines through the prefixing sed
 
 say "one second of flood: 1 publisher -> 1 subscriber through the broker"
-run "$FLOOD" --socket "$sock" --seconds 1
+echo "(the subscriber's port uses back-pressure, SHN_OVERFLOW_BLOCK: nothing is dropped)"
+run "$FLOOD" --socket "$sock" --seconds 1 --overflow block
 
 say "stopping the broker (SIGTERM)"
 kill -TERM "$broker_pid"
