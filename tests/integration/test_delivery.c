@@ -472,6 +472,80 @@ static void test_publisher_exit(void **state)
 	h_disconnect(c);
 }
 
+/* ---- the seed's example: three clients watch a table, five rows are added:
+ * one Notify with five NOTIFICATION structures, each client's sink called
+ * once with all five, in order ---------------------------------------- */
+
+struct table_ctx {
+	const char *sock;
+	struct h_chan ready;   /* child -> test: subscribed */
+	int id;
+};
+
+static int child_table(void *arg)
+{
+	struct table_ctx *x = arg;
+	shn_notification out[16];
+	shn_client *c = NULL;
+	shn_port *p = NULL;
+	shn_conn conn = 0;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	CHILD_CHECK_EQ(shn_port_open(c, NULL, &p), 0);
+	CHILD_CHECK_EQ(shn_subscribe(p, S("table"), 0x1, 0, &conn), 0);
+	CHILD_CHECK(h_send(&x->ready, 1));
+	/* one get: the whole batch of five, as published */
+	int n = shn_port_get(p, out, 16, H_TIMEOUT_MS);
+	CHILD_CHECK_EQ(n, 5);
+	for (int i = 0; i < 5; i++) {
+		char want[8];
+		snprintf(want, sizeof(want), "row%d", i);
+		CHILD_CHECK_EQ(out[i].event, 0x1);
+		CHILD_CHECK_EQ(out[i].data_len, 4);
+		CHILD_CHECK(memcmp(out[i].data, want, 4) == 0);
+		CHILD_CHECK_EQ(out[i].conn, conn);
+		CHILD_CHECK_EQ(out[i].seq, i + 1);
+		CHILD_CHECK_EQ(out[i].batch_index, i);
+		CHILD_CHECK_EQ(out[i].batch_count, 5);
+		CHILD_CHECK_EQ(out[i].batch_id, out[0].batch_id);
+		CHILD_CHECK_EQ(out[i].sender_pid, getppid());
+	}
+	CHILD_CHECK_EQ(shn_port_get(p, out, 16, 200), -ETIMEDOUT);
+	shn_disconnect(c);
+	return 0;
+}
+
+static void test_three_clients_five_rows(void **state)
+{
+	struct harness *h = *state;
+	static struct table_ctx x[3];
+	pid_t pid[3];
+	uint8_t b;
+
+	for (int i = 0; i < 3; i++) {
+		x[i].sock = h->sock;
+		x[i].id = i;
+		h_chan_init(&x[i].ready);
+		pid[i] = h_fork(child_table, &x[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		if (!h_recv(&x[i].ready, &b, H_TIMEOUT_MS))
+			fail_msg("client %d did not subscribe", i);
+	shn_client *c = h_connect(h);
+	shn_notification rows[5];
+	char d[5][8];
+	for (int i = 0; i < 5; i++) {
+		snprintf(d[i], sizeof(d[i]), "row%d", i);
+		rows[i] = note(S("table"), 0x1, d[i], 4);
+	}
+	assert_int_equal(shn_notify(c, rows, 5, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		h_wait_ok(pid[i], H_CHILD_TIMEOUT_MS);
+		h_chan_close(&x[i].ready);
+	}
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -482,6 +556,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_masks_and_wildcard, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_overlapping_filters, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_exit, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_three_clients_five_rows, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,6 +280,71 @@ static void test_handle_close_mid_stream(void **state)
 	h_disconnect(c);
 }
 
+/* ---- connection numbers: non-zero, paired, never reused (the seed's
+ * "número de conexión distinto de cero ... válido hasta ... Unadvise";
+ * "las llamadas a Subscribe y Unsubscribe deben emparejarse") ----------- */
+
+static unsigned nop_sink(void *ctx, const shn_notification *b, size_t n)
+{
+	(void)ctx;
+	(void)b;
+	(void)n;
+	return SHN_CALLBACK_CONTINUE;
+}
+
+static void test_conn_pairs_never_reused(void **state)
+{
+	struct harness *h = *state;
+	enum { CYCLES = 500 };
+	static shn_conn seen[CYCLES];
+	shn_notification out[4];
+	shn_port *p = NULL, *w = NULL;
+	shn_conn conn = 0, wc;
+	char keybuf[8];
+
+	shn_client *c = h_connect(h);
+	shn_client *pubc = h_connect(h);
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	/* the NOTIFY_SYNC of MAPI's Subscribe is a shn_notify flag here:
+	 * subscription flags must be 0 */
+	assert_int_equal(shn_subscribe(p, S("k"), SHN_EV_ALL, SHN_NOTIFY_SYNC, &conn), -EINVAL);
+	assert_int_equal(shn_advise(p, S("k"), SHN_EV_ALL, 1, nop_sink, NULL, &conn), -EINVAL);
+
+	for (int i = 0; i < CYCLES; i++) {
+		conn = 0;
+		assert_int_equal(shn_subscribe(p, S("cyc"), SHN_EV_ALL, 0, &conn), 0);
+		assert_true(conn != 0);
+		for (int k = 0; k < i; k++)
+			if (seen[k] == conn)
+				fail_msg("connection number %llu given twice (cycles %d and %d)",
+					 (unsigned long long)conn, k, i);
+		seen[i] = conn;
+		assert_int_equal(shn_unsubscribe(c, conn), 0);
+		assert_int_equal(h_get(p, out, 4), 1);
+		check_handle_close(&out[0], conn);
+		/* each subscribe pairs with exactly one unsubscribe */
+		assert_int_equal(shn_unsubscribe(c, conn), -ENOENT);
+	}
+	for (int i = 0; i < CYCLES; i++)
+		assert_int_equal(shn_unsubscribe(c, seen[i]), -ENOENT);
+	assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
+
+	/* once Subscribe returned, the caller's key buffer is no longer needed
+	 * ("ya no tendrá que conservar la copia"): the library copied it */
+	memcpy(keybuf, "copied", 7);
+	assert_int_equal(shn_subscribe(p, keybuf, 6, SHN_EV_ALL, 0, &conn), 0);
+	memcpy(keybuf, "XXXXXX", 7);
+	w = h_port_sub(c, 0, NULL, 0, SHN_EV_ALL, &wc);   /* witness: both routed */
+	shn_notification b[2] = { note(S("XXXXXX"), 1, S("no")), note(S("copied"), 1, S("yes")) };
+	assert_int_equal(shn_notify(pubc, b, 2, 0), 0);
+	assert_int_equal(h_get(w, out, 4), 2);
+	assert_int_equal(h_get(p, out, 4), 1);
+	check_user(&out[0], "copied", "yes", conn, out[0].seq);
+	assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
+	h_disconnect(pubc);
+	h_disconnect(c);
+}
+
 /* ---- 5: shn_port_unblock ----------------------------------------------- */
 
 struct getter {
@@ -389,6 +454,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_unsubscribe, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_handle_close_last, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_handle_close_mid_stream, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_pairs_never_reused, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_unblock, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
