@@ -444,6 +444,9 @@ static void test_unblock(void **state)
 	assert_int_equal(h_get(p, out, 4), 1);
 	check_user(&out[0], "ub", "after", conn, 1);
 	assert_int_equal(out[0].sender_pid, getpid());
+	/* the seed's order: unblock any outstanding get (done above), then
+	 * release the handle; its subscription ends with it */
+	assert_int_equal(shn_port_close(p), 0);
 	h_disconnect(c);
 }
 
