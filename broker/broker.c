@@ -68,6 +68,11 @@ static int setup_bshm(struct shnd_broker *b)
 	b->bshm->pid = (int32_t)getpid();
 	atomic_store_explicit(&b->bshm->sleep_seq, 0, memory_order_relaxed);
 	atomic_store_explicit(&b->bshm->any_key_subs, 0, memory_order_relaxed);
+	err = shnd_index_attach(&b->index, b->bshm);
+	if (err)
+		return (err);
+	/* publishers skip batches nobody listens to only where this is set */
+	b->bshm->flags = SHN_BROKER_F_INTEREST;
 	/* clients may only read it: the sleep word and the interest summary
 	 * (index.c) have a single writer, through this mapping */
 	return (shn_segment_seal_readonly(&b->bshm_seg));
@@ -97,8 +102,6 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 		return (err);
 	}
 	err = setup_bshm(b);
-	if (err == 0)
-		err = shnd_index_attach(&b->index, b->bshm);
 	if (err) {
 		shnd_err("cannot create the broker segment: %s", strerror(-err));
 		return (err);
