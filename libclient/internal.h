@@ -73,7 +73,7 @@ struct shn_client {
 	struct shn_broker_shm *bshm;
 	const _Atomic uint64_t *interest;  /* bitmap in broker_seg */
 
-	uint32_t pub_capacity;
+	_Atomic uint32_t pub_capacity;  /* read by shn_notify before its lock */
 	uint32_t max_capacity;
 	uint32_t default_capacity;
 };

@@ -337,12 +337,12 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 	return ((int)n);
 }
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
 int shn__port_wait_record(shn_port *p, int timeout_ms)
@@ -351,7 +351,7 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 	int r;
 
 	if (timeout_ms > 0)
-		deadline = now_ms() + timeout_ms;
+		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
 	release_current(p);
 	for (;;) {
 		if (atomic_exchange(&p->unblock, false))
@@ -376,9 +376,10 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 
 		int wait = -1;
 		if (timeout_ms > 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - now_ns();
 			if (left <= 0)
 				return (-ETIMEDOUT);
+			left = (left + 999999) / 1000000;   /* never wake before the deadline */
 			wait = left > 1000000 ? 1000000 : (int)left;
 		}
 		struct pollfd pfd = { .fd = p->event_fd, .events = POLLIN };

@@ -140,11 +140,13 @@ static int wait_sync(shn_client *c, struct shn__sync_wait *w)
 
 		if (timeout >= 0) {
 			clock_gettime(CLOCK_MONOTONIC, &t);
-			int64_t used = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-			if (used >= timeout)
+			int64_t left_ns = (int64_t)timeout * 1000000 -
+					  ((int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 +
+					   (t.tv_nsec - t0.tv_nsec));
+			if (left_ns <= 0)
 				slice = 0;
-			else if (timeout - used < slice)
-				slice = (int)(timeout - used);
+			else if (left_ns < (int64_t)slice * 1000000)
+				slice = (int)((left_ns + 999999) / 1000000);   /* round up */
 		}
 		pthread_mutex_lock(&c->ctl_lock);
 		if (w->done) {
@@ -208,6 +210,10 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 	pthread_mutex_lock(&c->pub_lock);
 	if (atomic_load(&c->broker_gone)) {
 		err = -ENOTCONN;
+		goto refused;
+	}
+	if (size > shn_ring_max_record(c->pub.capacity)) {
+		err = -EMSGSIZE;   /* a reconnect brought a smaller ring */
 		goto refused;
 	}
 	if (!anyone_listens(c, batch, n)) {
