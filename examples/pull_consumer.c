@@ -14,7 +14,7 @@ int main(int argc, char **argv)
 		{ .event = 0x2, .key = "printers/lp0", .key_len = 12, .data = "cleared", .data_len = 7 },
 	};
 	int n = shn_connect(argc > 1 ? argv[1] : NULL, &c);
-	if (n < 0 || (n = shn_port_open(c, NULL, &p)) < 0 ||      /* delivery ring + eventfd */
+	if (n < 0 || (n = shn_port_open(c, NULL, &p)) < 0 ||      /* delivery ring + wake-up fd */
 	    (n = shn_subscribe(p, "printers/lp0", 12, SHN_EV_ALL, 0, &conn)) < 0 ||
 	    (n = shn_notify(c, batch, 2, 0)) < 0 ||                /* one batch, asynchronous */
 	    (n = shn_port_get(p, out, 16, 1000)) < 0) {            /* wait up to 1 s */
