@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# test_install.sh BUILD_DIR SOURCE_DIR SHMNOTIFYD - the library as a user
+# installs it: `cmake --install` into a DESTDIR; the shared library exports
+# only shn_* (nm -D); examples/pull_consumer.c builds against the installed
+# tree with pkg-config and with find_package(shmnotify), statically and
+# dynamically, and each build runs against a real broker.
+set -euo pipefail
+build=$1 src=$2 broker=$3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-install.XXXXXX")
+bpid=""
+cleanup() {
+	[[ -n $bpid ]] && kill -TERM "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "test_install: FAIL: $*" >&2; exit 1; }
+
+prefix=/usr/local
+dest=$tmp/dest
+DESTDIR=$dest cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
+	{ cat "$tmp/install.log"; fail "cmake --install failed"; }
+root=$dest$prefix
+libdir=$(cd "$root" && ls -d lib*/libshmnotify.so.0 | head -1 | xargs dirname)
+for f in include/shmnotify.h "$libdir/libshmnotify.a" "$libdir/libshmnotify.so" \
+	 "$libdir/pkgconfig/shmnotify.pc" "$libdir/cmake/shmnotify/shmnotifyConfig.cmake" \
+	 "$libdir/cmake/shmnotify/shmnotifyConfigVersion.cmake" bin/shmnotifyd bin/shmnotify; do
+	[[ -e $root/$f ]] || fail "$f is not installed"
+done
+soname=$(objdump -p "$root/$libdir/libshmnotify.so" | awk '/SONAME/ {print $2}')
+[[ $soname == libshmnotify.so.0 ]] || fail "SONAME is '$soname', expected libshmnotify.so.0"
+others=$(nm -D --defined-only "$root/$libdir/libshmnotify.so" | awk '$2 ~ /[TDBR]/ {print $3}' |
+	 grep -v '^shn_' | grep -v '^SHMNOTIFY_' || true)
+[[ -z $others ]] || fail "exported symbols outside shn_*: $others"
+echo "installed: $(cd "$root" && find . -type f | sort | tr '\n' ' ')"
+echo "exports: $(nm -D --defined-only "$root/$libdir/libshmnotify.so" | grep -c ' T shn_') shn_* functions, nothing else"
+
+# 1. pkg-config (the .pc names the final prefix; the sysroot maps it into DESTDIR)
+export PKG_CONFIG_PATH=$root/$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
+cc -std=gnu17 -Wall -Wextra -o "$tmp/pc_dynamic" "$src/examples/pull_consumer.c" \
+	$(pkg-config --cflags --libs shmnotify) || fail "pkg-config build"
+cc -std=gnu17 -Wall -Wextra -o "$tmp/pc_static" "$src/examples/pull_consumer.c" \
+	$(pkg-config --cflags shmnotify) "$root/$libdir/libshmnotify.a" \
+	$(pkg-config --libs-only-other --static shmnotify) -lpthread || fail "static build"
+
+# 2. find_package(shmnotify)
+mkdir -p "$tmp/cm"
+cat >"$tmp/cm/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.25)
+project(consumer C)
+find_package(shmnotify 0.1 REQUIRED)
+add_executable(cm_dynamic $src/examples/pull_consumer.c)
+target_link_libraries(cm_dynamic PRIVATE shmnotify::shmnotify)
+add_executable(cm_static $src/examples/pull_consumer.c)
+target_link_libraries(cm_static PRIVATE shmnotify::shmnotify_static)
+CM
+cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$root" >"$tmp/cm.log" 2>&1 &&
+	cmake --build "$tmp/cm/build" >>"$tmp/cm.log" 2>&1 || { cat "$tmp/cm.log"; fail "find_package build"; }
+
+# 3. run each against a broker
+"$broker" --socket "$tmp/s.sock" 2>"$tmp/broker.log" &
+bpid=$!
+for _ in $(seq 100); do [[ -S $tmp/s.sock ]] && break; sleep 0.05; done
+[[ -S $tmp/s.sock ]] || fail "the broker did not start: $(cat "$tmp/broker.log")"
+for exe in "$tmp/pc_dynamic" "$tmp/pc_static" "$tmp/cm/build/cm_dynamic" "$tmp/cm/build/cm_static"; do
+	out=$(LD_LIBRARY_PATH=$root/$libdir "$exe" "$tmp/s.sock") || fail "$exe exited $?: $out"
+	[[ $(grep -c '^seq=' <<<"$out") == 2 ]] || fail "$exe printed: $out"
+	grep -q 'data=cleared \[1/2\]' <<<"$out" || fail "$exe printed: $out"
+	if [[ $exe == *dynamic ]]; then
+		LD_LIBRARY_PATH=$root/$libdir ldd "$exe" | grep -q "$root/$libdir/libshmnotify.so.0" ||
+			fail "$exe does not use the installed libshmnotify.so.0"
+	fi
+	echo "ok: $(basename "$exe") received the batch: $(tr '\n' ' ' <<<"$out")"
+done
