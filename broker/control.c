@@ -18,6 +18,7 @@
 #include "port.h"
 #include "router.h"
 #include "server.h"
+#include "validate.h"
 
 static void proto_error(struct shnd_client *c, const char *why, unsigned type)
 {
@@ -78,10 +79,6 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	uint32_t cap;
 	int err;
 
-	if (req->flags != 0) {
-		reply_status(c, &req->hdr, -EINVAL);
-		return;
-	}
 	cap = grant_capacity(b, req->pub_capacity);
 	if (cap == 0) {
 		reply_status(c, &req->hdr, -EINVAL);
@@ -154,10 +151,6 @@ static void do_port_open(struct shnd_client *c, const struct shn_msg_port_open *
 	uint32_t cap;
 	int err;
 
-	if (req->overflow != SHN_OVERFLOW_DROP_WIRE && req->overflow != SHN_OVERFLOW_BLOCK_WIRE) {
-		reply_status(c, &req->hdr, -EINVAL);
-		return;
-	}
 	cap = grant_capacity(b, req->capacity);
 	if (cap == 0) {
 		reply_status(c, &req->hdr, -EINVAL);
@@ -194,20 +187,14 @@ static void do_port_close(struct shnd_client *c, const struct shn_msg_port_close
 	reply_status(c, &req->hdr, 0);
 }
 
-static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *req, size_t len)
+/* Arguments already checked (shnd_ctl_decode). */
+static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *req)
 {
 	struct shnd_broker *b = c->b;
 	bool any = (req->flags & SHN_SUB_ANY_KEY) != 0;
 	struct shnd_port *p;
 	int err;
 
-	if (req->conn == 0 || (req->flags & ~SHN_SUB_ANY_KEY) != 0 ||
-	    (any ? req->key_len != 0 : (req->key_len == 0 || req->key_len > SHN_KEY_MAX_WIRE)) ||
-	    len != sizeof(*req) + req->key_len ||
-	    (req->event_mask & SHN_EV_ALL_WIRE) == 0 || (req->event_mask & SHN_EV_SYSTEM_WIRE) != 0) {
-		reply_status(c, &req->hdr, -EINVAL);
-		return;
-	}
 	p = shnd_port_find(b, c, req->port_id);
 	if (p == NULL) {
 		reply_status(c, &req->hdr, -ENOENT);
@@ -280,90 +267,61 @@ static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
 	free(doc);
 }
 
-/* Exactly sizeof(type) bytes, or a protocol error. */
-#define NEED(c, len, type, t) \
-	do { \
-		if ((len) != sizeof(type)) { \
-			proto_error((c), (len) < sizeof(type) ? "short message" \
-							       : "message too long", (t)); \
-			return; \
-		} \
-	} while (0)
-
+/* Framing, type, state, length and argument checks are validate.c's
+ * (shnd_ctl_frame, shnd_ctl_decode); the handlers see only messages that
+ * passed them. */
 void shnd_control_handle(struct shnd_client *c, size_t len)
 {
 	const struct shn_msg_hdr *h = (const void *)c->rxbuf;
 	const void *m = c->rxbuf;
-	unsigned type;
+	struct shnd_ctl_verdict v;
 
-	if (len > SHN_MSG_MAX) {
-		proto_error(c, "message longer than SHN_MSG_MAX", 0);
-		return;
-	}
-	if (len < sizeof(*h)) {
-		proto_error(c, "message shorter than a header", 0);
-		return;
-	}
-	type = h->type;
-	if (h->magic != SHN_PROTO_MAGIC) {
-		proto_error(c, "bad magic", type);
+	if (!shnd_ctl_frame(c->rxbuf, len, &v)) {
+		proto_error(c, v.why, v.type);
 		return;
 	}
 	if (c->conn.nqueued >= SHND_SENDQ_MAX) {
 		shnd_client_fail(c, NULL, "%u replies unread", c->conn.nqueued);
 		return;
 	}
-	if (c->state == SHND_CLIENT_HANDSHAKE) {
-		if (type != SHN_MSG_HELLO) {
-			proto_error(c, "first message is not HELLO", type);
-			return;
-		}
-		if (h->version != SHN_PROTO_VERSION) {
-			struct shn_msg_reply r;
+	shnd_ctl_decode(c->rxbuf, len, c->state == SHND_CLIENT_HANDSHAKE, &v);
+	switch (v.action) {
+	case SHND_CTL_DROP:
+		proto_error(c, v.why, v.type);
+		break;
+	case SHND_CTL_VERSION: {
+		struct shn_msg_reply r;
 
-			shnd_warn("client %llu (pid %d) speaks protocol version %u, this broker %u; "
-				  "disconnecting", (unsigned long long)c->id, (int)c->pid,
-				  (unsigned)h->version, SHN_PROTO_VERSION);
-			memset(&r, 0, sizeof(r));
-			fill_hdr(&r.hdr, h, -EPROTONOSUPPORT);
-			c->close_after_reply = true;
-			c->b->tot.disconnects++;
-			shnd_client_send(c, &r, sizeof(r), NULL, 0, true);
-			return;
-		}
-		NEED(c, len, struct shn_msg_hello, type);
-		do_hello(c, m);
-		return;
+		shnd_warn("client %llu (pid %d) speaks protocol version %u, this broker %u; "
+			  "disconnecting", (unsigned long long)c->id, (int)c->pid,
+			  (unsigned)h->version, SHN_PROTO_VERSION);
+		memset(&r, 0, sizeof(r));
+		fill_hdr(&r.hdr, h, -EPROTONOSUPPORT);
+		c->close_after_reply = true;
+		c->b->tot.disconnects++;
+		shnd_client_send(c, &r, sizeof(r), NULL, 0, true);
+		break;
 	}
-	switch (type) {
-	case SHN_MSG_PORT_OPEN:
-		NEED(c, len, struct shn_msg_port_open, type);
+	case SHND_CTL_REPLY:
+		reply_status(c, h, v.status);
+		break;
+	case SHND_CTL_HELLO:
+		do_hello(c, m);
+		break;
+	case SHND_CTL_PORT_OPEN:
 		do_port_open(c, m);
 		break;
-	case SHN_MSG_PORT_CLOSE:
-		NEED(c, len, struct shn_msg_port_close, type);
+	case SHND_CTL_PORT_CLOSE:
 		do_port_close(c, m);
 		break;
-	case SHN_MSG_SUBSCRIBE:
-		if (len < sizeof(struct shn_msg_subscribe)) {
-			proto_error(c, "short message", type);
-			return;
-		}
-		do_subscribe(c, m, len);
+	case SHND_CTL_SUBSCRIBE:
+		do_subscribe(c, m);
 		break;
-	case SHN_MSG_UNSUBSCRIBE:
-		NEED(c, len, struct shn_msg_unsubscribe, type);
+	case SHND_CTL_UNSUBSCRIBE:
 		do_unsubscribe(c, m);
 		break;
-	case SHN_MSG_STATS:
-		NEED(c, len, struct shn_msg_hdr, type);
+	case SHND_CTL_STATS:
 		do_stats(c, h);
-		break;
-	case SHN_MSG_HELLO:
-		proto_error(c, "second HELLO", type);
-		break;
-	default:
-		proto_error(c, "unknown message type", type);
 		break;
 	}
 }

@@ -18,6 +18,7 @@
 #include "index.h"
 #include "log.h"
 #include "server.h"
+#include "validate.h"
 
 #define NO_MATCH UINT32_MAX
 /* shn_sync_ack.status: a sink answered SHN_CALLBACK_DISCONTINUE */
@@ -313,40 +314,17 @@ drop:
 
 /* ---- publish side ----------------------------------------------------- */
 
-/* Check a private copy of a batch record; fill r->notes with the offsets
- * of its notes.  Returns the note count, or -EBADMSG. */
+/* Check a private copy of a batch record (validate.c); fill r->notes with
+ * the offsets of its notes.  Returns the note count, or -EBADMSG. */
 static int validate(struct shnd_router *r, uint32_t len)
 {
-	const struct shn_pub_batch *pb = (const void *)r->scratch;
-	uint32_t off = sizeof(*pb), i, count;
+	int count = shnd_pub_batch_check(r->scratch, len);
 
-	if (len < sizeof(*pb) || pb->h.len != len || pb->h.type != SHN_REC_BATCH ||
-	    (pb->flags & ~SHN_PUB_SYNC) != 0)
-		return (-EBADMSG);
-	count = pb->count;
-	if (count == 0 || count > (len - sizeof(*pb)) / sizeof(struct shn_pub_note))
-		return (-EBADMSG);
-	if (reserve_array((void **)&r->notes, &r->notes_cap, count, sizeof(*r->notes)) < 0)
+	if (count < 0)
+		return (count);
+	if (reserve_array((void **)&r->notes, &r->notes_cap, (size_t)count, sizeof(*r->notes)) < 0)
 		return (-ENOMEM);
-	for (i = 0; i < count; i++) {
-		const struct shn_pub_note *pn = (const void *)(r->scratch + off);
-		uint32_t sz;
-
-		if (len - off < sizeof(*pn))
-			return (-EBADMSG);
-		if (pn->key_len == 0 || pn->key_len > SHN_KEY_MAX_WIRE ||
-		    pn->data_len > SHN_DATA_MAX_WIRE || pn->event == 0 ||
-		    (pn->event & SHN_EV_SYSTEM_WIRE) != 0)
-			return (-EBADMSG);
-		sz = shn_pub_note_size(pn->key_len, pn->data_len);
-		if (sz > len - off)
-			return (-EBADMSG);
-		r->notes[i] = off;
-		off += sz;
-	}
-	if (off != len)
-		return (-EBADMSG);
-	return ((int)count);
+	return (shnd_pub_notes_check(r->scratch, len, (uint32_t)count, r->notes));
 }
 
 /* Note i matched sub: record it once per port, keeping the smallest conn

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * validate.c - see validate.h.  Everything here reads only the bytes it is
+ * given (a private copy: the control message received, or the publish
+ * record copied out of shared memory) and decides; nothing is trusted.
+ */
+#include "validate.h"
+
+#include <errno.h>
+
+#include "shm/proto.h"
+
+/* ---- control messages (docs/protocol.md) ------------------------------ */
+
+static void drop(struct shnd_ctl_verdict *v, const char *why)
+{
+	v->action = SHND_CTL_DROP;
+	v->why = why;
+}
+
+bool shnd_ctl_frame(const void *msg, size_t len, struct shnd_ctl_verdict *v)
+{
+	const struct shn_msg_hdr *h = msg;
+
+	v->type = 0;
+	v->why = NULL;
+	v->status = 0;
+	if (len > SHN_MSG_MAX) {
+		drop(v, "message longer than SHN_MSG_MAX");
+		return (false);
+	}
+	if (len < sizeof(*h)) {
+		drop(v, "message shorter than a header");
+		return (false);
+	}
+	v->type = h->type;
+	if (h->magic != SHN_PROTO_MAGIC) {
+		drop(v, "bad magic");
+		return (false);
+	}
+	return (true);
+}
+
+/* Exactly sizeof(type) bytes, or a protocol error. */
+static bool need(size_t len, size_t size, struct shnd_ctl_verdict *v)
+{
+	if (len == size)
+		return (true);
+	drop(v, len < size ? "short message" : "message too long");
+	return (false);
+}
+
+static void handler(struct shnd_ctl_verdict *v, enum shnd_ctl_action a, int status)
+{
+	v->action = status != 0 ? SHND_CTL_REPLY : a;
+	v->status = status;
+}
+
+static int subscribe_args(const struct shn_msg_subscribe *req, size_t len)
+{
+	bool any = (req->flags & SHN_SUB_ANY_KEY) != 0;
+
+	if (req->conn == 0 || (req->flags & ~SHN_SUB_ANY_KEY) != 0 ||
+	    (any ? req->key_len != 0 : (req->key_len == 0 || req->key_len > SHN_KEY_MAX_WIRE)) ||
+	    len != sizeof(*req) + req->key_len ||
+	    (req->event_mask & SHN_EV_ALL_WIRE) == 0 || (req->event_mask & SHN_EV_SYSTEM_WIRE) != 0)
+		return (-EINVAL);
+	return (0);
+}
+
+void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ctl_verdict *v)
+{
+	const struct shn_msg_hdr *h = msg;
+	unsigned type = h->type;
+
+	v->type = type;
+	v->why = NULL;
+	v->status = 0;
+	if (handshake) {
+		const struct shn_msg_hello *hello = msg;
+
+		if (type != SHN_MSG_HELLO) {
+			drop(v, "first message is not HELLO");
+			return;
+		}
+		if (h->version != SHN_PROTO_VERSION) {
+			v->action = SHND_CTL_VERSION;
+			v->status = -EPROTONOSUPPORT;
+			return;
+		}
+		if (need(len, sizeof(struct shn_msg_hello), v))
+			handler(v, SHND_CTL_HELLO, hello->flags != 0 ? -EINVAL : 0);
+		return;
+	}
+	switch (type) {
+	case SHN_MSG_PORT_OPEN:
+		if (need(len, sizeof(struct shn_msg_port_open), v)) {
+			const struct shn_msg_port_open *po = msg;
+
+			handler(v, SHND_CTL_PORT_OPEN,
+				po->overflow != SHN_OVERFLOW_DROP_WIRE &&
+				po->overflow != SHN_OVERFLOW_BLOCK_WIRE ? -EINVAL : 0);
+		}
+		break;
+	case SHN_MSG_PORT_CLOSE:
+		if (need(len, sizeof(struct shn_msg_port_close), v))
+			handler(v, SHND_CTL_PORT_CLOSE, 0);
+		break;
+	case SHN_MSG_SUBSCRIBE:
+		if (len < sizeof(struct shn_msg_subscribe))
+			drop(v, "short message");
+		else
+			handler(v, SHND_CTL_SUBSCRIBE, subscribe_args(msg, len));
+		break;
+	case SHN_MSG_UNSUBSCRIBE:
+		if (need(len, sizeof(struct shn_msg_unsubscribe), v))
+			handler(v, SHND_CTL_UNSUBSCRIBE, 0);
+		break;
+	case SHN_MSG_STATS:
+		if (need(len, sizeof(struct shn_msg_hdr), v))
+			handler(v, SHND_CTL_STATS, 0);
+		break;
+	case SHN_MSG_HELLO:
+		drop(v, "second HELLO");
+		break;
+	default:
+		drop(v, "unknown message type");
+		break;
+	}
+}
+
+/* ---- publish records (docs/ring.md) ----------------------------------- */
+
+int shnd_pub_batch_check(const uint8_t *rec, uint32_t len)
+{
+	const struct shn_pub_batch *pb = (const void *)rec;
+	uint32_t count;
+
+	if (len < sizeof(*pb) || pb->h.len != len || pb->h.type != SHN_REC_BATCH ||
+	    (pb->flags & ~SHN_PUB_SYNC) != 0)
+		return (-EBADMSG);
+	count = pb->count;
+	if (count == 0 || count > (len - sizeof(*pb)) / sizeof(struct shn_pub_note))
+		return (-EBADMSG);
+	return ((int)count);
+}
+
+int shnd_pub_notes_check(const uint8_t *rec, uint32_t len, uint32_t count, uint32_t *notes)
+{
+	uint32_t off = sizeof(struct shn_pub_batch), i;
+
+	for (i = 0; i < count; i++) {
+		const struct shn_pub_note *pn = (const void *)(rec + off);
+		uint32_t sz;
+
+		if (len - off < sizeof(*pn))
+			return (-EBADMSG);
+		if (pn->key_len == 0 || pn->key_len > SHN_KEY_MAX_WIRE ||
+		    pn->data_len > SHN_DATA_MAX_WIRE || pn->event == 0 ||
+		    (pn->event & SHN_EV_SYSTEM_WIRE) != 0)
+			return (-EBADMSG);
+		sz = shn_pub_note_size(pn->key_len, pn->data_len);
+		if (sz > len - off)
+			return (-EBADMSG);
+		notes[i] = off;
+		off += sz;
+	}
+	if (off != len)
+		return (-EBADMSG);
+	return ((int)count);
+}
