@@ -81,4 +81,11 @@ void json_free(struct json *j);
 /* Member of an object by name, or NULL (also when j is not an object). */
 const struct json *json_get(const struct json *j, const char *name);
 
+/* The statistics document as OpenMetrics text (openmetrics.c); -1 when it
+ * has no broker object. */
+int cli_print_openmetrics(FILE *f, const struct json *doc);
+
+/* shmnotify doctor (doctor.c) */
+int cmd_doctor(int argc, char **argv);
+
 #endif

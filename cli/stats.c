@@ -17,7 +17,7 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json]";
+static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json | --openmetrics]";
 
 static void help(void)
 {
@@ -28,6 +28,8 @@ static void help(void)
 	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
 	       "                      the per-user default)\n"
 	       "  -j, --json          print the broker's JSON document as is\n"
+	       "  -m, --openmetrics   print OpenMetrics text (for a Prometheus textfile\n"
+	       "                      collector): counters end in _total, # EOF last\n"
 	       "  -h, --help          show this help\n",
 	       usage);
 }
@@ -214,11 +216,12 @@ int cmd_stats(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json",   no_argument,       NULL, 'j' },
+		{ "openmetrics", no_argument,  NULL, 'm' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *socket_path = NULL;
-	bool json = false;
+	bool json = false, openmetrics = false;
 	char *doc = NULL, shown_buf[256];
 	shn_client *client;
 	struct json *tree;
@@ -227,13 +230,16 @@ int cmd_stats(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:jmh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			socket_path = optarg;
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'm':
+			openmetrics = true;
 			break;
 		case 'h':
 			help();
@@ -248,6 +254,8 @@ int cmd_stats(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("stats", usage, "unexpected argument '%s'", argv[optind]);
+	if (json && openmetrics)
+		return cli_usage_error("stats", usage, "--json and --openmetrics exclude each other");
 
 	rc = cli_connect(socket_path, &client);
 	if (rc)
@@ -278,7 +286,16 @@ int cmd_stats(int argc, char **argv)
 		free(doc);
 		return EXIT_RUNTIME;
 	}
-	rc = print_tables(tree, cli_socket_display(socket_path, shown_buf, sizeof shown_buf));
+	if (openmetrics) {
+		rc = cli_print_openmetrics(stdout, tree) == 0 ? 0 : EXIT_RUNTIME;
+		if (rc)
+			cli_err("the broker's statistics have no \"broker\" object; "
+				"see them raw with `shmnotify stats --json`");
+		else if (fflush(stdout) == EOF)
+			rc = EXIT_RUNTIME;
+	} else {
+		rc = print_tables(tree, cli_socket_display(socket_path, shown_buf, sizeof shown_buf));
+	}
 	json_free(tree);
 	free(doc);
 	return rc;

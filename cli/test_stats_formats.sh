@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_stats_formats.sh SHMNOTIFYD SHMNOTIFY - shmnotify stats --json parses
+# as JSON (python3's json module) with the documented members, --openmetrics
+# follows the OpenMetrics text format line by line, and shmnotify doctor
+# passes against a live broker.
+set -euo pipefail
+broker=$1 cli=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-stats.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "test_stats_formats: FAIL: $*" >&2; exit 1; }
+"$broker" --socket "$tmp/s.sock" 2>"$tmp/broker.log" &
+pids+=($!)
+for _ in $(seq 100); do [[ -S $tmp/s.sock ]] && break; sleep 0.05; done
+"$cli" listen --socket "$tmp/s.sock" --count 1000 --timeout 20000 some/key >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do
+	"$cli" stats --socket "$tmp/s.sock" --json | grep -q '"subscriptions": *1' && break
+	sleep 0.05
+done
+"$cli" publish --socket "$tmp/s.sock" some/key one two three
+
+"$cli" stats --socket "$tmp/s.sock" --json >"$tmp/stats.json"
+python3 - "$tmp/stats.json" <<'PY' || fail "stats --json"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+b = doc["broker"]
+for k in ("pid", "clients", "ports", "subscriptions", "protocol_errors", "ring_errors",
+          "notifications_routed"):
+    assert isinstance(b[k], int), k
+ports = [p for c in doc["clients"] for p in c["ports"]]
+assert len(ports) == 1 and ports[0]["delivered"] == 3, ports
+for c in doc["clients"]:
+    for k in ("id", "pid", "uid", "published", "pub_ring_used", "pub_ring_capacity"):
+        assert isinstance(c[k], int), k
+print("stats --json: valid JSON,", len(doc["clients"]), "clients, 1 port with 3 delivered")
+PY
+
+"$cli" stats --socket "$tmp/s.sock" --openmetrics >"$tmp/stats.om"
+python3 - "$tmp/stats.om" <<'PY' || fail "stats --openmetrics"
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "" and lines[-2] == "# EOF", "must end with '# EOF' and a newline"
+name = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+typ = re.compile(r"# TYPE (%s) (counter|gauge)$" % name)
+smp = re.compile(r"(%s)(\{%s=\"[^\"\\\n]*\"(,%s=\"[^\"\\\n]*\")*\})? (-?[0-9]+(\.[0-9]+)?)$" % (name, name, name))
+families, current, samples = {}, None, 0
+for ln in lines[:-2]:
+    m = typ.match(ln)
+    if m:
+        assert m.group(1) not in families, "family %s declared twice" % m.group(1)
+        families[m.group(1)] = m.group(2)
+        current = m.group(1)
+        continue
+    m = smp.match(ln)
+    assert m, "bad line: %r" % ln
+    expect = current + "_total" if families[current] == "counter" else current
+    assert m.group(1) == expect, "sample %s outside its family %s" % (m.group(1), current)
+    samples += 1
+assert "shmnotify_port_delivered" in families and samples > 10
+print("stats --openmetrics: %d families, %d samples, format ok" % (len(families), samples))
+PY
+
+out=$("$cli" doctor --socket "$tmp/s.sock") || fail "doctor exited non-zero: $out"
+grep -q '^ok    broker' <<<"$out" || fail "doctor did not see the broker: $out"
+echo "doctor: $(tail -1 <<<"$out")"
