@@ -204,6 +204,15 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 		reply_status(c, &req->hdr, -EEXIST);
 		return;
 	}
+	/* A monitor sees all traffic, whoever may read it: only root or the
+	 * broker's own user may ask (DESIGN rule 14). */
+	if ((req->flags & SHN_SUB_MONITOR) && c->uid != 0 && c->uid != geteuid()) {
+		shnd_warn("client %llu (pid %d, uid %u): monitor refused: only root or uid %u",
+			  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+			  (unsigned)geteuid());
+		reply_status(c, &req->hdr, -EACCES);
+		return;
+	}
 	if (c->subs.count >= SHND_MAX_SUBS_PER_CLIENT) {
 		reply_status(c, &req->hdr, -ENOSPC);
 		return;

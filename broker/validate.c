@@ -60,7 +60,9 @@ static int subscribe_args(const struct shn_msg_subscribe *req, size_t len)
 {
 	bool any = (req->flags & SHN_SUB_ANY_KEY) != 0;
 
-	if (req->conn == 0 || (req->flags & ~SHN_SUB_ANY_KEY) != 0 ||
+	if ((req->flags & SHN_SUB_MONITOR) && !any)
+		return (-EINVAL);   /* a monitor sees every key */
+	if (req->conn == 0 || (req->flags & ~(SHN_SUB_ANY_KEY | SHN_SUB_MONITOR)) != 0 ||
 	    (any ? req->key_len != 0 : (req->key_len == 0 || req->key_len > SHN_KEY_MAX_WIRE)) ||
 	    len != sizeof(*req) + req->key_len ||
 	    (req->event_mask & SHN_EV_ALL_WIRE) == 0 || (req->event_mask & SHN_EV_SYSTEM_WIRE) != 0)

@@ -51,6 +51,29 @@ static void help(void)
 	       usage, SHN_EV_ALL);
 }
 
+static const char monitor_usage[] =
+	"usage: shmnotify monitor [--socket PATH] [--events MASK] [--count N] [--timeout MS]";
+
+static void monitor_help(void)
+{
+	printf("%s\n"
+	       "\n"
+	       "Print every notification the broker routes, whatever its key, one JSON\n"
+	       "object per line as `shmnotify listen --json` prints them (like dbus-monitor).\n"
+	       "Only root or the broker's own user may monitor (else: permission denied).\n"
+	       "A monitor is a subscriber like any other: while it runs every key counts as\n"
+	       "watched, and if it cannot keep up it gets overflow events, never the broker\n"
+	       "or the other subscribers stalled.\n"
+	       "\n"
+	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
+	       "                      the per-user default)\n"
+	       "  -e, --events MASK   only events with a bit in MASK (default: all)\n"
+	       "  -n, --count N       exit 0 after N notifications\n"
+	       "  -t, --timeout MS    exit when nothing arrives for MS milliseconds\n"
+	       "  -h, --help          show this help\n",
+	       monitor_usage);
+}
+
 static shn_port *sig_port;
 static atomic_int sig_caught;
 
@@ -187,7 +210,12 @@ int cmd_listen(int argc, char **argv)
 	pthread_t thread;
 	bool have_thread = false;
 	int c, i, rc, status = 0;
+	const bool monitor = !strcmp(argv[0], "monitor");
+	const char *cmd = monitor ? "monitor" : "listen";
+	const char *use = monitor ? monitor_usage : usage;
+	shn_port_options popt = { .capacity = monitor ? 16u << 20 : 0 };
 
+	json = monitor;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":s:e:n:t:jh", opts, NULL)) != -1) {
@@ -197,39 +225,46 @@ int cmd_listen(int argc, char **argv)
 			break;
 		case 'e':
 			if (!cli_parse_event(optarg, &mask, why, sizeof why))
-				return cli_usage_error("listen", usage, "--events: %s", why);
+				return cli_usage_error(cmd, use, "--events: %s", why);
 			break;
 		case 'n':
 			if (!cli_parse_uint(optarg, UINT64_MAX, &count) || count == 0)
-				return cli_usage_error("listen", usage,
+				return cli_usage_error(cmd, use,
 						       "--count: '%s' is not a positive number", optarg);
 			break;
 		case 't':
 			if (!cli_parse_uint(optarg, INT32_MAX, &v))
-				return cli_usage_error("listen", usage,
+				return cli_usage_error(cmd, use,
 						       "--timeout: '%s' is not a number of milliseconds "
 						       "(0 to %d)", optarg, INT32_MAX);
 			timeout_ms = (int)v;
 			break;
 		case 'j':
+			if (monitor)
+				return cli_usage_error(cmd, use, "monitor always prints JSON lines");
 			json = true;
 			break;
 		case 'h':
-			help();
+			if (monitor)
+				monitor_help();
+			else
+				help();
 			return 0;
 		case ':':
-			return cli_usage_error("listen", usage, "option '%s' needs an argument",
+			return cli_usage_error(cmd, use, "option '%s' needs an argument",
 					       cli_bad_option(argv, c));
 		default:
-			return cli_usage_error("listen", usage, "unknown option '%s'",
+			return cli_usage_error(cmd, use, "unknown option '%s'",
 					       cli_bad_option(argv, c));
 		}
 	}
+	if (monitor && optind < argc)
+		return cli_usage_error(cmd, use, "monitor takes no KEY: it shows every key");
 	for (i = optind; i < argc; i++) {
 		size_t len = strlen(argv[i]);
 
 		if (len == 0 || len > SHN_KEY_MAX)
-			return cli_usage_error("listen", usage, "KEY must be 1 to %d bytes, not %zu",
+			return cli_usage_error(cmd, use, "KEY must be 1 to %d bytes, not %zu",
 					       SHN_KEY_MAX, len);
 	}
 
@@ -246,7 +281,7 @@ int cmd_listen(int argc, char **argv)
 		status = rc;
 		goto out;
 	}
-	rc = shn_port_open(client, NULL, &port);
+	rc = shn_port_open(client, &popt, &port);
 	if (rc < 0) {
 		cli_err("cannot open a port: %s", shn_strerror(rc));
 		status = EXIT_RUNTIME;
@@ -255,7 +290,13 @@ int cmd_listen(int argc, char **argv)
 	if (optind == argc) {
 		shn_conn conn;
 
-		rc = shn_subscribe(port, NULL, 0, mask, 0, &conn);
+		rc = shn_subscribe(port, NULL, 0, mask, monitor ? SHN_SUBSCRIBE_MONITOR : 0, &conn);
+		if (rc == -EACCES && monitor) {
+			cli_err("cannot monitor: only root or the broker's own user may; run it as "
+				"that user (or with sudo)");
+			status = EXIT_RUNTIME;
+			goto out;
+		}
 		if (rc < 0) {
 			cli_err("cannot subscribe to every key: %s", shn_strerror(rc));
 			status = EXIT_RUNTIME;

@@ -30,6 +30,7 @@ static void print_main_help(FILE *f)
 		"  publish   publish one batch of notifications under a key\n"
 		"  listen    subscribe to keys and print notifications as they arrive\n"
 		"  stats     show the broker's clients, ports and counters\n"
+		"  monitor   print every notification the broker routes (root/owner only)\n"
 		"  doctor    check what the broker needs from this machine\n"
 		"  help      show the help of a command (same as COMMAND --help)\n"
 		"\n"
@@ -184,6 +185,8 @@ static int dispatch(const char *name, int argc, char **argv)
 		return cmd_listen(argc, argv);
 	if (!strcmp(name, "stats"))
 		return cmd_stats(argc, argv);
+	if (!strcmp(name, "monitor"))
+		return cmd_listen(argc, argv);
 	if (!strcmp(name, "doctor"))
 		return cmd_doctor(argc, argv);
 	return -1;

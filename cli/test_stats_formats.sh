@@ -2,7 +2,7 @@
 # test_stats_formats.sh SHMNOTIFYD SHMNOTIFY - shmnotify stats --json parses
 # as JSON (python3's json module) with the documented members, --openmetrics
 # follows the OpenMetrics text format line by line, and shmnotify doctor
-# passes against a live broker.
+# passes against a live broker, and monitor shows traffic on any key.
 set -euo pipefail
 broker=$1 cli=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-stats.XXXXXX")
@@ -65,6 +65,20 @@ for ln in lines[:-2]:
 assert "shmnotify_port_delivered" in families and samples > 10
 print("stats --openmetrics: %d families, %d samples, format ok" % (len(families), samples))
 PY
+
+# monitor: sees a notification on a key nobody subscribed to, as listen --json would
+"$cli" monitor --socket "$tmp/s.sock" --count 2 --timeout 10000 >"$tmp/monitor.out" &
+mpid=$!
+for _ in $(seq 100); do
+	"$cli" stats --socket "$tmp/s.sock" --json | grep -q '"subscriptions": *2' && break
+	sleep 0.05
+done
+"$cli" publish --socket "$tmp/s.sock" --event 0x4 nobody/else "m1" "m2"
+wait "$mpid" || fail "monitor exited $?: $(cat "$tmp/monitor.out")"
+grep -q '"key":"nobody/else","data":"m2","batch_id":1,"batch_index":1,"batch_count":2' \
+	"$tmp/monitor.out" || fail "monitor printed: $(cat "$tmp/monitor.out")"
+"$cli" monitor --socket "$tmp/s.sock" some/key 2>/dev/null && fail "monitor accepted a KEY"
+echo "monitor: saw $(wc -l <"$tmp/monitor.out") notifications on an unwatched key"
 
 out=$("$cli" doctor --socket "$tmp/s.sock") || fail "doctor exited non-zero: $out"
 grep -q '^ok    broker' <<<"$out" || fail "doctor did not see the broker: $out"

@@ -374,7 +374,7 @@ static int reconnect(shn_client *c)
 		req.m.conn = s->conn;
 		req.m.port_id = atomic_load(&s->port->id);
 		req.m.event_mask = s->mask;
-		req.m.flags = s->any_key ? SHN_SUB_ANY_KEY : 0;
+		req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0);
 		req.m.key_len = s->key_len;
 		memcpy(req.m.key, s->key, s->key_len);
 		err = shn__call(n, &req, sizeof(req.m) + s->key_len, &rep, sizeof(rep),

@@ -25,6 +25,7 @@ struct shn__sub {
 	void *ctx;
 	bool closing;                  /* unsubscribed sink awaiting its HANDLE_CLOSE */
 	bool any_key;
+	bool monitor;
 	uint16_t key_len;
 	uint32_t mask;
 	uint8_t key[SHN_KEY_MAX];      /* the filter, for dispatch and re-registration */

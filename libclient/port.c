@@ -423,7 +423,8 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	shn_client *c;
 	int err;
 
-	if (p == NULL || conn == NULL || flags != 0)
+	if (p == NULL || conn == NULL || (flags & ~SHN_SUBSCRIBE_MONITOR) != 0 ||
+	    ((flags & SHN_SUBSCRIBE_MONITOR) && key != NULL))
 		return (-EINVAL);
 	if ((key == NULL) != (key_len == 0) || key_len > SHN_KEY_MAX)
 		return (-EINVAL);
@@ -438,6 +439,7 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	s->fn = fn;
 	s->ctx = ctx;
 	s->any_key = (key == NULL);
+	s->monitor = (flags & SHN_SUBSCRIBE_MONITOR) != 0;
 	s->key_len = (uint16_t)key_len;
 	s->mask = event_mask;
 	if (key_len)
@@ -448,7 +450,7 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	req.m.conn = s->conn;
 	req.m.port_id = atomic_load(&p->id);
 	req.m.event_mask = event_mask;
-	req.m.flags = s->any_key ? SHN_SUB_ANY_KEY : 0;
+	req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0);
 	req.m.key_len = (uint16_t)key_len;
 	if (key_len)
 		memcpy(req.m.key, key, key_len);

@@ -99,6 +99,8 @@ struct shn_msg_subscribe {
 	uint8_t  key[];
 };
 #define SHN_SUB_ANY_KEY 1u
+#define SHN_SUB_MONITOR 2u  /* with ANY_KEY: see every routed notification (shmnotify
+                               monitor); root or the broker's own uid only, -EACCES else */
 
 struct shn_msg_unsubscribe {
 	struct shn_msg_hdr hdr;

@@ -54,6 +54,11 @@ typedef uint64_t          shn_conn;          /* 0 is never a valid connection nu
 #define SHN_OVERFLOW_DROP    0u              /* default: drop for this port, count, report */
 #define SHN_OVERFLOW_BLOCK   1u              /* back-pressure the publishers feeding it */
 
+/* shn_subscribe flags */
+#define SHN_SUBSCRIBE_MONITOR 0x100u         /* every notification the broker routes,
+                                                whatever its key (key NULL); root or the
+                                                broker's own uid only (-EACCES) */
+
 #define SHN_NOTIFY_CANCELED  1               /* shn_notify result with SHN_NOTIFY_SYNC */
 #define SHN_CALLBACK_CONTINUE    0u
 #define SHN_CALLBACK_DISCONTINUE 1u
@@ -138,7 +143,8 @@ int  shn_port_dispatch(shn_port *p, int timeout_ms);
 
 /* Register a filter on port p: notifications whose key equals key (key_len
  * bytes; key NULL and key_len 0 for every key) and whose event has a bit in
- * event_mask.  flags must be 0.  *conn receives a non-zero connection number,
+ * event_mask.  flags: 0, or SHN_SUBSCRIBE_MONITOR (with key NULL) to see all
+ * traffic, as `shmnotify monitor` does.  *conn receives a non-zero connection number,
  * never reused within this client's life.  Returns once the filter is
  * active. */
 int  shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
