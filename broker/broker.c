@@ -72,7 +72,9 @@ static int setup_bshm(struct shnd_broker *b)
 	if (err)
 		return (err);
 	/* publishers skip batches nobody listens to only where this is set */
-	b->bshm->flags = SHN_BROKER_F_INTEREST;
+	b->bshm->max_key_len = b->cfg.lim.max_key;
+	b->bshm->max_data_len = b->cfg.lim.max_data;
+	b->bshm->flags = SHN_BROKER_F_INTEREST | SHN_BROKER_F_LIMITS;
 	/* clients may only read it: the sleep word and the interest summary
 	 * (index.c) have a single writer, through this mapping */
 	return (shn_segment_seal_readonly(&b->bshm_seg));

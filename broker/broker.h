@@ -22,16 +22,12 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 
+#include "acl.h"
+#include "config.h"
 #include "list.h"
 #include "loop.h"
 #include "map.h"
 
-#define SHND_DEFAULT_CAPACITY (1u << 20)
-#define SHND_DEFAULT_MAX_CAPACITY (64u << 20)
-/* Per client: past these a request fails with -ENOSPC.  They bound what one
- * client can make the broker allocate. */
-#define SHND_MAX_PORTS_PER_CLIENT 4096u
-#define SHND_MAX_SUBS_PER_CLIENT 65536u
 /* Replies queued for a client that does not read them: past this the
  * client is cut off (a STATS reply of many chunks counts once per chunk,
  * but a client waiting for its reply reads them as they come). */
@@ -41,14 +37,6 @@
  * -ENOBUFS meanwhile), so a client cannot grow the queue by subscribing
  * and unsubscribing on a port it never reads. */
 #define SHND_PENDING_MAX 1024u
-
-struct shnd_config {
-	char socket_path[108];
-	bool default_path;            /* socket_path is the per-user default */
-	enum shnd_io io;
-	uint32_t default_capacity;
-	uint32_t max_capacity;
-};
 
 /* Broker-wide totals; they survive the clients they count. */
 struct shnd_totals {
@@ -63,6 +51,16 @@ struct shnd_totals {
 	uint64_t notifications_dropped;   /* dropped for full ports (per port) */
 	uint64_t sync_batches;  /* SHN_PUB_SYNC batches served to the end or canceled */
 	uint64_t sync_canceled; /* of those, stopped by a sink's DISCONTINUE */
+	/* requests refused by a [limits] cap (docs/config.md) */
+	uint64_t limit_clients;       /* HELLO answered -EUSERS */
+	uint64_t limit_ports;         /* PORT_OPEN -ENOSPC */
+	uint64_t limit_subscriptions; /* SUBSCRIBE -ENOSPC */
+	uint64_t limit_ring_bytes;    /* HELLO or PORT_OPEN -ENOSPC */
+	uint64_t limit_key_size;      /* SUBSCRIBE -EMSGSIZE, or a publish record (ring error) */
+	uint64_t limit_data_size;     /* a publish record (ring error) */
+	/* refused by an [acl "PREFIX"] rule */
+	uint64_t acl_subscribe_denied;  /* SUBSCRIBE -EACCES */
+	uint64_t acl_publish_denied;    /* publish batches dropped (and PUB_CHECK -EACCES) */
 };
 
 /* A pending system event of one port (FIFO in broker memory). */
@@ -168,6 +166,9 @@ struct shnd_client {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	bool over_limit;              /* beyond max-clients: HELLO gets -EUSERS */
+	struct shnd_acl_client acl;   /* what its uid/gids may do */
+	uint64_t acl_denied;          /* its subscriptions and batches refused by the ACL */
 	struct shnd_conn conn;
 	int refs;                     /* loop objects not yet released */
 	struct shnd_list doom_link;

@@ -53,6 +53,36 @@ static uint32_t grant_capacity(const struct shnd_broker *b, uint32_t want)
 	return (cap != 0 && cap <= b->cfg.max_capacity ? cap : 0);
 }
 
+/* Bytes of ring the client holds: its publish ring and every port's. */
+static uint64_t ring_bytes(const struct shnd_client *c)
+{
+	const struct shnd_list *pos;
+	uint64_t n = c->has_pub ? c->pub.capacity : 0;
+
+	shnd_list_for_each(pos, &c->ports)
+		n += shnd_list_entry(pos, const struct shnd_port, by_client)->capacity;
+	return (n);
+}
+
+/* A request refused by a [limits] cap: one log line, one counter. */
+static void over_limit(struct shnd_client *c, const struct shn_msg_hdr *req, int err,
+		       uint64_t *counter, const char *what, unsigned long long limit)
+{
+	(*counter)++;
+	shnd_warn("client %llu (pid %d, uid %u): %s refused: %s (limit %llu; raise it in [limits])",
+		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+		  req->type == SHN_MSG_HELLO ? "hello" :
+		  req->type == SHN_MSG_PORT_OPEN ? "port open" : "subscribe", what, limit);
+	reply_status(c, req, err);
+}
+
+/* A key for a log line: quoted, escaped, cut to fit. */
+static const char *show_key(const void *key, size_t len, char *buf, size_t buflen)
+{
+	shnd_acl_quote(key, len, buf, buflen);
+	return (buf);
+}
+
 static int dup_fd(int fd)
 {
 	return (fcntl(fd, F_DUPFD_CLOEXEC, 0));
@@ -79,9 +109,28 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	uint32_t cap;
 	int err;
 
+	if (c->over_limit) {
+		/* beyond max-clients: told so, then closed */
+		struct shn_msg_reply r;
+
+		b->tot.limit_clients++;
+		shnd_warn("client %llu (pid %d, uid %u): connection refused: too many clients "
+			  "(limit %u; raise max-clients in [limits])", (unsigned long long)c->id,
+			  (int)c->pid, (unsigned)c->uid, b->cfg.lim.max_clients);
+		memset(&r, 0, sizeof(r));
+		fill_hdr(&r.hdr, &req->hdr, -EUSERS);
+		c->close_after_reply = true;
+		shnd_client_send(c, &r, sizeof(r), NULL, 0, true);
+		return;
+	}
 	cap = grant_capacity(b, req->pub_capacity);
 	if (cap == 0) {
 		reply_status(c, &req->hdr, -EINVAL);
+		return;
+	}
+	if (cap > b->cfg.lim.max_ring_bytes) {
+		over_limit(c, &req->hdr, -ENOSPC, &b->tot.limit_ring_bytes,
+			   "its publish ring alone is above max-ring-bytes", b->cfg.lim.max_ring_bytes);
 		return;
 	}
 	err = shn_segment_create(&c->pub_seg, "shmnotify-pub", SHN_RING_HDR_SIZE + (size_t)cap);
@@ -123,6 +172,7 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	rep.pub_capacity = cap;
 	rep.max_capacity = b->cfg.max_capacity;
 	rep.default_capacity = b->cfg.default_capacity;
+	rep.flags = c->acl.pub_all ? 0 : SHN_HELLO_F_PUB_ACL;
 	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_HELLO_NFDS, false);
 	shnd_debug("client %llu (pid %d): hello, publish ring %u bytes",
 		   (unsigned long long)c->id, (int)c->pid, cap);
@@ -156,8 +206,14 @@ static void do_port_open(struct shnd_client *c, const struct shn_msg_port_open *
 		reply_status(c, &req->hdr, -EINVAL);
 		return;
 	}
-	if (c->nports >= SHND_MAX_PORTS_PER_CLIENT) {
-		reply_status(c, &req->hdr, -ENOSPC);
+	if (c->nports >= b->cfg.lim.max_ports) {
+		over_limit(c, &req->hdr, -ENOSPC, &b->tot.limit_ports, "too many ports",
+			   b->cfg.lim.max_ports);
+		return;
+	}
+	if (ring_bytes(c) + cap > b->cfg.lim.max_ring_bytes) {
+		over_limit(c, &req->hdr, -ENOSPC, &b->tot.limit_ring_bytes,
+			   "its rings would exceed max-ring-bytes", b->cfg.lim.max_ring_bytes);
 		return;
 	}
 	err = shnd_port_create(b, c, cap, req->overflow, &p, fds);
@@ -193,7 +249,7 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 	struct shnd_broker *b = c->b;
 	bool any = (req->flags & SHN_SUB_ANY_KEY) != 0;
 	struct shnd_port *p;
-	int err;
+	int err, rule;
 
 	p = shnd_port_find(b, c, req->port_id);
 	if (p == NULL) {
@@ -213,8 +269,31 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 		reply_status(c, &req->hdr, -EACCES);
 		return;
 	}
-	if (c->subs.count >= SHND_MAX_SUBS_PER_CLIENT) {
-		reply_status(c, &req->hdr, -ENOSPC);
+	if (!any && req->key_len > b->cfg.lim.max_key) {
+		over_limit(c, &req->hdr, -EMSGSIZE, &b->tot.limit_key_size,
+			   "key longer than max-key-size", b->cfg.lim.max_key);
+		return;
+	}
+	if (!(req->flags & SHN_SUB_MONITOR) &&
+	    !shnd_acl_may_subscribe(&b->cfg.acl, &c->acl, any ? NULL : req->key, req->key_len,
+				    &rule)) {
+		const struct shnd_acl_rule *r = &b->cfg.acl.rules[rule];
+		char k[200], q[200];
+
+		b->tot.acl_subscribe_denied++;
+		c->acl_denied++;
+		shnd_acl_quote(r->prefix, r->len, q, sizeof(q));
+		shnd_warn("client %llu (pid %d, uid %u): subscribe to %s refused: [acl %s] "
+			  "(config line %d) does not let it subscribe", (unsigned long long)c->id,
+			  (int)c->pid, (unsigned)c->uid,
+			  any ? "every key" : show_key(req->key, req->key_len, k, sizeof(k)), q,
+			  r->line);
+		reply_status(c, &req->hdr, -EACCES);
+		return;
+	}
+	if (c->subs.count >= b->cfg.lim.max_subs) {
+		over_limit(c, &req->hdr, -ENOSPC, &b->tot.limit_subscriptions,
+			   "too many subscriptions", b->cfg.lim.max_subs);
 		return;
 	}
 	if (p->pend_n >= SHND_PENDING_MAX) {
@@ -244,6 +323,31 @@ static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscri
 		shnd_err("port %u: out of memory, HANDLE_CLOSE for conn %llu lost", p->id,
 			 (unsigned long long)req->conn);
 	reply_status(c, &req->hdr, 0);
+}
+
+/* May c publish this key?  Asked by the library before it first
+ * publishes a key when HELLO said SHN_HELLO_F_PUB_ACL. */
+static void do_pub_check(struct shnd_client *c, const struct shn_msg_pub_check *req)
+{
+	struct shnd_broker *b = c->b;
+	char k[200], q[200];
+	int rule;
+
+	if (shnd_acl_may_publish(&b->cfg.acl, &c->acl, req->key, req->key_len, &rule)) {
+		reply_status(c, &req->hdr, 0);
+		return;
+	}
+	b->tot.acl_publish_denied++;
+	if (c->acl_denied++ == 0 || shnd_log_level >= SHND_LOG_DEBUG) {
+		const struct shnd_acl_rule *r = &b->cfg.acl.rules[rule];
+
+		shnd_acl_quote(r->prefix, r->len, q, sizeof(q));
+		shnd_log(c->acl_denied == 1 ? SHND_LOG_WARN : SHND_LOG_DEBUG,
+			 "client %llu (pid %d, uid %u): may not publish %s: [acl %s] (config line %d)",
+			 (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+			 show_key(req->key, req->key_len, k, sizeof(k)), q, r->line);
+	}
+	reply_status(c, &req->hdr, -EACCES);
 }
 
 static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
@@ -331,6 +435,9 @@ void shnd_control_handle(struct shnd_client *c, size_t len)
 		break;
 	case SHND_CTL_STATS:
 		do_stats(c, h);
+		break;
+	case SHND_CTL_PUB_CHECK:
+		do_pub_check(c, m);
 		break;
 	}
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "index.h"
 #include "log.h"
 #include "server.h"
@@ -475,7 +476,17 @@ static void account(struct shnd_broker *b, struct shnd_client *c, uint32_t count
 
 static int sync_start(struct shnd_broker *b, struct shnd_client *c, uint32_t count,
 		      uint32_t len);
-static void send_sync_done(struct shnd_client *c, uint64_t batch_id, bool canceled);
+static void send_sync_done(struct shnd_client *c, uint64_t batch_id, int status);
+
+/* The configured limits and ACL on the validated batch in r->scratch
+ * (acl.c): its count, -EACCES (refused whole), or -EBADMSG (a key or
+ * payload above the configured maximum: a ring error). */
+static int policy(struct shnd_broker *b, struct shnd_client *c, int count)
+{
+	int err = shnd_policy_check_batch(b, c, b->router.scratch, b->router.notes, count);
+
+	return (err == -EMSGSIZE ? -EBADMSG : err < 0 ? err : count);
+}
 
 /* Route one publish record of len bytes (already bounded by the ring).
  * 0 routed, 1 held back (not consumed) by a SHN_OVERFLOW_BLOCK port or
@@ -493,16 +504,25 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 		return (-ENOMEM);
 	memcpy(r->scratch, rec, len);
 	count = validate(r, len);
+	if (count >= 0)
+		count = policy(b, c, count);
+	pb = (const void *)r->scratch;
+	if (count == -EACCES) {
+		/* dropped whole, counted (acl_publish_denied); a SYNC publisher
+		 * is told */
+		if (pb->flags & SHN_PUB_SYNC)
+			send_sync_done(c, pb->batch_id, -EACCES);
+		return (0);
+	}
 	if (count < 0)
 		return (count);
-	pb = (const void *)r->scratch;
 	collect(b, count, NULL);
 	if (pb->flags & SHN_PUB_SYNC) {
 		if (r->ntouched > 0)
 			return (sync_start(b, c, (uint32_t)count, len));
 		/* nobody matches: done at once */
 		b->tot.sync_batches++;
-		send_sync_done(c, pb->batch_id, false);
+		send_sync_done(c, pb->batch_id, 0);
 	} else {
 		if (must_wait(b, c))
 			return (1);
@@ -633,7 +653,8 @@ static uint32_t new_token(struct shnd_broker *b, const struct shnd_port *p)
 	}
 }
 
-static void send_sync_done(struct shnd_client *c, uint64_t batch_id, bool canceled)
+/* status: 0, SHN_SYNC_CANCELED_WIRE, or -EACCES (refused by the ACL) */
+static void send_sync_done(struct shnd_client *c, uint64_t batch_id, int status)
 {
 	struct shn_msg_sync_done m;
 
@@ -649,7 +670,7 @@ static void send_sync_done(struct shnd_client *c, uint64_t batch_id, bool cancel
 	m.hdr.version = SHN_PROTO_VERSION;
 	m.hdr.type = SHN_MSG_SYNC_DONE;
 	m.hdr.id = 0;
-	m.hdr.status = canceled ? SHN_SYNC_CANCELED_WIRE : 0;
+	m.hdr.status = status;
 	m.batch_id = batch_id;
 	shnd_client_send(c, &m, sizeof(m), NULL, 0, false);
 }
@@ -739,7 +760,7 @@ static void sync_finish(struct shnd_broker *b, struct shnd_client *c, bool cance
 	c->pub_released = r->head;
 	shn_ring_release(r);
 	wake_room(c);
-	send_sync_done(c, batch_id, canceled);
+	send_sync_done(c, batch_id, canceled ? SHN_SYNC_CANCELED_WIRE : 0);
 }
 
 /* Copy the SYNC record at the head of c's ring into r->scratch again and
@@ -753,8 +774,10 @@ static int sync_load(struct shnd_broker *b, struct shnd_client *c)
 	/* [head, head + len) was bounded against the ring when first read */
 	memcpy(r->scratch, c->pub.data + (c->pub.head & c->pub.mask), c->sync.len);
 	count = validate(r, c->sync.len);
-	if (count < 0)
-		return (count);
+	if (count >= 0)
+		count = policy(b, c, count);
+	if (count < 0)   /* refused now, accepted before: the publisher rewrote it */
+		return (count == -EACCES ? -EBADMSG : count);
 	pb = (const void *)r->scratch;
 	if (!(pb->flags & SHN_PUB_SYNC) || pb->batch_id != c->sync.batch_id)
 		return (-EBADMSG);

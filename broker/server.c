@@ -66,9 +66,12 @@ static int probe(const char *path)
 
 /* Create the socket's directory (0700) when missing.  The per-user
  * default lives in a shared place like /tmp: refuse a directory someone
- * else owns or others may write to. */
+ * else owns or others may write to.  A socket shared by [socket] mode or
+ * group gets directories others may pass through (search only) and, with a
+ * group, owned by that group. */
 static int ensure_dir(const struct shnd_config *cfg)
 {
+	mode_t dmode = 0700;
 	char dir[sizeof(cfg->socket_path)];
 	char *slash;
 	struct stat st;
@@ -85,7 +88,16 @@ static int ensure_dir(const struct shnd_config *cfg)
 		if (*slash != '/' && !last)
 			continue;
 		*slash = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		if (mkdir(dir, 0700) == 0) {
+			if (cfg->shared) {
+				dmode |= (cfg->sock_mode & 0060) ? 0010 : 0;
+				dmode |= (cfg->sock_mode & 0006) ? 0001 : 0;
+				if ((cfg->has_group && chown(dir, (uid_t)-1, cfg->sock_group) < 0) ||
+				    chmod(dir, dmode) < 0)
+					shnd_warn("cannot open directory %s to the socket's users: %s",
+						  dir, strerror(errno));
+			}
+		} else if (errno != EEXIST) {
 			int err = -errno;
 
 			shnd_err("cannot create directory %s: %s", dir, strerror(errno));
@@ -196,6 +208,26 @@ int shnd_server_listen(struct shnd_broker *b)
 	old = umask(0177); /* the socket is the access control: 0600 */
 	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
 	umask(old);
+	/* [socket] group and mode: a system broker's socket (a path that is
+	 * not the per-user default; config.c checks).  Before listen(): no
+	 * one connects through a looser mode than configured. */
+	if (err == 0 && b->cfg.has_group && chown(path, (uid_t)-1, b->cfg.sock_group) < 0) {
+		err = -errno;
+		shnd_err("cannot give the socket %s to group %u: %s (the broker must run as root "
+			 "or be a member of that group)", path, (unsigned)b->cfg.sock_group,
+			 strerror(errno));
+		unlink(path);
+		close(fd);
+		return (err);
+	}
+	if (err == 0 && b->cfg.sock_mode >= 0 && chmod(path, (mode_t)b->cfg.sock_mode) < 0) {
+		err = -errno;
+		shnd_err("cannot set mode 0%o on the socket %s: %s", (unsigned)b->cfg.sock_mode, path,
+			 strerror(errno));
+		unlink(path);
+		close(fd);
+		return (err);
+	}
 	if (err == 0 && listen(fd, SOMAXCONN) < 0)
 		err = -errno;
 	if (err == 0 && stat(path, &st) < 0)
@@ -248,6 +280,7 @@ static void unref(struct shnd_client *c)
 {
 	if (--c->refs > 0)
 		return;
+	shnd_acl_client_fini(&c->acl);
 	free(c);
 	live_clients--;
 }
@@ -379,11 +412,25 @@ static void new_client(struct shnd_broker *b, int fd)
 		return;
 	}
 	/* The socket's mode (0600) already keeps other users out; this holds
-	 * even where someone loosened it: only this user and root. */
-	if (cr.uid != geteuid() && cr.uid != 0) {
-		shnd_warn("refusing pid %d: uid %u is neither the broker's nor root's",
+	 * even where someone loosened it: only this user and root.  Unless
+	 * [socket] mode/group shares the socket on purpose: then whoever the
+	 * file's permissions let connect is a client, and [acl] rules decide
+	 * what it may do. */
+	if (!b->cfg.shared && cr.uid != geteuid() && cr.uid != 0) {
+		shnd_warn("refusing pid %d: uid %u is neither the broker's nor root's (a system "
+			  "broker shares its socket with [socket] mode and group)",
 			  (int)cr.pid, (unsigned)cr.uid);
 		b->tot.refused++;
+		close(fd);
+		return;
+	}
+	/* Beyond max-clients a connection is still taken, to answer its
+	 * HELLO with -EUSERS (a clear error rather than a closed socket);
+	 * beyond that slack it is closed at once. */
+	if (b->nclients >= (size_t)b->cfg.lim.max_clients + SHND_REFUSE_SLACK) {
+		shnd_warn("refusing pid %d: too many clients (limit %u; raise max-clients in "
+			  "[limits])", (int)cr.pid, b->cfg.lim.max_clients);
+		b->tot.limit_clients++;
 		close(fd);
 		return;
 	}
@@ -410,6 +457,13 @@ static void new_client(struct shnd_broker *b, int fd)
 	c->pid = cr.pid;
 	c->uid = cr.uid;
 	c->gid = cr.gid;
+	c->over_limit = b->nclients >= b->cfg.lim.max_clients;
+	if (shnd_acl_client_init(&b->cfg.acl, &c->acl, fd, cr.uid, cr.gid) < 0) {
+		shnd_warn("out of memory: a client was refused");
+		close(fd);
+		free(c);
+		return;
+	}
 	c->state = SHND_CLIENT_HANDSHAKE;
 	c->pub_seg.fd = -1;
 	c->doorbell_fd = -1;
@@ -427,6 +481,7 @@ static void new_client(struct shnd_broker *b, int fd)
 	if (shnd_conn_start(b->loop, &c->conn) < 0) {
 		shnd_warn("cannot start a client connection");
 		close(fd);
+		shnd_acl_client_fini(&c->acl);
 		free(c);
 		return;
 	}

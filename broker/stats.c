@@ -81,7 +81,7 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
 		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
 		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"waiting_for_port\":%u,"
-		  "\"sync_port\":%u,\"ports\":[",
+		  "\"sync_port\":%u,\"acl_denied\":%llu,\"ports\":[",
 		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
 		  c->state == SHND_CLIENT_READY ? "ready" :
 		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" :
@@ -91,7 +91,7 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups,
 		  c->stall_port ? c->stall_port->id : 0,
 		  c->sync.state != SHND_SYNC_NONE && c->sync.cur < c->sync.nports ?
-		  c->sync.ports[c->sync.cur] : 0);
+		  c->sync.ports[c->sync.cur] : 0, (unsigned long long)c->acl_denied);
 	shnd_list_for_each(pos, &c->ports) {
 		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
 
@@ -118,7 +118,13 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  "\"disconnects\":%llu,\"batches_routed\":%llu,\"notifications_routed\":%llu,"
 		  "\"notifications_delivered\":%llu,\"notifications_dropped\":%llu,"
 		  "\"sync_batches\":%llu,\"sync_canceled\":%llu,"
-		  "\"connections\":%llu,\"refused\":%llu,\"default_capacity\":%u,\"max_capacity\":%u},"
+		  "\"connections\":%llu,\"refused\":%llu,\"default_capacity\":%u,\"max_capacity\":%u,"
+		  "\"limit_clients\":%llu,\"limit_ports\":%llu,\"limit_subscriptions\":%llu,"
+		  "\"limit_ring_bytes\":%llu,\"limit_key_size\":%llu,\"limit_data_size\":%llu,"
+		  "\"acl_subscribe_denied\":%llu,\"acl_publish_denied\":%llu,"
+		  "\"limits\":{\"max_clients\":%u,\"max_ports\":%u,\"max_subscriptions\":%u,"
+		  "\"max_ring_bytes\":%llu,\"max_key_size\":%u,\"max_data_size\":%u},"
+		  "\"acl_rules\":%u},"
 		  "\"clients\":[",
 		  (int)getpid(), shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
 		  (unsigned long long)t->protocol_errors, (unsigned long long)t->ring_errors,
@@ -128,7 +134,15 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  (unsigned long long)t->notifications_dropped,
 		  (unsigned long long)t->sync_batches, (unsigned long long)t->sync_canceled,
 		  (unsigned long long)t->accepted,
-		  (unsigned long long)t->refused, b->cfg.default_capacity, b->cfg.max_capacity);
+		  (unsigned long long)t->refused, b->cfg.default_capacity, b->cfg.max_capacity,
+		  (unsigned long long)t->limit_clients, (unsigned long long)t->limit_ports,
+		  (unsigned long long)t->limit_subscriptions, (unsigned long long)t->limit_ring_bytes,
+		  (unsigned long long)t->limit_key_size, (unsigned long long)t->limit_data_size,
+		  (unsigned long long)t->acl_subscribe_denied,
+		  (unsigned long long)t->acl_publish_denied,
+		  b->cfg.lim.max_clients, b->cfg.lim.max_ports, b->cfg.lim.max_subs,
+		  (unsigned long long)b->cfg.lim.max_ring_bytes, b->cfg.lim.max_key,
+		  b->cfg.lim.max_data, b->cfg.acl.n);
 	for (i = 0; i < b->nclients; i++) {
 		if (i > 0)
 			sb_printf(&s, ",");

@@ -122,6 +122,20 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 		if (need(len, sizeof(struct shn_msg_hdr), v))
 			handler(v, SHND_CTL_STATS, 0);
 		break;
+	case SHN_MSG_PUB_CHECK:
+		if (len < sizeof(struct shn_msg_pub_check)) {
+			drop(v, "short message");
+		} else {
+			const struct shn_msg_pub_check *pc = msg;
+
+			if (len != sizeof(*pc) + pc->key_len)
+				drop(v, len < sizeof(*pc) + pc->key_len ? "short message"
+									 : "message too long");
+			else
+				handler(v, SHND_CTL_PUB_CHECK,
+					pc->key_len == 0 || pc->key_len > SHN_KEY_MAX_WIRE ? -EINVAL : 0);
+		}
+		break;
 	case SHN_MSG_HELLO:
 		drop(v, "second HELLO");
 		break;

@@ -28,6 +28,7 @@ enum shnd_ctl_action {
 	SHND_CTL_SUBSCRIBE,
 	SHND_CTL_UNSUBSCRIBE,
 	SHND_CTL_STATS,
+	SHND_CTL_PUB_CHECK,
 };
 
 struct shnd_ctl_verdict {

@@ -29,6 +29,7 @@ enum shn_msg_type {
 	SHN_MSG_UNSUBSCRIBE = 5,
 	SHN_MSG_STATS       = 6,  /* reply: one or more STATS chunks of JSON text */
 	SHN_MSG_SYNC_DONE   = 7,  /* b->c, unsolicited: a SYNC batch was served */
+	SHN_MSG_PUB_CHECK   = 8,  /* may this client publish this key? (ACL) */
 	SHN_MSG_TYPE_MAX
 };
 
@@ -60,8 +61,12 @@ struct shn_msg_hello_reply {
 	uint32_t pub_capacity;      /* actual publish ring data bytes */
 	uint32_t max_capacity;      /* largest ring capacity the broker grants */
 	uint32_t default_capacity;  /* delivery ring bytes when a port asks 0 */
-	uint32_t reserved;
+	uint32_t flags;             /* SHN_HELLO_F_*; 0 from brokers before they existed */
 };
+/* Some [acl] rule may refuse this client's publishing: before it publishes a
+ * key it has not asked about yet, the library sends PUB_CHECK (the broker
+ * drops a batch with a refused key anyway). */
+#define SHN_HELLO_F_PUB_ACL 1u
 enum { SHN_HELLO_FD_PUB, SHN_HELLO_FD_DOORBELL, SHN_HELLO_FD_ROOM, SHN_HELLO_FD_BROKER,
        SHN_HELLO_NFDS };
 
@@ -107,6 +112,18 @@ struct shn_msg_unsubscribe {
 	uint64_t conn;
 };
 
+/* PUB_CHECK: may this client publish notifications with this key?  Reply:
+ * header only, status 0 or -EACCES (-EINVAL: bad key length).  The answer
+ * holds for the connection's life: the broker's rules never change while
+ * it runs.  Sent only to brokers that set SHN_HELLO_F_PUB_ACL. */
+struct shn_msg_pub_check {
+	struct shn_msg_hdr hdr;
+	uint16_t key_len;   /* 1..SHN_KEY_MAX_WIRE; the message is exactly hdr + 8 + key_len */
+	uint16_t reserved;
+	uint32_t reserved2;
+	uint8_t  key[];
+};
+
 /* STATS reply chunk: text[len] of a JSON document; chunks arrive in order,
  * the last one has SHN_STATS_LAST in flags. */
 struct shn_msg_stats_reply {
@@ -127,6 +144,8 @@ struct shn_msg_sync_done {
 	uint64_t batch_id;
 };
 #define SHN_SYNC_CANCELED_WIRE 1
+/* hdr.status -EACCES: the batch was refused whole (an [acl] rule: the
+ * publisher may not publish one of its keys); nobody saw it. */
 
 /* Generic reply with no body (PORT_CLOSE, SUBSCRIBE, UNSUBSCRIBE, errors). */
 struct shn_msg_reply {
@@ -186,9 +205,16 @@ struct shn_broker_shm {
 	 * key hashes there.  The broker sets a bit (release) before it replies
 	 * to SUBSCRIBE and clears it only when no subscription needs it. */
 	alignas(SHN_CACHELINE) _Atomic uint32_t any_key_subs;
+	/* With SHN_BROKER_F_LIMITS: the broker's configured maxima ([limits]
+	 * max-key-size, max-data-size), at most the protocol's.  A publish
+	 * record beyond them is a ring error, so the library refuses such a
+	 * notification with -EMSGSIZE before writing it. */
+	alignas(SHN_CACHELINE) uint32_t max_key_len;
+	uint32_t max_data_len;
 };
 #define SHN_BROKER_SHM_MAGIC 0x4b524253u /* "SBRK" */
 #define SHN_BROKER_F_INTEREST 1u  /* the broker keeps the interest summary */
+#define SHN_BROKER_F_LIMITS   2u  /* max_key_len and max_data_len are set */
 #define SHN_INTEREST_OFF     4096u
 #define SHN_INTEREST_BITS    (1u << 19)   /* 64 KiB of bitmap */
 #define SHN_BROKER_SHM_SIZE  (SHN_INTEREST_OFF + SHN_INTEREST_BITS / 8)
@@ -261,6 +287,9 @@ static inline uint32_t shn_del_note_size(uint32_t key_len, uint32_t data_len)
 }
 
 _Static_assert(sizeof(struct shn_msg_hdr) == 16, "hdr");
+_Static_assert(sizeof(struct shn_msg_hello_reply) == 40, "hello reply");
+_Static_assert(sizeof(struct shn_msg_pub_check) == 24, "pub check");
+_Static_assert(sizeof(struct shn_broker_shm) <= SHN_INTEREST_OFF, "broker segment header");
 _Static_assert(sizeof(struct shn_pub_batch) == 40, "pub batch");
 _Static_assert(sizeof(struct shn_pub_note) == 16, "pub note");
 _Static_assert(sizeof(struct shn_del_batch) == 40, "del batch");

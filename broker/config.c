@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.c - the configuration file (INI, parsed by libinih), the command
+ * line over it, and --print-config.  docs/config.md is the reference.
+ *
+ * inih reads the lines; a reader of ours hands them to it one at a time,
+ * which gives us:
+ *   - line numbers for every message (inih's handler has none);
+ *   - leading blanks removed: inih would take an indented line for the
+ *     continuation of the previous value ("multi-line entries"), which is
+ *     never what an indented "key = value" means here;
+ *   - section headers checked and rewritten before inih sees them: inih
+ *     keeps only 49 characters of a section name and never reports a
+ *     section without keys, but [acl "PREFIX"] carries up to 256 bytes of
+ *     prefix (escaped) and an empty one still denies.  The reader parses
+ *     the header itself and passes inih a short name ("acl#N").
+ *   - lines too long for inih's buffer reported instead of cut.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm/ring.h"
+#include "shm/sockpath.h"
+
+#define CONFIG_FILE_MAX (1u << 20)
+
+void shnd_config_defaults(struct shnd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->io = SHND_IO_AUTO;
+	cfg->log_level = SHND_LOG_INFO;
+	cfg->default_capacity = SHND_DEFAULT_CAPACITY;
+	cfg->max_capacity = SHND_DEFAULT_MAX_CAPACITY;
+	cfg->lim.max_clients = SHND_DEFAULT_MAX_CLIENTS;
+	cfg->lim.max_ports = SHND_DEFAULT_MAX_PORTS;
+	cfg->lim.max_subs = SHND_DEFAULT_MAX_SUBS;
+	cfg->lim.max_ring_bytes = SHND_DEFAULT_MAX_RING_BYTES;
+	cfg->lim.max_key = SHN_KEY_MAX_WIRE;
+	cfg->lim.max_data = SHN_DATA_MAX_WIRE;
+	cfg->sock_mode = -1;
+}
+
+int shnd_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (s[0] < '0' || s[0] > '9')
+		return (-EINVAL);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return (-EINVAL);
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (shift && *end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
+		return (-EINVAL);
+	v <<= shift;
+	if (v < min || v > max)
+		return (-EINVAL);
+	*out = v;
+	return (0);
+}
+
+static int parse_io(const char *s, enum shnd_io *io)
+{
+	if (strcmp(s, "uring") == 0 || strcmp(s, "io_uring") == 0)
+		*io = SHND_IO_URING;
+	else if (strcmp(s, "epoll") == 0)
+		*io = SHND_IO_EPOLL;
+	else if (strcmp(s, "auto") == 0)
+		*io = SHND_IO_AUTO;
+	else
+		return (-EINVAL);
+	return (0);
+}
+
+/* The largest power of two <= v, at least the smallest ring. */
+static uint32_t round_down_capacity(uint64_t v)
+{
+	uint32_t cap = SHN_RING_MIN_CAPACITY;
+
+	while ((uint64_t)cap * 2 <= v && cap * 2 <= SHN_RING_MAX_CAPACITY)
+		cap *= 2;
+	return (cap);
+}
+
+/* ---- reading the file --------------------------------------------------- */
+
+enum section { SEC_BROKER, SEC_LIMITS, SEC_SOCKET, SEC_ACL, SEC_BAD };
+
+/* Keys that may be set once; the line each was set on. */
+enum key_id {
+	K_SOCKET, K_LOG_LEVEL, K_IO, K_DEFAULT_CAP, K_MAX_CAP, K_FOREGROUND,
+	K_MAX_CLIENTS, K_MAX_PORTS, K_MAX_SUBS, K_MAX_RING_BYTES, K_MAX_KEY, K_MAX_DATA,
+	K_MODE, K_GROUP,
+	K_COUNT
+};
+
+static const struct {
+	enum section sec;
+	const char *name;
+} keys[K_COUNT] = {
+	[K_SOCKET] = { SEC_BROKER, "socket" },
+	[K_LOG_LEVEL] = { SEC_BROKER, "log-level" },
+	[K_IO] = { SEC_BROKER, "io" },
+	[K_DEFAULT_CAP] = { SEC_BROKER, "default-capacity" },
+	[K_MAX_CAP] = { SEC_BROKER, "max-capacity" },
+	[K_FOREGROUND] = { SEC_BROKER, "foreground" },
+	[K_MAX_CLIENTS] = { SEC_LIMITS, "max-clients" },
+	[K_MAX_PORTS] = { SEC_LIMITS, "max-ports" },
+	[K_MAX_SUBS] = { SEC_LIMITS, "max-subscriptions" },
+	[K_MAX_RING_BYTES] = { SEC_LIMITS, "max-ring-bytes" },
+	[K_MAX_KEY] = { SEC_LIMITS, "max-key-size" },
+	[K_MAX_DATA] = { SEC_LIMITS, "max-data-size" },
+	[K_MODE] = { SEC_SOCKET, "mode" },
+	[K_GROUP] = { SEC_SOCKET, "group" },
+};
+
+static const char *const section_names[] = {
+	[SEC_BROKER] = "broker", [SEC_LIMITS] = "limits", [SEC_SOCKET] = "socket",
+};
+
+struct reader {
+	struct shnd_config *cfg;
+	const char *path;
+	char *buf;
+	size_t len, pos;
+	int lineno;
+	int err_line;                 /* the first error, 0: none */
+	char err[512];
+	int key_line[K_COUNT];
+	char *socket_value;           /* [broker] socket, until finish */
+};
+
+static void fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->err_line)
+		return;   /* the first error is the one reported */
+	r->err_line = r->lineno;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+}
+
+/* A section header line (after '['): write what inih is to see into out. */
+static void section_header(struct reader *r, const char *s, char *out, size_t outlen)
+{
+	struct shnd_acl *acl = &r->cfg->acl;
+	const char *p = s, *end;
+	char name[32];
+	size_t n = 0;
+	uint32_t i;
+
+	snprintf(out, outlen, "[!]\n");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p != '\0' && *p != ']' && *p != ' ' && *p != '\t' && *p != '"' && n + 1 < sizeof(name))
+		name[n++] = *p++;
+	name[n] = '\0';
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strcmp(name, "acl") == 0 && *p == '"') {
+		struct shnd_acl_rule rule, *nr;
+		char why[160];
+
+		memset(&rule, 0, sizeof(rule));
+		if (shnd_acl_parse_prefix(p, &end, rule.prefix, &rule.len, why, sizeof(why)) < 0) {
+			fail(r, "%s", why);
+			return;
+		}
+		p = end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != ']') {
+			fail(r, "expected ']' after the quoted prefix of [acl \"PREFIX\"]");
+			return;
+		}
+		for (i = 0; i < acl->n; i++)
+			if (acl->rules[i].len == rule.len &&
+			    memcmp(acl->rules[i].prefix, rule.prefix, rule.len) == 0) {
+				fail(r, "a second [acl] section for the same prefix (the first is at "
+				     "line %d): merge them", acl->rules[i].line);
+				return;
+			}
+		nr = realloc(acl->rules, (acl->n + 1) * sizeof(*nr));
+		if (nr == NULL) {
+			fail(r, "out of memory");
+			return;
+		}
+		acl->rules = nr;
+		rule.line = r->lineno;
+		acl->rules[acl->n] = rule;
+		snprintf(out, outlen, "[acl#%u]\n", acl->n);
+		acl->n++;
+		p++;
+	} else if (*p == ']' && n > 0 && n + 1 < sizeof(name)) {
+		for (i = 0; i < sizeof(section_names) / sizeof(section_names[0]); i++)
+			if (strcmp(name, section_names[i]) == 0)
+				break;
+		if (i == sizeof(section_names) / sizeof(section_names[0])) {
+			fail(r, "unknown section [%s]: expected [broker], [limits], [socket] or "
+			     "[acl \"PREFIX\"]", name);
+			return;
+		}
+		snprintf(out, outlen, "[%s]\n", name);
+		p++;
+	} else if (strcmp(name, "acl") == 0) {
+		fail(r, "an [acl] section names its key prefix in double quotes: [acl \"PREFIX\"]");
+		return;
+	} else {
+		fail(r, "bad section header: expected [broker], [limits], [socket] or "
+		     "[acl \"PREFIX\"]");
+		return;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '\0' && *p != ';' && *p != '#') {
+		snprintf(out, outlen, "[!]\n");
+		fail(r, "unexpected text after the section header's ']'");
+	}
+}
+
+/* inih's reader: one line per call, so inih's count and ours agree. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct reader *r = stream;
+	const char *line, *nl;
+	size_t n;
+
+	if (r->pos >= r->len)
+		return (NULL);
+	line = r->buf + r->pos;
+	nl = memchr(line, '\n', r->len - r->pos);
+	n = nl ? (size_t)(nl - line) : r->len - r->pos;
+	r->pos += n + (nl != NULL);
+	r->lineno++;
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	if (r->lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;
+		n -= 3;
+	}
+	while (n > 0 && (*line == ' ' || *line == '\t')) {
+		line++;
+		n--;
+	}
+	snprintf(str, (size_t)num, "\n");
+	if (memchr(line, '\0', n) != NULL) {
+		fail(r, "a NUL byte in the line");
+	} else if (n > 0 && *line == '[') {
+		char *hdr = strndup(line + 1, n - 1);
+
+		if (hdr == NULL)
+			fail(r, "out of memory");
+		else
+			section_header(r, hdr, str, (size_t)num);
+		free(hdr);
+	} else if (n + 2 > (size_t)num) {
+		fail(r, "line too long (at most %d characters)", num - 2);
+	} else {
+		memcpy(str, line, n);
+		str[n] = '\n';
+		str[n + 1] = '\0';
+	}
+	return (str);
+}
+
+static bool parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t x;
+
+	if (shnd_parse_size(v, min, max, &x) < 0)
+		return (false);
+	*out = (uint32_t)x;
+	return (true);
+}
+
+static void set_key(struct reader *r, enum key_id k, const char *v)
+{
+	struct shnd_config *cfg = r->cfg;
+	uint64_t x;
+
+	switch (k) {
+	case K_SOCKET:
+		free(r->socket_value);
+		r->socket_value = strdup(v);
+		if (r->socket_value == NULL)
+			fail(r, "out of memory");
+		break;
+	case K_LOG_LEVEL:
+		if (shnd_log_parse_level(v, &cfg->log_level) < 0)
+			fail(r, "log-level '%s': expected error, warn, info or debug", v);
+		break;
+	case K_IO:
+		if (parse_io(v, &cfg->io) < 0)
+			fail(r, "io '%s': expected uring, epoll or auto", v);
+		break;
+	case K_DEFAULT_CAP:
+		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
+			fail(r, "default-capacity '%s': expected bytes (K, M, G suffixes) from 1 "
+			     "to %u", v, SHN_RING_MAX_CAPACITY);
+		else
+			cfg->default_capacity = shn_ring_round_capacity((uint32_t)x);
+		cfg->line_default_capacity = r->lineno;
+		break;
+	case K_MAX_CAP:
+		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
+			fail(r, "max-capacity '%s': expected bytes (K, M, G suffixes) from 1 to %u",
+			     v, SHN_RING_MAX_CAPACITY);
+		else
+			cfg->max_capacity = round_down_capacity(x);
+		cfg->line_max_capacity = r->lineno;
+		break;
+	case K_FOREGROUND:
+		break;   /* always in the foreground; accepted for old files */
+	case K_MAX_CLIENTS:
+		if (!parse_u32(v, 1, 1000000, &cfg->lim.max_clients))
+			fail(r, "max-clients '%s': expected a number from 1 to 1000000", v);
+		break;
+	case K_MAX_PORTS:
+		if (!parse_u32(v, 1, 1000000, &cfg->lim.max_ports))
+			fail(r, "max-ports '%s': expected a number from 1 to 1000000", v);
+		break;
+	case K_MAX_SUBS:
+		if (!parse_u32(v, 1, 100000000, &cfg->lim.max_subs))
+			fail(r, "max-subscriptions '%s': expected a number from 1 to 100000000", v);
+		break;
+	case K_MAX_RING_BYTES:
+		if (shnd_parse_size(v, SHN_RING_MIN_CAPACITY, 1ull << 40, &cfg->lim.max_ring_bytes) < 0)
+			fail(r, "max-ring-bytes '%s': expected bytes (K, M, G suffixes) from %u to 1024G",
+			     v, SHN_RING_MIN_CAPACITY);
+		cfg->line_max_ring_bytes = r->lineno;
+		break;
+	case K_MAX_KEY:
+		if (!parse_u32(v, 1, SHN_KEY_MAX_WIRE, &cfg->lim.max_key))
+			fail(r, "max-key-size '%s': expected bytes from 1 to %u (the protocol's maximum)",
+			     v, SHN_KEY_MAX_WIRE);
+		break;
+	case K_MAX_DATA:
+		if (!parse_u32(v, 0, SHN_DATA_MAX_WIRE, &cfg->lim.max_data))
+			fail(r, "max-data-size '%s': expected bytes from 0 to %u (the protocol's maximum)",
+			     v, SHN_DATA_MAX_WIRE);
+		break;
+	case K_MODE: {
+		char *end;
+		unsigned long m;
+
+		errno = 0;
+		m = strtoul(v, &end, 8);
+		if (errno || *end != '\0' || *v < '0' || *v > '7' || m > 0777 || (m & 0600) != 0600)
+			fail(r, "mode '%s': expected an octal mode such as 0660 or 0666 (the owner "
+			     "keeps read and write)", v);
+		else
+			cfg->sock_mode = (int)m;
+		break;
+	}
+	case K_GROUP: {
+		struct group *gr = getgrnam(v);
+		char *end;
+		unsigned long g;
+
+		if (gr != NULL) {
+			cfg->sock_group = gr->gr_gid;
+		} else {
+			errno = 0;
+			g = strtoul(v, &end, 10);
+			if (errno || *end != '\0' || *v < '0' || *v > '9' || g >= UINT32_MAX) {
+				fail(r, "group '%s': no such group (a name from /etc/group or a number)",
+				     v);
+				break;
+			}
+			cfg->sock_group = (gid_t)g;
+		}
+		cfg->has_group = true;
+		break;
+	}
+	case K_COUNT:
+		break;
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct reader *r = user;
+	enum section sec;
+	unsigned k;
+
+	if (r->err_line)
+		return (1);
+	if (strcmp(section, "!") == 0)
+		return (1);   /* under a bad header: already reported */
+	if (section[0] == '\0' || strcmp(section, "broker") == 0)
+		sec = SEC_BROKER;   /* keys before any section: [broker], as old files have them */
+	else if (strcmp(section, "limits") == 0)
+		sec = SEC_LIMITS;
+	else if (strcmp(section, "socket") == 0)
+		sec = SEC_SOCKET;
+	else if (strncmp(section, "acl#", 4) == 0)
+		sec = SEC_ACL;
+	else
+		sec = SEC_BAD;
+	if (sec == SEC_ACL) {
+		struct shnd_acl_rule *rule = &r->cfg->acl.rules[strtoul(section + 4, NULL, 10)];
+		struct shnd_who_list *l;
+		char why[256];
+
+		if (strcmp(name, "publish") == 0) {
+			l = &rule->pub;
+		} else if (strcmp(name, "subscribe") == 0) {
+			l = &rule->sub;
+		} else {
+			fail(r, "unknown key '%s' in an [acl] section: expected publish or subscribe",
+			     name);
+			return (1);
+		}
+		if (l->line) {
+			fail(r, "'%s' set twice in this [acl] section (first at line %d)", name,
+			     l->line);
+			return (1);
+		}
+		l->line = r->lineno;
+		if (shnd_acl_parse_who(value, l, why, sizeof(why)) < 0)
+			fail(r, "%s: %s", name, why);
+		return (1);
+	}
+	for (k = 0; k < K_COUNT; k++)
+		if (keys[k].sec == sec && strcmp(keys[k].name, name) == 0)
+			break;
+	if (k == K_COUNT) {
+		if (sec == SEC_BROKER)
+			fail(r, "unknown key '%s' in [broker]: expected socket, log-level, io, "
+			     "default-capacity or max-capacity", name);
+		else if (sec == SEC_LIMITS)
+			fail(r, "unknown key '%s' in [limits]: expected max-clients, max-ports, "
+			     "max-subscriptions, max-ring-bytes, max-key-size or max-data-size", name);
+		else
+			fail(r, "unknown key '%s' in [socket]: expected mode or group (the path is "
+			     "[broker] socket)", name);
+		return (1);
+	}
+	if (r->key_line[k]) {
+		fail(r, "'%s' set twice (first at line %d)", name, r->key_line[k]);
+		return (1);
+	}
+	r->key_line[k] = r->lineno;
+	if (*value == '\0' && k != K_FOREGROUND) {
+		fail(r, "'%s' needs a value", name);
+		return (1);
+	}
+	set_key(r, k, value);
+	return (1);
+}
+
+static char *slurp(const char *path, size_t *len, int *err)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		*err = errno;
+		return (NULL);
+	}
+	buf = malloc(CONFIG_FILE_MAX + 1);
+	if (buf == NULL) {
+		*err = ENOMEM;
+		fclose(f);
+		return (NULL);
+	}
+	n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		*err = errno ? errno : EIO;
+		free(buf);
+		fclose(f);
+		return (NULL);
+	}
+	fclose(f);
+	if (n > CONFIG_FILE_MAX) {
+		*err = EFBIG;
+		free(buf);
+		return (NULL);
+	}
+	*len = n;
+	return (buf);
+}
+
+/* The [broker] socket value, kept until finish (the command line wins). */
+static char *file_socket;
+
+int shnd_config_load(struct shnd_config *cfg, const char *path)
+{
+	struct reader r;
+	int rc, err = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.path = path;
+	r.buf = slurp(path, &r.len, &err);
+	if (r.buf == NULL) {
+		fprintf(stderr, "shmnotifyd: cannot read the configuration file %s: %s\n", path,
+			err == EFBIG ? "larger than 1 MiB" : strerror(err));
+		return (-1);
+	}
+	cfg->file = path;
+	rc = ini_parse_stream(read_line, &r, handler, &r);
+	free(r.buf);
+	if (r.err_line) {
+		fprintf(stderr, "shmnotifyd: %s:%d: %s\n", path, r.err_line, r.err);
+		free(r.socket_value);
+		return (-1);
+	}
+	if (rc != 0) {
+		if (rc > 0)
+			fprintf(stderr, "shmnotifyd: %s:%d: expected 'key = value', '[section]' or a "
+				"comment ('#' or ';' first on the line)\n", path, rc);
+		else
+			fprintf(stderr, "shmnotifyd: %s: cannot parse (inih error %d)\n", path, rc);
+		free(r.socket_value);
+		return (-1);
+	}
+	free(file_socket);
+	file_socket = r.socket_value;
+	return (0);
+}
+
+/* ---- the command line, checks, the socket path -------------------------- */
+
+static int cfg_error(const struct shnd_config *cfg, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int cfg_error(const struct shnd_config *cfg, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (line > 0 && cfg->file != NULL)
+		fprintf(stderr, "shmnotifyd: %s:%d: ", cfg->file, line);
+	else
+		fprintf(stderr, "shmnotifyd: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return (-1);
+}
+
+int shnd_config_finish(struct shnd_config *cfg, const struct shnd_cmdline *cl)
+{
+	const char *sock = (cl->socket != NULL && cl->socket[0] != '\0') ? cl->socket : file_socket;
+	const char *env = getenv("SHMNOTIFY_SOCKET");
+	uint64_t v;
+
+	if (cl->log_level && shnd_log_parse_level(cl->log_level, &cfg->log_level) < 0)
+		return (cfg_error(cfg, 0, "bad --log-level '%s' (error, warn, info or debug)",
+				  cl->log_level));
+	if (cl->io && parse_io(cl->io, &cfg->io) < 0)
+		return (cfg_error(cfg, 0, "bad --io '%s' (uring, epoll or auto)", cl->io));
+	if (cl->max_cap) {
+		if (shnd_parse_size(cl->max_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0)
+			return (cfg_error(cfg, 0, "bad --max-capacity '%s' (bytes, K/M/G suffixes, "
+					  "at most %u)", cl->max_cap, SHN_RING_MAX_CAPACITY));
+		cfg->max_capacity = round_down_capacity(v);
+		cfg->line_max_capacity = 0;
+	}
+	if (cl->default_cap) {
+		if (shnd_parse_size(cl->default_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0)
+			return (cfg_error(cfg, 0, "bad --default-capacity '%s' (bytes, K/M/G suffixes, "
+					  "at most %u)", cl->default_cap, SHN_RING_MAX_CAPACITY));
+		cfg->default_capacity = shn_ring_round_capacity((uint32_t)v);
+		cfg->line_default_capacity = 0;
+	}
+	if (cfg->default_capacity > cfg->max_capacity) {
+		if (cl->default_cap == NULL && cfg->line_default_capacity == 0)
+			cfg->default_capacity = cfg->max_capacity;
+		else
+			return (cfg_error(cfg, cfg->line_default_capacity,
+					  "default-capacity %u is above max-capacity %u: lower it or "
+					  "raise max-capacity", cfg->default_capacity,
+					  cfg->max_capacity));
+	}
+	if (cfg->lim.max_ring_bytes < cfg->default_capacity)
+		return (cfg_error(cfg, cfg->line_max_ring_bytes,
+				  "max-ring-bytes %llu is below default-capacity %u: no client "
+				  "could even get its publish ring; raise it",
+				  (unsigned long long)cfg->lim.max_ring_bytes, cfg->default_capacity));
+	cfg->default_path = (sock == NULL || sock[0] == '\0') && (env == NULL || env[0] == '\0');
+	if (cfg->default_path && (cfg->sock_mode >= 0 || cfg->has_group))
+		return (cfg_error(cfg, 0, "[socket] mode and group are for a system broker's "
+				  "socket: also set [broker] socket or --socket (the per-user "
+				  "default socket stays private: 0700 directory, 0600 socket)"));
+	if (cfg->has_group && cfg->sock_mode < 0)
+		cfg->sock_mode = 0660;
+	cfg->shared = cfg->sock_mode >= 0 && (cfg->sock_mode & 0077) != 0;
+	if (shn__resolve_socket_path(sock, cfg->socket_path, sizeof(cfg->socket_path)) < 0)
+		return (cfg_error(cfg, 0, "socket path too long (at most %zu bytes)",
+				  sizeof(cfg->socket_path) - 1));
+	shnd_acl_sort(&cfg->acl);
+	return (0);
+}
+
+/* ---- --print-config ----------------------------------------------------- */
+
+static void print_size(FILE *f, const char *key, uint64_t v)
+{
+	if (v != 0 && v % (1ull << 30) == 0)
+		fprintf(f, "%s = %lluG\n", key, (unsigned long long)(v >> 30));
+	else if (v != 0 && v % (1ull << 20) == 0)
+		fprintf(f, "%s = %lluM\n", key, (unsigned long long)(v >> 20));
+	else if (v != 0 && v % (1ull << 10) == 0)
+		fprintf(f, "%s = %lluK\n", key, (unsigned long long)(v >> 10));
+	else
+		fprintf(f, "%s = %llu\n", key, (unsigned long long)v);
+}
+
+void shnd_config_print(const struct shnd_config *cfg, FILE *f)
+{
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	static const char *const ios[] = { "auto", "uring", "epoll" };
+	struct group *gr;
+
+	fprintf(f, "; shmnotifyd: the effective configuration (defaults, then %s%s, then the "
+		"command line)\n", cfg->file ? "the file " : "no file", cfg->file ? cfg->file : "");
+	fprintf(f, "[broker]\n");
+	if (cfg->default_path)
+		fprintf(f, "; socket = %s   (the per-user default)\n", cfg->socket_path);
+	else
+		fprintf(f, "socket = %s\n", cfg->socket_path);
+	fprintf(f, "log-level = %s\n", levels[cfg->log_level]);
+	fprintf(f, "io = %s\n", ios[cfg->io]);
+	print_size(f, "default-capacity", cfg->default_capacity);
+	print_size(f, "max-capacity", cfg->max_capacity);
+	fprintf(f, "\n[limits]\n");
+	fprintf(f, "max-clients = %u\n", cfg->lim.max_clients);
+	fprintf(f, "max-ports = %u\n", cfg->lim.max_ports);
+	fprintf(f, "max-subscriptions = %u\n", cfg->lim.max_subs);
+	print_size(f, "max-ring-bytes", cfg->lim.max_ring_bytes);
+	fprintf(f, "max-key-size = %u\n", cfg->lim.max_key);
+	fprintf(f, "max-data-size = %u\n", cfg->lim.max_data);
+	fprintf(f, "\n[socket]\n");
+	if (cfg->sock_mode >= 0)
+		fprintf(f, "mode = 0%03o\n", (unsigned)cfg->sock_mode);
+	else
+		fprintf(f, "; mode = 0600   (not set: only the broker's uid and root may connect)\n");
+	if (cfg->has_group) {
+		gr = getgrgid(cfg->sock_group);
+		if (gr != NULL)
+			fprintf(f, "group = %s\n", gr->gr_name);
+		else
+			fprintf(f, "group = %u\n", (unsigned)cfg->sock_group);
+	} else {
+		fprintf(f, "; group: not set (the broker's own)\n");
+	}
+	fputc('\n', f);
+	shnd_acl_print(&cfg->acl, f);
+}
