@@ -203,6 +203,8 @@ static int hello(shn_client *c)
 	c->pub_capacity = rep.pub_capacity;
 	c->max_capacity = rep.max_capacity;
 	c->default_capacity = rep.default_capacity;
+	c->hello_flags = rep.flags;
+	atomic_store(&c->pub_acl, (rep.flags & SHN_HELLO_F_PUB_ACL) != 0);
 	c->doorbell_fd = fds[SHN_HELLO_FD_DOORBELL];
 	c->room_fd = fds[SHN_HELLO_FD_ROOM];
 	err = shn_segment_map(&c->pub_seg, fds[SHN_HELLO_FD_PUB],
@@ -220,6 +222,15 @@ static int hello(shn_client *c)
 	if (prod->magic != SHN_RING_MAGIC || prod->capacity != rep.pub_capacity ||
 	    c->bshm->magic != SHN_BROKER_SHM_MAGIC)
 		return (-EPROTO);
+	/* the broker's configured maxima: a record beyond them is a ring error */
+	c->max_key = SHN_KEY_MAX;
+	c->max_data = SHN_DATA_MAX;
+	if (c->bshm->flags & SHN_BROKER_F_LIMITS) {
+		if (c->bshm->max_key_len < SHN_KEY_MAX)
+			c->max_key = c->bshm->max_key_len;
+		if (c->bshm->max_data_len < SHN_DATA_MAX)
+			c->max_data = c->bshm->max_data_len;
+	}
 	shn_ring_init_view(&c->pub, prod,
 			   (void *)((uint8_t *)c->pub_seg.addr + SHN_PUB_CONS_OFF),
 			   (uint8_t *)c->pub_seg.addr + SHN_RING_HDR_SIZE, rep.pub_capacity);
@@ -268,6 +279,7 @@ static void client_free(shn_client *c)
 		munmap(c->watcher_stack, SHN__WATCHER_STACK);
 	pthread_mutex_destroy(&c->ctl_lock);
 	pthread_mutex_destroy(&c->pub_lock);
+	shn__acl_fini(c);
 	free(c);
 }
 
@@ -284,6 +296,7 @@ static shn_client *client_alloc(void)
 	c->sync_timeout_ms = -1;
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	pthread_mutex_init(&c->pub_lock, NULL);
+	shn__acl_init(c);
 	return (c);
 }
 
@@ -297,6 +310,7 @@ static void wake_ports(shn_client *c)
 		if (write(p->event_fd, &one, sizeof(one)) < 0) {
 			/* EAGAIN: already readable */
 		}
+		atomic_store(&p->efd_dirty, true);
 		pthread_mutex_unlock(&p->swap_lock);
 	}
 }
@@ -316,49 +330,19 @@ static int reconnect(shn_client *c)
 	if (err == 0)
 		err = hello(n);
 	for (shn_port *p = c->ports; p && err == 0; p = p->next) {
-		struct shn_msg_port_open req = { .hdr.type = SHN_MSG_PORT_OPEN };
-		struct shn_msg_port_open_reply rep;
-		int fds[SHN_PORT_NFDS], nfds = SHN_PORT_NFDS;
-		size_t rlen = 0;
-		struct shn__port_rings r = { .event_fd = -1 };
+		struct shn__port_rings r;
+		uint32_t id = 0;
 
-		req.capacity = p->opt.capacity;
-		req.overflow = p->opt.overflow;
-		err = shn__call(n, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
-		if (err == 0 && (rlen != sizeof(rep) || nfds != SHN_PORT_NFDS)) {
-			err = -EPROTO;
-		}
-		if (err < 0) {
-			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
+		err = shn__port_request(n, &p->opt, &id, &r);
+		if (err < 0)
 			break;
-		}
-		r.capacity = rep.capacity;
-		r.event_fd = fds[SHN_PORT_FD_EVENT];
-		r.ring_seg.fd = r.cons_seg.fd = -1;
-		err = shn_segment_map(&r.ring_seg, fds[SHN_PORT_FD_RING],
-				      SHN_RING_HDR_SIZE + (size_t)rep.capacity, 0);
-		if (err == 0)
-			err = shn_segment_map(&r.cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
-		else
-			close(fds[SHN_PORT_FD_CONS]);
 		pthread_mutex_lock(&p->swap_lock);
-		if (p->next_rings.ready) {   /* an older reconnect the reader never took */
-			shn_segment_close(&p->next_rings.ring_seg);
-			shn_segment_close(&p->next_rings.cons_seg);
-			close(p->next_rings.event_fd);
-		}
+		if (p->next_rings.ready)   /* an older reconnect the reader never took */
+			shn__port_rings_close(&p->next_rings);
 		p->next_rings = r;
-		p->next_rings.ready = (err == 0);
+		p->next_rings.ready = true;
 		pthread_mutex_unlock(&p->swap_lock);
-		if (err < 0) {
-			shn_segment_close(&r.ring_seg);
-			shn_segment_close(&r.cons_seg);
-			close(r.event_fd);
-			p->next_rings.ready = false;
-			break;
-		}
-		atomic_store(&p->id, rep.port_id);
+		atomic_store(&p->id, id);
 	}
 	for (struct shn__sub *s = c->subs; s && err == 0; s = s->next) {
 		union {
@@ -385,12 +369,8 @@ static int reconnect(shn_client *c)
 		 * they close; the reader only switches once we say so below */
 		for (shn_port *p = c->ports; p; p = p->next) {
 			pthread_mutex_lock(&p->swap_lock);
-			if (p->next_rings.ready) {
-				shn_segment_close(&p->next_rings.ring_seg);
-				shn_segment_close(&p->next_rings.cons_seg);
-				close(p->next_rings.event_fd);
-				p->next_rings.ready = false;
-			}
+			if (p->next_rings.ready)
+				shn__port_rings_close(&p->next_rings);
 			pthread_mutex_unlock(&p->swap_lock);
 		}
 		client_free(n);
@@ -413,6 +393,10 @@ static int reconnect(shn_client *c)
 	c->pub_capacity = n->pub_capacity;
 	c->max_capacity = n->max_capacity;
 	c->default_capacity = n->default_capacity;
+	c->max_key = n->max_key;
+	c->max_data = n->max_data;
+	c->hello_flags = n->hello_flags;
+	shn__acl_reset(c, n->hello_flags);
 	if (dup3(n->doorbell_fd, c->doorbell_fd, O_CLOEXEC) < 0) {
 		close(c->doorbell_fd);
 		c->doorbell_fd = n->doorbell_fd;
@@ -554,7 +538,9 @@ bool shn__async_message(shn_client *c, const void *msg, size_t len)
 	for (struct shn__sync_wait *w = c->sync_waits; w; w = w->next)
 		if (atomic_load(&w->batch_id) == m->batch_id && !w->done) {
 			w->done = true;
-			w->status = m->hdr.status == SHN_SYNC_CANCELED_WIRE ? SHN_NOTIFY_CANCELED : 0;
+			/* -EACCES: refused by the broker's ACL, nobody saw it */
+			w->status = m->hdr.status == SHN_SYNC_CANCELED_WIRE ? SHN_NOTIFY_CANCELED :
+				    m->hdr.status == -EACCES ? -EACCES : 0;
 			break;
 		}
 	return (true);   /* a waiter that gave up (timeout) no longer listens */

@@ -77,6 +77,16 @@ struct shn_client {
 	_Atomic uint32_t pub_capacity;  /* read by shn_notify before its lock */
 	uint32_t max_capacity;
 	uint32_t default_capacity;
+
+	/* The broker's [limits] max-key-size and max-data-size (broker segment,
+	 * SHN_BROKER_F_LIMITS), else the protocol's; read by shn_notify. */
+	_Atomic uint32_t max_key, max_data;
+	uint32_t hello_flags;          /* SHN_HELLO_F_* of the current connection */
+	/* acl.c: publish permissions asked with PUB_CHECK, per key */
+	_Atomic bool pub_acl;          /* SHN_HELLO_F_PUB_ACL: ask before publishing */
+	pthread_mutex_t acl_lock;
+	uint64_t acl_gen;              /* +1 per connection: older answers are void */
+	struct shn__acl_slot *acl_slots;
 };
 
 /* A port's rings from a new broker, waiting for the port's reader to
@@ -102,6 +112,7 @@ struct shn_port {
 	                                  across reconnects */
 	struct shn_ring ring;
 	_Atomic bool unblock;          /* shn_port_unblock() pending */
+	_Atomic bool efd_dirty;        /* event_fd may hold a stale wake-up */
 	uint32_t want_space_seen;
 
 	pthread_mutex_t swap_lock;     /* guards event_fd changes and next_rings */
@@ -150,6 +161,25 @@ bool shn__async_message(shn_client *c, const void *msg, size_t len);
 /* Tell the broker the current SYNC record was consumed (status 0) or a
  * sink discontinued (1). */
 void shn__sync_ack(shn_port *p, uint32_t status);
+
+/* Ask the broker behind c for a port with opt; on success r holds its
+ * mapped rings (not yet attached) and *port_id its number.  On failure
+ * nothing is left open. */
+int shn__port_request(shn_client *c, const shn_port_options *opt, uint32_t *port_id,
+		      struct shn__port_rings *r);
+
+/* Unmap and close rings that were never attached. */
+void shn__port_rings_close(struct shn__port_rings *r);
+
+/* acl.c: may c publish every key of the batch?  0, -EACCES, or the error
+ * of asking the broker.  Call only while c->pub_acl is set. */
+#define SHN__ACL_SLOTS 256
+struct shn__acl_slot;
+void shn__acl_init(shn_client *c);
+void shn__acl_fini(shn_client *c);
+/* A new connection: forget every answer; ask again if its flags say so. */
+void shn__acl_reset(shn_client *c, uint32_t hello_flags);
+int shn__acl_check(shn_client *c, const shn_notification *batch, size_t n);
 
 /* Install the current rings of p from mapped segments (open, reconnect). */
 int shn__port_attach(shn_port *p, struct shn__port_rings *r);

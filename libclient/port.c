@@ -24,11 +24,8 @@ void shn__port_free(shn_port *p)
 	shn_segment_close(&p->cons_seg);
 	if (p->event_fd >= 0)
 		close(p->event_fd);
-	if (p->next_rings.ready) {
-		shn_segment_close(&p->next_rings.ring_seg);
-		shn_segment_close(&p->next_rings.cons_seg);
-		close(p->next_rings.event_fd);
-	}
+	if (p->next_rings.ready)
+		shn__port_rings_close(&p->next_rings);
 	if (p->poll_fd >= 0)
 		close(p->poll_fd);
 	pthread_mutex_destroy(&p->swap_lock);
@@ -54,6 +51,7 @@ int shn__port_attach(shn_port *p, struct shn__port_rings *r)
 	p->ring_seg = r->ring_seg;
 	p->cons_seg = r->cons_seg;
 	p->event_fd = r->event_fd;
+	atomic_store(&p->efd_dirty, true);   /* whatever it holds is from before us */
 	p->capacity = r->capacity;
 	r->ready = false;
 	shn_ring_init_view(&p->ring, prod, p->cons_seg.addr,
@@ -62,68 +60,86 @@ int shn__port_attach(shn_port *p, struct shn__port_rings *r)
 	return (0);
 }
 
-int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
+void shn__port_rings_close(struct shn__port_rings *r)
+{
+	shn_segment_close(&r->ring_seg);
+	shn_segment_close(&r->cons_seg);
+	if (r->event_fd >= 0)
+		close(r->event_fd);
+	r->event_fd = -1;
+	r->ready = false;
+}
+
+int shn__port_request(shn_client *c, const shn_port_options *opt, uint32_t *port_id,
+		      struct shn__port_rings *r)
 {
 	struct shn_msg_port_open req = { .hdr.type = SHN_MSG_PORT_OPEN };
 	struct shn_msg_port_open_reply rep;
 	int fds[SHN_PORT_NFDS], nfds = SHN_PORT_NFDS, err;
-	struct shn__port_rings r = { .event_fd = -1 };
 	size_t rlen = 0;
-	shn_port *p;
 
-	if (c == NULL || out == NULL)
-		return (-EINVAL);
-	*out = NULL;
-	if (opt != NULL) {
-		if (opt->overflow > SHN_OVERFLOW_BLOCK)
-			return (-EINVAL);
-		req.capacity = opt->capacity;
-		req.overflow = opt->overflow;
-	}
-	p = calloc(1, sizeof(*p));
-	if (p == NULL)
-		return (-ENOMEM);
-	p->event_fd = -1;
-	p->ring_seg.fd = p->cons_seg.fd = -1;
-	p->client = c;
-	p->opt.capacity = req.capacity;
-	p->opt.overflow = req.overflow;
-	pthread_mutex_init(&p->swap_lock, NULL);
-	p->poll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (p->poll_fd < 0) {
-		err = -errno;
-		shn__port_free(p);
-		return (err);
-	}
+	memset(r, 0, sizeof(*r));
+	r->ring_seg.fd = r->cons_seg.fd = r->event_fd = -1;
+	req.capacity = opt->capacity;
+	req.overflow = opt->overflow;
 	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
 	if (err == 0 && (rlen != sizeof(rep) || nfds != SHN_PORT_NFDS))
 		err = -EPROTO;
 	if (err < 0) {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
+		return (err);
+	}
+	r->capacity = rep.capacity;
+	r->event_fd = fds[SHN_PORT_FD_EVENT];
+	err = shn_segment_map(&r->ring_seg, fds[SHN_PORT_FD_RING],
+			      SHN_RING_HDR_SIZE + (size_t)rep.capacity, 0);
+	if (err == 0)
+		err = shn_segment_map(&r->cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
+	else
+		close(fds[SHN_PORT_FD_CONS]);
+	if (err < 0) {
+		/* the broker reclaims the port with the connection, or at close */
+		shn__port_rings_close(r);
+		return (err == -EBADMSG ? -EPROTO : err);
+	}
+	*port_id = rep.port_id;
+	return (0);
+}
+
+int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
+{
+	struct shn__port_rings r;
+	uint32_t id = 0;
+	shn_port *p;
+	int err;
+
+	if (c == NULL || out == NULL)
+		return (-EINVAL);
+	*out = NULL;
+	if (opt != NULL && opt->overflow > SHN_OVERFLOW_BLOCK)
+		return (-EINVAL);
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return (-ENOMEM);
+	p->event_fd = -1;
+	p->ring_seg.fd = p->cons_seg.fd = -1;
+	p->client = c;
+	if (opt != NULL)
+		p->opt = *opt;
+	pthread_mutex_init(&p->swap_lock, NULL);
+	p->poll_fd = epoll_create1(EPOLL_CLOEXEC);
+	err = p->poll_fd < 0 ? -errno : shn__port_request(c, &p->opt, &id, &r);
+	if (err == 0) {
+		err = shn__port_attach(p, &r);
+		if (err < 0)
+			shn__port_rings_close(&r);
+	}
+	if (err < 0) {
 		shn__port_free(p);
 		return (err);
 	}
-	p->id = rep.port_id;
-	r.capacity = rep.capacity;
-	r.event_fd = fds[SHN_PORT_FD_EVENT];
-	r.ring_seg.fd = r.cons_seg.fd = -1;
-	err = shn_segment_map(&r.ring_seg, fds[SHN_PORT_FD_RING],
-			      SHN_RING_HDR_SIZE + (size_t)rep.capacity, 0);
-	if (err == 0)
-		err = shn_segment_map(&r.cons_seg, fds[SHN_PORT_FD_CONS], SHN_CONS_SEG_SIZE, 1);
-	else
-		close(fds[SHN_PORT_FD_CONS]);
-	if (err == 0)
-		err = shn__port_attach(p, &r);
-	if (err < 0) {
-		/* the broker reclaims the port with the connection, or at close */
-		shn_segment_close(&r.ring_seg);
-		shn_segment_close(&r.cons_seg);
-		close(r.event_fd);
-		shn__port_free(p);
-		return (err == -EBADMSG ? -EPROTO : err);
-	}
+	p->id = id;
 	pthread_mutex_lock(&c->ctl_lock);
 	p->told_epoch = atomic_load(&c->loss_epoch);
 	p->next = c->ports;
@@ -187,6 +203,7 @@ int shn_port_unblock(shn_port *p)
 	pthread_mutex_lock(&p->swap_lock);
 	if (write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		err = -errno;
+	atomic_store(&p->efd_dirty, true);   /* after the write: the reader drains it */
 	pthread_mutex_unlock(&p->swap_lock);
 	return (err);
 }
@@ -345,6 +362,17 @@ static int64_t now_ns(void)
 	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
+/* Reset the port's eventfd counter (it is non-blocking: the broker made it
+ * with EFD_NONBLOCK, and the flag belongs to the shared file description). */
+static void drain_eventfd(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing to drain */
+	}
+}
+
 int shn__port_wait_record(shn_port *p, int timeout_ms)
 {
 	int64_t deadline = 0;
@@ -368,9 +396,14 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 			return (1);
 		}
 		/* Empty: arm the need-wakeup flag; it stays armed when we
-		 * return, so shn_port_fd() becomes readable on new data. */
+		 * return, so shn_port_fd() becomes readable on new data --
+		 * and only then: a wake-up left from an earlier sleep is
+		 * drained first, or a caller's poll loop would spin. */
+		if (atomic_exchange(&p->efd_dirty, false))
+			drain_eventfd(p->event_fd);
 		if (!shn_ring_prepare_sleep(&p->ring))
 			continue;
+		atomic_store(&p->efd_dirty, true);   /* armed: the broker may write it */
 		if (timeout_ms == 0)
 			return (-ETIMEDOUT);
 
@@ -387,9 +420,8 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		if (r < 0 && errno != EINTR)
 			return (-errno);
 		if (r > 0 && (pfd.revents & POLLIN)) {
-			uint64_t v;
-			if (read(p->event_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				return (-errno);
+			atomic_store(&p->efd_dirty, false);   /* before the read: see unblock */
+			drain_eventfd(p->event_fd);
 		}
 		if (r > 0 && (pfd.revents & (POLLERR | POLLNVAL)))
 			return (-EBADF);
