@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,25 +43,54 @@ static int make_addr(const char *path, struct sockaddr_un *sa)
 	return (0);
 }
 
-/* 0 when something accepts connections at path, else -errno of connect
- * (-ECONNREFUSED: nobody listens). */
-static int probe(const char *path)
+/* One look: 0 when a broker at path answers a HELLO, -ECONNREFUSED when
+ * nobody listens, -ETIMEDOUT when something accepts but does not answer.
+ * Why the HELLO: after a SIGKILL, a broker's listening socket can outlive
+ * the process for a moment (io_uring releases the files of its in-flight
+ * requests asynchronously), and connect() then still succeeds. */
+static int probe_once(const char *path)
 {
+	struct shn_msg_hello hello = {
+		.hdr = { .magic = SHN_PROTO_MAGIC, .version = SHN_PROTO_VERSION,
+			 .type = SHN_MSG_HELLO, .id = 1 },
+		.pub_capacity = SHN_RING_MIN_CAPACITY,
+	};
+	struct shn_msg_hdr reply;
 	struct sockaddr_un sa;
+	struct pollfd pfd;
 	int fd, err = 0;
 
 	make_addr(path, &sa);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return (-errno);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
 		/* a full backlog or a listener of another socket type is
 		 * still someone listening */
-		if (err == -EAGAIN || err == -EINPROGRESS || err == -EPROTOTYPE)
+		if (err == -EAGAIN || err == -EPROTOTYPE)
 			err = 0;
+		close(fd);
+		return (err);
 	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) < 0 || poll(&pfd, 1, 200) <= 0 ||
+	    recv(fd, &reply, sizeof(reply), MSG_TRUNC) < (ssize_t)sizeof(reply.magic))
+		err = -ETIMEDOUT;
 	close(fd);
+	return (err);
+}
+
+/* 0 when a live broker answers at path, else -errno (-ECONNREFUSED:
+ * nobody listens).  A socket that accepts without answering is looked at
+ * again for up to two seconds before we give up on it. */
+static int probe(const char *path)
+{
+	int err = -ETIMEDOUT;
+
+	for (int i = 0; i < 10 && err == -ETIMEDOUT; i++)
+		err = probe_once(path);
 	return (err);
 }
 
@@ -186,6 +216,12 @@ int shnd_server_listen(struct shnd_broker *b)
 			shnd_err("%s exists and is not a socket; remove it or choose another --socket",
 				 path);
 			return (-EEXIST);
+		}
+		if (err == -ETIMEDOUT) {
+			shnd_err("something accepts connections on %s but does not answer as a "
+				 "broker (a hung shmnotifyd?); stop it or choose another --socket",
+				 path);
+			return (-EADDRINUSE);
 		}
 		if (err != -ECONNREFUSED) {
 			shnd_err("cannot tell whether a broker listens on %s: %s", path,
