@@ -30,8 +30,19 @@ const char *shn_strerror(int err)
 	case EPROTONOSUPPORT:
 		return "protocol version not supported by the broker; use matching shmnotify versions";
 	case EMSGSIZE:
-		return "the batch can never fit the publish ring (half its capacity at most): "
-		       "split it into smaller batches";
+		return "too large: the batch can never fit the publish ring (half its capacity at "
+		       "most: split it), or a key or payload is above the broker's max-key-size or "
+		       "max-data-size ([limits] in its configuration)";
+	case EACCES:
+		return "permission denied: the broker's [acl] rules do not let this user publish or "
+		       "subscribe to that key (see shmnotifyd --print-config), or only root and the "
+		       "broker's user may do this";
+	case EUSERS:
+		return "the broker serves its maximum number of clients ([limits] max-clients): "
+		       "retry later or raise the limit";
+	case ENOSPC:
+		return "a per-client limit of the broker is reached (ports, subscriptions or ring "
+		       "bytes, [limits] in its configuration): close some or raise the limit";
 	case EAGAIN:
 		return "the publish ring is full (SHN_NOTIFY_NONBLOCK): retry later";
 	case ECANCELED:

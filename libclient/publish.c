@@ -20,10 +20,14 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-/* Validate the batch and compute its record size. */
-static int batch_size(const shn_notification *batch, size_t n, uint64_t *size)
+/* Validate the batch and compute its record size.  A key or payload above
+ * the broker's configured maximum (smaller than the protocol's) gives
+ * -EMSGSIZE: the broker would take the record for a ring error. */
+static int batch_size(shn_client *c, const shn_notification *batch, size_t n, uint64_t *size)
 {
 	uint64_t sz = sizeof(struct shn_pub_batch);
+	uint32_t max_key = atomic_load_explicit(&c->max_key, memory_order_relaxed);
+	uint32_t max_data = atomic_load_explicit(&c->max_data, memory_order_relaxed);
 
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
@@ -34,6 +38,8 @@ static int batch_size(const shn_notification *batch, size_t n, uint64_t *size)
 			return (-EINVAL);
 		if (x->data_len > SHN_DATA_MAX || (x->data_len != 0 && x->data == NULL))
 			return (-EINVAL);
+		if (x->key_len > max_key || x->data_len > max_data)
+			return (-EMSGSIZE);
 		sz += shn_pub_note_size(x->key_len, x->data_len);
 	}
 	*size = sz;
@@ -189,13 +195,20 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 		return (-EINVAL);
 	if (flags & ~(SHN_NOTIFY_SYNC | SHN_NOTIFY_NONBLOCK))
 		return (-EINVAL);
-	err = batch_size(batch, n, &size);
+	err = batch_size(c, batch, n, &size);
 	if (err < 0)
 		return (err);
 	if (size > shn_ring_max_record(c->pub_capacity))
 		return (-EMSGSIZE);
 	if (atomic_load_explicit(&c->broker_gone, memory_order_relaxed))
 		return (-ENOTCONN);
+	/* the broker's ACL may refuse one of its keys: say so now, not by a
+	 * batch dropped after shn_notify returned 0 */
+	if (atomic_load_explicit(&c->pub_acl, memory_order_relaxed)) {
+		err = shn__acl_check(c, batch, n);
+		if (err < 0)
+			return (err);
+	}
 	if (flags & SHN_NOTIFY_SYNC) {
 		/* listed before the batch exists, so its SYNC_DONE finds it */
 		w = calloc(1, sizeof(*w));
