@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 static void roundtrip(shn_client *c, shn_port *p, shn_conn conn, const char *key)
@@ -94,6 +95,50 @@ static void test_broker_loss(void **state)
 	roundtrip(c, p1, c1, "loss");
 	assert_int_equal(shn_port_get(p2, out, 8, 0), -ETIMEDOUT);   /* event 1: not 0x2 */
 	h_disconnect(pub);
+	h_disconnect(c);
+}
+
+/* Issue 4, point 6: SIGTERM is a clean shutdown: the broker exits 0 and
+ * removes its socket, and every client is told (SHN_EV_BROKER_STATE on
+ * each port, -ENOTCONN on publish); a new broker on the same path is
+ * found again (SHN_EV_RECONNECT).  (SIGKILL, which leaves a stale socket
+ * file behind, is test_broker_loss above and test_broker's stale socket.) */
+static void test_broker_sigterm(void **state)
+{
+	struct harness *h = *state;
+	shn_conn c1, c2;
+	struct stat st;
+	int status;
+
+	shn_client *c = h_connect(h);
+	shn_port *p1 = h_port_sub(c, 0, "term", 4, SHN_EV_ALL, &c1);
+	shn_port *p2 = h_port_sub(c, 0, NULL, 0, SHN_EV_ALL, &c2);
+	roundtrip(c, p1, c1, "term");
+	shn_notification out[8];
+	assert_int_equal(h_get(p2, out, 8), 1);      /* the any-key port saw it too */
+
+	assert_int_equal(kill(h->broker, SIGTERM), 0);
+	status = h_wait(h->broker, H_TIMEOUT_MS);
+	h->broker = -1;
+	if (status == -1)
+		fail_msg("shmnotifyd did not exit within %d ms of SIGTERM", H_TIMEOUT_MS);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* clean: its socket is gone, nothing stale left behind */
+	assert_int_equal(stat(h->sock, &st), -1);
+	assert_int_equal(errno, ENOENT);
+
+	expect_system(p1, SHN_EV_BROKER_STATE, "port 1 after SIGTERM");
+	expect_system(p2, SHN_EV_BROKER_STATE, "port 2 after SIGTERM");
+	shn_notification n = { .event = 1, .key = "term", .key_len = 4 };
+	assert_int_equal(shn_notify(c, &n, 1, 0), -ENOTCONN);
+
+	h_launch(h, NULL);
+	expect_system(p1, SHN_EV_RECONNECT, "port 1 after the restart");
+	expect_system(p2, SHN_EV_RECONNECT, "port 2 after the restart");
+	roundtrip(c, p1, c1, "term");
+	assert_int_equal(h_get(p2, out, 8), 1);
+	assert_int_equal(out[0].conn, c2);
 	h_disconnect(c);
 }
 
@@ -352,6 +397,7 @@ int main(int argc, char **argv)
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_broker_loss, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_sigterm, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_restart_new_publisher, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
