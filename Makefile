@@ -6,6 +6,7 @@
 #   make test-asan  the tests under AddressSanitizer+UBSan (build-asan/)
 #   make test-tsan  the tests under ThreadSanitizer (build-tsan/)
 #   make run        build, then run the demo (scripts/demo.sh): broker, listen, publish, flood
+#   make bench      install the peers, build, run shmnotify-bench (BENCH_ARGS="--quick" for 1 min)
 #   make clean      remove the build directories
 #
 # Variables: WERROR=1 (warnings are errors), CMAKE_FLAGS="...", JOBS=N.
@@ -30,12 +31,12 @@ SAN_ENV := ASAN_OPTIONS=abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
-.PHONY: all deps build test test-asan test-tsan run clean help
+.PHONY: all deps build test test-asan test-tsan run clean help bench
 
 all: build
 
 help:
-	@sed -n '1,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '1,13p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 deps:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
@@ -84,6 +85,37 @@ test-tsan: deps
 
 run: build
 	BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
+
+# The bench's peers (each optional: a missing one is reported as skipped).
+# Installs what is missing as root; otherwise says what to run and goes on.
+BENCH_DEPS := libzmq3-dev libhiredis-dev redis-server libsystemd-dev dbus-daemon \
+              libiceoryx-binding-c-dev iceoryx gnuplot-nox
+BENCH_ARGS ?=
+BENCH_OUT  ?= $(BUILD_DIR)/bench
+
+bench: deps
+	@missing=""; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+		for p in $(BENCH_DEPS); do \
+			st=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
+			case "$$st" in *" installed") ;; *) missing="$$missing $$p" ;; esac; \
+		done; \
+	fi; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ]; then \
+		echo "make bench: peers missing:$$missing" >&2; \
+		echo "make bench: to compare with them: sudo apt-get install -y --no-install-recommends$$missing" >&2; \
+		echo "make bench: going on; the bench reports them as skipped" >&2; \
+	elif [ -n "$$missing" ]; then \
+		echo "make bench: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y --no-install-recommends $$missing || \
+			echo "make bench: could not install every peer; the bench reports the missing ones as skipped" >&2; \
+	fi
+	$(call cmake_build,$(BUILD_DIR),-DSHN_SANITIZE=)
+	mkdir -p $(BENCH_OUT)
+	$(BUILD_DIR)/bench/shmnotify-bench --json=$(BENCH_OUT)/results.json --plot $(BENCH_OUT)/plots $(BENCH_ARGS) \
+		| tee $(BENCH_OUT)/results.txt
+	@echo "make bench: table in $(BENCH_OUT)/results.txt, JSON in $(BENCH_OUT)/results.json, charts in $(BENCH_OUT)/plots/"
 
 clean:
 	rm -rf build build-asan build-tsan $(filter-out build build-asan build-tsan,$(BUILD_DIR))

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * t_shmnotify.c - shmnotify through a private shmnotifyd.
+ *
+ * The bench starts its own broker (the binary CMake built, or
+ * $SHMNOTIFY_BENCH_BROKER) on a socket in a private directory and stops it
+ * by PID.  The parent never links the library into its own state: every
+ * client is made after fork() in a child, since shn_connect starts a
+ * watcher thread.
+ *
+ * Two variants: "shmnotify" uses the default overflow policy (a full port
+ * drops, counts, and reports SHN_EV_OVERFLOW with the number lost);
+ * "shmnotify-block" opens its ports with SHN_OVERFLOW_BLOCK (lossless: the
+ * publishers feeding a full port wait).
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <shmnotify.h>
+
+#ifndef SHMNOTIFYD_PATH
+#define SHMNOTIFYD_PATH "shmnotifyd"
+#endif
+
+struct shn_state {
+	char *dir;
+	char sock[512];
+	pid_t pid;
+	unsigned overflow;
+};
+
+static int start(void **st, char *why, size_t whylen, unsigned overflow)
+{
+	const char *bin = getenv("SHMNOTIFY_BENCH_BROKER");
+	struct shn_state *s = calloc(1, sizeof *s);
+	char logp[600];
+	int err;
+
+	if (!bin || !*bin)
+		bin = SHMNOTIFYD_PATH;
+	if (!s)
+		return -ENOMEM;
+	s->overflow = overflow;
+	if (!bench_which(bin)) {
+		bench_fmt_why(why, whylen, "no broker binary at %s", bin);
+		free(s);
+		return -ENOENT;
+	}
+	s->dir = bench_tmpdir("shn");
+	if (!s->dir) {
+		free(s);
+		return -errno;
+	}
+	snprintf(s->sock, sizeof s->sock, "%s/shmnotify.sock", s->dir);
+	snprintf(logp, sizeof logp, "%s/broker.log", s->dir);
+	{
+		char *argv[] = { (char *)bin, "--socket", s->sock, "--log-level", "warn", NULL };
+
+		s->pid = bench_spawn(argv, logp, -1);
+	}
+	if (s->pid < 0 || (err = bench_wait_unix(s->sock, SOCK_SEQPACKET, 10000, s->pid)) < 0) {
+		err = s->pid < 0 ? s->pid : err;
+		bench_fmt_why(why, whylen, "shmnotifyd did not start (%s; see its log)", strerror(-err));
+		if (s->pid > 0)
+			bench_stop_pid(s->pid, 2000);
+		free(s->dir);
+		free(s);
+		return err;
+	}
+	*st = s;
+	return 0;
+}
+
+static int shn_start_drop(void **st, char *why, size_t whylen)
+{
+	return start(st, why, whylen, SHN_OVERFLOW_DROP);
+}
+
+static int shn_start_block(void **st, char *why, size_t whylen)
+{
+	return start(st, why, whylen, SHN_OVERFLOW_BLOCK);
+}
+
+static void shn_stop(void *st)
+{
+	struct shn_state *s = st;
+
+	bench_stop_pid(s->pid, 5000);
+	bench_rmtree(s->dir);
+	free(s->dir);
+	free(s);
+}
+
+static int shn_server_pids(void *st, pid_t *pids, int max)
+{
+	struct shn_state *s = st;
+
+	if (max < 1)
+		return 0;
+	pids[0] = s->pid;
+	return 1;
+}
+
+/* ---- publisher ------------------------------------------------------------ */
+
+struct spub {
+	shn_client *c;
+	shn_notification *b;
+	unsigned cap;
+};
+
+static void *shn_pub_open(void *st, const struct ep_args *a, int *err)
+{
+	struct shn_state *s = st;
+	struct spub *e = calloc(1, sizeof *e);
+
+	if (!e) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	e->cap = a->p->batch > 1 ? a->p->batch : 1;
+	e->b = calloc(e->cap, sizeof *e->b);
+	if (!e->b || (*err = shn_connect(s->sock, &e->c)) < 0) {
+		if (!e->b)
+			*err = -ENOMEM;
+		free(e->b);
+		free(e);
+		return NULL;
+	}
+	for (unsigned i = 0; i < e->cap; i++)
+		e->b[i].event = 1;
+	return e;
+}
+
+static int shn_pub_send(void *ep, const struct bmsg *m, unsigned n)
+{
+	struct spub *e = ep;
+
+	if (n > e->cap)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		e->b[i].key = m[i].key;
+		e->b[i].key_len = (uint16_t)m[i].key_len;
+		e->b[i].data = m[i].data;
+		e->b[i].data_len = m[i].data_len;
+	}
+	return shn_notify(e->c, e->b, n, 0);
+}
+
+static void shn_pub_close(void *ep)
+{
+	struct spub *e = ep;
+
+	shn_disconnect(e->c);   /* accepted batches are still routed (rule 9) */
+	free(e->b);
+	free(e);
+}
+
+/* ---- subscriber ----------------------------------------------------------- */
+
+#define SUB_BUF 256
+
+struct ssub {
+	shn_client *c;
+	shn_port *port;
+	shn_notification buf[SUB_BUF];
+};
+
+static void *shn_sub_open(void *st, const struct ep_args *a, int *err)
+{
+	struct shn_state *s = st;
+	struct ssub *e = calloc(1, sizeof *e);
+	shn_port_options opt = { .capacity = 0, .overflow = s->overflow };
+	shn_conn conn;
+
+	if (!e) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if ((*err = shn_connect(s->sock, &e->c)) < 0) {
+		free(e);
+		return NULL;
+	}
+	if ((*err = shn_port_open(e->c, &opt, &e->port)) < 0)
+		goto fail;
+	if (a->channel != BENCH_CH_DATA) {
+		const char *k = a->channel == BENCH_CH_PING ? "ping" : "pong";
+
+		if ((*err = shn_subscribe(e->port, k, 4, SHN_EV_ALL, 0, &conn)) < 0)
+			goto fail;
+		return e;
+	}
+	for (unsigned i = 0; i < a->p->nkeys; i++)
+		if ((*err = shn_subscribe(e->port, a->p->keys + (size_t)i * BENCH_KEY_LEN,
+					  BENCH_KEY_LEN, SHN_EV_ALL, 0, &conn)) < 0)
+			goto fail;
+	return e;
+fail:
+	shn_disconnect(e->c);
+	free(e);
+	return NULL;
+}
+
+static int shn_sub_recv(void *ep, int timeout_ms, struct rx *rx)
+{
+	struct ssub *e = ep;
+	int n = shn_port_get(e->port, e->buf, SUB_BUF, timeout_ms);
+
+	for (int i = 0; i < n; i++) {
+		const shn_notification *x = &e->buf[i];
+
+		if (x->event & SHN_EV_OVERFLOW) {
+			uint64_t l = 0;
+
+			if (x->data_len == 8)
+				for (int k = 7; k >= 0; k--)
+					l = l << 8 | ((const uint8_t *)x->data)[k];
+			rx->lost += l;
+		} else if (!(x->event & SHN_EV_SYSTEM)) {
+			bench_rx(rx, x->data, x->data_len);
+		}
+	}
+	return n;
+}
+
+static void shn_sub_close(void *ep)
+{
+	struct ssub *e = ep;
+
+	shn_disconnect(e->c);
+	free(e);
+}
+
+const struct transport t_shmnotify = {
+	.name = "shmnotify",
+	.loss_policy = "default SHN_OVERFLOW_DROP: a full port drops the batch for that port only, "
+		       "counts it and reports SHN_EV_OVERFLOW with the exact number lost",
+	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
+	.start = shn_start_drop,
+	.stop = shn_stop,
+	.server_pids = shn_server_pids,
+	.pub_open = shn_pub_open,
+	.pub_send = shn_pub_send,
+	.pub_close = shn_pub_close,
+	.sub_open = shn_sub_open,
+	.sub_recv = shn_sub_recv,
+	.sub_close = shn_sub_close,
+};
+
+const struct transport t_shmnotify_block = {
+	.name = "shmnotify-block",
+	.loss_policy = "SHN_OVERFLOW_BLOCK: lossless; the publishers feeding a full port wait "
+		       "(back-pressure), other ports are not held",
+	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
+	.start = shn_start_block,
+	.stop = shn_stop,
+	.server_pids = shn_server_pids,
+	.pub_open = shn_pub_open,
+	.pub_send = shn_pub_send,
+	.pub_close = shn_pub_close,
+	.sub_open = shn_sub_open,
+	.sub_recv = shn_sub_recv,
+	.sub_close = shn_sub_close,
+};
