@@ -7,6 +7,8 @@
 #   make test-tsan  the tests under ThreadSanitizer (build-tsan/)
 #   make run        build, then run the demo (scripts/demo.sh): broker, listen, publish, flood
 #   make bench      install the peers, build, run shmnotify-bench (BENCH_ARGS="--quick" for 1 min)
+#   make fuzz       the libFuzzer targets (clang), FUZZ_SECONDS each (default 60)
+#   make test-valgrind  the integration tests and their brokers under valgrind memcheck
 #   make clean      remove the build directories
 #
 # Variables: WERROR=1 (warnings are errors), CMAKE_FLAGS="...", JOBS=N.
@@ -31,12 +33,12 @@ SAN_ENV := ASAN_OPTIONS=abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
-.PHONY: all deps build test test-asan test-tsan run clean help bench
+.PHONY: all deps build test test-asan test-tsan run clean help bench fuzz fuzz-corpus test-valgrind
 
 all: build
 
 help:
-	@sed -n '1,13p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '1,15p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 deps:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
@@ -44,7 +46,7 @@ deps:
 		exit 0; \
 	fi; \
 	missing=""; \
-	for p in $(DEPS); do \
+	for p in $(DEPS) $(EXTRA_DEPS); do \
 		st=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
 		case "$$st" in *" installed") ;; *) missing="$$missing $$p" ;; esac; \
 	done; \
@@ -117,5 +119,32 @@ bench: deps
 		| tee $(BENCH_OUT)/results.txt
 	@echo "make bench: table in $(BENCH_OUT)/results.txt, JSON in $(BENCH_OUT)/results.json, charts in $(BENCH_OUT)/plots/"
 
+# ---- fuzzing and memcheck (docs/security.md) --------------------------------
+# tests/fuzz/run.sh builds each target with clang -fsanitize=fuzzer,address,
+# undefined and runs it for FUZZ_SECONDS from the seeds in tests/fuzz/corpus/
+# (both at once on two or more cores).  fuzz-corpus rewrites the seeds.
+FUZZ_DEPS    := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     ?= build-fuzz
+FUZZ_TARGETS ?= control ring
+
+fuzz:
+	@$(MAKE) deps EXTRA_DEPS="$(FUZZ_DEPS)"
+	FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	FUZZ_WERROR=$(if $(filter 1 ON on yes,$(WERROR)),1,0) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-corpus:
+	mkdir -p $(FUZZ_DIR)
+	cc -std=gnu17 -Wall -Wextra -I. tests/fuzz/gen_corpus.c -o $(FUZZ_DIR)/gen_corpus
+	rm -rf tests/fuzz/corpus
+	$(FUZZ_DIR)/gen_corpus tests/fuzz/corpus
+
+# The integration tests under valgrind memcheck, the brokers they start too
+# (tests/valgrind.sh): zero errors and no definite leak in any process.
+test-valgrind:
+	@$(MAKE) deps EXTRA_DEPS=valgrind
+	$(call cmake_build,$(BUILD_DIR),-DSHN_SANITIZE=)
+	tests/valgrind.sh $(BUILD_DIR)
+
 clean:
-	rm -rf build build-asan build-tsan $(filter-out build build-asan build-tsan,$(BUILD_DIR))
+	rm -rf build build-asan build-tsan $(FUZZ_DIR) $(filter-out build build-asan build-tsan,$(BUILD_DIR))

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gen_corpus.c - writes the seed corpora of the fuzz targets:
+ *   gen_corpus DIR   ->  DIR/control/<name>, DIR/ring/<name>
+ * The seeds in tests/fuzz/corpus/ were made by it (`make fuzz-corpus`);
+ * each is a well-formed input that reaches deep into a target, for the
+ * fuzzer to mutate.  Formats: see fuzz_control.c and fuzz_ring.c.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "shm/proto.h"
+
+struct buf {
+	uint8_t b[1 << 17];
+	size_t n;
+};
+
+static void put(struct buf *o, const void *p, size_t n)
+{
+	if (o->n + n > sizeof(o->b)) {
+		fprintf(stderr, "gen_corpus: seed too large\n");
+		exit(1);
+	}
+	memcpy(o->b + o->n, p, n);
+	o->n += n;
+}
+
+static void put_le(struct buf *o, uint64_t v, size_t bytes)
+{
+	for (size_t i = 0; i < bytes; i++) {
+		uint8_t b = (uint8_t)(v >> (8 * i));
+		put(o, &b, 1);
+	}
+}
+
+static void save(const char *dir, const char *sub, const char *name, const struct buf *o)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		perror(path);
+		exit(1);
+	}
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	f = fopen(path, "wb");
+	if (f == NULL || fwrite(o->b, 1, o->n, f) != o->n || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+/* ---- control conversations -------------------------------------------- */
+
+static uint32_t next_id;
+
+static void hdr(struct shn_msg_hdr *h, uint16_t type)
+{
+	h->magic = SHN_PROTO_MAGIC;
+	h->version = SHN_PROTO_VERSION;
+	h->type = type;
+	h->id = ++next_id;
+	h->status = 0;
+}
+
+/* one message: 2-byte length, then the bytes */
+static void msg(struct buf *o, const void *m, size_t len)
+{
+	put_le(o, len, 2);
+	put(o, m, len);
+}
+
+static void hello(struct buf *o, uint32_t cap, uint32_t flags, uint16_t version)
+{
+	struct shn_msg_hello m;
+
+	memset(&m, 0, sizeof(m));
+	hdr(&m.hdr, SHN_MSG_HELLO);
+	m.hdr.version = version;
+	m.pub_capacity = cap;
+	m.flags = flags;
+	msg(o, &m, sizeof(m));
+}
+
+static void port_open(struct buf *o, uint32_t cap, uint32_t overflow)
+{
+	struct shn_msg_port_open m;
+
+	memset(&m, 0, sizeof(m));
+	hdr(&m.hdr, SHN_MSG_PORT_OPEN);
+	m.capacity = cap;
+	m.overflow = overflow;
+	msg(o, &m, sizeof(m));
+}
+
+static void subscribe(struct buf *o, uint64_t conn, uint32_t port, uint32_t mask,
+		      uint32_t flags, const char *key, size_t key_len)
+{
+	union {
+		struct shn_msg_subscribe m;
+		uint8_t b[sizeof(struct shn_msg_subscribe) + 256];
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	hdr(&u.m.hdr, SHN_MSG_SUBSCRIBE);
+	u.m.conn = conn;
+	u.m.port_id = port;
+	u.m.event_mask = mask;
+	u.m.flags = flags;
+	u.m.key_len = (uint16_t)key_len;
+	memcpy(u.m.key, key, key_len);
+	msg(o, &u, sizeof(u.m) + key_len);
+}
+
+static void pub_check(struct buf *o, const char *key, size_t key_len)
+{
+	union {
+		struct shn_msg_pub_check m;
+		uint8_t b[sizeof(struct shn_msg_pub_check) + 256];
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	hdr(&u.m.hdr, SHN_MSG_PUB_CHECK);
+	u.m.key_len = (uint16_t)key_len;
+	memcpy(u.m.key, key, key_len);
+	msg(o, &u, sizeof(u.m) + key_len);
+}
+
+static void small(struct buf *o, uint16_t type, uint64_t arg)
+{
+	union {
+		struct shn_msg_port_close pc;
+		struct shn_msg_unsubscribe un;
+		struct shn_msg_hdr h;
+	} u;
+	size_t len = sizeof(u.h);
+
+	memset(&u, 0, sizeof(u));
+	hdr(&u.h, type);
+	if (type == SHN_MSG_PORT_CLOSE) {
+		u.pc.port_id = (uint32_t)arg;
+		len = sizeof(u.pc);
+	} else if (type == SHN_MSG_UNSUBSCRIBE) {
+		u.un.conn = arg;
+		len = sizeof(u.un);
+	}
+	msg(o, &u, len);
+}
+
+static void control_seeds(const char *dir)
+{
+	static char key256[256];
+	struct buf o;
+
+	memset(key256, 'k', sizeof(key256));
+
+	/* a whole session: everything the library sends */
+	o.n = 0;
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	port_open(&o, 0, SHN_OVERFLOW_DROP_WIRE);
+	port_open(&o, 1u << 16, SHN_OVERFLOW_BLOCK_WIRE);
+	subscribe(&o, 1, 1, 1, 0, "key", 3);
+	subscribe(&o, 2, 1, SHN_EV_ALL_WIRE, SHN_SUB_ANY_KEY, "", 0);
+	subscribe(&o, 3, 2, 0x30, 0, key256, sizeof(key256));
+	subscribe(&o, 4, 2, SHN_EV_ALL_WIRE, SHN_SUB_ANY_KEY | SHN_SUB_MONITOR, "", 0);
+	pub_check(&o, "key", 3);
+	pub_check(&o, key256, sizeof(key256));
+	small(&o, SHN_MSG_STATS, 0);
+	small(&o, SHN_MSG_UNSUBSCRIBE, 1);
+	small(&o, SHN_MSG_PORT_CLOSE, 1);
+	save(dir, "control", "session", &o);
+
+	/* argument errors, answered */
+	o.n = 0;
+	hello(&o, 1u << 20, 0, SHN_PROTO_VERSION);
+	port_open(&o, 0, 7);
+	subscribe(&o, 0, 1, 1, 0, "k", 1);
+	subscribe(&o, 4, 1, SHN_EV_OVERFLOW_WIRE, 0, "k", 1);
+	subscribe(&o, 5, 1, 1, SHN_SUB_ANY_KEY, "k", 1);
+	subscribe(&o, 6, 1, 1, 0x80, "k", 1);
+	subscribe(&o, 7, 1, 1, SHN_SUB_MONITOR, "k", 1);
+	pub_check(&o, "", 0);
+	save(dir, "control", "argument-errors", &o);
+
+	o.n = 0;
+	hello(&o, 0, 1, SHN_PROTO_VERSION);   /* flags: -EINVAL, still in handshake */
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	small(&o, SHN_MSG_STATS, 0);
+	save(dir, "control", "hello-flags", &o);
+
+	o.n = 0;
+	hello(&o, 0, 0, 2);
+	save(dir, "control", "version-mismatch", &o);
+
+	/* protocol errors */
+	o.n = 0;
+	port_open(&o, 0, 0);
+	save(dir, "control", "not-hello-first", &o);
+
+	o.n = 0;
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	save(dir, "control", "second-hello", &o);
+
+	o.n = 0;
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	small(&o, SHN_MSG_SYNC_DONE, 0);
+	save(dir, "control", "sync-done-from-client", &o);
+
+	o.n = 0;
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	{
+		union {
+			struct shn_msg_subscribe m;
+			uint8_t b[64];
+		} u;
+		memset(&u, 0, sizeof(u));
+		hdr(&u.m.hdr, SHN_MSG_SUBSCRIBE);
+		u.m.conn = 9;
+		u.m.event_mask = 1;
+		u.m.key_len = 10;
+		msg(&o, &u, sizeof(u.m) + 5);        /* key_len says 10, 5 sent */
+	}
+	save(dir, "control", "subscribe-short-key", &o);
+
+	o.n = 0;
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	{
+		static uint8_t big[SHN_MSG_MAX + 8];
+		struct shn_msg_hdr h;
+
+		hdr(&h, SHN_MSG_STATS);
+		memcpy(big, &h, sizeof(h));
+		msg(&o, big, sizeof(big));
+	}
+	save(dir, "control", "too-long", &o);
+}
+
+/* ---- publish rings ------------------------------------------------------ */
+
+/* One batch record of n notes (key "k<i>", data of dlen bytes) at o. */
+static void batch(struct buf *o, uint32_t n, uint32_t klen, uint32_t dlen, uint32_t flags,
+		  uint64_t id)
+{
+	struct shn_pub_batch b;
+	uint32_t len = sizeof(b);
+
+	for (uint32_t i = 0; i < n; i++)
+		len += shn_pub_note_size(klen, dlen);
+	memset(&b, 0, sizeof(b));
+	b.h.len = len;
+	b.h.type = SHN_REC_BATCH;
+	b.count = n;
+	b.flags = flags;
+	b.batch_id = id;
+	b.time_ns = 123456789;
+	put(o, &b, sizeof(b));
+	for (uint32_t i = 0; i < n; i++) {
+		struct shn_pub_note pn = { .event = 1u << (i % 28), .key_len = (uint16_t)klen,
+					   .data_len = dlen };
+		uint32_t sz = shn_pub_note_size(klen, dlen);
+		uint8_t body[512];
+
+		put(o, &pn, sizeof(pn));
+		memset(body, 0, sizeof(body));
+		for (uint32_t k = 0; k < klen + dlen && k < sizeof(body); k++)
+			body[k] = (uint8_t)('a' + (i + k) % 26);
+		put(o, body, sz - sizeof(pn));
+	}
+}
+
+static void pad(struct buf *o, uint32_t len)
+{
+	struct shn_rec_hdr h = { .len = len, .type = SHN_REC_PAD };
+	uint8_t zero[8] = { 0 };
+
+	put(o, &h, sizeof(h));
+	for (uint32_t i = sizeof(h); i < len; i += 8)
+		put(o, zero, 8);
+}
+
+/* header: capacity selector, mode, head, tail (relative with mode bit 0),
+ * later tails */
+static void ring_hdr(struct buf *o, uint8_t capsel, uint8_t mode, uint64_t head, uint64_t tail,
+		     unsigned ntails, const uint64_t *tails)
+{
+	o->n = 0;
+	put_le(o, capsel, 1);
+	put_le(o, mode, 1);
+	put_le(o, head, 8);
+	put_le(o, tail, 8);
+	put_le(o, ntails, 1);
+	for (unsigned i = 0; i < ntails; i++)
+		put_le(o, tails[i], 8);
+}
+
+static void ring_seeds(const char *dir)
+{
+	struct buf o, body;
+	size_t hdr_len;
+	uint64_t tails[2];
+
+	/* three batches from offset 0 */
+	body.n = 0;
+	batch(&body, 1, 4, 1, 0, 1);
+	batch(&body, 3, 8, 20, 0, 2);
+	batch(&body, 2, 256, 100, SHN_PUB_SYNC, 3);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "ring", "three-batches", &o);
+
+	/* the same, published in two steps, with a rewriting publisher */
+	tails[0] = body.n;
+	ring_hdr(&o, 0, 3, 0, sizeof(struct shn_pub_batch) + shn_pub_note_size(4, 1), 1, tails);
+	put(&o, body.b, body.n);
+	save(dir, "ring", "two-steps-rewritten", &o);
+
+	/* a wrap: head near the end of a 4096 ring, a PAD, then a batch at 0 */
+	body.n = 0;
+	batch(&body, 1, 3, 0, 0, 7);
+	pad(&body, 64);
+	hdr_len = body.n;
+	batch(&body, 2, 5, 9, 0, 8);
+	ring_hdr(&o, 0, 0, 4096 * 5 - hdr_len, 4096 * 5 - hdr_len + body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "ring", "wrap-pad", &o);
+
+	/* a large note in a 64 KiB ring */
+	body.n = 0;
+	batch(&body, 1, 16, 20000, 0, 1);
+	ring_hdr(&o, 4, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "ring", "big-note", &o);
+
+	/* corrupt: the tail beyond a ring's worth, and a note past the record */
+	body.n = 0;
+	batch(&body, 1, 4, 1, 0, 1);
+	ring_hdr(&o, 0, 0, 0, 2 * 4096, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "ring", "tail-beyond", &o);
+	((struct shn_pub_batch *)(void *)body.b)->count = 2;
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "ring", "count-overrun", &o);
+
+	/* a producer-side script: records and consumer heads */
+	body.n = 0;
+	batch(&body, 1, 4, 1, 0, 1);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	{
+		static const uint8_t script[] = { 0, 10, 0,  0, 200, 0,  7, 0, 1,  0, 50, 0,
+						  0, 0, 1,   5, 0, 64,   3, 9, 0,  0, 255, 0 };
+		put(&o, script, sizeof(script));
+	}
+	save(dir, "ring", "producer-script", &o);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen_corpus DIR\n");
+		return 2;
+	}
+	if (mkdir(argv[1], 0755) < 0 && errno != EEXIST) {
+		perror(argv[1]);
+		return 1;
+	}
+	control_seeds(argv[1]);
+	ring_seeds(argv[1]);
+	return 0;
+}
