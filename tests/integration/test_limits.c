@@ -337,6 +337,17 @@ static bool connects(void *ctx)
 	return shn_connect(t->h->sock, &t->c) == 0;
 }
 
+struct only_one {
+	shn_client *c;
+};
+
+static bool alone(void *ctx)
+{
+	struct only_one *w = ctx;
+
+	return stat_of(w->c, "clients") == 1;
+}
+
 static void test_max_clients(void **state)
 {
 	struct harness h;
@@ -345,6 +356,9 @@ static void test_max_clients(void **state)
 
 	start_with(&h, "[limits]\nmax-clients = 2\n");
 	shn_client *a = h_connect(&h);
+	/* the harness's start-up connection is gone once the broker reaped it */
+	struct only_one w = { a };
+	assert_true(h_poll_until(alone, &w, H_TIMEOUT_MS));
 	shn_client *b = h_connect(&h);
 	assert_int_equal(shn_connect(h.sock, &x), -EUSERS);
 	assert_null(x);
