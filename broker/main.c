@@ -108,13 +108,14 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		return (usage_error("unexpected argument '%s'", argv[optind]));
 	shnd_config_defaults(&cfg);
-	if (config && shnd_config_load(&cfg, config) < 0)
+	if ((config && shnd_config_load(&cfg, config) < 0) || shnd_config_finish(&cfg, &o) < 0) {
+		shnd_acl_free(&cfg.acl);
 		return (2);
-	if (shnd_config_finish(&cfg, &o) < 0)
-		return (2);
+	}
 	shnd_log_level = cfg.log_level;
 	if (print) {
 		shnd_config_print(&cfg, stdout);
+		shnd_acl_free(&cfg.acl);
 		return (fflush(stdout) == 0 ? 0 : 1);
 	}
 
