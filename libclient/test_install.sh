@@ -20,19 +20,20 @@ dest=$tmp/dest
 DESTDIR=$dest cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
 	{ cat "$tmp/install.log"; fail "cmake --install failed"; }
 root=$dest$prefix
-libdir=$(cd "$root" && ls -d lib*/libshmnotify.so.0 | head -1 | xargs dirname)
+libdir=$(cd "$root" && for f in lib*/libshmnotify.so.0; do dirname "$f"; break; done)
 for f in include/shmnotify.h "$libdir/libshmnotify.a" "$libdir/libshmnotify.so" \
 	 "$libdir/pkgconfig/shmnotify.pc" "$libdir/cmake/shmnotify/shmnotifyConfig.cmake" \
 	 "$libdir/cmake/shmnotify/shmnotifyConfigVersion.cmake" bin/shmnotifyd bin/shmnotify; do
 	[[ -e $root/$f ]] || fail "$f is not installed"
 done
-soname=$(objdump -p "$root/$libdir/libshmnotify.so" | awk '/SONAME/ {print $2}')
+dyn=$(objdump -p "$root/$libdir/libshmnotify.so")
+soname=$(awk '/SONAME/ {print $2}' <<<"$dyn")
 [[ $soname == libshmnotify.so.0 ]] || fail "SONAME is '$soname', expected libshmnotify.so.0"
-others=$(nm -D --defined-only "$root/$libdir/libshmnotify.so" | awk '$2 ~ /[TDBR]/ {print $3}' |
-	 grep -v '^shn_' | grep -v '^SHMNOTIFY_' || true)
+syms=$(nm -D --defined-only "$root/$libdir/libshmnotify.so")
+others=$(awk '$2 ~ /[TDBR]/ {print $3}' <<<"$syms" | grep -v -e '^shn_' -e '^SHMNOTIFY_' || true)
 [[ -z $others ]] || fail "exported symbols outside shn_*: $others"
 echo "installed: $(cd "$root" && find . -type f | sort | tr '\n' ' ')"
-echo "exports: $(nm -D --defined-only "$root/$libdir/libshmnotify.so" | grep -c ' T shn_') shn_* functions, nothing else"
+echo "exports: $(grep -c ' T shn_' <<<"$syms") shn_* functions, nothing else"
 
 # 1. pkg-config (the .pc names the final prefix; the sysroot maps it into DESTDIR)
 export PKG_CONFIG_PATH=$root/$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
@@ -66,8 +67,10 @@ for exe in "$tmp/pc_dynamic" "$tmp/pc_static" "$tmp/cm/build/cm_dynamic" "$tmp/c
 	[[ $(grep -c '^seq=' <<<"$out") == 2 ]] || fail "$exe printed: $out"
 	grep -q 'data=cleared \[1/2\]' <<<"$out" || fail "$exe printed: $out"
 	if [[ $exe == *dynamic ]]; then
-		LD_LIBRARY_PATH=$root/$libdir ldd "$exe" | grep -q "$root/$libdir/libshmnotify.so.0" ||
-			fail "$exe does not use the installed libshmnotify.so.0"
+		# whole output first: grep -q quitting early would SIGPIPE ldd under pipefail
+		deps=$(LD_LIBRARY_PATH=$root/$libdir ldd "$exe")
+		grep -q "$root/$libdir/libshmnotify.so.0" <<<"$deps" ||
+			fail "$exe does not use the installed libshmnotify.so.0: $deps"
 	fi
 	echo "ok: $(basename "$exe") received the batch: $(tr '\n' ' ' <<<"$out")"
 done
