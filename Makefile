@@ -21,7 +21,7 @@ BUILD_DIR   ?= build
 CMAKE_FLAGS ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_TYPE  ?= RelWithDebInfo
-DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev scdoc
+DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev scdoc python3
 
 # Always say ON or OFF: the CMake cache would otherwise keep an old choice.
 SHN_WERROR_FLAG := -DSHN_WERROR=$(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
