@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_man.sh MANDIR SOURCE_DIR CC LIBSHMNOTIFY SHMNOTIFYD SHMNOTIFY [SANITIZE]
+# test_man.sh MANDIR SOURCE_DIR CC LIBSHMNOTIFY SHMNOTIFYD SHMNOTIFY [SANITIZE [BENCH]]
 #
 # The man pages, checked the way a reader meets them:
 #  1. every built page (MANDIR/man[138]/*, alias pages included) renders with
@@ -7,8 +7,9 @@
 #     passes groff's warnings there), and has the sections a page needs;
 #  2. every alias page's function is named on the page it points to, and
 #     every function of shmnotify.h has a page or an alias page;
-#  3. every option that `shmnotifyd --help` and `shmnotify COMMAND --help`
-#     print is documented in shmnotifyd(8) and shmnotify(1);
+#  3. every option that `shmnotifyd --help`, `shmnotify COMMAND --help` and
+#     (when it is built) `shmnotify-bench --help` print is documented in
+#     shmnotifyd(8), shmnotify(1) and shmnotify-bench(1);
 #  4. each library page's EXAMPLE (the code block after the "; example.c"
 #     comment in its scdoc source) is what the rendered page shows, compiles
 #     with -Wall -Wextra -Werror, links against libshmnotify, and runs
@@ -16,7 +17,7 @@
 # Without man(1) installed, 1 and the rendering check of 4 cannot run: the
 # rest still does, and the test then reports itself skipped (77).
 set -euo pipefail
-mandir=$1 src=$2 cc=$3 lib=$4 broker=$5 cli=$6 sanitize=${7:-}
+mandir=$1 src=$2 cc=$3 lib=$4 broker=$5 cli=$6 sanitize=${7:-} bench=${8:-}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-man.XXXXXX")
 bpid=""
@@ -117,7 +118,9 @@ check_options() {   # check_options WHAT HELP-TEXT-FILE DOC-TEXT-FILE
 	local opt
 	for opt in $(options_of <"$2"); do
 		[[ $opt == -h || $opt == --help ]] && continue
-		grep -qF -- "*$opt*" "$3" || fail "$1: option $opt (from --help) is not documented"
+		# documented: on a line of its own that starts an option's entry
+		grep -E '^\*-' "$3" | grep -qF -- "*$opt*" ||
+			fail "$1: option $opt (from --help) has no entry in the page"
 	done
 }
 "$broker" --help >"$tmp/shmnotifyd.help"
@@ -136,6 +139,11 @@ for cmd in $commands; do
 	"$cli" "$cmd" --help >"$tmp/help.$cmd"
 	check_options "shmnotify(1) $cmd" "$tmp/help.$cmd" "$tmp/doc.$cmd"
 done
+
+if [[ -n $bench ]]; then
+	"$bench" --help >"$tmp/bench.help"
+	check_options "shmnotify-bench(1)" "$tmp/bench.help" "$src/man/shmnotify-bench.1.scd"
+fi
 
 # ---- 4. examples -----------------------------------------------------------------
 sanflags=()
