@@ -78,6 +78,7 @@ struct cell {
 	int n;                          /* runs measured */
 	double v[MAX_RUNS][3];          /* rate | p50 p99 p999 | cpu server, clients */
 	uint64_t published, delivered, lost_rep, lost_sil;
+	uint64_t expected;              /* published x subscribers: what loss is a share of */
 	double *lat;                    /* samples of the last run (for the CDF) */
 	unsigned lat_n;
 	bool count_error;               /* delivered + lost != published */
@@ -209,6 +210,7 @@ static void measure_cell(struct bcase *c, int ti, int run, int runs)
 	cell->lost_rep += m.lost_reported;
 	cell->lost_sil += m.lost_silent;
 	expect = c->mk == MK_LAT ? m.published : m.published * c->p.nsub;
+	cell->expected += expect;
 	if (m.delivered + m.lost_reported + m.lost_silent != expect)
 		cell->count_error = true;
 	if (m.lat_samples) {
@@ -291,9 +293,9 @@ static const char *lost_str(const struct cell *cell, char *buf, size_t len)
 		return "";
 	if (lost == 0)
 		return "0";
-	snprintf(buf, len, "%.2f%%%s", cell->published ? 100.0 * (double)lost /
-		 (double)(cell->published + (cell->published == 0)) : 0.0,
-		 cell->lost_sil && !cell->lost_rep ? " (silent)" : "");
+	/* a share of what the subscribers together should have received */
+	snprintf(buf, len, "%.2f%%%s", cell->expected ? 100.0 * (double)lost / (double)cell->expected : 0.0,
+		 cell->lost_sil && !cell->lost_rep ? " silent" : "");
 	return buf;
 }
 
@@ -476,10 +478,10 @@ static void print_json(FILE *f, const struct opts *o)
 				fprintf(f, ", \"ratio_floor\": ");
 				json_num(f, v / vf);
 				fprintf(f, ", \"published\": %llu, \"delivered\": %llu, \"lost_reported\": %llu, "
-					"\"lost_silent\": %llu, \"count_ok\": %s",
+					"\"lost_silent\": %llu, \"expected\": %llu, \"count_ok\": %s",
 					(unsigned long long)cell->published, (unsigned long long)cell->delivered,
 					(unsigned long long)cell->lost_rep, (unsigned long long)cell->lost_sil,
-					cell->count_error ? "false" : "true");
+					(unsigned long long)cell->expected, cell->count_error ? "false" : "true");
 				if (cell->status < 0) {
 					fprintf(f, ", \"failures\": ");
 					json_str(f, cell->why);
