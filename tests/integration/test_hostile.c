@@ -5,6 +5,8 @@
  *
  *   test_garbage_storm  random and truncated control messages from many
  *                       connections at once, some after a good HELLO
+ *   test_unread_and_fds descriptors pushed at the broker with requests and
+ *                       garbage; a client that never reads its replies
  *   test_scribble       clients overwrite their writable shared mappings
  *                       (publish ring, consumer segments) with random bytes
  *                       and ring their doorbell; one keeps rewriting its
@@ -38,6 +40,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -742,6 +745,120 @@ static void test_garbage_storm(void **state)
 	assert_int_equal(after.subscriptions, before.subscriptions);
 	assert_int_equal(fds1, fds0);
 	good_roundtrip(&g);
+	h_disconnect(g.c);
+}
+
+/* ---- 1b. replies never read; descriptors pushed at the broker ------------ */
+
+/* Send msg with n descriptors attached (SCM_RIGHTS). */
+static ssize_t send_fds(int sock, const void *msg, size_t len, const int *fds, int n)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(sizeof(int) * 8)];
+	} cb;
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	memset(cb.b, 0, sizeof(cb.b));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+	return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+static void test_unread_and_fds(void **state)
+{
+	struct harness *h = *state;
+	struct good g;
+	struct raw r;
+	int sent = 0, with_fds = 0;
+
+	good_init(&g, h, "unread");
+	good_roundtrip(&g);
+	struct bstats before = get_stats(g.c);
+	int fds0 = count_fds(h->broker);
+
+	/* descriptors of every kind the broker uses, attached to requests,
+	 * to garbage, and to a HELLO: answered as if they were not there, and
+	 * never kept (its receives take no control data) */
+	int mine[4];
+	mine[0] = memfd_create("hostile", MFD_CLOEXEC);
+	mine[1] = eventfd(0, EFD_CLOEXEC);
+	mine[2] = open("/dev/null", O_RDWR | O_CLOEXEC);
+	mine[3] = dup(mine[2]);
+	for (int i = 0; i < 4; i++)
+		assert_true(mine[i] >= 0);
+	for (int i = 0; i < 20; i++) {
+		struct shn_msg_hello hello;
+		int s = h_raw_connect(h), nfds = 8, got[8];
+		uint8_t buf[SHN_MSG_MAX];
+
+		memset(&hello, 0, sizeof(hello));
+		hdr_init(&hello.hdr, SHN_MSG_HELLO);
+		assert_int_equal(send_fds(s, &hello, sizeof(hello), mine, 4), sizeof(hello));
+		assert_true(h_raw_recv(s, buf, sizeof(buf), got, &nfds, H_TIMEOUT_MS) > 0);
+		assert_int_equal(((struct shn_msg_hdr *)(void *)buf)->status, 0);
+		close_fds(got, nfds);
+		struct shn_msg_port_close pc;
+		memset(&pc, 0, sizeof(pc));
+		hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+		pc.port_id = 12345;
+		assert_int_equal(send_fds(s, &pc, sizeof(pc), mine, 1 + i % 4), sizeof(pc));
+		nfds = 8;
+		assert_int_equal(h_raw_recv(s, buf, sizeof(buf), got, &nfds, H_TIMEOUT_MS),
+				 sizeof(struct shn_msg_hdr));
+		assert_int_equal(((struct shn_msg_hdr *)(void *)buf)->status, -ENOENT);
+		assert_int_equal(nfds, 0);
+		/* and garbage with descriptors: cut off, nothing kept */
+		assert_int_equal(send_fds(s, "garbage!garbage!garbage!", 24, mine, 4), 24);
+		assert_true(wait_closed(s, H_TIMEOUT_MS));
+		close(s);
+		with_fds += 3;
+	}
+	for (int i = 0; i < 4; i++)
+		close(mine[i]);
+	good_roundtrip(&g);
+
+	/* a client that sends requests and never reads the replies: cut off
+	 * once 64 replies wait (SHND_SENDQ_MAX), never grows the broker */
+	assert_int_equal(raw_hello(h->sock, &r), 0);
+	struct pollfd pfd = { .fd = r.sock, .events = POLLOUT };
+	for (sent = 0; sent < 20000; sent++) {
+		struct shn_msg_port_close pc;
+
+		memset(&pc, 0, sizeof(pc));
+		hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+		pc.port_id = 999999;
+		if (poll(&pfd, 1, 2000) != 1 || (pfd.revents & (POLLHUP | POLLERR)) ||
+		    send(r.sock, &pc, sizeof(pc), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(pc))
+			break;   /* cut off (or the socket is full: it stops reading us) */
+		if (sent % 500 == 499)
+			good_roundtrip(&g);
+	}
+	assert_true(wait_closed(r.sock, H_TIMEOUT_MS));
+	raw_close(&r);
+	good_roundtrip(&g);
+
+	struct bstats after;
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	do
+		after = get_stats(g.c);
+	while (after.clients != before.clients && h_now_ms() < end && (h_sleep_ms(5), 1));
+	int fds1 = count_fds(h->broker);
+	printf("hostile: unread replies and descriptors: %d messages carried descriptors "
+	       "(memfd, eventfd, /dev/null) to the broker, none kept; a client sent %d requests "
+	       "without reading a reply and was cut off; disconnects +%llu (%llu of them "
+	       "protocol errors); broker fds %d before, %d after\n", with_fds, sent,
+	       (unsigned long long)(after.disconnects - before.disconnects),
+	       (unsigned long long)(after.protocol_errors - before.protocol_errors), fds0, fds1);
+	assert_int_equal(after.protocol_errors - before.protocol_errors, 20);
+	assert_int_equal(after.disconnects - before.disconnects, 21);
+	assert_int_equal(after.clients, before.clients);
+	assert_int_equal(fds1, fds0);
 	h_disconnect(g.c);
 }
 
@@ -1497,6 +1614,7 @@ int main(int argc, char **argv)
 	printf("hostile: seed %llu (SHN_TEST_SEED)\n", (unsigned long long)seed);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_garbage_storm, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_unread_and_fds, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribble, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_truncate, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_kill_storm, h_setup, h_teardown),
