@@ -1195,6 +1195,8 @@ struct storm_shared {
 	_Atomic uint64_t victim_batches;        /* batches victims got accepted */
 	_Atomic uint64_t roles[6];
 	_Atomic int subs_ready;
+	/* per victim (by serial % 4096): 1 while inside shn_notify */
+	_Atomic uint8_t in_notify[4096];
 };
 
 struct kill_ctx {
@@ -1342,8 +1344,9 @@ static int surv_sub(void *arg)
  * except on an unexpected failure. */
 enum role { R_FLOOD, R_SUB, R_BLOCKER, R_SYNC, R_RAW, R_MAX };
 
-static void victim(struct harness *h, struct storm_shared *sh, uint64_t s)
+static void victim(struct harness *h, struct storm_shared *sh, uint64_t s, unsigned serial)
 {
+	_Atomic uint8_t *busy = &sh->in_notify[serial % 4096];
 	enum role role = (enum role)(rnd(&s) % R_MAX);
 	shn_client *c = NULL;
 	static uint8_t blob[4096];
@@ -1375,7 +1378,10 @@ static void victim(struct harness *h, struct storm_shared *sh, uint64_t s)
 				b[i] = (shn_notification){ .event = 1, .key = "victim", .key_len = 6,
 							   .data = blob,
 							   .data_len = (uint32_t)(rnd(&s) % 2048) };
-			if (shn_notify(c, b, (size_t)n, role == R_SYNC ? SHN_NOTIFY_SYNC : 0) == 0)
+			atomic_store(busy, 1);
+			int err = shn_notify(c, b, (size_t)n, role == R_SYNC ? SHN_NOTIFY_SYNC : 0);
+			atomic_store(busy, 0);
+			if (err == 0)
 				atomic_fetch_add(&sh->victim_batches, 1);
 		}
 	}
@@ -1414,6 +1420,7 @@ static void victim(struct harness *h, struct storm_shared *sh, uint64_t s)
 struct live {
 	pid_t pid;
 	int64_t kill_at;
+	unsigned serial;
 };
 
 static long kill_all(struct live *live, int *nlive)
@@ -1458,7 +1465,8 @@ static void test_kill_storm(void **state)
 	const int alive_max = 6;
 	struct live live[6];
 	int nlive = 0, warmup = under_valgrind() ? 5 : 20;
-	long kills = 0, exited = 0;
+	long kills = 0, exited = 0, mid_notify = 0;
+	unsigned serial = 0;
 	uint64_t s = seed ^ 0x4b111;
 	struct good g;
 
@@ -1487,16 +1495,18 @@ static void test_kill_storm(void **state)
 		/* spawn up to alive_max victims, each killed 0..40 ms after birth */
 		while (nlive < alive_max) {
 			uint64_t vs = rnd(&s);
+			unsigned me = serial++;
+			atomic_store(&sh->in_notify[me % 4096], 0);
 			fflush(NULL);
 			pid_t pid = fork();
 			assert_true(pid >= 0);
 			if (pid == 0) {
 				prctl(PR_SET_PDEATHSIG, SIGKILL);
 				alarm(30);
-				victim(h, sh, vs);
+				victim(h, sh, vs, me);
 				_exit(0);
 			}
-			live[nlive++] = (struct live){ pid, h_now_ms() + (int64_t)(rnd(&s) % 41) };
+			live[nlive++] = (struct live){ pid, h_now_ms() + (int64_t)(rnd(&s) % 41), me };
 		}
 		for (int i = 0; i < nlive; i++) {
 			int st;
@@ -1511,6 +1521,7 @@ static void test_kill_storm(void **state)
 				continue;
 			}
 			if (h_now_ms() >= live[i].kill_at) {
+				mid_notify += atomic_load(&sh->in_notify[live[i].serial % 4096]);
 				kill(live[i].pid, SIGKILL);
 				waitpid(live[i].pid, &st, 0);
 				kills++;
@@ -1526,6 +1537,7 @@ static void test_kill_storm(void **state)
 			base_mem = mem_of(h->broker);
 			storm_start = h_now_ms();
 			kills = warmup;   /* count the storm's own kills from here */
+			mid_notify = 0;
 		}
 		good_roundtrip(&g);
 		h_sleep_ms(1);
@@ -1550,10 +1562,12 @@ static void test_kill_storm(void **state)
 	uint64_t published = atomic_load(&sh->published[0]) + atomic_load(&sh->published[1]);
 
 	printf("hostile: kill storm: %ld clients killed with SIGKILL in %d ms (after %d warm-up "
-	       "kills; %ld ended by themselves); victims' roles: flood %llu, slow subscriber "
+	       "kills; %ld ended by themselves), %ld of them inside shn_notify (mid-batch or "
+	       "waiting for a SYNC batch); victims' roles: flood %llu, slow subscriber "
 	       "%llu, full blocking port on a survivor's key %llu, SYNC publisher %llu, raw "
 	       "handshake/port opener %llu; victims got %llu batches accepted\n",
-	       storm_kills, storm_ms, warmup, exited, (unsigned long long)sh->roles[R_FLOOD],
+	       storm_kills, storm_ms, warmup, exited, mid_notify,
+	       (unsigned long long)sh->roles[R_FLOOD],
 	       (unsigned long long)sh->roles[R_SUB], (unsigned long long)sh->roles[R_BLOCKER],
 	       (unsigned long long)sh->roles[R_SYNC], (unsigned long long)sh->roles[R_RAW],
 	       (unsigned long long)sh->victim_batches);
