@@ -187,7 +187,7 @@ for scd in "$src"/man/*.3.scd; do
 		continue
 	fi
 	rc=0
-	timeout 60 "$tmp/$name" "$tmp/s.sock" >"$tmp/$name.out" 2>&1 || rc=$?
+	timeout 30 "$tmp/$name" "$tmp/s.sock" >"$tmp/$name.out" 2>&1 || rc=$?
 	if [[ $rc != 0 ]]; then
 		fail "$name.3: the EXAMPLE exited $rc against a broker; it printed:"
 		cat "$tmp/$name.out" >&2
