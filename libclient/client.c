@@ -337,10 +337,12 @@ static int reconnect(shn_client *c)
 		if (err < 0)
 			break;
 		pthread_mutex_lock(&p->swap_lock);
-		if (p->next_rings.ready)   /* an older reconnect the reader never took */
-			shn__port_rings_close(&p->next_rings);
+		if (p->next_rings.ready || p->next_rings.staged)
+			shn__port_rings_close(&p->next_rings);   /* an older attempt's */
 		p->next_rings = r;
-		p->next_rings.ready = true;
+		/* offered to the reader only once every filter is back: a
+		 * RECONNECT event means the port works again */
+		p->next_rings.staged = true;
 		pthread_mutex_unlock(&p->swap_lock);
 		atomic_store(&p->id, id);
 	}
@@ -369,7 +371,7 @@ static int reconnect(shn_client *c)
 		 * they close; the reader only switches once we say so below */
 		for (shn_port *p = c->ports; p; p = p->next) {
 			pthread_mutex_lock(&p->swap_lock);
-			if (p->next_rings.ready)
+			if (p->next_rings.staged)
 				shn__port_rings_close(&p->next_rings);
 			pthread_mutex_unlock(&p->swap_lock);
 		}
@@ -412,6 +414,14 @@ static int reconnect(shn_client *c)
 	atomic_store(&c->broker_gone, false);
 	pthread_mutex_unlock(&c->pub_lock);
 	client_free(n);
+	for (shn_port *p = c->ports; p; p = p->next) {
+		pthread_mutex_lock(&p->swap_lock);
+		if (p->next_rings.staged) {
+			p->next_rings.staged = false;
+			p->next_rings.ready = true;
+		}
+		pthread_mutex_unlock(&p->swap_lock);
+	}
 	wake_ports(c);   /* readers finish the old rings, then take the new ones */
 	return (0);
 }

@@ -186,6 +186,8 @@ int shn_port_dispatch(shn_port *p, int timeout_ms)
 		r = shn__port_wait_record(p, 0);
 		if (r == -ETIMEDOUT)
 			break;
+		if (r == -ECANCELED)
+			atomic_store(&p->unblock, true);   /* for the next call: never lost */
 		if (r < 0)
 			return (total);
 	}

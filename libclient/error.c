@@ -13,6 +13,9 @@ const char *shn_strerror(int err)
 {
 	const char *s;
 
+	if (err == SHN_NOTIFY_CANCELED)
+		return "canceled: a sink answered SHN_CALLBACK_DISCONTINUE (SHN_NOTIFY_CANCELED, from "
+		       "shn_notify with SHN_NOTIFY_SYNC); from a function returning a count: 1";
 	if (err >= 0)
 		return err == 0 ? "success" : "success (a count)";
 	switch (-err) {

@@ -92,7 +92,8 @@ struct shn_client {
 /* A port's rings from a new broker, waiting for the port's reader to
  * finish the old ones (the reader switches, so it never races itself). */
 struct shn__port_rings {
-	bool ready;
+	bool staged;                   /* mapped, the reconnect not complete yet */
+	bool ready;                    /* the reader may switch to these */
 	uint32_t capacity;
 	struct shn_segment ring_seg;
 	struct shn_segment cons_seg;

@@ -24,7 +24,7 @@ void shn__port_free(shn_port *p)
 	shn_segment_close(&p->cons_seg);
 	if (p->event_fd >= 0)
 		close(p->event_fd);
-	if (p->next_rings.ready)
+	if (p->next_rings.ready || p->next_rings.staged)
 		shn__port_rings_close(&p->next_rings);
 	if (p->poll_fd >= 0)
 		close(p->poll_fd);
@@ -68,6 +68,7 @@ void shn__port_rings_close(struct shn__port_rings *r)
 		close(r->event_fd);
 	r->event_fd = -1;
 	r->ready = false;
+	r->staged = false;
 }
 
 int shn__port_request(shn_client *c, const shn_port_options *opt, uint32_t *port_id,
@@ -382,6 +383,11 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
 	release_current(p);
 	for (;;) {
+		/* Drain a stale wake-up before looking at anything: a write
+		 * that comes after this (unblock, broker loss) stays pending
+		 * for the poll below. */
+		if (atomic_exchange(&p->efd_dirty, false))
+			drain_eventfd(p->event_fd);
 		if (atomic_exchange(&p->unblock, false))
 			return (-ECANCELED);
 		if (p->cur == NULL) {
@@ -399,8 +405,6 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		 * return, so shn_port_fd() becomes readable on new data --
 		 * and only then: a wake-up left from an earlier sleep is
 		 * drained first, or a caller's poll loop would spin. */
-		if (atomic_exchange(&p->efd_dirty, false))
-			drain_eventfd(p->event_fd);
 		if (!shn_ring_prepare_sleep(&p->ring))
 			continue;
 		atomic_store(&p->efd_dirty, true);   /* armed: the broker may write it */

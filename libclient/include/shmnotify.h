@@ -97,8 +97,9 @@ int  shn_connect(const char *socket_path, shn_client **out);
  * accepted by shn_notify() are still routed (DESIGN rule 9). */
 void shn_disconnect(shn_client *c);
 
-/* The path shn_connect(NULL) would use, written into buf.  Returns its
- * length or -ENAMETOOLONG. */
+/* The default socket path (what shn_connect(NULL) uses when
+ * $SHMNOTIFY_SOCKET is unset), written into buf.  Returns its length or
+ * -ENAMETOOLONG. */
 int  shn_default_socket_path(char *buf, size_t len);
 
 /* --- ports ------------------------------------------------------------- */
