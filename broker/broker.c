@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "index.h"
 #include "log.h"
+#include "systemd.h"
 #include "router.h"
 #include "server.h"
 
@@ -41,8 +43,10 @@ static void on_signal(struct shnd_watch *w)
 	struct signalfd_siginfo si;
 
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (!b->stop)
+		if (!b->stop) {
 			shnd_info("received SIG%s, shutting down", sigabbrev_np((int)si.ssi_signo));
+			shnd_systemd_notify("STOPPING=1\nSTATUS=shutting down");
+		}
 		b->stop = true;
 	}
 }
@@ -129,7 +133,14 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 	err = shnd_server_listen(b);
 	if (err)
 		return (err);
-	shnd_info("listening on %s (io: %s)", b->cfg.socket_path, shnd_loop_name(b->loop));
+	shnd_info("listening on %s (io: %s%s)", b->cfg.socket_path, shnd_loop_name(b->loop),
+		  b->activated ? ", socket from the service manager" : "");
+	char state[512];
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=listening on %s (io: %s)\nMAINPID=%d",
+		 b->cfg.socket_path, shnd_loop_name(b->loop), (int)getpid());
+	err = shnd_systemd_notify(state);
+	if (err)
+		shnd_warn("cannot tell the service manager we are ready: %s", strerror(-err));
 	return (0);
 }
 

@@ -231,6 +231,7 @@ struct shnd_broker {
 	struct shnd_config cfg;
 	struct shnd_loop *loop;
 	int listen_fd;
+	bool activated;               /* listen_fd came from the service manager */
 	dev_t sock_dev;
 	ino_t sock_ino;
 	struct shnd_watch listen_watch;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "systemd.h"
 #include "port.h"
 #include "router.h"
 
@@ -198,6 +199,20 @@ int shnd_server_listen(struct shnd_broker *b)
 	mode_t old;
 	int fd, err;
 
+	fd = shnd_systemd_listen_fd();
+	if (fd < -1)
+		return (fd);
+	if (fd >= 0) {
+		/* Socket activation: the service manager owns the socket file
+		 * (its path, mode, group); we only accept on it. */
+		socklen_t salen = sizeof(sa);
+		memset(&sa, 0, sizeof(sa));
+		if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 && sa.sun_path[0] &&
+		    strlen(sa.sun_path) < sizeof(b->cfg.socket_path))
+			strcpy(b->cfg.socket_path, sa.sun_path);
+		b->activated = true;
+		goto watch;
+	}
 	if (make_addr(path, &sa) < 0) {
 		shnd_err("socket path too long: %s", path);
 		return (-ENAMETOOLONG);
@@ -275,6 +290,7 @@ int shnd_server_listen(struct shnd_broker *b)
 	}
 	b->sock_dev = st.st_dev;
 	b->sock_ino = st.st_ino;
+watch:
 	b->listen_fd = fd;
 	b->listen_watch.fd = fd;
 	b->listen_watch.on_ready = on_accept;
@@ -282,7 +298,8 @@ int shnd_server_listen(struct shnd_broker *b)
 	err = shnd_watch_add(b->loop, &b->listen_watch);
 	if (err) {
 		shnd_err("cannot watch the socket: %s", strerror(-err));
-		unlink(path);
+		if (!b->activated)
+			unlink(path);
 		close(fd);
 		b->listen_fd = -1;
 		b->listen_watch.fd = -1;
@@ -297,8 +314,9 @@ void shnd_server_unlisten(struct shnd_broker *b)
 
 	if (b->listen_fd < 0)
 		return;
-	/* only our own socket: a successor may already have replaced it */
-	if (stat(b->cfg.socket_path, &st) == 0 && st.st_dev == b->sock_dev &&
+	/* only our own socket: a successor may already have replaced it; an
+	 * activated socket belongs to the service manager */
+	if (!b->activated && stat(b->cfg.socket_path, &st) == 0 && st.st_dev == b->sock_dev &&
 	    st.st_ino == b->sock_ino)
 		unlink(b->cfg.socket_path);
 	if (b->listen_watch.active) {
