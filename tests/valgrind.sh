@@ -70,4 +70,4 @@ if ((fail)); then
 	echo "valgrind: FAILED (logs in $logdir)"
 	exit 1
 fi
-echo "valgrind: ${#runs[@]} test programs run (each with its brokers and client processes): 0 memcheck errors, no definite leaks"
+echo "valgrind: ${#runs[@]} runs (program x backend; each with its brokers and client processes): 0 memcheck errors, no definite leaks"
