@@ -166,7 +166,9 @@ struct shnd_client {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	bool over_limit;              /* beyond max-clients: HELLO gets -EUSERS */
+	int refuse;                   /* HELLO gets this (-EUSERS beyond max-clients,
+	                                 -EACCES another user of a private broker),
+	                                 then the connection closes */
 	struct shnd_acl_client acl;   /* what its uid/gids may do */
 	uint64_t acl_denied;          /* its subscriptions and batches refused by the ACL */
 	struct shnd_conn conn;
@@ -227,11 +229,15 @@ struct shnd_router {
 	bool kick;           /* a doorbell rang: retry pending ports */
 };
 
+/* at most this many other users' connections wait for their -EACCES */
+#define SHND_FOREIGN_REFUSING_MAX 16
+
 struct shnd_broker {
 	struct shnd_config cfg;
 	struct shnd_loop *loop;
 	int listen_fd;
 	bool activated;               /* listen_fd came from the service manager */
+	unsigned foreign_refusing;    /* other users' connections awaiting -EACCES */
 	dev_t sock_dev;
 	ino_t sock_ino;
 	struct shnd_watch listen_watch;

@@ -109,16 +109,20 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	uint32_t cap;
 	int err;
 
-	if (c->over_limit) {
-		/* beyond max-clients: told so, then closed */
+	if (c->refuse) {
+		/* beyond max-clients, or another user of a private broker
+		 * (logged at accept): told so, then closed */
 		struct shn_msg_reply r;
 
-		b->tot.limit_clients++;
-		shnd_warn("client %llu (pid %d, uid %u): connection refused: too many clients "
-			  "(limit %u; raise max-clients in [limits])", (unsigned long long)c->id,
-			  (int)c->pid, (unsigned)c->uid, b->cfg.lim.max_clients);
+		if (c->refuse == -EUSERS) {
+			b->tot.limit_clients++;
+			shnd_warn("client %llu (pid %d, uid %u): connection refused: too many "
+				  "clients (limit %u; raise max-clients in [limits])",
+				  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+				  b->cfg.lim.max_clients);
+		}
 		memset(&r, 0, sizeof(r));
-		fill_hdr(&r.hdr, &req->hdr, -EUSERS);
+		fill_hdr(&r.hdr, &req->hdr, c->refuse);
 		c->close_after_reply = true;
 		shnd_client_send(c, &r, sizeof(r), NULL, 0, true);
 		return;

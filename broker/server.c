@@ -470,13 +470,19 @@ static void new_client(struct shnd_broker *b, int fd)
 	 * [socket] mode/group shares the socket on purpose: then whoever the
 	 * file's permissions let connect is a client, and [acl] rules decide
 	 * what it may do. */
-	if (!b->cfg.shared && cr.uid != geteuid() && cr.uid != 0) {
+	bool foreign = !b->cfg.shared && cr.uid != geteuid() && cr.uid != 0;
+	if (foreign) {
 		shnd_warn("refusing pid %d: uid %u is neither the broker's nor root's (a system "
 			  "broker shares its socket with [socket] mode and group)",
 			  (int)cr.pid, (unsigned)cr.uid);
 		b->tot.refused++;
-		close(fd);
-		return;
+		/* Its HELLO gets -EACCES, so the user reads "permission
+		 * denied", not "the broker went away" -- for a few at a time:
+		 * another user must not hold client slots by not sending it. */
+		if (b->foreign_refusing >= SHND_FOREIGN_REFUSING_MAX) {
+			close(fd);
+			return;
+		}
 	}
 	/* Beyond max-clients a connection is still taken, to answer its
 	 * HELLO with -EUSERS (a clear error rather than a closed socket);
@@ -511,7 +517,7 @@ static void new_client(struct shnd_broker *b, int fd)
 	c->pid = cr.pid;
 	c->uid = cr.uid;
 	c->gid = cr.gid;
-	c->over_limit = b->nclients >= b->cfg.lim.max_clients;
+	c->refuse = foreign ? -EACCES : b->nclients >= b->cfg.lim.max_clients ? -EUSERS : 0;
 	if (shnd_acl_client_init(&b->cfg.acl, &c->acl, fd, cr.uid, cr.gid) < 0) {
 		shnd_warn("out of memory: a client was refused");
 		close(fd);
@@ -543,6 +549,8 @@ static void new_client(struct shnd_broker *b, int fd)
 	live_clients++;
 	c->slot = b->nclients;
 	b->clients[b->nclients++] = c;
+	if (foreign)
+		b->foreign_refusing++;   /* undone in finish() */
 	b->tot.accepted++;
 	shnd_debug("client %llu connected (pid %d, uid %u)", (unsigned long long)c->id,
 		   (int)c->pid, (unsigned)c->uid);
@@ -571,6 +579,8 @@ static void finish(struct shnd_broker *b, struct shnd_client *c)
 
 	b->clients[c->slot] = last;
 	last->slot = c->slot;
+	if (c->refuse == -EACCES)
+		b->foreign_refusing--;
 	c->stall_port = NULL;
 	shnd_router_forget_client(b, c);
 	shn_segment_close(&c->pub_seg);
