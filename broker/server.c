@@ -211,6 +211,10 @@ int shnd_server_listen(struct shnd_broker *b)
 		    strlen(sa.sun_path) < sizeof(b->cfg.socket_path))
 			strcpy(b->cfg.socket_path, sa.sun_path);
 		b->activated = true;
+		/* SocketMode=/SocketGroup= in the unit share it on purpose:
+		 * then other users are clients like [socket] mode makes them */
+		if (stat(b->cfg.socket_path, &st) == 0 && (st.st_mode & 0066))
+			b->cfg.shared = true;
 		goto watch;
 	}
 	if (make_addr(path, &sa) < 0) {

@@ -9,10 +9,13 @@
    abstract namespace), the broker sends READY=1 (with STATUS= and MAINPID=)
    once it listens, and STOPPING=1 on SIGTERM.
 3. With systemd-socket-activate installed, the same through the real tool.
+4. With systemd-analyze installed, the unit files (UNITS_DIR: units/system and
+   units/user as built) pass `systemd-analyze verify`.
 """
 import os, signal, socket, subprocess, sys, tempfile, time, shutil
 
 broker, cli = sys.argv[1], sys.argv[2]
+units = sys.argv[3] if len(sys.argv) > 3 else None
 tmp = tempfile.mkdtemp(prefix="shn-systemd.")
 failures = []
 children = []   # pids to kill if a check fails half-way
@@ -100,6 +103,30 @@ try:
         act.terminate(); act.wait(timeout=20)
     else:
         print("skip: systemd-socket-activate is not installed (the test above speaks its protocol)")
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze and units:
+        for kind, extra in (("system", []), ("user", ["--user"])):
+            d = os.path.join(tmp, "units-" + kind)
+            os.makedirs(d)
+            for name in ("shmnotifyd.socket", "shmnotifyd.service"):
+                text = open(os.path.join(units, kind, name)).read()
+                # ExecStart must name an existing binary: the one just built
+                if "ExecStart=" in text:
+                    text = text.replace(
+                        os.path.dirname(text.split("ExecStart=")[1].split()[0]),
+                        os.path.dirname(os.path.abspath(broker)))
+                open(os.path.join(d, name), "w").write(text)
+            xdg = os.path.join(tmp, "xdg")
+            os.makedirs(xdg, mode=0o700, exist_ok=True)
+            r = subprocess.run([analyze] + extra + ["verify", "--man=no", "shmnotifyd.socket",
+                                "shmnotifyd.service"], cwd=d, capture_output=True, text=True,
+                               env=dict(os.environ, XDG_RUNTIME_DIR=xdg), timeout=60)
+            check(r.returncode == 0 and not r.stderr.strip(),
+                  "systemd-analyze %s verify of the %s units: %s" %
+                  (" ".join(extra), kind, (r.stdout + r.stderr).strip() or "clean"))
+    else:
+        print("skip: systemd-analyze is not installed (unit files not verified)")
 except Exception as e:   # a hang or a crash is a failure, not a stuck test
     failures.append(repr(e))
     print("FAIL: %r" % e, flush=True)
