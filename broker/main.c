@@ -10,11 +10,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "config.h"
@@ -23,7 +25,8 @@
 static const char usage_line[] =
 	"usage: shmnotifyd [--socket PATH] [--config FILE] [--foreground] "
 	"[--log-level error|warn|info|debug] [--io uring|epoll|auto] "
-	"[--default-capacity BYTES] [--max-capacity BYTES] [--print-config] [--help]\n";
+	"[--default-capacity BYTES] [--max-capacity BYTES] [--print-config] "
+	"[--check-config FILE] [--help]\n";
 
 static const char help_text[] =
 	"\n"
@@ -34,8 +37,13 @@ static const char help_text[] =
 	"                          $XDG_RUNTIME_DIR/shmnotify/shmnotify.sock, /run/... for\n"
 	"                          root, /tmp/shmnotify-UID/...)\n"
 	"  --config FILE           an INI file: [broker], [limits], [socket] and\n"
-	"                          [acl \"PREFIX\"] sections (docs/config.md); options win\n"
+	"                          [acl \"PREFIX\"] sections (docs/config.md); options win.\n"
+	"                          Without it: $SHMNOTIFY_CONFIG, else the first that\n"
+	"                          exists of $XDG_CONFIG_HOME/shmnotify/shmnotifyd.conf\n"
+	"                          (~/.config/...) and /etc/shmnotify/shmnotifyd.conf\n"
 	"  --print-config          print the effective configuration and exit\n"
+	"  --check-config FILE     check FILE and exit: 0 and 'FILE: ok', or 2 and\n"
+	"                          FILE:LINE: what is wrong\n"
 	"  --foreground            accepted for compatibility (always in the foreground)\n"
 	"  --log-level LEVEL       error, warn, info (default) or debug; logs go to stderr\n"
 	"  --io BACKEND            uring, epoll or auto (default: io_uring, else epoll)\n"
@@ -49,6 +57,32 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n%s", usage_line);
 	return (2);
+}
+
+/* The configuration file when --config does not name one: $SHMNOTIFY_CONFIG
+ * (which must exist), else the first existing of the per-user and the
+ * system file.  NULL: none, the defaults apply.  *why: where it came from. */
+static const char *find_config(char *buf, size_t len, const char **why)
+{
+	const char *env = getenv("SHMNOTIFY_CONFIG"), *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (env != NULL && env[0] != '\0') {
+		*why = "$SHMNOTIFY_CONFIG";
+		return (env);
+	}
+	*why = "found";
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(buf, len, "%s/shmnotify/shmnotifyd.conf", xdg);
+	else if (home != NULL && home[0] == '/')
+		snprintf(buf, len, "%s/.config/shmnotify/shmnotifyd.conf", home);
+	else
+		buf[0] = '\0';
+	if (buf[0] != '\0' && access(buf, F_OK) == 0)
+		return (buf);
+	if (access("/etc/shmnotify/shmnotifyd.conf", F_OK) == 0)
+		return ("/etc/shmnotify/shmnotifyd.conf");
+	return (NULL);
 }
 
 /* More clients: each holds a few descriptors (socket, eventfds). */
@@ -73,11 +107,13 @@ int main(int argc, char **argv)
 		{ "default-capacity", required_argument, NULL, 'd' },
 		{ "max-capacity", required_argument, NULL, 'm' },
 		{ "print-config", no_argument, NULL, 'p' },
+		{ "check-config", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct shnd_cmdline o = { 0 };
-	const char *config = NULL;
+	const char *config = NULL, *check = NULL, *why = "--config";
+	char found[PATH_MAX];
 	bool print = false;
 	struct shnd_config cfg;
 	struct shnd_broker b;
@@ -85,11 +121,12 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":s:c:fl:i:d:m:ph", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":s:c:fl:i:d:m:pk:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': o.socket = optarg; break;
 		case 'c': config = optarg; break;
 		case 'p': print = true; break;
+		case 'k': check = optarg; break;
 		case 'f': break;
 		case 'l': o.log_level = optarg; break;
 		case 'i': o.io = optarg; break;
@@ -108,6 +145,20 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		return (usage_error("unexpected argument '%s'", argv[optind]));
 	shnd_config_defaults(&cfg);
+	if (check != NULL) {
+		/* the file alone, as the broker would read it */
+		struct shnd_cmdline none = { 0 };
+		rc = shnd_config_load(&cfg, check) < 0 || shnd_config_finish(&cfg, &none) < 0;
+		shnd_acl_free(&cfg.acl);
+		if (rc)
+			return (2);
+		printf("%s: ok\n", check);
+		return (0);
+	}
+	if (config == NULL)
+		config = find_config(found, sizeof(found), &why);
+	if (config != NULL)
+		shnd_debug("configuration file %s (%s)", config, why);
 	if ((config && shnd_config_load(&cfg, config) < 0) || shnd_config_finish(&cfg, &o) < 0) {
 		shnd_acl_free(&cfg.acl);
 		return (2);
