@@ -26,6 +26,17 @@ for f in include/shmnotify.h "$libdir/libshmnotify.a" "$libdir/libshmnotify.so" 
 	 "$libdir/cmake/shmnotify/shmnotifyConfigVersion.cmake" bin/shmnotifyd bin/shmnotify; do
 	[[ -e $root/$f ]] || fail "$f is not installed"
 done
+# systemd units and (when scdoc built them) man pages
+for f in lib/systemd/system/shmnotifyd.service lib/systemd/system/shmnotifyd.socket \
+	 lib/systemd/user/shmnotifyd.service lib/systemd/user/shmnotifyd.socket; do
+	[[ -e $root/$f ]] || fail "$f is not installed"
+done
+if [[ -e $build/man/man3/shmnotify.3 ]]; then
+	for f in share/man/man8/shmnotifyd.8 share/man/man1/shmnotify.1 share/man/man3/shmnotify.3 \
+		 share/man/man3/shn_notify.3 share/man/man3/shn_port_close.3; do
+		[[ -e $root/$f ]] || fail "$f is not installed"
+	done
+fi
 dyn=$(objdump -p "$root/$libdir/libshmnotify.so")
 soname=$(awk '/SONAME/ {print $2}' <<<"$dyn")
 [[ $soname == libshmnotify.so.0 ]] || fail "SONAME is '$soname', expected libshmnotify.so.0"
