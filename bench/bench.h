@@ -160,6 +160,7 @@ struct measure {
 	double *lat_samples;     /* malloc()ed, sorted, one-way us; lat_n of them */
 	unsigned lat_n;
 	double cpu_server, cpu_clients;  /* idle: CPU percent of one core */
+	double server_ns_per_msg;        /* servers' CPU per message published (0: no server) */
 };
 
 int  bench_measure(const struct transport *t, void *st, const struct params *p, struct measure *m);

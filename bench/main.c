@@ -99,6 +99,7 @@ static const char *wl_name[WL_COUNT] = { "throughput", "fanout", "fanin", "laten
 struct opts {
 	bool quick, smoke, check, json;
 	const char *json_file, *plot_dir;
+	const char *only;               /* --case: just the cases with this label */
 	int runs;
 	double seconds;
 	unsigned wl_mask;
@@ -112,7 +113,7 @@ static void add_case(enum workload wl, const char *label, unsigned npub, unsigne
 {
 	struct bcase *c;
 
-	if (!(o->wl_mask & (1u << wl)) || ncases >= MAX_CASES)
+	if (!(o->wl_mask & (1u << wl)) || ncases >= MAX_CASES || (o->only && strcmp(o->only, label)))
 		return;
 	c = &cases[ncases++];
 	snprintf(c->label, sizeof c->label, "%s", label);
@@ -219,8 +220,8 @@ static void measure_cell(struct bcase *c, int ti, int run, int runs)
 		cell->lat_n = m.lat_n;
 	}
 	if (c->mk == MK_RATE)
-		snprintf(tail, sizeof tail, "%.2f M/s, lost %llu", m.rate / 1e6,
-			 (unsigned long long)(m.lost_reported + m.lost_silent));
+		snprintf(tail, sizeof tail, "%.2f M/s, lost %llu, server %.0f ns/msg", m.rate / 1e6,
+			 (unsigned long long)(m.lost_reported + m.lost_silent), m.server_ns_per_msg);
 	else if (c->mk == MK_LAT)
 		snprintf(tail, sizeof tail, "p50 %.1f us p99 %.1f us", m.p50, m.p99);
 	else
@@ -625,7 +626,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmnotify-bench [--quick] [--json[=FILE]] [--peers LIST] [--plot DIR]\n"
-		"                       [--runs N] [--workloads LIST] [--seconds S] [--smoke] [--check]\n"
+		"                       [--runs N] [--workloads LIST] [--seconds S] [--case LABEL]\n"
+		"                       [--smoke] [--check]\n"
 		"  --quick           about one minute: short measurements, one run\n"
 		"  --json[=FILE]     results as JSON on stdout (or into FILE, with the table on stdout)\n"
 		"  --peers LIST      comma-separated: shmnotify-block,zeromq,redis,dbus,iceoryx, 'all' (default)\n"
@@ -634,6 +636,7 @@ static void usage(FILE *f)
 		"  --runs N          runs per figure, the median is reported (default 3; --quick 1)\n"
 		"  --workloads LIST  throughput,fanout,fanin,latency,keys,idle (default all)\n"
 		"  --seconds S       publishing time of one measurement (default 1; --quick 0.15)\n"
+		"  --case LABEL      only the cases so labelled (e.g. \"1000000 keys\", \"64B batch 64\")\n"
 		"  --smoke           one brief case per workload (the test suite's run)\n"
 		"  --check           exit 1 when a floor or shmnotify count does not add up\n");
 }
@@ -702,6 +705,7 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "smoke", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'c' },
+		{ "case", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -733,6 +737,7 @@ int main(int argc, char **argv)
 			break;
 		case 'S': o.smoke = true; break;
 		case 'c': o.check = true; break;
+		case 'C': o.only = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -183,6 +183,7 @@ static void runtime(const struct ep_args *a)
 		return;
 	/* one runtime per process, named uniquely */
 	snprintf(name, sizeof name, "%s", a->name);
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);   /* its debug lines would bury the progress */
 	iox_runtime_init(name);
 	done = true;
 }

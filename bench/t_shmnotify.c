@@ -28,6 +28,8 @@
 #define SHMNOTIFYD_PATH "shmnotifyd"
 #endif
 
+#define BENCH_SHN_MAX_SUBS 2000000u
+
 struct shn_state {
 	char *dir;
 	char sock[512];
@@ -39,7 +41,8 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow)
 {
 	const char *bin = getenv("SHMNOTIFY_BENCH_BROKER");
 	struct shn_state *s = calloc(1, sizeof *s);
-	char logp[600];
+	char logp[600], conf[600];
+	FILE *f;
 	int err;
 
 	if (!bin || !*bin)
@@ -59,8 +62,17 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow)
 	}
 	snprintf(s->sock, sizeof s->sock, "%s/shmnotify.sock", s->dir);
 	snprintf(logp, sizeof logp, "%s/broker.log", s->dir);
+	snprintf(conf, sizeof conf, "%s/shmnotifyd.conf", s->dir);
+	/* the keys workload subscribes one port to 1,000,000 keys: past the
+	 * default per-client limit, which protects a shared broker */
+	f = fopen(conf, "w");
+	if (f) {
+		fprintf(f, "[limits]\nmax-subscriptions = %u\n", BENCH_SHN_MAX_SUBS);
+		fclose(f);
+	}
 	{
-		char *argv[] = { (char *)bin, "--socket", s->sock, "--log-level", "warn", NULL };
+		char *argv[] = { (char *)bin, "--socket", s->sock, "--log-level", "warn",
+				 f ? "--config" : NULL, conf, NULL };
 
 		s->pid = bench_spawn(argv, logp, -1);
 	}
