@@ -426,6 +426,19 @@ static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
 	return (false);
 }
 
+#define COLLECT_AHEAD 8   /* notes; a power of two */
+
+/* Hash note i's key and prefetch its index bucket. */
+static inline uint64_t collect_prefetch(const struct shnd_index *ix, const struct shnd_router *r,
+					int i)
+{
+	const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
+	uint64_t h = shnd_index_hash(pn + 1, pn->key_len);
+
+	__builtin_prefetch(&ix->buckets[h & (ix->nbuckets - 1)]);
+	return (h);
+}
+
 /* Match the count notes of the validated batch in r->scratch against the
  * index: fills r->touched (each port once) and each port's match chain.
  * With only set, just that port's subscriptions count. */
@@ -433,6 +446,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 {
 	struct shnd_router *r = &b->router;
 	struct shnd_index *ix = &b->index;
+	uint64_t hq[COLLECT_AHEAD];   /* hashes of the notes i .. i + COLLECT_AHEAD - 1 */
 	int i;
 
 	r->gen++;
@@ -440,13 +454,35 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 	r->ntouched = 0;
 	if (ix->nkeys == 0 && ix->nwild == 0)
 		return;
+	/* With many keys each lookup misses the cache on the bucket, then on
+	 * the entry, then on the subscription: hash COLLECT_AHEAD notes ahead
+	 * and prefetch their buckets, their entries half as far ahead and their
+	 * first subscriptions a quarter as far, so that the misses overlap
+	 * instead of following one another. */
+	for (i = 0; ix->nkeys > 0 && i < count && i < COLLECT_AHEAD; i++)
+		hq[i] = collect_prefetch(ix, r, i);
 	for (i = 0; i < count; i++) {
 		const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
 		struct shnd_list *pos;
 
 		if (ix->nkeys > 0) {
-			uint64_t h = shnd_index_hash(pn + 1, pn->key_len);
-			struct shnd_keyent *ke = shnd_index_find(ix, pn + 1, pn->key_len, h);
+			uint64_t h = hq[i % COLLECT_AHEAD];
+			struct shnd_keyent *ke;
+
+			if (i + COLLECT_AHEAD / 2 < count)
+				__builtin_prefetch(ix->buckets[hq[(i + COLLECT_AHEAD / 2) % COLLECT_AHEAD] &
+							       (ix->nbuckets - 1)]);
+			if (i + COLLECT_AHEAD / 4 < count) {
+				/* the entry is in cache by now: prefetch its first subscription */
+				const struct shnd_keyent *e =
+					ix->buckets[hq[(i + COLLECT_AHEAD / 4) % COLLECT_AHEAD] &
+						    (ix->nbuckets - 1)];
+				if (e != NULL)
+					__builtin_prefetch(e->subs.next);
+			}
+			if (i + COLLECT_AHEAD < count)
+				hq[i % COLLECT_AHEAD] = collect_prefetch(ix, r, i + COLLECT_AHEAD);
+			ke = shnd_index_find(ix, pn + 1, pn->key_len, h);
 
 			if (ke != NULL) {
 				shnd_list_for_each(pos, &ke->subs) {
