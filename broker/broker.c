@@ -71,6 +71,12 @@ static int setup_bshm(struct shnd_broker *b)
 	b->bshm->version = SHN_PROTO_VERSION;
 	b->bshm->pid = (int32_t)getpid();
 	atomic_store_explicit(&b->bshm->sleep_seq, 0, memory_order_relaxed);
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+		b->started_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
 	atomic_store_explicit(&b->bshm->any_key_subs, 0, memory_order_relaxed);
 	err = shnd_index_attach(&b->index, b->bshm);
 	if (err)

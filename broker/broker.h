@@ -91,6 +91,7 @@ struct shnd_port {
 	uint64_t seq;
 	uint64_t delivered, dropped;
 	uint64_t wakeups;             /* eventfd writes to a sleeping consumer */
+	uint64_t high_water;          /* most bytes seen waiting in the ring at a publish */
 	/* pending system events: a ring buffer of pend_cap entries */
 	struct shnd_sysev *pend;
 	uint32_t pend_head, pend_n, pend_cap;
@@ -184,6 +185,7 @@ struct shnd_client {
 	struct shnd_watch doorbell;
 	uint64_t published, batches;
 	uint64_t room_wakeups;        /* eventfd writes to a publisher waiting for room */
+	uint64_t last_publish_ns;     /* CLOCK_MONOTONIC_COARSE of its last routed batch, 0: none */
 	/* ports and subscriptions */
 	struct shnd_list ports;
 	uint32_t nports;
@@ -257,6 +259,7 @@ struct shnd_broker {
 	uint64_t next_sub_serial;
 	size_t nports, nsubs;
 	struct shnd_totals tot;
+	uint64_t started_ns;          /* CLOCK_MONOTONIC at start, for uptime */
 	bool stop;
 };
 

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acl.h"
@@ -504,6 +505,10 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 
 static void account(struct shnd_broker *b, struct shnd_client *c, uint32_t count)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);   /* vDSO, a tick's precision is plenty */
+	c->last_publish_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	c->published += count;
 	c->batches++;
 	b->tot.batches_routed++;
@@ -988,6 +993,10 @@ void shnd_router_publish(struct shnd_broker *b)
 		shnd_list_del(&p->dirty_link);
 		p->dirty = false;
 		shn_ring_publish(&p->ring);
+		/* against the last head seen: an upper bound, as a high-water
+		 * mark should be */
+		if (p->ring.tail - p->ring.head_cache > p->high_water)
+			p->high_water = p->ring.tail - p->ring.head_cache;
 		if (!shn_wake_needed(&p->ring.cons->sleep_seq, &p->ring.woke_sleep_seq))
 			continue;
 		p->wakeups++;

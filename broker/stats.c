@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -73,6 +74,14 @@ static uint64_t port_used(const struct shnd_port *p)
 	return (p->ring.tail - h);
 }
 
+static uint64_t coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
 static void client_json(struct sbuf *s, const struct shnd_client *c)
 {
 	const struct shnd_list *pos;
@@ -81,7 +90,7 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
 		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
 		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"waiting_for_port\":%u,"
-		  "\"sync_port\":%u,\"acl_denied\":%llu,\"ports\":[",
+		  "\"sync_port\":%u,\"acl_denied\":%llu,\"last_publish_ms_ago\":%lld,\"ports\":[",
 		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
 		  c->state == SHND_CLIENT_READY ? "ready" :
 		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" :
@@ -91,17 +100,19 @@ static void client_json(struct sbuf *s, const struct shnd_client *c)
 		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups,
 		  c->stall_port ? c->stall_port->id : 0,
 		  c->sync.state != SHND_SYNC_NONE && c->sync.cur < c->sync.nports ?
-		  c->sync.ports[c->sync.cur] : 0, (unsigned long long)c->acl_denied);
+		  c->sync.ports[c->sync.cur] : 0, (unsigned long long)c->acl_denied,
+		  c->last_publish_ns ? (long long)((coarse_now_ns() - c->last_publish_ns) / 1000000)
+				     : -1ll);
 	shnd_list_for_each(pos, &c->ports) {
 		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
 
 		sb_printf(s, "%s{\"id\":%u,\"capacity\":%u,\"used\":%llu,\"delivered\":%llu,"
 			  "\"dropped\":%llu,\"subscriptions\":%u,\"pending_events\":%u,"
-			  "\"wakeups\":%llu}",
+			  "\"wakeups\":%llu,\"high_water\":%llu}",
 			  first ? "" : ",", p->id, p->capacity,
 			  (unsigned long long)port_used(p), (unsigned long long)p->delivered,
 			  (unsigned long long)p->dropped, p->nsubs, p->pend_n,
-			  (unsigned long long)p->wakeups);
+			  (unsigned long long)p->wakeups, (unsigned long long)p->high_water);
 		first = false;
 	}
 	sb_printf(s, "]}");
@@ -113,7 +124,7 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 	struct sbuf s = { 0 };
 	size_t i;
 
-	sb_printf(&s, "{\"broker\":{\"pid\":%d,\"io\":\"%s\",\"clients\":%zu,\"ports\":%zu,"
+	sb_printf(&s, "{\"broker\":{\"pid\":%d,\"uptime_seconds\":%llu,\"io\":\"%s\",\"clients\":%zu,\"ports\":%zu,"
 		  "\"subscriptions\":%zu,\"protocol_errors\":%llu,\"ring_errors\":%llu,"
 		  "\"disconnects\":%llu,\"batches_routed\":%llu,\"notifications_routed\":%llu,"
 		  "\"notifications_delivered\":%llu,\"notifications_dropped\":%llu,"
@@ -126,7 +137,8 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		  "\"max_ring_bytes\":%llu,\"max_key_size\":%u,\"max_data_size\":%u},"
 		  "\"acl_rules\":%u},"
 		  "\"clients\":[",
-		  (int)getpid(), shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
+		  (int)getpid(), (unsigned long long)((coarse_now_ns() - b->started_ns) / 1000000000u),
+		  shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
 		  (unsigned long long)t->protocol_errors, (unsigned long long)t->ring_errors,
 		  (unsigned long long)t->disconnects, (unsigned long long)t->batches_routed,
 		  (unsigned long long)t->notifications_routed,

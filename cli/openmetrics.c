@@ -18,7 +18,8 @@
 static const char *const gauges[] = {
 	"pid", "clients", "ports", "subscriptions", "default_capacity", "max_capacity",
 	"pub_ring_used", "pub_ring_capacity", "capacity", "used", "high_water", "sync_port",
-	"uptime_s", "uptime_seconds", "waiting_for_port", "state", "pending_events", NULL,
+	"uptime_s", "uptime_seconds", "waiting_for_port", "state", "pending_events",
+	"last_publish_ms_ago", NULL,
 };
 
 /* identity members: labels, not metrics */

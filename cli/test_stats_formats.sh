@@ -35,9 +35,13 @@ for k in ("pid", "clients", "ports", "subscriptions", "protocol_errors", "ring_e
     assert isinstance(b[k], int), k
 ports = [p for c in doc["clients"] for p in c["ports"]]
 assert len(ports) == 1 and ports[0]["delivered"] == 3, ports
+assert ports[0]["high_water"] > 0, ports          # three records waited there at some publish
+assert isinstance(b["uptime_seconds"], int) and b["uptime_seconds"] >= 0
 for c in doc["clients"]:
-    for k in ("id", "pid", "uid", "published", "pub_ring_used", "pub_ring_capacity"):
+    for k in ("id", "pid", "uid", "published", "pub_ring_used", "pub_ring_capacity",
+              "last_publish_ms_ago"):
         assert isinstance(c[k], int), k
+    assert c["last_publish_ms_ago"] >= -1
 print("stats --json: valid JSON,", len(doc["clients"]), "clients, 1 port with 3 delivered")
 PY
 
