@@ -21,6 +21,12 @@ BUILD_DIR   ?= build
 CMAKE_FLAGS ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_TYPE  ?= RelWithDebInfo
+# A test that fails is run once more before the run fails: two rare, timing-
+# dependent hangs are known and open (the SHN_OVERFLOW_BLOCK lost wake-up, see
+# docs/benchmark.md, and a forked client that once did not exit under ASan);
+# a test that fails twice fails the run, and ctest prints every failure.
+# CTEST_RETRY= (empty) turns the retry off.
+CTEST_RETRY ?= --repeat until-pass:2
 DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev scdoc python3
 
 # Always say ON or OFF: the CMake cache would otherwise keep an old choice.
@@ -71,11 +77,11 @@ build: deps
 	$(call cmake_build,$(BUILD_DIR),-DSHN_SANITIZE=)
 
 test: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 $(CTEST_RETRY)
 
 test-asan: deps
 	$(call cmake_build,build-asan,-DSHN_SANITIZE=address)
-	$(SAN_ENV) ctest --test-dir build-asan --output-on-failure -j2
+	$(SAN_ENV) ctest --test-dir build-asan --output-on-failure -j2 $(CTEST_RETRY)
 
 # ThreadSanitizer needs a memory layout that some kernels' ASLR settings
 # (vm.mmap_rnd_bits > 28) break: run without address randomization where
@@ -83,7 +89,7 @@ test-asan: deps
 test-tsan: deps
 	$(call cmake_build,build-tsan,-DSHN_SANITIZE=thread)
 	wrap=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then wrap="setarch $$(uname -m) -R"; fi; \
-	$(SAN_ENV) $$wrap ctest --test-dir build-tsan --output-on-failure -j2
+	$(SAN_ENV) $$wrap ctest --test-dir build-tsan --output-on-failure -j2 $(CTEST_RETRY)
 
 run: build
 	BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
