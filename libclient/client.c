@@ -346,26 +346,9 @@ static int reconnect(shn_client *c)
 		pthread_mutex_unlock(&p->swap_lock);
 		atomic_store(&p->id, id);
 	}
-	for (struct shn__sub *s = c->subs; s && err == 0; s = s->next) {
-		union {
-			struct shn_msg_subscribe m;
-			uint8_t buf[sizeof(struct shn_msg_subscribe) + SHN_KEY_MAX];
-		} req;
-		struct shn_msg_reply rep;
-
-		if (s->closing)
-			continue;
-		memset(&req.m, 0, sizeof(req.m));
-		req.m.hdr.type = SHN_MSG_SUBSCRIBE;
-		req.m.conn = s->conn;
-		req.m.port_id = atomic_load(&s->port->id);
-		req.m.event_mask = s->mask;
-		req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0);
-		req.m.key_len = s->key_len;
-		memcpy(req.m.key, s->key, s->key_len);
-		err = shn__call(n, &req, sizeof(req.m) + s->key_len, &rep, sizeof(rep),
-				NULL, NULL, NULL);
-	}
+	for (struct shn__sub *s = c->subs; s && err == 0; s = s->next)
+		if (!s->closing)   /* same conn, same filter, the new port number */
+			err = shn__send_subscribe(n, s);
 	if (err < 0) {
 		/* ports keep next_rings until a later attempt replaces them or
 		 * they close; the reader only switches once we say so below */

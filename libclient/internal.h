@@ -197,6 +197,10 @@ int shn__port_wait_record(shn_port *p, int timeout_ms);
 /* Hand out up to max notes of the current record. */
 int shn__port_fill(shn_port *p, shn_notification *out, size_t max);
 
+/* Send s's filter to the broker behind c (SUBSCRIBE with s's conn, key,
+ * mask and its port's current number).  0 or -errno. */
+int shn__send_subscribe(shn_client *c, const struct shn__sub *s);
+
 /* Register a subscription (pull when fn is NULL) with the broker. */
 int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
 		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn);

@@ -447,14 +447,28 @@ int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
 	return (r);
 }
 
-int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
-		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn)
+int shn__send_subscribe(shn_client *c, const struct shn__sub *s)
 {
 	union {
 		struct shn_msg_subscribe m;
 		uint8_t buf[sizeof(struct shn_msg_subscribe) + SHN_KEY_MAX];
 	} req;
 	struct shn_msg_reply rep;
+
+	memset(&req.m, 0, sizeof(req.m));
+	req.m.hdr.type = SHN_MSG_SUBSCRIBE;
+	req.m.conn = s->conn;
+	req.m.port_id = atomic_load(&s->port->id);
+	req.m.event_mask = s->mask;
+	req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0);
+	req.m.key_len = s->key_len;
+	memcpy(req.m.key, s->key, s->key_len);
+	return (shn__call(c, &req, sizeof(req.m) + s->key_len, &rep, sizeof(rep), NULL, NULL, NULL));
+}
+
+int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
+		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn)
+{
 	struct shn__sub *s;
 	shn_client *c;
 	int err;
@@ -481,15 +495,6 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	if (key_len)
 		memcpy(s->key, key, key_len);
 
-	memset(&req.m, 0, sizeof(req.m));
-	req.m.hdr.type = SHN_MSG_SUBSCRIBE;
-	req.m.conn = s->conn;
-	req.m.port_id = atomic_load(&p->id);
-	req.m.event_mask = event_mask;
-	req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0);
-	req.m.key_len = (uint16_t)key_len;
-	if (key_len)
-		memcpy(req.m.key, key, key_len);
 	/* Listed before the broker knows it, so that a batch delivered the
 	 * moment the filter is active finds its sink. */
 	pthread_mutex_lock(&c->ctl_lock);
@@ -497,7 +502,7 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	c->subs = s;
 	atomic_fetch_add(&p->sinks_gen, 1);
 	pthread_mutex_unlock(&c->ctl_lock);
-	err = shn__call(c, &req, sizeof(req.m) + key_len, &rep, sizeof(rep), NULL, NULL, NULL);
+	err = shn__send_subscribe(c, s);
 	if (err < 0) {
 		pthread_mutex_lock(&c->ctl_lock);
 		for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next)
