@@ -84,6 +84,32 @@ grep -q '"key":"nobody/else","data":"m2","batch_id":1,"batch_index":1,"batch_cou
 "$cli" monitor --socket "$tmp/s.sock" some/key 2>/dev/null && fail "monitor accepted a KEY"
 echo "monitor: saw $(wc -l <"$tmp/monitor.out") notifications on an unwatched key"
 
+# bad arguments: a usage error (exit 2), not a run
+for bad in "stats --json --openmetrics" "doctor extra" "monitor --json"; do
+	rc=0; "$cli" $bad --socket "$tmp/s.sock" >/dev/null 2>"$tmp/err" || rc=$?
+	[[ $rc == 2 ]] && grep -q "^usage: shmnotify" "$tmp/err" ||
+		fail "'shmnotify $bad' exited $rc: $(cat "$tmp/err")"
+done
+echo "usage errors: exit 2 with a usage line"
+
+# monitor by another user of a shared broker: refused with a clear message
+if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
+	printf '[socket]\nmode = 0666\n' >"$tmp/shared.conf"
+	chmod 755 "$tmp"
+	"$broker" --socket "$tmp/shared.sock" --config "$tmp/shared.conf" 2>"$tmp/shared.log" &
+	pids+=($!)
+	for _ in $(seq 100); do [[ -S $tmp/shared.sock ]] && break; sleep 0.05; done
+	rc=0
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$cli" monitor \
+		--socket "$tmp/shared.sock" --count 1 >/dev/null 2>"$tmp/err" || rc=$?
+	[[ $rc == 1 ]] && grep -q "cannot monitor: only root or the broker's own user" "$tmp/err" ||
+		fail "monitor as uid 65534 exited $rc: $(cat "$tmp/err")"
+	grep -q "monitor refused" "$tmp/shared.log" || fail "the broker did not log the refusal"
+	echo "monitor as uid 65534: $(cat "$tmp/err")"
+else
+	echo "skip: monitor refusal needs root and setpriv"
+fi
+
 out=$("$cli" doctor --socket "$tmp/s.sock") || fail "doctor exited non-zero: $out"
 grep -q '^ok    broker' <<<"$out" || fail "doctor did not see the broker: $out"
 echo "doctor: $(tail -1 <<<"$out")"
