@@ -104,6 +104,7 @@ struct shnd_port {
 	uint64_t gen;
 	uint64_t first_serial;        /* oldest matching subscription's serial */
 	uint32_t cur_note, first, last, count;
+	uint32_t gaps;                /* of count, gap reports (shn_notify_gap) */
 	uint64_t bytes;
 };
 

@@ -206,7 +206,8 @@ static void add_overflow(struct shnd_port *p, uint64_t count)
 		struct shnd_sysev *t = &p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap];
 
 		if (t->event == SHN_EV_OVERFLOW_WIRE) {
-			t->val += count;
+			/* gap reports carry client-chosen counts: saturate */
+			t->val = t->val + count < t->val ? UINT64_MAX : t->val + count;
 			return;
 		}
 	}
@@ -241,6 +242,36 @@ void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p)
 		p->on_pending = false;
 		shnd_list_del(&p->pending_link);
 	}
+}
+
+/* The batch being routed is dropped for p: its user notes leave a gap in
+ * p's seq, and the OVERFLOW reported covers them plus the counts of the
+ * gap reports (shn_notify_gap) it carried, so the total stays exact. */
+static void drop_counted(struct shnd_broker *b, struct shnd_port *p)
+{
+	struct shnd_router *r = &b->router;
+	uint64_t users = p->count, lost = 0;
+	uint32_t m;
+
+	if (p->gaps > 0) {
+		users = 0;
+		for (m = p->first; m != NO_MATCH; m = r->match[m].next) {
+			const struct shn_pub_note *pn = (const void *)(r->scratch + r->match[m].note);
+			uint64_t g;
+
+			if (pn->event != SHN_EV_OVERFLOW_WIRE) {
+				users++;
+				continue;
+			}
+			g = shn_gap_count(pn);
+			lost = lost + g < lost ? UINT64_MAX : lost + g;
+		}
+	}
+	p->seq += users;
+	p->dropped += users;
+	b->tot.notifications_dropped += users;
+	lost = lost + users < lost ? UINT64_MAX : lost + users;
+	add_overflow(p, lost);
 }
 
 /* Write, for port p, the notes of the batch being routed that matched it,
@@ -292,7 +323,8 @@ static bool deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 		dn->data_len = pn->data_len;
 		dn->reserved2 = 0;
 		dn->conn = r->match[m].conn;
-		dn->seq = ++p->seq;
+		/* a gap report is a system event: no number of its own */
+		dn->seq = pn->event == SHN_EV_OVERFLOW_WIRE ? 0 : ++p->seq;
 		memcpy(dn + 1, pn + 1, body);
 		memset((uint8_t *)(dn + 1) + body, 0, sz - sizeof(*dn) - body);
 		out += sz;
@@ -303,10 +335,7 @@ static bool deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	b->tot.notifications_delivered += p->count;
 	return (true);
 drop:
-	p->seq += p->count;
-	p->dropped += p->count;
-	b->tot.notifications_dropped += p->count;
-	add_overflow(p, p->count);
+	drop_counted(b, p);
 	if (clear && never)
 		flush_pending(b, p); /* room for the report is likely there now */
 	else
@@ -351,6 +380,7 @@ static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
 		p->cur_note = NO_MATCH;
 		p->first = p->last = NO_MATCH;
 		p->count = 0;
+		p->gaps = 0;
 		p->bytes = 0;
 		p->first_serial = sub->serial;
 		r->touched[r->ntouched++] = p;
@@ -375,6 +405,7 @@ static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
 	p->last = (uint32_t)r->nmatch;
 	p->cur_note = i;
 	p->count++;
+	p->gaps += pn->event == SHN_EV_OVERFLOW_WIRE;
 	p->bytes += shn_del_note_size(pn->key_len, pn->data_len);
 	r->nmatch++;
 	return;
@@ -464,6 +495,8 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 		hq[i] = collect_prefetch(ix, r, i);
 	for (i = 0; i < count; i++) {
 		const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
+		/* a gap report (shn_notify_gap) reaches every filter on its key */
+		uint32_t ev = pn->event == SHN_EV_OVERFLOW_WIRE ? UINT32_MAX : pn->event;
 		struct shnd_list *pos;
 
 		if (ix->nkeys > 0) {
@@ -489,7 +522,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 				shnd_list_for_each(pos, &ke->subs) {
 					struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
 
-					if (pn->event & s->mask)
+					if (ev & s->mask)
 						match(r, s, (uint32_t)i, pn, only);
 				}
 			}
@@ -497,7 +530,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 		shnd_list_for_each(pos, &ix->wild) {
 			struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
 
-			if (pn->event & s->mask)
+			if (ev & s->mask)
 				match(r, s, (uint32_t)i, pn, only);
 		}
 	}

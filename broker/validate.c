@@ -173,11 +173,14 @@ int shnd_pub_notes_check(const uint8_t *rec, uint32_t len, uint32_t count, uint3
 			return (-EBADMSG);
 		if (pn->key_len == 0 || pn->key_len > SHN_KEY_MAX_WIRE ||
 		    pn->data_len > SHN_DATA_MAX_WIRE || pn->event == 0 ||
-		    (pn->event & SHN_EV_SYSTEM_WIRE) != 0)
+		    ((pn->event & SHN_EV_SYSTEM_WIRE) != 0 && pn->event != SHN_EV_OVERFLOW_WIRE))
 			return (-EBADMSG);
 		sz = shn_pub_note_size(pn->key_len, pn->data_len);
 		if (sz > len - off)
 			return (-EBADMSG);
+		if (pn->event == SHN_EV_OVERFLOW_WIRE &&
+		    (pn->data_len != 8 || shn_gap_count(pn) == 0))
+			return (-EBADMSG);   /* a gap report: exactly a non-zero count */
 		notes[i] = off;
 		off += sz;
 	}

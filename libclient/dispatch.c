@@ -68,7 +68,9 @@ static int refresh_snapshot(shn_port *p)
 
 static bool sink_matches(const struct shn__sub *s, const shn_notification *x)
 {
-	if (s->closing || (x->event & s->mask) == 0)
+	/* a gap report (shn_notify_gap) carries a key: it goes to the sinks
+	 * whose filter takes the key, whatever their masks */
+	if (s->closing || ((x->event & s->mask) == 0 && x->event != SHN_EV_OVERFLOW))
 		return (false);
 	if (s->any_key)
 		return (true);
@@ -123,7 +125,7 @@ static int dispatch_record(shn_port *p)
 	got = shn__port_fill(p, p->all, n);
 	if (got < 0)
 		return (got);
-	if (n == 1 && (p->all[0].event & SHN_EV_SYSTEM)) {
+	if (n == 1 && (p->all[0].event & SHN_EV_SYSTEM) && p->all[0].key_len == 0) {
 		shn_notification *x = &p->all[0];
 		bool close_ev = (x->event & SHN_EV_HANDLE_CLOSE) != 0;
 

@@ -205,6 +205,12 @@ int shn__send_subscribe(shn_client *c, const struct shn__sub *s);
 int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
 		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn);
 
+/* shn_notify() without the check of its public flags, for the library's
+ * own publishers; flags may add SHN__NOTIFY_GAP: every note must then be a
+ * gap report (event SHN_EV_OVERFLOW alone, data_len 8), see gap.c. */
+#define SHN__NOTIFY_GAP 0x10000u
+int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags);
+
 #define SHN__CTL_TIMEOUT_MS 30000
 
 #endif

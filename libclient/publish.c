@@ -23,7 +23,8 @@
 /* Validate the batch and compute its record size.  A key or payload above
  * the broker's configured maximum (smaller than the protocol's) gives
  * -EMSGSIZE: the broker would take the record for a ring error. */
-static int batch_size(shn_client *c, const shn_notification *batch, size_t n, uint64_t *size)
+static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bool gap,
+		      uint64_t *size)
 {
 	uint64_t sz = sizeof(struct shn_pub_batch);
 	uint32_t max_key = atomic_load_explicit(&c->max_key, memory_order_relaxed);
@@ -32,7 +33,8 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, ui
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 
-		if (x->event == 0 || (x->event & SHN_EV_SYSTEM) != 0)
+		if (gap ? x->event != SHN_EV_OVERFLOW || x->data_len != 8
+			: x->event == 0 || (x->event & SHN_EV_SYSTEM) != 0)
 			return (-EINVAL);
 		if (x->key == NULL || x->key_len == 0 || x->key_len > SHN_KEY_MAX)
 			return (-EINVAL);
@@ -186,6 +188,13 @@ static int wait_sync(shn_client *c, struct shn__sync_wait *w)
 
 int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags)
 {
+	if (flags & ~(SHN_NOTIFY_SYNC | SHN_NOTIFY_NONBLOCK))
+		return (-EINVAL);
+	return (shn__notify(c, batch, n, flags));
+}
+
+int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags)
+{
 	struct shn__sync_wait *w = NULL;
 	uint64_t size;
 	uint8_t *dst;
@@ -193,9 +202,7 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 
 	if (c == NULL || batch == NULL || n == 0 || n > UINT32_MAX)
 		return (-EINVAL);
-	if (flags & ~(SHN_NOTIFY_SYNC | SHN_NOTIFY_NONBLOCK))
-		return (-EINVAL);
-	err = batch_size(c, batch, n, &size);
+	err = batch_size(c, batch, n, (flags & SHN__NOTIFY_GAP) != 0, &size);
 	if (err < 0)
 		return (err);
 	if (size > shn_ring_max_record(c->pub_capacity))

@@ -276,6 +276,22 @@ struct shn_del_note {
 	uint64_t seq;             /* 0 for system events */
 };
 
+/* A gap report (shn_notify_gap): a publish note whose event is
+ * SHN_EV_OVERFLOW_WIRE alone, with data_len 8: a little-endian uint64_t,
+ * the number of notifications of its key lost before they reached this
+ * host, never 0.  The broker delivers it as SHN_EV_OVERFLOW, seq 0, to
+ * every subscription that takes the key, whatever its event mask.  Reads
+ * the count of such a note whose bounds were checked. */
+static inline uint64_t shn_gap_count(const struct shn_pub_note *pn)
+{
+	const uint8_t *d = (const uint8_t *)(pn + 1) + pn->key_len;
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | d[i];
+	return (v);
+}
+
 static inline uint32_t shn_pub_note_size(uint32_t key_len, uint32_t data_len)
 {
 	return (uint32_t)SHN_ALIGN8(sizeof(struct shn_pub_note) + key_len + data_len);

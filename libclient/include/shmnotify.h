@@ -179,6 +179,18 @@ int  shn_unsubscribe(shn_client *c, shn_conn conn);
  * -ENOTCONN: the broker is gone.  Safe from several threads. */
 int  shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags);
 
+/* Report that lost notifications of key were lost before they reached this
+ * broker (a bridge that saw a hole in a remote stream, shmnotify-bridge(1)).
+ * The broker delivers one SHN_EV_OVERFLOW note, data the little-endian
+ * uint64_t lost, key set, seq 0, sender_pid/uid this client's, to every
+ * subscription whose filter takes the key (monitors and any-key filters
+ * too), whatever its event mask, in publish order with this client's other
+ * batches.  It is checked like a publish to key: the same ACL, key limits,
+ * interest check (nobody subscribed: returns 0 at once).  flags: 0 or
+ * SHN_NOTIFY_NONBLOCK.  -EINVAL: no key, lost 0, other flags. */
+int  shn_notify_gap(shn_client *c, const void *key, size_t key_len, uint64_t lost,
+                    unsigned flags);
+
 /* Bound the wait of shn_notify(SHN_NOTIFY_SYNC): after timeout_ms it
  * returns -ETIMEDOUT, while delivery to the remaining sinks goes on (the
  * batch was accepted; only the waiting stops).  -1: no limit (default). */
