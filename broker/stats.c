@@ -6,53 +6,23 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdarg.h>
+#include <jansson.h>
 #include <stdatomic.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
 #include "server.h"
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *s, const char *fmt, ...)
+/* jansson's integers are signed (json_int_t, long long) and our counters
+ * are uint64_t: a value past INT64_MAX would come out negative, so it is
+ * clamped instead.  No counter gets there in practice. */
+static json_int_t ju(uint64_t v)
 {
-	va_list ap;
-	int n;
-
-	if (s->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			s->oom = true;
-			return;
-		}
-		if ((size_t)n < s->cap - s->len) {
-			s->len += (size_t)n;
-			return;
-		}
-		size_t ncap = (s->cap + (size_t)n + 1) * 2;
-		char *np = realloc(s->p, ncap);
-
-		if (np == NULL) {
-			s->oom = true;
-			return;
-		}
-		s->p = np;
-		s->cap = ncap;
-	}
+	return (v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
 }
 
 /* Bytes published by the client and not yet consumed by the broker. */
@@ -82,89 +52,137 @@ static uint64_t coarse_now_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
-static void client_json(struct sbuf *s, const struct shnd_client *c)
+static const char *client_state(const struct shnd_client *c)
+{
+	return (c->state == SHND_CLIENT_READY ? "ready" :
+		c->state == SHND_CLIENT_HANDSHAKE ? "handshake" :
+		c->draining ? "draining" : "closing");
+}
+
+/* One port's object, or NULL when out of memory. */
+static json_t *port_json(const struct shnd_port *p)
+{
+	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			  "id", (json_int_t)p->id, "capacity", (json_int_t)p->capacity,
+			  "used", ju(port_used(p)), "delivered", ju(p->delivered),
+			  "dropped", ju(p->dropped), "subscriptions", (json_int_t)p->nsubs,
+			  "pending_events", (json_int_t)p->pend_n, "wakeups", ju(p->wakeups),
+			  "high_water", ju(p->high_water)));
+}
+
+/* One client's object with its ports, or NULL when out of memory (nothing
+ * leaks: the *_new calls drop the value they were given when they fail). */
+static json_t *client_json(const struct shnd_client *c)
 {
 	const struct shnd_list *pos;
-	bool first = true;
+	json_t *o, *ports;
 
-	sb_printf(s, "{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"state\":\"%s\","
-		  "\"published\":%llu,\"batches\":%llu,\"pub_ring_used\":%llu,"
-		  "\"pub_ring_capacity\":%u,\"room_wakeups\":%llu,\"waiting_for_port\":%u,"
-		  "\"sync_port\":%u,\"acl_denied\":%llu,\"last_publish_ms_ago\":%lld,\"ports\":[",
-		  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
-		  c->state == SHND_CLIENT_READY ? "ready" :
-		  c->state == SHND_CLIENT_HANDSHAKE ? "handshake" :
-		  c->draining ? "draining" : "closing",
-		  (unsigned long long)c->published, (unsigned long long)c->batches,
-		  (unsigned long long)(c->has_pub ? pub_used(c) : 0),
-		  c->has_pub ? c->pub.capacity : 0, (unsigned long long)c->room_wakeups,
-		  c->stall_port ? c->stall_port->id : 0,
-		  c->sync.state != SHND_SYNC_NONE && c->sync.cur < c->sync.nports ?
-		  c->sync.ports[c->sync.cur] : 0, (unsigned long long)c->acl_denied,
-		  c->last_publish_ns ? (long long)((coarse_now_ns() - c->last_publish_ns) / 1000000)
-				     : -1ll);
+	o = json_pack("{s:I, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		      "id", ju(c->id), "pid", (int)c->pid, "uid", (json_int_t)c->uid,
+		      "state", client_state(c), "published", ju(c->published),
+		      "batches", ju(c->batches),
+		      "pub_ring_used", ju(c->has_pub ? pub_used(c) : 0),
+		      "pub_ring_capacity", (json_int_t)(c->has_pub ? c->pub.capacity : 0),
+		      "room_wakeups", ju(c->room_wakeups),
+		      "waiting_for_port", (json_int_t)(c->stall_port ? c->stall_port->id : 0),
+		      "sync_port", (json_int_t)(c->sync.state != SHND_SYNC_NONE &&
+						c->sync.cur < c->sync.nports ?
+						c->sync.ports[c->sync.cur] : 0),
+		      "acl_denied", ju(c->acl_denied),
+		      "last_publish_ms_ago",
+		      c->last_publish_ns ?
+		      (json_int_t)((coarse_now_ns() - c->last_publish_ns) / 1000000) : -1);
+	ports = json_array();
+	if (o == NULL || ports == NULL)
+		goto fail;
 	shnd_list_for_each(pos, &c->ports) {
 		const struct shnd_port *p = shnd_list_entry(pos, struct shnd_port, by_client);
 
-		sb_printf(s, "%s{\"id\":%u,\"capacity\":%u,\"used\":%llu,\"delivered\":%llu,"
-			  "\"dropped\":%llu,\"subscriptions\":%u,\"pending_events\":%u,"
-			  "\"wakeups\":%llu,\"high_water\":%llu}",
-			  first ? "" : ",", p->id, p->capacity,
-			  (unsigned long long)port_used(p), (unsigned long long)p->delivered,
-			  (unsigned long long)p->dropped, p->nsubs, p->pend_n,
-			  (unsigned long long)p->wakeups, (unsigned long long)p->high_water);
-		first = false;
+		if (json_array_append_new(ports, port_json(p)) < 0)
+			goto fail;
 	}
-	sb_printf(s, "]}");
+	if (json_object_set_new(o, "ports", ports) < 0) {
+		json_decref(o);
+		return (NULL);
+	}
+	return (o);
+fail:
+	json_decref(ports);
+	json_decref(o);
+	return (NULL);
+}
+
+/* The broker object: totals, capacities, limits. */
+static json_t *broker_json(struct shnd_broker *b)
+{
+	const struct shnd_totals *t = &b->tot;
+	json_t *o;
+
+	o = json_pack("{s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+		      " s:I}",
+		      "pid", (int)getpid(),
+		      "uptime_seconds", ju((coarse_now_ns() - b->started_ns) / 1000000000u),
+		      "io", shnd_loop_name(b->loop), "clients", ju(b->nclients),
+		      "ports", ju(b->nports), "subscriptions", ju(b->nsubs),
+		      "protocol_errors", ju(t->protocol_errors), "ring_errors", ju(t->ring_errors),
+		      "disconnects", ju(t->disconnects), "batches_routed", ju(t->batches_routed),
+		      "notifications_routed", ju(t->notifications_routed),
+		      "notifications_delivered", ju(t->notifications_delivered),
+		      "notifications_dropped", ju(t->notifications_dropped),
+		      "sync_batches", ju(t->sync_batches), "sync_canceled", ju(t->sync_canceled),
+		      "connections", ju(t->accepted), "refused", ju(t->refused),
+		      "default_capacity", (json_int_t)b->cfg.default_capacity,
+		      "max_capacity", (json_int_t)b->cfg.max_capacity,
+		      "limit_clients", ju(t->limit_clients), "limit_ports", ju(t->limit_ports),
+		      "limit_subscriptions", ju(t->limit_subscriptions),
+		      "limit_ring_bytes", ju(t->limit_ring_bytes),
+		      "limit_key_size", ju(t->limit_key_size),
+		      "limit_data_size", ju(t->limit_data_size),
+		      "acl_subscribe_denied", ju(t->acl_subscribe_denied),
+		      "acl_publish_denied", ju(t->acl_publish_denied));
+	if (o == NULL)
+		return (NULL);
+	if (json_object_set_new(o, "limits",
+				json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+					  "max_clients", (json_int_t)b->cfg.lim.max_clients,
+					  "max_ports", (json_int_t)b->cfg.lim.max_ports,
+					  "max_subscriptions", (json_int_t)b->cfg.lim.max_subs,
+					  "max_ring_bytes", ju(b->cfg.lim.max_ring_bytes),
+					  "max_key_size", (json_int_t)b->cfg.lim.max_key,
+					  "max_data_size", (json_int_t)b->cfg.lim.max_data)) < 0 ||
+	    json_object_set_new(o, "acl_rules", json_integer((json_int_t)b->cfg.acl.n)) < 0) {
+		json_decref(o);
+		return (NULL);
+	}
+	return (o);
 }
 
 long shnd_stats_json(struct shnd_broker *b, char **out)
 {
-	const struct shnd_totals *t = &b->tot;
-	struct sbuf s = { 0 };
+	json_t *doc = json_object(), *clients = json_array();
+	char *text = NULL;
 	size_t i;
 
-	sb_printf(&s, "{\"broker\":{\"pid\":%d,\"uptime_seconds\":%llu,\"io\":\"%s\",\"clients\":%zu,\"ports\":%zu,"
-		  "\"subscriptions\":%zu,\"protocol_errors\":%llu,\"ring_errors\":%llu,"
-		  "\"disconnects\":%llu,\"batches_routed\":%llu,\"notifications_routed\":%llu,"
-		  "\"notifications_delivered\":%llu,\"notifications_dropped\":%llu,"
-		  "\"sync_batches\":%llu,\"sync_canceled\":%llu,"
-		  "\"connections\":%llu,\"refused\":%llu,\"default_capacity\":%u,\"max_capacity\":%u,"
-		  "\"limit_clients\":%llu,\"limit_ports\":%llu,\"limit_subscriptions\":%llu,"
-		  "\"limit_ring_bytes\":%llu,\"limit_key_size\":%llu,\"limit_data_size\":%llu,"
-		  "\"acl_subscribe_denied\":%llu,\"acl_publish_denied\":%llu,"
-		  "\"limits\":{\"max_clients\":%u,\"max_ports\":%u,\"max_subscriptions\":%u,"
-		  "\"max_ring_bytes\":%llu,\"max_key_size\":%u,\"max_data_size\":%u},"
-		  "\"acl_rules\":%u},"
-		  "\"clients\":[",
-		  (int)getpid(), (unsigned long long)((coarse_now_ns() - b->started_ns) / 1000000000u),
-		  shnd_loop_name(b->loop), b->nclients, b->nports, b->nsubs,
-		  (unsigned long long)t->protocol_errors, (unsigned long long)t->ring_errors,
-		  (unsigned long long)t->disconnects, (unsigned long long)t->batches_routed,
-		  (unsigned long long)t->notifications_routed,
-		  (unsigned long long)t->notifications_delivered,
-		  (unsigned long long)t->notifications_dropped,
-		  (unsigned long long)t->sync_batches, (unsigned long long)t->sync_canceled,
-		  (unsigned long long)t->accepted,
-		  (unsigned long long)t->refused, b->cfg.default_capacity, b->cfg.max_capacity,
-		  (unsigned long long)t->limit_clients, (unsigned long long)t->limit_ports,
-		  (unsigned long long)t->limit_subscriptions, (unsigned long long)t->limit_ring_bytes,
-		  (unsigned long long)t->limit_key_size, (unsigned long long)t->limit_data_size,
-		  (unsigned long long)t->acl_subscribe_denied,
-		  (unsigned long long)t->acl_publish_denied,
-		  b->cfg.lim.max_clients, b->cfg.lim.max_ports, b->cfg.lim.max_subs,
-		  (unsigned long long)b->cfg.lim.max_ring_bytes, b->cfg.lim.max_key,
-		  b->cfg.lim.max_data, b->cfg.acl.n);
-	for (i = 0; i < b->nclients; i++) {
-		if (i > 0)
-			sb_printf(&s, ",");
-		client_json(&s, b->clients[i]);
+	if (doc == NULL || clients == NULL)
+		goto done;
+	for (i = 0; i < b->nclients; i++)
+		if (json_array_append_new(clients, client_json(b->clients[i])) < 0)
+			goto done;
+	if (json_object_set_new(doc, "broker", broker_json(b)) < 0)
+		goto done;
+	if (json_object_set_new(doc, "clients", clients) < 0) {
+		clients = NULL;   /* dropped by the failed call */
+		goto done;
 	}
-	sb_printf(&s, "]}");
-	if (s.oom) {
-		free(s.p);
+	clients = NULL;
+	/* compact, members in insertion order (jansson >= 2.8 keeps it) */
+	text = json_dumps(doc, JSON_COMPACT);
+done:
+	json_decref(clients);
+	json_decref(doc);
+	if (text == NULL)
 		return (-ENOMEM);
-	}
-	*out = s.p;
-	return ((long)s.len);
+	*out = text;
+	return ((long)strlen(text));
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
 #include <shmnotify.h>
 
 #define EXIT_RUNTIME  1
@@ -56,34 +57,19 @@ int cli_connect(const char *path, shn_client **out);
 bool cli_utf8_valid(const unsigned char *s, size_t n);
 /* Human form: printable ASCII and valid UTF-8 as is, the rest C-escaped. */
 void cli_put_escaped(FILE *f, const void *s, size_t n);
-/* A JSON string literal, quotes included; s must be valid UTF-8. */
-void cli_put_json_string(FILE *f, const void *s, size_t n);
-/* Base64 (RFC 4648, padded) as a JSON string literal, quotes included. */
-void cli_put_base64(FILE *f, const void *s, size_t n);
+/* Base64 (RFC 4648, padded) of n bytes, NUL-terminated, malloc'd; NULL
+ * when out of memory. */
+char *cli_base64(const void *s, size_t n);
 
-/* ---- minimal JSON reader (json.c) ------------------------------------ */
+/* ---- the statistics document (JSON, parsed by jansson) ---------------- */
 
-enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
-
-struct json {
-	enum json_type type;
-	char *name;           /* member name inside an object, else NULL */
-	char *str;            /* JSON_STRING: decoded text; JSON_NUMBER: its source text */
-	double num;           /* JSON_NUMBER */
-	bool boolean;         /* JSON_BOOL */
-	struct json *child;   /* JSON_ARRAY / JSON_OBJECT: first element */
-	struct json *next;    /* next sibling */
-};
-
-/* Parse text; NULL on a syntax error (*err_at: offset of the error). */
-struct json *json_parse(const char *text, size_t *err_at);
-void json_free(struct json *j);
-/* Member of an object by name, or NULL (also when j is not an object). */
-const struct json *json_get(const struct json *j, const char *name);
+/* A number member's text as the broker wrote it (integers exactly); false
+ * when v is not a number. */
+bool cli_json_number(const json_t *v, char *buf, size_t len);
 
 /* The statistics document as OpenMetrics text (openmetrics.c); -1 when it
  * has no broker object. */
-int cli_print_openmetrics(FILE *f, const struct json *doc);
+int cli_print_openmetrics(FILE *f, const json_t *doc);
 
 /* shmnotify doctor (doctor.c) */
 int cmd_doctor(int argc, char **argv);

@@ -151,39 +151,65 @@ static void print_plain(FILE *f, const shn_notification *n)
 		n->batch_index, n->batch_count, n->sender_pid);
 }
 
-static void put_json_bytes(FILE *f, const char *name, const void *p, size_t len)
+/* key or data: a JSON string when the bytes are valid UTF-8 (DESIGN rule
+ * 14), else null plus NAME_base64.  false when out of memory. */
+static bool set_bytes(json_t *o, const char *name, const void *p, size_t len)
 {
-	if (!len || cli_utf8_valid(p, len)) {
-		fprintf(f, "\"%s\":", name);
-		cli_put_json_string(f, len ? p : "", len);
-	} else {
-		fprintf(f, "\"%s\":null,\"%s_base64\":", name, name);
-		cli_put_base64(f, p, len);
-	}
+	char b64name[32];
+	char *b64;
+	int rc;
+
+	if (!len || cli_utf8_valid(p, len))
+		return json_object_set_new(o, name, json_stringn(len ? p : "", len)) == 0;
+	b64 = cli_base64(p, len);
+	if (!b64)
+		return false;
+	snprintf(b64name, sizeof b64name, "%s_base64", name);
+	rc = json_object_set_new(o, name, json_null()) |
+	     json_object_set_new(o, b64name, json_string(b64));
+	free(b64);
+	return rc == 0;
 }
 
-static void print_json(FILE *f, const shn_notification *n)
+/* jansson's integers are signed 64-bit: a value above INT64_MAX (an
+ * overflow count a bridge saturated) goes out as a real, not negative. */
+static json_t *ju(uint64_t v)
 {
-	uint64_t lost;
+	return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
+}
 
-	fprintf(f, "{\"seq\":%llu,\"event\":%u,", (unsigned long long)n->seq, n->event);
-	if (n->event & SHN_EV_SYSTEM) {
-		fprintf(f, "\"system\":\"%s\",", system_name(n->event));
-		if (n->event & SHN_EV_OVERFLOW) {
-			if (overflow_lost(n, &lost))
-				fprintf(f, "\"lost\":%llu,", (unsigned long long)lost);
-			else
-				fputs("\"lost\":null,", f);
-		}
+/* One notification as a JSON object on one line; false when out of memory
+ * (nothing written). */
+static bool print_json(FILE *f, const shn_notification *n)
+{
+	json_t *o = json_object();
+	uint64_t lost;
+	bool ok;
+
+	if (!o)
+		return false;
+	ok = json_object_set_new(o, "seq", ju(n->seq)) == 0 &&
+	     json_object_set_new(o, "event", json_integer(n->event)) == 0;
+	if (ok && (n->event & SHN_EV_SYSTEM)) {
+		ok = json_object_set_new(o, "system", json_string(system_name(n->event))) == 0;
+		if (ok && (n->event & SHN_EV_OVERFLOW))
+			ok = json_object_set_new(o, "lost", overflow_lost(n, &lost) ? ju(lost)
+										    : json_null()) == 0;
 	}
-	put_json_bytes(f, "key", n->key, n->key_len);
-	fputc(',', f);
-	put_json_bytes(f, "data", n->data, n->data_len);
-	fprintf(f, ",\"batch_id\":%llu,\"batch_index\":%u,\"batch_count\":%u,\"conn\":%llu,"
-		   "\"sender_pid\":%d,\"sender_uid\":%u,\"time_ns\":%llu}\n",
-		(unsigned long long)n->batch_id, n->batch_index, n->batch_count,
-		(unsigned long long)n->conn, n->sender_pid, n->sender_uid,
-		(unsigned long long)n->time_ns);
+	ok = ok && set_bytes(o, "key", n->key, n->key_len) &&
+	     set_bytes(o, "data", n->data, n->data_len) &&
+	     json_object_set_new(o, "batch_id", ju(n->batch_id)) == 0 &&
+	     json_object_set_new(o, "batch_index", json_integer(n->batch_index)) == 0 &&
+	     json_object_set_new(o, "batch_count", json_integer(n->batch_count)) == 0 &&
+	     json_object_set_new(o, "conn", ju(n->conn)) == 0 &&
+	     json_object_set_new(o, "sender_pid", json_integer(n->sender_pid)) == 0 &&
+	     json_object_set_new(o, "sender_uid", json_integer(n->sender_uid)) == 0 &&
+	     json_object_set_new(o, "time_ns", ju(n->time_ns)) == 0;
+	/* compact, members in the order set (jansson >= 2.8 keeps it) */
+	if (ok && json_dumpf(o, f, JSON_COMPACT) == 0)
+		fputc('\n', f);
+	json_decref(o);
+	return ok;
 }
 
 int cmd_listen(int argc, char **argv)
@@ -353,9 +379,14 @@ int cmd_listen(int argc, char **argv)
 			break;
 		}
 		for (i = 0; i < rc && !done; i++) {
-			if (json)
-				print_json(stdout, &buf[i]);
-			else
+			if (json && !print_json(stdout, &buf[i])) {
+				cli_err("out of memory while printing notification seq %llu as JSON",
+					(unsigned long long)buf[i].seq);
+				status = EXIT_RUNTIME;
+				done = true;
+				break;
+			}
+			if (!json)
 				print_plain(stdout, &buf[i]);
 			if (fflush(stdout) == EOF) {
 				cli_err("cannot write to stdout: %s", strerror(errno));

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * out.c - writing keys and payloads: escaped for humans, as JSON strings,
- * or as base64 when they are not UTF-8.
+ * out.c - writing keys and payloads: escaped for humans, or as base64 for
+ * JSON when they are not UTF-8; numbers of a parsed JSON document as text.
  */
+#include <stdlib.h>
+
 #include "cli.h"
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid.
@@ -91,62 +93,52 @@ void cli_put_escaped(FILE *f, const void *s, size_t n)
 	}
 }
 
-void cli_put_json_string(FILE *f, const void *s, size_t n)
-{
-	const unsigned char *p = s;
-	size_t i;
-
-	putc('"', f);
-	for (i = 0; i < n; i++) {
-		unsigned char c = p[i];
-
-		switch (c) {
-		case '"':  fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\b': fputs("\\b", f); break;
-		case '\f': fputs("\\f", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				fprintf(f, "\\u%04x", c);
-			else
-				putc(c, f);
-		}
-	}
-	putc('"', f);
-}
-
-void cli_put_base64(FILE *f, const void *s, size_t n)
+char *cli_base64(const void *s, size_t n)
 {
 	static const char tab[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *p = s;
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
 	size_t i;
 
-	putc('"', f);
+	if (!out)
+		return NULL;
 	for (i = 0; i + 2 < n; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 
-		putc(tab[v >> 18], f);
-		putc(tab[(v >> 12) & 63], f);
-		putc(tab[(v >> 6) & 63], f);
-		putc(tab[v & 63], f);
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = tab[v & 63];
 	}
 	if (n - i == 1) {
 		uint32_t v = (uint32_t)p[i] << 16;
 
-		putc(tab[v >> 18], f);
-		putc(tab[(v >> 12) & 63], f);
-		fputs("==", f);
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = '=';
+		*o++ = '=';
 	} else if (n - i == 2) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
 
-		putc(tab[v >> 18], f);
-		putc(tab[(v >> 12) & 63], f);
-		putc(tab[(v >> 6) & 63], f);
-		putc('=', f);
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = '=';
 	}
-	putc('"', f);
+	*o = '\0';
+	return out;
+}
+
+bool cli_json_number(const json_t *v, char *buf, size_t len)
+{
+	if (json_is_integer(v)) {
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return true;
+	}
+	if (json_is_real(v)) {
+		snprintf(buf, len, "%.17g", json_real_value(v));
+		return true;
+	}
+	return false;
 }

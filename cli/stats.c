@@ -5,11 +5,12 @@
  * Asks the broker for its statistics document (shn_stats_json) and prints
  * it as is (--json) or as tables.  The document looks like
  *   {"broker":{...counters...},
- *    "clients":[{"id","pid","uid","published","batches","pub_ring_used",
+ *    "clients":[{"id","pid","uid","name","published","batches","pub_ring_used",
  *                "pub_ring_capacity","ports":[{"id","capacity","used",
  *                "delivered","dropped","subscriptions"}]}]}
- * Members this file does not know are ignored (broker counters are all
- * printed, whatever their names); missing ones print as "-".
+ * and is parsed with jansson.  Members this file does not know are ignored
+ * (broker counters are all printed, whatever their names); missing ones
+ * print as "-".
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -43,25 +44,40 @@ struct table {
 	int ncols;
 	size_t nrows, cap;
 	char (*cells)[MAX_COLS][CELL];
+	bool oom;
 };
 
-static bool table_add(struct table *t, const char *const *vals)
+static void table_add(struct table *t, const char *const *vals)
 {
 	int i;
 
+	if (t->oom)
+		return;
 	if (t->nrows == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 16;
 		void *n = realloc(t->cells, ncap * sizeof *t->cells);
 
-		if (!n)
-			return false;
+		if (!n) {
+			t->oom = true;
+			return;
+		}
 		t->cells = n;
 		t->cap = ncap;
 	}
 	for (i = 0; i < t->ncols; i++)
 		snprintf(t->cells[t->nrows][i], CELL, "%s", vals[i]);
 	t->nrows++;
-	return true;
+}
+
+/* Columns on a terminal: a name may be UTF-8, whose continuation bytes
+ * take no column of their own. */
+static size_t width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
 }
 
 static void table_print(const struct table *t, const char *indent)
@@ -71,131 +87,144 @@ static void table_print(const struct table *t, const char *indent)
 
 	for (r = 0; r < t->nrows; r++)
 		for (i = 0; i < t->ncols; i++)
-			if (strlen(t->cells[r][i]) > w[i])
-				w[i] = strlen(t->cells[r][i]);
+			if (width(t->cells[r][i]) > w[i])
+				w[i] = width(t->cells[r][i]);
 	for (r = 0; r < t->nrows; r++) {
 		fputs(indent, stdout);
 		for (i = 0; i < t->ncols; i++) {
 			if (i == t->ncols - 1)
 				printf("%s\n", t->cells[r][i]);
 			else
-				printf("%-*s  ", (int)w[i], t->cells[r][i]);
+				printf("%s%*s  ", t->cells[r][i],
+				       (int)(w[i] - width(t->cells[r][i])), "");
 		}
 	}
 }
 
 /* ---- values ----------------------------------------------------------- */
 
-static void value_text(const struct json *v, char *buf, size_t len)
+static void value_text(const json_t *v, char *buf, size_t len)
 {
 	if (!v) {
 		snprintf(buf, len, "-");
 		return;
 	}
-	switch (v->type) {
-	case JSON_NULL:   snprintf(buf, len, "null"); break;
-	case JSON_BOOL:   snprintf(buf, len, "%s", v->boolean ? "true" : "false"); break;
-	case JSON_NUMBER:
-	case JSON_STRING: snprintf(buf, len, "%s", v->str); break;
-	case JSON_ARRAY:  snprintf(buf, len, "[...]"); break;
-	case JSON_OBJECT: snprintf(buf, len, "{...}"); break;
+	switch (json_typeof(v)) {
+	case JSON_NULL:    snprintf(buf, len, "null"); break;
+	case JSON_TRUE:    snprintf(buf, len, "true"); break;
+	case JSON_FALSE:   snprintf(buf, len, "false"); break;
+	case JSON_INTEGER:
+	case JSON_REAL:    cli_json_number(v, buf, len); break;
+	case JSON_STRING:  snprintf(buf, len, "%s", json_string_value(v)); break;
+	case JSON_ARRAY:   snprintf(buf, len, "[...]"); break;
+	case JSON_OBJECT:  snprintf(buf, len, "{...}"); break;
 	}
 }
 
-static void member_text(const struct json *obj, const char *name, char *buf, size_t len)
+static void member_text(const json_t *obj, const char *name, char *buf, size_t len)
 {
-	value_text(json_get(obj, name), buf, len);
+	value_text(json_object_get(obj, name), buf, len);
+}
+
+/* A client's name for the table: "-" when it gave none; anything a
+ * terminal would act on (the broker refuses control characters, this does
+ * not rely on it) shown as '?'. */
+static void name_text(const json_t *cl, char *buf, size_t len)
+{
+	const char *s = json_string_value(json_object_get(cl, "name"));
+	size_t i;
+
+	snprintf(buf, len, "%s", s && *s ? s : "-");
+	for (i = 0; buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 }
 
 /* Every scalar member of obj, nested objects as "outer.inner". */
-static void add_counters(struct table *t, const struct json *obj, const char *prefix)
+static void add_counters(struct table *t, const json_t *obj, const char *prefix)
 {
-	const struct json *c;
+	const char *key;
+	const json_t *c;
 	char name[2 * CELL], val[CELL];
 
-	for (c = obj->child; c; c = c->next) {
-		snprintf(name, sizeof name, "%s%s", prefix, c->name ? c->name : "?");
-		if (c->type == JSON_OBJECT) {
+	json_object_foreach((json_t *)obj, key, c) {
+		snprintf(name, sizeof name, "%s%s", prefix, key);
+		if (json_is_object(c)) {
 			char sub[2 * CELL + 2];
 
 			snprintf(sub, sizeof sub, "%s.", name);
 			add_counters(t, c, sub);
 			continue;
 		}
-		if (c->type == JSON_ARRAY) {
-			size_t n = 0;
-			const struct json *e;
-
-			for (e = c->child; e; e = e->next)
-				n++;
-			snprintf(val, sizeof val, "[%zu items]", n);
-		} else {
+		if (json_is_array(c))
+			snprintf(val, sizeof val, "[%zu items]", json_array_size(c));
+		else
 			value_text(c, val, sizeof val);
-		}
 		table_add(t, (const char *const[]){ name, val });
 	}
 }
 
-static int print_tables(const struct json *doc, const char *socket_shown)
+static int print_tables(const json_t *doc, const char *socket_shown)
 {
-	const struct json *broker = json_get(doc, "broker");
-	const struct json *clients = json_get(doc, "clients");
-	const struct json *cl, *ports, *po;
+	const json_t *broker = json_object_get(doc, "broker");
+	const json_t *clients = json_object_get(doc, "clients");
+	const json_t *cl, *po;
 	struct table bt = { .ncols = 2 };
-	struct table ct = { .ncols = 6 };
+	struct table ct = { .ncols = 7 };
 	struct table pt = { .ncols = 7 };
-	size_t nclients = 0, nports = 0;
+	size_t nclients = 0, nports = 0, i, j;
 	int status = 0;
 
 	printf("broker at %s\n", socket_shown);
-	if (broker && broker->type == JSON_OBJECT) {
+	if (json_is_object(broker)) {
 		add_counters(&bt, broker, "");
 		table_print(&bt, "  ");
 	} else {
 		printf("  (no broker counters in the document)\n");
 	}
 
-	table_add(&ct, (const char *const[]){ "ID", "PID", "UID", "PUBLISHED", "BATCHES",
+	table_add(&ct, (const char *const[]){ "ID", "PID", "UID", "NAME", "PUBLISHED", "BATCHES",
 					      "PUB RING USED/CAPACITY" });
 	table_add(&pt, (const char *const[]){ "CLIENT", "PORT", "CAPACITY", "USED", "DELIVERED",
 					      "DROPPED", "SUBSCRIPTIONS" });
-	if (clients && clients->type == JSON_ARRAY) {
-		for (cl = clients->child; cl; cl = cl->next) {
-			char id[CELL], pid[CELL], uid[CELL], pub[CELL], bat[CELL];
-			char used[CELL / 2], cap[CELL / 2], ring[CELL];
+	json_array_foreach(clients, i, cl) {
+		char id[CELL], pid[CELL], uid[CELL], name[CELL], pub[CELL], bat[CELL];
+		char used[CELL / 2], cap[CELL / 2], ring[CELL];
 
-			if (cl->type != JSON_OBJECT)
+		if (!json_is_object(cl))
+			continue;
+		nclients++;
+		member_text(cl, "id", id, sizeof id);
+		member_text(cl, "pid", pid, sizeof pid);
+		member_text(cl, "uid", uid, sizeof uid);
+		name_text(cl, name, sizeof name);
+		member_text(cl, "published", pub, sizeof pub);
+		member_text(cl, "batches", bat, sizeof bat);
+		member_text(cl, "pub_ring_used", used, sizeof used);
+		member_text(cl, "pub_ring_capacity", cap, sizeof cap);
+		snprintf(ring, sizeof ring, "%s/%s", used, cap);
+		table_add(&ct, (const char *const[]){ id, pid, uid, name, pub, bat, ring });
+
+		json_array_foreach(json_object_get(cl, "ports"), j, po) {
+			char pid2[CELL], pcap[CELL], pused[CELL], del[CELL], drop[CELL], subs[CELL];
+
+			if (!json_is_object(po))
 				continue;
-			nclients++;
-			member_text(cl, "id", id, sizeof id);
-			member_text(cl, "pid", pid, sizeof pid);
-			member_text(cl, "uid", uid, sizeof uid);
-			member_text(cl, "published", pub, sizeof pub);
-			member_text(cl, "batches", bat, sizeof bat);
-			member_text(cl, "pub_ring_used", used, sizeof used);
-			member_text(cl, "pub_ring_capacity", cap, sizeof cap);
-			snprintf(ring, sizeof ring, "%s/%s", used, cap);
-			table_add(&ct, (const char *const[]){ id, pid, uid, pub, bat, ring });
-
-			ports = json_get(cl, "ports");
-			if (!ports || ports->type != JSON_ARRAY)
-				continue;
-			for (po = ports->child; po; po = po->next) {
-				char pid2[CELL], pcap[CELL], pused[CELL], del[CELL], drop[CELL], subs[CELL];
-
-				if (po->type != JSON_OBJECT)
-					continue;
-				nports++;
-				member_text(po, "id", pid2, sizeof pid2);
-				member_text(po, "capacity", pcap, sizeof pcap);
-				member_text(po, "used", pused, sizeof pused);
-				member_text(po, "delivered", del, sizeof del);
-				member_text(po, "dropped", drop, sizeof drop);
-				member_text(po, "subscriptions", subs, sizeof subs);
-				table_add(&pt, (const char *const[]){ id, pid2, pcap, pused, del, drop,
-								      subs });
-			}
+			nports++;
+			member_text(po, "id", pid2, sizeof pid2);
+			member_text(po, "capacity", pcap, sizeof pcap);
+			member_text(po, "used", pused, sizeof pused);
+			member_text(po, "delivered", del, sizeof del);
+			member_text(po, "dropped", drop, sizeof drop);
+			member_text(po, "subscriptions", subs, sizeof subs);
+			table_add(&pt, (const char *const[]){ id, pid2, pcap, pused, del, drop, subs });
 		}
+	}
+	if (bt.oom || ct.oom || pt.oom) {
+		cli_err("out of memory while laying out the tables; see the statistics with "
+			"`shmnotify stats --json`");
+		status = EXIT_RUNTIME;
+		goto out;
 	}
 	printf("\nclients: %zu\n", nclients);
 	if (nclients)
@@ -205,6 +234,7 @@ static int print_tables(const struct json *doc, const char *socket_shown)
 		table_print(&pt, "  ");
 	if (fflush(stdout) == EOF)
 		status = EXIT_RUNTIME;
+out:
 	free(bt.cells);
 	free(ct.cells);
 	free(pt.cells);
@@ -224,8 +254,8 @@ int cmd_stats(int argc, char **argv)
 	bool json = false, openmetrics = false;
 	char *doc = NULL, shown_buf[256];
 	shn_client *client;
-	struct json *tree;
-	size_t err_at = 0;
+	json_t *tree;
+	json_error_t jerr;
 	int c, rc;
 
 	optind = 1;
@@ -279,10 +309,10 @@ int cmd_stats(int argc, char **argv)
 		}
 		return 0;
 	}
-	tree = json_parse(doc, &err_at);
+	tree = json_loads(doc, 0, &jerr);
 	if (!tree) {
-		cli_err("the broker's statistics are not valid JSON (error at byte %zu); "
-			"see them raw with `shmnotify stats --json`", err_at);
+		cli_err("the broker's statistics are not valid JSON (at byte %d: %s); "
+			"see them raw with `shmnotify stats --json`", jerr.position, jerr.text);
 		free(doc);
 		return EXIT_RUNTIME;
 	}
@@ -296,7 +326,7 @@ int cmd_stats(int argc, char **argv)
 	} else {
 		rc = print_tables(tree, cli_socket_display(socket_path, shown_buf, sizeof shown_buf));
 	}
-	json_free(tree);
+	json_decref(tree);
 	free(doc);
 	return rc;
 }
