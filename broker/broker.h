@@ -173,6 +173,9 @@ struct shnd_client {
 	                                 then the connection closes */
 	struct shnd_acl_client acl;   /* what its uid/gids may do */
 	uint64_t acl_denied;          /* its subscriptions and batches refused by the ACL */
+	/* what it calls itself (SET_NAME, checked: shn_name_valid), for stats;
+	 * NUL-terminated, "" when it gave none */
+	char name[SHN_NAME_MAX_WIRE + 1];
 	struct shnd_conn conn;
 	int refs;                     /* loop objects not yet released */
 	struct shnd_list doom_link;

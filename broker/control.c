@@ -176,7 +176,7 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	rep.pub_capacity = cap;
 	rep.max_capacity = b->cfg.max_capacity;
 	rep.default_capacity = b->cfg.default_capacity;
-	rep.flags = c->acl.pub_all ? 0 : SHN_HELLO_F_PUB_ACL;
+	rep.flags = (c->acl.pub_all ? 0 : SHN_HELLO_F_PUB_ACL) | SHN_HELLO_F_NAME;
 	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_HELLO_NFDS, false);
 	shnd_debug("client %llu (pid %d): hello, publish ring %u bytes",
 		   (unsigned long long)c->id, (int)c->pid, cap);
@@ -354,6 +354,16 @@ static void do_pub_check(struct shnd_client *c, const struct shn_msg_pub_check *
 	reply_status(c, &req->hdr, -EACCES);
 }
 
+/* Arguments already checked (shnd_ctl_decode): a valid name or none. */
+static void do_set_name(struct shnd_client *c, const struct shn_msg_set_name *req)
+{
+	memcpy(c->name, req->name, req->name_len);
+	c->name[req->name_len] = '\0';
+	shnd_debug("client %llu (pid %d): name \"%s\"", (unsigned long long)c->id, (int)c->pid,
+		   c->name);
+	reply_status(c, &req->hdr, 0);
+}
+
 static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
 {
 	const size_t room = SHN_MSG_MAX - sizeof(struct shn_msg_stats_reply);
@@ -442,6 +452,9 @@ void shnd_control_handle(struct shnd_client *c, size_t len)
 		break;
 	case SHND_CTL_PUB_CHECK:
 		do_pub_check(c, m);
+		break;
+	case SHND_CTL_SET_NAME:
+		do_set_name(c, m);
 		break;
 	}
 }

@@ -77,9 +77,11 @@ static json_t *client_json(const struct shnd_client *c)
 	const struct shnd_list *pos;
 	json_t *o, *ports;
 
-	o = json_pack("{s:I, s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	/* name: null when the client gave none (shn_set_name); it passed
+	 * shn_name_valid, which is stricter than jansson's UTF-8 check */
+	o = json_pack("{s:I, s:i, s:I, s:s?, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 		      "id", ju(c->id), "pid", (int)c->pid, "uid", (json_int_t)c->uid,
-		      "state", client_state(c), "published", ju(c->published),
+		      "name", c->name[0] ? c->name : NULL, "state", client_state(c), "published", ju(c->published),
 		      "batches", ju(c->batches),
 		      "pub_ring_used", ju(c->has_pub ? pub_used(c) : 0),
 		      "pub_ring_capacity", (json_int_t)(c->has_pub ? c->pub.capacity : 0),

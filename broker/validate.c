@@ -70,6 +70,25 @@ static int subscribe_args(const struct shn_msg_subscribe *req, size_t len)
 	return (0);
 }
 
+/* SET_NAME: the library checks the same rule (shn_name_valid) before it
+ * sends, so whatever breaks it comes from a broken or hostile client: a
+ * protocol error, not an argument error. */
+static void set_name(const void *msg, size_t len, struct shnd_ctl_verdict *v)
+{
+	const struct shn_msg_set_name *sn = msg;
+
+	if (len < sizeof(*sn))
+		drop(v, "short message");
+	else if (len != sizeof(*sn) + sn->name_len)
+		drop(v, len < sizeof(*sn) + sn->name_len ? "short message" : "message too long");
+	else if (sn->reserved != 0 || sn->reserved2 != 0)
+		drop(v, "reserved field of SET_NAME not 0");
+	else if (sn->name_len != 0 && !shn_name_valid(sn->name, sn->name_len))
+		drop(v, "client name longer than 64 bytes, not UTF-8, or with a control character");
+	else
+		handler(v, SHND_CTL_SET_NAME, 0);
+}
+
 void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ctl_verdict *v)
 {
 	const struct shn_msg_hdr *h = msg;
@@ -135,6 +154,9 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 				handler(v, SHND_CTL_PUB_CHECK,
 					pc->key_len == 0 || pc->key_len > SHN_KEY_MAX_WIRE ? -EINVAL : 0);
 		}
+		break;
+	case SHN_MSG_SET_NAME:
+		set_name(msg, len, v);
 		break;
 	case SHN_MSG_HELLO:
 		drop(v, "second HELLO");

@@ -29,6 +29,7 @@ enum shnd_ctl_action {
 	SHND_CTL_UNSUBSCRIBE,
 	SHND_CTL_STATS,
 	SHND_CTL_PUB_CHECK,
+	SHND_CTL_SET_NAME,
 };
 
 struct shnd_ctl_verdict {

@@ -10,6 +10,8 @@
 #ifndef SHN_SHM_PROTO_H
 #define SHN_SHM_PROTO_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ring.h"
@@ -30,6 +32,7 @@ enum shn_msg_type {
 	SHN_MSG_STATS       = 6,  /* reply: one or more STATS chunks of JSON text */
 	SHN_MSG_SYNC_DONE   = 7,  /* b->c, unsolicited: a SYNC batch was served */
 	SHN_MSG_PUB_CHECK   = 8,  /* may this client publish this key? (ACL) */
+	SHN_MSG_SET_NAME    = 9,  /* the client's name, for stats (SHN_HELLO_F_NAME) */
 	SHN_MSG_TYPE_MAX
 };
 
@@ -67,6 +70,10 @@ struct shn_msg_hello_reply {
  * key it has not asked about yet, the library sends PUB_CHECK (the broker
  * drops a batch with a refused key anyway). */
 #define SHN_HELLO_F_PUB_ACL 1u
+/* The broker takes SET_NAME.  A library sends SET_NAME only to a broker
+ * that set this: an older one takes an unknown type for a protocol error
+ * and disconnects. */
+#define SHN_HELLO_F_NAME 2u
 enum { SHN_HELLO_FD_PUB, SHN_HELLO_FD_DOORBELL, SHN_HELLO_FD_ROOM, SHN_HELLO_FD_BROKER,
        SHN_HELLO_NFDS };
 
@@ -123,6 +130,64 @@ struct shn_msg_pub_check {
 	uint32_t reserved2;
 	uint8_t  key[];
 };
+
+/* SET_NAME: the name stats show for this client (shn_set_name), replacing
+ * any earlier one; name_len 0 clears it.  The message is exactly hdr + 8 +
+ * name_len, the reserved fields are 0, and the name passes shn_name_valid();
+ * anything else is a protocol error (disconnect), since the library checks
+ * the same rule before sending.  Reply: header only, status 0. */
+struct shn_msg_set_name {
+	struct shn_msg_hdr hdr;
+	uint16_t name_len;  /* 0..SHN_NAME_MAX_WIRE */
+	uint16_t reserved;
+	uint32_t reserved2;
+	uint8_t  name[];    /* not NUL-terminated */
+};
+#define SHN_NAME_MAX_WIRE 64u  /* = SHN_NAME_MAX */
+
+/* Is s[0..n) a client name: 1..SHN_NAME_MAX_WIRE bytes of UTF-8 (shortest
+ * form, no surrogates, at most U+10FFFF) with no control character (C0,
+ * DEL, C1: nothing a terminal or a log line would act on)?  Both ends
+ * decide with this. */
+static inline bool shn_name_valid(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0 || n > SHN_NAME_MAX_WIRE)
+		return false;
+	while (i < n) {
+		uint8_t c = s[i];
+		uint32_t cp, min;
+		size_t len, k;
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2; cp = c & 0x1fu; min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3; cp = c & 0x0fu; min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4; cp = c & 0x07u; min = 0x10000;
+		} else {
+			return false;
+		}
+		if (len > n - i)
+			return false;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+			return false;   /* overlong, out of range, surrogate, C1 control */
+		i += len;
+	}
+	return true;
+}
 
 /* STATS reply chunk: text[len] of a JSON document; chunks arrive in order,
  * the last one has SHN_STATS_LAST in flags. */
@@ -305,6 +370,7 @@ static inline uint32_t shn_del_note_size(uint32_t key_len, uint32_t data_len)
 _Static_assert(sizeof(struct shn_msg_hdr) == 16, "hdr");
 _Static_assert(sizeof(struct shn_msg_hello_reply) == 40, "hello reply");
 _Static_assert(sizeof(struct shn_msg_pub_check) == 24, "pub check");
+_Static_assert(sizeof(struct shn_msg_set_name) == 24, "set name");
 _Static_assert(sizeof(struct shn_broker_shm) <= SHN_INTEREST_OFF, "broker segment header");
 _Static_assert(sizeof(struct shn_pub_batch) == 40, "pub batch");
 _Static_assert(sizeof(struct shn_pub_note) == 16, "pub note");

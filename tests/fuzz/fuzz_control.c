@@ -47,8 +47,41 @@ static size_t want_size(unsigned type)
 	case SHN_MSG_UNSUBSCRIBE: return sizeof(struct shn_msg_unsubscribe);
 	case SHN_MSG_STATS: return sizeof(struct shn_msg_hdr);
 	case SHN_MSG_PUB_CHECK: return sizeof(struct shn_msg_pub_check);
+	case SHN_MSG_SET_NAME: return sizeof(struct shn_msg_set_name);
 	default: return 0;
 	}
+}
+
+/* A client name, restated from docs/protocol.md without the broker's code:
+ * 1..64 bytes; code points decoded by counting the lead byte's ones; each
+ * must use its shortest form, be a scalar value (no surrogate, at most
+ * U+10FFFF) and not a control character (U+0000-U+001F, U+007F-U+009F). */
+static bool name_ok(const uint8_t *s, size_t n)
+{
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n;) {
+		unsigned ones = 0;
+		uint32_t cp;
+
+		while (ones < 8 && (s[i] & (0x80u >> ones)))
+			ones++;
+		if (ones == 1 || ones > 4 || (ones > 1 && i + ones > n))
+			return false;   /* a stray continuation byte, or cut short */
+		size_t len = ones ? ones : 1;
+		cp = s[i] & (0xffu >> (ones + 1));
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] >> 6) != 2)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		static const uint32_t shortest[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+		if ((len > 1 && cp < shortest[len]) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return false;
+		i += len;
+	}
+	return true;
 }
 
 /* What the broker must do, restated from the protocol text. */
@@ -72,7 +105,8 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 	need = want_size(h.type);
 	if (need == 0)
 		return SHND_CTL_DROP;   /* unknown type (SYNC_DONE is broker -> client) */
-	if (h.type == SHN_MSG_SUBSCRIBE || h.type == SHN_MSG_PUB_CHECK ? len < need : len != need)
+	if (h.type == SHN_MSG_SUBSCRIBE || h.type == SHN_MSG_PUB_CHECK || h.type == SHN_MSG_SET_NAME
+	    ? len < need : len != need)
 		return SHND_CTL_DROP;
 	switch (h.type) {
 	case SHN_MSG_HELLO: {
@@ -127,6 +161,18 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 		}
 		return SHND_CTL_PUB_CHECK;
 	}
+	case SHN_MSG_SET_NAME: {
+		struct shn_msg_set_name m;
+
+		/* exactly the header and the name, reserved 0, a valid name or
+		 * none: anything else is a protocol error (the library never
+		 * sends it) */
+		memcpy(&m, msg, sizeof(m));
+		if (len != sizeof(m) + m.name_len || m.reserved != 0 || m.reserved2 != 0 ||
+		    (m.name_len != 0 && !name_ok(msg + sizeof(m), m.name_len)))
+			return SHND_CTL_DROP;
+		return SHND_CTL_SET_NAME;
+	}
 	case SHN_MSG_PORT_CLOSE: return SHND_CTL_PORT_CLOSE;
 	case SHN_MSG_UNSUBSCRIBE: return SHND_CTL_UNSUBSCRIBE;
 	case SHN_MSG_STATS: return SHND_CTL_STATS;
@@ -157,6 +203,14 @@ static void touch(const uint8_t *msg, size_t len, enum shnd_ctl_action a)
 		CHECK(len == sizeof(*m) + m->key_len);
 		for (size_t i = 0; i < m->key_len; i++)   /* the ACL compares the key */
 			x = x * 131 + m->key[i];
+		break;
+	}
+	case SHND_CTL_SET_NAME: {
+		const struct shn_msg_set_name *m = (const void *)msg;
+
+		CHECK(len == sizeof(*m) + m->name_len && m->name_len <= 64);
+		for (size_t i = 0; i < m->name_len; i++)   /* copied into the client */
+			x = x * 131 + m->name[i];
 		break;
 	}
 	case SHND_CTL_HELLO:

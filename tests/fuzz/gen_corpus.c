@@ -132,6 +132,20 @@ static void pub_check(struct buf *o, const char *key, size_t key_len)
 	msg(o, &u, sizeof(u.m) + key_len);
 }
 
+static void set_name(struct buf *o, const char *name, size_t name_len)
+{
+	union {
+		struct shn_msg_set_name m;
+		uint8_t b[sizeof(struct shn_msg_set_name) + 80];
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	hdr(&u.m.hdr, SHN_MSG_SET_NAME);
+	u.m.name_len = (uint16_t)name_len;
+	memcpy(u.m.name, name, name_len);
+	msg(o, &u, sizeof(u.m) + name_len);
+}
+
 static void small(struct buf *o, uint16_t type, uint64_t arg)
 {
 	union {
@@ -171,6 +185,10 @@ static void control_seeds(const char *dir)
 	subscribe(&o, 4, 2, SHN_EV_ALL_WIRE, SHN_SUB_ANY_KEY | SHN_SUB_MONITOR, "", 0);
 	pub_check(&o, "key", 3);
 	pub_check(&o, key256, sizeof(key256));
+	set_name(&o, "shmnotify listen", 16);
+	set_name(&o, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x94", 13);   /* 2-, 3-, 4-byte UTF-8 */
+	set_name(&o, "", 0);                                           /* no name */
+	set_name(&o, key256, 64);
 	small(&o, SHN_MSG_STATS, 0);
 	small(&o, SHN_MSG_UNSUBSCRIBE, 1);
 	small(&o, SHN_MSG_PORT_CLOSE, 1);
@@ -240,6 +258,25 @@ static void control_seeds(const char *dir)
 		msg(&o, big, sizeof(big));
 	}
 	save(dir, "control", "too-long", &o);
+
+	/* names the broker must refuse (each ends the conversation) */
+	static const struct {
+		const char *seed, *name;
+		size_t len;
+	} bad_names[] = {
+		{ "name-control", "tab\there", 8 },
+		{ "name-c1", "c1\xc2\x85", 4 },
+		{ "name-overlong", "\xc0\xaf", 2 },
+		{ "name-surrogate", "\xed\xa0\x80", 3 },
+		{ "name-cut", "\xe2\x82", 2 },
+		{ "name-65", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", 65 },
+	};
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		o.n = 0;
+		hello(&o, 0, 0, SHN_PROTO_VERSION);
+		set_name(&o, bad_names[i].name, bad_names[i].len);
+		save(dir, "control", bad_names[i].seed, &o);
+	}
 }
 
 /* ---- publish rings ------------------------------------------------------ */
