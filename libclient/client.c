@@ -107,8 +107,8 @@ ssize_t shn__recv(shn_client *c, void *buf, size_t len, int *fds, int *nfds, int
 	return (n);
 }
 
-int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
-	      size_t *reply_len, int *fds, int *nfds)
+int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
+		     size_t *reply_len, int *fds, int *nfds)
 {
 	struct shn_msg_hdr *h = req;
 	struct shn_msg_hdr *rh = reply;
@@ -118,7 +118,6 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 
 	if (atomic_load(&c->broker_gone))
 		return (-ENOTCONN);
-	pthread_mutex_lock(&c->ctl_lock);
 	h->magic = SHN_PROTO_MAGIC;
 	h->version = SHN_PROTO_VERSION;
 	h->id = ++c->next_msg_id;
@@ -128,7 +127,6 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		err = -errno;
-		pthread_mutex_unlock(&c->ctl_lock);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
 			shn__broker_lost(c);
 			return (-ENOTCONN);
@@ -142,7 +140,6 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 		if (n < 0 || !shn__async_message(c, reply, (size_t)n))
 			break;
 	}
-	pthread_mutex_unlock(&c->ctl_lock);
 	if (n == -ETIMEDOUT || n == -EPROTO)
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */
 	if (n < 0)
@@ -158,6 +155,19 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 	if (reply_len)
 		*reply_len = (size_t)n;
 	return (rh->status);
+}
+
+int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
+	      size_t *reply_len, int *fds, int *nfds)
+{
+	int err;
+
+	if (atomic_load(&c->broker_gone))
+		return (-ENOTCONN);
+	pthread_mutex_lock(&c->ctl_lock);
+	err = shn__call_locked(c, req, req_len, reply, reply_max, reply_len, fds, nfds);
+	pthread_mutex_unlock(&c->ctl_lock);
+	return (err);
 }
 
 static int connect_socket(const char *path, int *out)
@@ -235,6 +245,46 @@ static int hello(shn_client *c)
 			   (void *)((uint8_t *)c->pub_seg.addr + SHN_PUB_CONS_OFF),
 			   (uint8_t *)c->pub_seg.addr + SHN_RING_HDR_SIZE, rep.pub_capacity);
 	return (0);
+}
+
+_Static_assert(SHN_NAME_MAX == SHN_NAME_MAX_WIRE, "one name limit");
+
+/* SET_NAME with name (len bytes, 0: none) to the broker behind c, whose
+ * ctl_lock the caller holds.  -EOPNOTSUPP when that broker does not take
+ * names (an older one: it would disconnect us for an unknown message). */
+static int send_name_locked(shn_client *c, const char *name, size_t len)
+{
+	union {
+		struct shn_msg_set_name m;
+		uint8_t raw[sizeof(struct shn_msg_set_name) + SHN_NAME_MAX];
+	} req;
+	struct shn_msg_reply rep;
+
+	if (!(c->hello_flags & SHN_HELLO_F_NAME))
+		return (-EOPNOTSUPP);
+	memset(&req, 0, sizeof(req));
+	req.m.hdr.type = SHN_MSG_SET_NAME;
+	req.m.name_len = (uint16_t)len;
+	memcpy(req.m.name, name, len);
+	return (shn__call_locked(c, &req, sizeof(req.m) + len, &rep, sizeof(rep), NULL, NULL,
+				 NULL));
+}
+
+int shn_set_name(shn_client *c, const char *name)
+{
+	size_t len = name ? strnlen(name, SHN_NAME_MAX + 1) : 0;
+	int err;
+
+	if (c == NULL || (len > 0 && !shn_name_valid((const uint8_t *)name, len)))
+		return (-EINVAL);
+	pthread_mutex_lock(&c->ctl_lock);
+	/* Kept whatever this broker answers: it is the client's name, and the
+	 * watcher sends it to every broker it reconnects to. */
+	memcpy(c->name, name ? name : "", len);
+	c->name[len] = '\0';
+	err = atomic_load(&c->broker_gone) ? -ENOTCONN : send_name_locked(c, c->name, len);
+	pthread_mutex_unlock(&c->ctl_lock);
+	return (err);
 }
 
 /* The watcher runs on a stack of its own mapping.  Why not glibc's: after
@@ -349,6 +399,15 @@ static int reconnect(shn_client *c)
 	for (struct shn__sub *s = c->subs; s && err == 0; s = s->next)
 		if (!s->closing)   /* same conn, same filter, the new port number */
 			err = shn__send_subscribe(n, s);
+	if (err == 0 && c->name[0] != '\0') {
+		/* the name too, before the switch: once a port sees RECONNECT
+		 * the new broker shows it; one that takes no names shows none */
+		pthread_mutex_lock(&n->ctl_lock);
+		err = send_name_locked(n, c->name, strlen(c->name));
+		pthread_mutex_unlock(&n->ctl_lock);
+		if (err == -EOPNOTSUPP)
+			err = 0;
+	}
 	if (err < 0) {
 		/* ports keep next_rings until a later attempt replaces them or
 		 * they close; the reader only switches once we say so below */

@@ -58,7 +58,8 @@ const char *shn_strerror(int err)
 	case EEXIST:
 		return "already exists (connection number in use)";
 	case EOPNOTSUPP:
-		return "operation not supported by this version of libshmnotify";
+		return "operation not supported by this version of libshmnotify, or by the broker "
+		       "(an older shmnotifyd, e.g. one that takes no client names): upgrade it";
 	case EBADMSG:
 		return "corrupt shared memory: a ring holds a record the peer could not have written";
 	case ENAMETOOLONG:

@@ -57,6 +57,8 @@ struct shn_client {
 	struct shn__sync_wait *sync_waits;  /* under ctl_lock */
 
 	pthread_mutex_t ctl_lock;      /* one control request at a time; guards the lists */
+	char name[SHN_NAME_MAX + 1];   /* shn_set_name, sent again after a reconnect;
+	                                  "" none; under ctl_lock */
 	uint32_t next_msg_id;
 	shn_port *ports;               /* open ports */
 	struct shn__sub *subs;         /* live subscriptions */
@@ -146,6 +148,9 @@ struct shn_port {
  * reply_len receives the reply's length.  Caller holds no lock. */
 int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
 	      size_t *reply_len, int *fds, int *nfds);
+/* The same, for a caller that holds c->ctl_lock already. */
+int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
+		     size_t *reply_len, int *fds, int *nfds);
 
 /* Receive one message on the control socket (blocking, bounded by
  * timeout_ms).  Returns its length or -errno; -ENOTCONN once the broker is

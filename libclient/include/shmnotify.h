@@ -34,6 +34,7 @@ typedef uint64_t          shn_conn;          /* 0 is never a valid connection nu
 
 #define SHN_KEY_MAX   256                    /* bytes in a key */
 #define SHN_DATA_MAX  65536                  /* bytes of payload in one notification */
+#define SHN_NAME_MAX  64                     /* bytes in a client's name (shn_set_name) */
 
 /* Event bits.  Bits 0-27 belong to the application; a filter matches a
  * notification when (event & mask) != 0.  Bits 28-31 are system events: the
@@ -101,6 +102,16 @@ void shn_disconnect(shn_client *c);
  * $SHMNOTIFY_SOCKET is unset), written into buf.  Returns its length or
  * -ENAMETOOLONG. */
 int  shn_default_socket_path(char *buf, size_t len);
+
+/* Name the client for the broker's statistics (shmnotify stats: JSON
+ * "name", the table's NAME column, an OpenMetrics label), e.g. "indexer" or
+ * "shmnotify listen".  name: 1..SHN_NAME_MAX bytes of UTF-8 without control
+ * characters, NUL-terminated; NULL or "" removes the name.  The client
+ * keeps it and sends it again to every broker it reconnects to.  0 once
+ * the broker has it; -EINVAL: a bad name (nothing changed); -EOPNOTSUPP:
+ * this broker is too old to take names, -ENOTCONN: the broker is gone (the
+ * name is kept for the next broker either way).  Safe from several threads. */
+int  shn_set_name(shn_client *c, const char *name);
 
 /* --- ports ------------------------------------------------------------- */
 
