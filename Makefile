@@ -27,7 +27,8 @@ CMAKE_TYPE  ?= RelWithDebInfo
 # a test that fails twice fails the run, and ctest prints every failure.
 # CTEST_RETRY= (empty) turns the retry off.
 CTEST_RETRY ?= --repeat until-pass:2
-DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev libjansson-dev scdoc python3
+DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev libjansson-dev scdoc python3 \
+               libnats-dev nats-server
 
 # Always say ON or OFF: the CMake cache would otherwise keep an old choice.
 SHN_WERROR_FLAG := -DSHN_WERROR=$(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)

@@ -16,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge_stats.h"
 #include "cli.h"
 
-static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json | --openmetrics]";
+static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json | --openmetrics] [--bridge FILE]";
 
 static void help(void)
 {
@@ -31,6 +32,8 @@ static void help(void)
 	       "  -j, --json          print the broker's JSON document as is\n"
 	       "  -m, --openmetrics   print OpenMetrics text (for a Prometheus textfile\n"
 	       "                      collector): counters end in _total, # EOF last\n"
+	       "  -b, --bridge FILE   show a shmnotify-bridge's counters from its stats-file\n"
+	       "                      instead (with --json: the file as is)\n"
 	       "  -h, --help          show this help\n",
 	       usage);
 }
@@ -247,10 +250,11 @@ int cmd_stats(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json",   no_argument,       NULL, 'j' },
 		{ "openmetrics", no_argument,  NULL, 'm' },
+		{ "bridge", required_argument, NULL, 'b' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *socket_path = NULL;
+	const char *socket_path = NULL, *bridge = NULL;
 	bool json = false, openmetrics = false;
 	char *doc = NULL, shown_buf[256];
 	shn_client *client;
@@ -260,10 +264,13 @@ int cmd_stats(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:jmh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:jmb:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			socket_path = optarg;
+			break;
+		case 'b':
+			bridge = optarg;
 			break;
 		case 'j':
 			json = true;
@@ -286,6 +293,11 @@ int cmd_stats(int argc, char **argv)
 		return cli_usage_error("stats", usage, "unexpected argument '%s'", argv[optind]);
 	if (json && openmetrics)
 		return cli_usage_error("stats", usage, "--json and --openmetrics exclude each other");
+	if (bridge != NULL && (openmetrics || socket_path != NULL))
+		return cli_usage_error("stats", usage, "--bridge reads a file: it takes neither "
+				       "--socket nor --openmetrics");
+	if (bridge != NULL)
+		return cli_bridge_stats(bridge, json);
 
 	rc = cli_connect(socket_path, &client);
 	if (rc)
