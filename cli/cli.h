@@ -48,9 +48,14 @@ bool cli_parse_event(const char *s, uint32_t *out, char *why, size_t whylen);
 /* The socket path shn_connect(path) will use, for messages. */
 const char *cli_socket_display(const char *path, char *buf, size_t len);
 
-/* shn_connect with an error message that says what to do; returns 0 or
- * EXIT_RUNTIME. */
-int cli_connect(const char *path, shn_client **out);
+/* Check --name: what shn_set_name() takes (1..SHN_NAME_MAX bytes of UTF-8,
+ * no control character).  On failure writes why into why (size whylen). */
+bool cli_parse_name(const char *s, char *why, size_t whylen);
+
+/* shn_connect with an error message that says what to do, then name the
+ * client for the broker's stats: name (the user's --name), or NULL for
+ * "shmnotify CMD".  Returns 0 or EXIT_RUNTIME. */
+int cli_connect(const char *path, const char *cmd, const char *name, shn_client **out);
 
 /* ---- output helpers (out.c) ----------------------------------------- */
 

@@ -20,7 +20,7 @@
 
 static const char usage[] =
 	"usage: shmnotify listen [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
-	"[--json] [KEY...]";
+	"[--json] [--name NAME] [KEY...]";
 
 static void help(void)
 {
@@ -42,17 +42,20 @@ static void help(void)
 	       "                      sender_uid, time_ns; key/data are null plus\n"
 	       "                      key_base64/data_base64 when not valid UTF-8; system\n"
 	       "                      events add \"system\" (and \"lost\" for overflow)\n"
+	       "      --name NAME     how `shmnotify stats` shows this client (default\n"
+	       "                      \"shmnotify listen\"; 1 to %d bytes of UTF-8)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Plain lines look like\n"
 	       "  seq=3 event=0x1 key=foo data=bar batch=7 [0/2] pid=1234\n"
 	       "with control characters and invalid UTF-8 escaped (\\n, \\xHH).\n"
 	       "SIGINT/SIGTERM end it cleanly (status 0; 1 if --count N was not reached).\n",
-	       usage, SHN_EV_ALL);
+	       usage, SHN_EV_ALL, SHN_NAME_MAX);
 }
 
 static const char monitor_usage[] =
-	"usage: shmnotify monitor [--socket PATH] [--events MASK] [--count N] [--timeout MS]";
+	"usage: shmnotify monitor [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
+	"[--name NAME]";
 
 static void monitor_help(void)
 {
@@ -70,8 +73,10 @@ static void monitor_help(void)
 	       "  -e, --events MASK   only events with a bit in MASK (default: all)\n"
 	       "  -n, --count N       exit 0 after N notifications\n"
 	       "  -t, --timeout MS    exit when nothing arrives for MS milliseconds\n"
+	       "      --name NAME     how `shmnotify stats` shows this client (default\n"
+	       "                      \"shmnotify monitor\"; 1 to %d bytes of UTF-8)\n"
 	       "  -h, --help          show this help\n",
-	       monitor_usage);
+	       monitor_usage, SHN_NAME_MAX);
 }
 
 static shn_port *sig_port;
@@ -220,10 +225,11 @@ int cmd_listen(int argc, char **argv)
 		{ "count",   required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json",    no_argument,       NULL, 'j' },
+		{ "name",    required_argument, NULL, 'N' },
 		{ "help",    no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *socket_path = NULL;
+	const char *socket_path = NULL, *name = NULL;
 	uint32_t mask = SHN_EV_ALL;
 	uint64_t count = 0, got = 0, v;
 	int timeout_ms = -1;
@@ -265,6 +271,11 @@ int cmd_listen(int argc, char **argv)
 						       "(0 to %d)", optarg, INT32_MAX);
 			timeout_ms = (int)v;
 			break;
+		case 'N':
+			if (!cli_parse_name(optarg, why, sizeof why))
+				return cli_usage_error(cmd, use, "--name: %s", why);
+			name = optarg;
+			break;
 		case 'j':
 			if (monitor)
 				return cli_usage_error(cmd, use, "monitor always prints JSON lines");
@@ -302,7 +313,7 @@ int cmd_listen(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	rc = cli_connect(socket_path, &client);
+	rc = cli_connect(socket_path, cmd, name, &client);
 	if (rc) {
 		status = rc;
 		goto out;

@@ -145,14 +145,61 @@ const char *cli_socket_display(const char *path, char *buf, size_t len)
 	return buf;
 }
 
-int cli_connect(const char *path, shn_client **out)
+bool cli_parse_name(const char *s, char *why, size_t whylen)
+{
+	size_t len = strlen(s), i;
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (len == 0 || len > SHN_NAME_MAX) {
+		snprintf(why, whylen, "a name is 1 to %d bytes, not %zu", SHN_NAME_MAX, len);
+		return false;
+	}
+	if (!cli_utf8_valid(p, len)) {
+		snprintf(why, whylen, "'%s' is not valid UTF-8", s);
+		return false;
+	}
+	for (i = 0; i < len; i++)   /* C0, DEL, and C1 (U+0080..U+009F: 0xc2 0x80..0x9f) */
+		if (p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] <= 0x9f)) {
+			snprintf(why, whylen, "a name may not contain control characters "
+				 "(byte %zu)", i + 1);
+			return false;
+		}
+	return true;
+}
+
+/* The client's name in the broker's stats.  A failure here is never worth
+ * stopping for, except a name the broker can never take. */
+static int name_client(shn_client *c, const char *cmd, const char *name, const char *shown)
+{
+	char dflt[SHN_NAME_MAX + 1];
+	int rc;
+
+	snprintf(dflt, sizeof dflt, "shmnotify %s", cmd);
+	rc = shn_set_name(c, name ? name : dflt);
+	if (rc == -EOPNOTSUPP && name)
+		cli_err("warning: the broker at %s is too old to show client names; going on "
+			"without --name (upgrade shmnotifyd to see it in `shmnotify stats`)", shown);
+	if (rc == -EINVAL) {
+		cli_err("cannot name this client '%s': %s", name ? name : dflt, shn_strerror(rc));
+		return EXIT_RUNTIME;
+	}
+	return 0;   /* -ENOTCONN: the next call says so */
+}
+
+int cli_connect(const char *path, const char *cmd, const char *name, shn_client **out)
 {
 	char buf[256];
 	const char *shown = cli_socket_display(path, buf, sizeof buf);
 	int rc = shn_connect(path && *path ? path : NULL, out);
 
-	if (rc == 0)
-		return 0;
+	if (rc == 0) {
+		rc = name_client(*out, cmd, name, shown);
+		if (rc) {
+			shn_disconnect(*out);
+			*out = NULL;
+		}
+		return rc;
+	}
 	switch (-rc) {
 	case ENOENT:
 		cli_err("cannot connect to %s: %s; is shmnotifyd running? start it with "

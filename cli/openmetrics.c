@@ -136,7 +136,7 @@ static void label_value(char *out, size_t len, const char *s)
 /* client, pid, uid, and name when the client gave one (shn_set_name) */
 static void client_labels(const json_t *c, char *buf, size_t len)
 {
-	char id[32], pid[32], uid[32], name[2 * 64 + 1];
+	char id[32], pid[32], uid[32], name[2 * SHN_NAME_MAX + 1];
 	const char *given = json_string_value(json_object_get(c, "name"));
 
 	snprintf(buf, len, "{client=\"%s\",pid=\"%s\",uid=\"%s\"", num(c, "id", id, sizeof id),

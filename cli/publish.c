@@ -13,7 +13,8 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: shmnotify publish [--socket PATH] [--event BITS] [--sync] KEY [DATA...]";
+	"usage: shmnotify publish [--socket PATH] [--event BITS] [--sync] [--name NAME] KEY "
+	"[DATA...]";
 
 static void help(void)
 {
@@ -28,13 +29,15 @@ static void help(void)
 	       "                      (1 to 0x%08x; default 1)\n"
 	       "      --sync          wait until every matching subscriber has consumed the\n"
 	       "                      batch (exit 3 if a subscriber's sink cancelled it)\n"
+	       "      --name NAME     how `shmnotify stats` shows this client (default\n"
+	       "                      \"shmnotify publish\"; 1 to %d bytes of UTF-8)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "KEY is 1 to %d bytes, each DATA at most %d bytes. Use -- before a KEY or\n"
 	       "DATA that starts with '-'.\n"
 	       "\n"
 	       "Example: shmnotify publish --event 0x4 printers/lp0 jam cleared\n",
-	       usage, SHN_EV_ALL, SHN_KEY_MAX, SHN_DATA_MAX);
+	       usage, SHN_EV_ALL, SHN_NAME_MAX, SHN_KEY_MAX, SHN_DATA_MAX);
 }
 
 int cmd_publish(int argc, char **argv)
@@ -43,10 +46,11 @@ int cmd_publish(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "event",  required_argument, NULL, 'e' },
 		{ "sync",   no_argument,       NULL, 'S' },
+		{ "name",   required_argument, NULL, 'N' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *socket_path = NULL, *key;
+	const char *socket_path = NULL, *key, *name = NULL;
 	uint32_t event = 1;
 	unsigned flags = 0;
 	char why[256];
@@ -68,6 +72,11 @@ int cmd_publish(int argc, char **argv)
 			break;
 		case 'S':
 			flags |= SHN_NOTIFY_SYNC;
+			break;
+		case 'N':
+			if (!cli_parse_name(optarg, why, sizeof why))
+				return cli_usage_error("publish", usage, "--name: %s", why);
+			name = optarg;
 			break;
 		case 'h':
 			help();
@@ -112,7 +121,7 @@ int cmd_publish(int argc, char **argv)
 	if (!n)
 		n = 1;
 
-	rc = cli_connect(socket_path, &client);
+	rc = cli_connect(socket_path, "publish", name, &client);
 	if (rc) {
 		free(batch);
 		return rc;

@@ -40,7 +40,8 @@ static void help(void)
 
 /* ---- a table whose columns size themselves ---------------------------- */
 
-#define CELL 48
+/* A cell holds a number or a client's name (shn_set_name). */
+#define CELL (SHN_NAME_MAX + 16)
 #define MAX_COLS 8
 
 struct table {
@@ -299,7 +300,7 @@ int cmd_stats(int argc, char **argv)
 	if (bridge != NULL)
 		return cli_bridge_stats(bridge, json);
 
-	rc = cli_connect(socket_path, &client);
+	rc = cli_connect(socket_path, "stats", NULL, &client);
 	if (rc)
 		return rc;
 	rc = shn_stats_json(client, &doc);
