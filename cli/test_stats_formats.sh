@@ -17,7 +17,8 @@ fail() { echo "test_stats_formats: FAIL: $*" >&2; exit 1; }
 "$broker" --socket "$tmp/s.sock" 2>"$tmp/broker.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -S $tmp/s.sock ]] && break; sleep 0.05; done
-"$cli" listen --socket "$tmp/s.sock" --count 1000 --timeout 20000 some/key >/dev/null &
+"$cli" listen --socket "$tmp/s.sock" --count 1000 --timeout 20000 --name 'indexer "one"' \
+	some/key >/dev/null &
 pids+=($!)
 for _ in $(seq 100); do
 	"$cli" stats --socket "$tmp/s.sock" --json | grep -q '"subscriptions": *1' && break
@@ -42,7 +43,12 @@ for c in doc["clients"]:
               "last_publish_ms_ago"):
         assert isinstance(c[k], int), k
     assert c["last_publish_ms_ago"] >= -1
-print("stats --json: valid JSON,", len(doc["clients"]), "clients, 1 port with 3 delivered")
+    assert c["name"] is None or isinstance(c["name"], str), c
+names = sorted(c["name"] or "-" for c in doc["clients"])
+# the listener's --name, and this stats command's own name
+assert 'indexer "one"' in names and "shmnotify stats" in names, names
+print("stats --json: valid JSON,", len(doc["clients"]), "clients (%s), 1 port with 3 delivered"
+      % ", ".join(names))
 PY
 
 "$cli" stats --socket "$tmp/s.sock" --openmetrics >"$tmp/stats.om"
@@ -52,7 +58,9 @@ lines = open(sys.argv[1]).read().split("\n")
 assert lines[-1] == "" and lines[-2] == "# EOF", "must end with '# EOF' and a newline"
 name = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 typ = re.compile(r"# TYPE (%s) (counter|gauge)$" % name)
-smp = re.compile(r"(%s)(\{%s=\"[^\"\\\n]*\"(,%s=\"[^\"\\\n]*\")*\})? (-?[0-9]+(\.[0-9]+)?)$" % (name, name, name))
+# a label value escapes backslash, double quote and newline (\\ \" \n), nothing else
+val = r'"(?:[^"\\\n]|\\[\\"n])*"'
+smp = re.compile(r"(%s)(\{%s=%s(,%s=%s)*\})? (-?[0-9]+(\.[0-9]+)?)$" % (name, name, val, name, val))
 families, current, samples = {}, None, 0
 for ln in lines[:-2]:
     m = typ.match(ln)
@@ -67,6 +75,8 @@ for ln in lines[:-2]:
     assert m.group(1) == expect, "sample %s outside its family %s" % (m.group(1), current)
     samples += 1
 assert "shmnotify_port_delivered" in families and samples > 10
+named = [ln for ln in lines if ln.startswith("shmnotify_client_published_total{")]
+assert any(',name="indexer \\"one\\""}' in ln for ln in named), named
 print("stats --openmetrics: %d families, %d samples, format ok" % (len(families), samples))
 PY
 
@@ -90,7 +100,16 @@ for bad in "stats --json --openmetrics" "doctor extra" "monitor --json"; do
 	[[ $rc == 2 ]] && grep -q "^usage: shmnotify" "$tmp/err" ||
 		fail "'shmnotify $bad' exited $rc: $(cat "$tmp/err")"
 done
+rc=0; "$cli" listen --socket "$tmp/s.sock" --name $'tab\there' k >/dev/null 2>"$tmp/err" || rc=$?
+[[ $rc == 2 ]] && grep -q "^shmnotify listen: --name: a name may not contain control characters" \
+	"$tmp/err" || fail "listen --name with a tab exited $rc: $(cat "$tmp/err")"
 echo "usage errors: exit 2 with a usage line"
+
+# the human table: the listener under its name
+"$cli" stats --socket "$tmp/s.sock" >"$tmp/stats.txt"
+grep -Eq '^  [0-9]+ +[0-9]+ +[0-9]+ +indexer "one" +[0-9]+ ' "$tmp/stats.txt" ||
+	fail "no client named indexer \"one\" in the table: $(cat "$tmp/stats.txt")"
+echo "stats table: $(grep -c 'indexer "one"' "$tmp/stats.txt") client named indexer \"one\""
 
 # monitor by another user of a shared broker: refused with a clear message
 if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
