@@ -568,6 +568,7 @@ int br_config_load(struct br_config *cfg, const char *path)
 	}
 	if (r.err_line || check(&r) < 0) {
 		report(&r);
+		br_config_free(cfg);   /* what was read up to the error */
 		return (-1);
 	}
 	if (!r.has_state)
