@@ -81,7 +81,7 @@ struct shnd_port {
 	uint32_t capacity;
 	uint32_t overflow;
 	bool dirty, on_pending;
-	bool asked;                   /* want_space bumped since the last record written */
+	bool asked;                   /* a room request (ring.prod->room_head) is out */
 	struct shn_segment ring_seg;  /* broker writes; sealed read-only to the client */
 	struct shn_segment cons_seg;  /* the client's consumer line: hostile */
 	struct shn_ring ring;         /* broker's producer view */
@@ -95,7 +95,7 @@ struct shnd_port {
 	/* pending system events: a ring buffer of pend_cap entries */
 	struct shnd_sysev *pend;
 	uint32_t pend_head, pend_n, pend_cap;
-	uint64_t want_head;           /* consumer head when want_space was last bumped */
+	uint64_t want_head;           /* consumer head the room request is past */
 	/* the token of the SYNC record written here whose acknowledgement a
 	 * publisher waits for (one at a time per port: the ack line holds one
 	 * token), or 0 */

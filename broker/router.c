@@ -65,7 +65,6 @@ static int reserve_array(void **buf, size_t *cap, size_t want, size_t sz)
 
 static void mark_dirty(struct shnd_broker *b, struct shnd_port *p)
 {
-	p->asked = false;
 	if (!p->dirty) {
 		p->dirty = true;
 		shnd_list_add_tail(&b->router.dirty, &p->dirty_link);
@@ -122,17 +121,21 @@ static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct
 	return (true);
 }
 
-/* Ask p's consumer for room: bump want_space, so that it rings its
- * doorbell after it next consumes.  Not again until the consumer moved or
- * a record was written: one that has not consumed since will see the
- * earlier bump anyway. */
+/* Ask p's consumer for room: it rings its doorbell once it released a
+ * head past head_cache (the head the caller just loaded and found short).
+ * A position rather than a count of requests, so that a consumer that
+ * reads the request right after releasing that very head does not spend
+ * its one doorbell on a move the broker has already seen (the wake-up
+ * that used to be lost under SHN_OVERFLOW_BLOCK, docs/ring.md).  The
+ * broker's sleep re-check (full fence, then the consumer's head against
+ * want_head / stall_head) closes the other side. */
 static void ask_room(struct shnd_port *p)
 {
 	if (p->asked && p->ring.head_cache == p->want_head)
-		return;
+		return;   /* the same request is still out */
 	p->asked = true;
 	p->want_head = p->ring.head_cache;
-	atomic_fetch_add_explicit(&p->ring.prod->want_space, 1, memory_order_seq_cst);
+	shn_ring_ask_room(&p->ring, p->want_head);
 }
 
 /* Put p, which holds system events it could not write, on the pending

@@ -116,7 +116,7 @@ struct shn_port {
 	struct shn_ring ring;
 	_Atomic bool unblock;          /* shn_port_unblock() pending */
 	_Atomic bool efd_dirty;        /* event_fd may hold a stale wake-up */
-	uint32_t want_space_seen;
+	uint64_t room_rung;            /* the broker's room request we rang for */
 
 	pthread_mutex_t swap_lock;     /* guards event_fd changes and next_rings */
 	struct shn__port_rings next_rings;

@@ -56,7 +56,7 @@ int shn__port_attach(shn_port *p, struct shn__port_rings *r)
 	r->ready = false;
 	shn_ring_init_view(&p->ring, prod, p->cons_seg.addr,
 			   (uint8_t *)p->ring_seg.addr + SHN_RING_HDR_SIZE, r->capacity);
-	p->want_space_seen = atomic_load(&p->ring.prod->want_space);
+	p->room_rung = 0;   /* a new ring: no request answered yet */
 	return (0);
 }
 
@@ -210,11 +210,10 @@ int shn_port_unblock(shn_port *p)
 }
 
 /* Give the consumed record back to the broker, and ring the doorbell if
- * the broker asked for room (it holds system events for this port). */
+ * the broker asked for room (it holds system events for this port, or a
+ * SHN_OVERFLOW_BLOCK batch waits for it) and this release reached it. */
 static void release_current(shn_port *p)
 {
-	uint32_t ws;
-
 	if (p->cur == NULL || p->cur_index < p->cur_count)
 		return;
 	if (p->cur_synth) {
@@ -225,11 +224,8 @@ static void release_current(shn_port *p)
 	shn_ring_consume(&p->ring, p->cur_len);
 	shn_ring_release(&p->ring);
 	p->cur = NULL;
-	atomic_thread_fence(memory_order_seq_cst);
-	ws = atomic_load_explicit(&p->ring.prod->want_space, memory_order_relaxed);
-	if (ws != p->want_space_seen) {
+	if (shn_ring_room_wanted(&p->ring, &p->room_rung)) {
 		uint64_t one = 1;
-		p->want_space_seen = ws;
 		if (write(p->client->doorbell_fd, &one, sizeof(one)) < 0) {
 			/* EAGAIN: the counter is saturated, the broker is awake */
 		}

@@ -17,7 +17,7 @@
 #include "ring.h"
 
 #define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
-#define SHN_PROTO_VERSION 1u
+#define SHN_PROTO_VERSION 2u   /* 2: ring producer line holds room_head */
 #define SHN_MSG_MAX       4096u       /* bytes in one control message */
 #define SHN_MSG_MAX_FDS   4
 

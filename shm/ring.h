@@ -49,9 +49,9 @@
 struct shn_ring_prod {
 	alignas(SHN_CACHELINE) _Atomic uint64_t tail; /* bytes ever published */
 	_Atomic uint32_t wait_seq;   /* odd while the producer sleeps waiting for room */
-	_Atomic uint32_t want_space; /* bumped when the producer wants a doorbell once
-	                                the consumer frees room (pending system events) */
 	uint32_t capacity;           /* data bytes, power of two; set once at creation */
+	_Atomic uint64_t room_head;  /* 0, or: the producer waits for room; ring its
+	                                doorbell once you release a head >= this */
 	uint32_t magic;              /* SHN_RING_MAGIC; set once at creation */
 };
 
@@ -254,6 +254,18 @@ static inline void shn_ring_finish_wait(struct shn_ring *r)
 		atomic_store_explicit(&r->prod->wait_seq, s + 1u, memory_order_relaxed);
 }
 
+/* Producer: ask the consumer for a doorbell once it has consumed past
+ * `seen`, the head the producer last loaded (and found short of room).  A
+ * position, not a counter: a consumer that releases `seen` itself and
+ * reads the request right after does not ring (it freed nothing the
+ * producer has not already seen), and rings on its next release, which
+ * does.  The producer must full-fence and re-check the head before it
+ * sleeps (the broker's sleep re-check does). */
+static inline void shn_ring_ask_room(struct shn_ring *r, uint64_t seen)
+{
+	atomic_store_explicit(&r->prod->room_head, seen + 1, memory_order_seq_cst);
+}
+
 /* ---- consumer --------------------------------------------------------- */
 
 /* Refresh tail_cache.  -EBADMSG when the producer's tail moved backwards or
@@ -320,6 +332,21 @@ static inline bool shn_ring_readable(struct shn_ring *r)
 	if (r->head != r->tail_cache)
 		return true;
 	return shn_ring_load_tail(r) != 0 || r->head != r->tail_cache;
+}
+
+/* Consumer, after shn_ring_release(): full fence, then true once per
+ * request when the producer asked for room (shn_ring_ask_room) and the
+ * released head has reached it.  *rung remembers the request answered. */
+static inline bool shn_ring_room_wanted(struct shn_ring *r, uint64_t *rung)
+{
+	uint64_t want;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	want = atomic_load_explicit(&r->prod->room_head, memory_order_relaxed);
+	if (want == 0 || want == *rung || r->head < want)
+		return false;
+	*rung = want;
+	return true;
 }
 
 /* Consumer: announce sleep, full fence, re-check.  Returns true when it may
