@@ -66,6 +66,7 @@ struct bridge {
 	shn_client *c;
 	shn_port *port;                  /* out: one any-key subscription */
 	_Atomic bool local_up;
+	bool unflushed;                  /* core: published since the last flush */
 
 	/* NATS side */
 	natsOptions *opts;

@@ -139,6 +139,7 @@ int br_nats_connect(struct bridge *b)
 		s = natsOptions_SetNoEcho(b->opts, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(b->opts, -1);
+
 	if (s == NATS_OK)
 		s = natsOptions_SetCustomReconnectDelay(b->opts, backoff, b);
 	if (s == NATS_OK)
