@@ -34,7 +34,7 @@ static int r_start(void **st, char *why, size_t whylen)
 	const char *bin = bench_which("redis-server");
 	struct rst *s;
 	char logp[600];
-	int err;
+	int err = 0;
 
 	if (!bin) {
 		bench_fmt_why(why, whylen, "redis-server not installed (apt-get install redis-server)");

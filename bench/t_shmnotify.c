@@ -43,7 +43,7 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow)
 	struct shn_state *s = calloc(1, sizeof *s);
 	char logp[600], conf[600];
 	FILE *f;
-	int err;
+	int err = 0;
 
 	if (!bin || !*bin)
 		bin = SHMNOTIFYD_PATH;
