@@ -48,6 +48,7 @@ for i in range(1, runs + 1):
 med = {k: statistics.median(v) for k, v in vals.items()}
 print(f"medians of {runs} runs, {sys.argv[3]} notifications of 16 bytes, batches of {sys.argv[4]}:")
 print(f"  rate       nats {med[('nats','rate')]:>10.0f}/s   bridge {med[('bridge','rate')]:>10.0f}/s   bridge/nats {med[('bridge','rate')]/med[('nats','rate')]:.2f}x")
+print(f"  rate       nats with the bridge's 8 headers {med[('headers','rate')]:>10.0f}/s   bridge/that {med[('bridge','rate')]/med[('headers','rate')]:.2f}x")
 print(f"  p50 one-way nats {med[('nats','p50_us')]:>8.1f} us   bridge {med[('bridge','p50_us')]:>8.1f} us   bridge/nats {med[('bridge','p50_us')]/med[('nats','p50_us')]:.2f}x")
 print(f"  p99 one-way nats {med[('nats','p99_us')]:>8.1f} us   bridge {med[('bridge','p99_us')]:>8.1f} us")
 print(f"  lost (reported as OVERFLOW) per run: {vals[('bridge','lost')]}")
