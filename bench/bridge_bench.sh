@@ -7,6 +7,7 @@
 # bridges, and stops them.  docs/bench.md has the figures.
 set -euo pipefail
 build=${1:?usage: bridge_bench.sh BUILD_DIR [RUNS] [N] [BATCH]} runs=${2:-3} n=${3:-200000} batch=${4:-64}
+PATH=$PATH:/usr/sbin:/usr/local/sbin   # Debian's nats-server is in /usr/sbin
 command -v nats-server >/dev/null || { echo "bridge_bench: nats-server is not installed (make deps)" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-bridge-bench.XXXXXX")
 pids=()

@@ -21,6 +21,8 @@ set -euo pipefail
 mode=$1 broker=$2 cli=$3 bridge=$4
 name=test_bridge_$mode
 
+# Debian installs it in /usr/sbin, which a user's PATH often lacks
+PATH=$PATH:/usr/sbin:/usr/local/sbin
 if ! command -v nats-server >/dev/null 2>&1; then
 	echo "$name: SKIP: nats-server is not installed (Debian: apt-get install nats-server;" \
 	     "make deps installs it)" >&2
