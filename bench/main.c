@@ -44,6 +44,7 @@ static struct tentry tr[] = {
 	{ .name = "floor", .t = &t_floor, .not_built = NULL, .peer = false },
 	{ .name = "shmnotify", .t = &t_shmnotify, .not_built = NULL, .peer = false },
 	{ .name = "shmnotify-block", .t = &t_shmnotify_block, .not_built = NULL, .peer = true },
+	{ .name = "shmnotify-lowlat", .t = &t_shmnotify_lowlat, .not_built = NULL, .peer = true },
 #ifdef BENCH_HAVE_ZMQ
 	{ .name = "zeromq", .t = &t_zmq, .not_built = NULL, .peer = true },
 #else
@@ -630,7 +631,8 @@ static void usage(FILE *f)
 		"                       [--smoke] [--check]\n"
 		"  --quick           about one minute: short measurements, one run\n"
 		"  --json[=FILE]     results as JSON on stdout (or into FILE, with the table on stdout)\n"
-		"  --peers LIST      comma-separated: shmnotify-block,zeromq,redis,dbus,iceoryx, 'all' (default)\n"
+		"  --peers LIST      comma-separated: shmnotify-block,shmnotify-lowlat,zeromq,redis,dbus,\n"
+		"                    iceoryx, 'all' (default)\n"
 		"                    or 'none'; the floor and shmnotify always run\n"
 		"  --plot DIR        PNG charts through gnuplot\n"
 		"  --runs N          runs per figure, the median is reported (default 3; --quick 1)\n"
@@ -856,6 +858,8 @@ int main(int argc, char **argv)
 				if (!tr[ti].on || (strcmp(tr[ti].name, "floor") &&
 						   strncmp(tr[ti].name, "shmnotify", 9)))
 					continue;
+				if (cell->status == -ENOTSUP && tr[ti].status == 0)
+					continue;   /* a case this transport does not run */
 				/* SHN_OVERFLOW_BLOCK is lossless: a reported loss is a bug too */
 				bool lossy = !strcmp(tr[ti].name, "shmnotify-block") && cell->lost_rep > 0;
 

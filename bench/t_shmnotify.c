@@ -37,7 +37,7 @@ struct shn_state {
 	unsigned overflow;
 };
 
-static int start(void **st, char *why, size_t whylen, unsigned overflow)
+static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigned spin_us)
 {
 	const char *bin = getenv("SHMNOTIFY_BENCH_BROKER");
 	struct shn_state *s = calloc(1, sizeof *s);
@@ -68,6 +68,8 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow)
 	f = fopen(conf, "w");
 	if (f) {
 		fprintf(f, "[limits]\nmax-subscriptions = %u\n", BENCH_SHN_MAX_SUBS);
+		if (spin_us)
+			fprintf(f, "[broker]\nspin-us = %u\n", spin_us);
 		fclose(f);
 	}
 	{
@@ -91,12 +93,51 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow)
 
 static int shn_start_drop(void **st, char *why, size_t whylen)
 {
-	return start(st, why, whylen, SHN_OVERFLOW_DROP);
+	return start(st, why, whylen, SHN_OVERFLOW_DROP, 0);
 }
 
 static int shn_start_block(void **st, char *why, size_t whylen)
 {
-	return start(st, why, whylen, SHN_OVERFLOW_BLOCK);
+	return start(st, why, whylen, SHN_OVERFLOW_BLOCK, 0);
+}
+
+/* The opt-in low-latency mode: the broker keeps looking for work this long
+ * after each wake-up before it sleeps (shmnotifyd --spin-us);
+ * $SHMNOTIFY_BENCH_SPIN_US overrides it (1-1000). */
+#define BENCH_LOWLAT_SPIN_US 200u
+
+static int shn_start_lowlat(void **st, char *why, size_t whylen)
+{
+	const char *e = getenv("SHMNOTIFY_BENCH_SPIN_US");
+	unsigned us = BENCH_LOWLAT_SPIN_US;
+
+	if (e && *e) {
+		char *end;
+		unsigned long v = strtoul(e, &end, 10);
+
+		if (*end || v < 1 || v > 1000) {
+			bench_fmt_why(why, whylen, "SHMNOTIFY_BENCH_SPIN_US='%s': expected 1 to 1000", e);
+			return -EINVAL;
+		}
+		us = (unsigned)v;
+	}
+	return start(st, why, whylen, SHN_OVERFLOW_DROP, us);
+}
+
+/* A mode for latency: its throughput is shmnotify's (the spin only runs
+ * when the broker would otherwise sleep), so only latency and idle run. */
+static int shn_lowlat_supports(void *st, const struct params *p, char *why, size_t whylen)
+{
+	(void)st;
+	if ((p->wl == WL_LATENCY && !p->spin) || p->wl == WL_IDLE)
+		return 0;
+	if (p->wl == WL_LATENCY)
+		bench_fmt_why(why, whylen, "spinning clients beside a spinning broker "
+			      "oversubscribe 2 CPUs: measured with blocking clients only");
+	else
+		bench_fmt_why(why, whylen, "the low-latency mode is measured on blocking latency "
+			      "and idle only (under load the broker does not sleep, so it never spins)");
+	return -ENOTSUP;
 }
 
 static void shn_stop(void *st)
@@ -271,6 +312,23 @@ const struct transport t_shmnotify_block = {
 		       "(back-pressure), other ports are not held",
 	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
 	.start = shn_start_block,
+	.stop = shn_stop,
+	.server_pids = shn_server_pids,
+	.pub_open = shn_pub_open,
+	.pub_send = shn_pub_send,
+	.pub_close = shn_pub_close,
+	.sub_open = shn_sub_open,
+	.sub_recv = shn_sub_recv,
+	.sub_close = shn_sub_close,
+};
+
+const struct transport t_shmnotify_lowlat = {
+	.name = "shmnotify-lowlat",
+	.loss_policy = "as shmnotify (SHN_OVERFLOW_DROP); the broker runs in its opt-in "
+		       "low-latency mode (shmnotifyd --spin-us 200)",
+	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
+	.start = shn_start_lowlat,
+	.supports = shn_lowlat_supports,
 	.stop = shn_stop,
 	.server_pids = shn_server_pids,
 	.pub_open = shn_pub_open,

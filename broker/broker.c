@@ -158,8 +158,41 @@ static uint64_t now_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Low-latency mode (spin-us): before going to sleep, look for work for up
+ * to spin_ns.  A publisher that rings within the window finds the broker
+ * awake, which saves it a wake-up of a halted CPU (tens of microseconds on
+ * a virtual machine) at the price of the CPU burnt here: at most spin_ns
+ * per wake-up, so about rate x spin_ns of one CPU at low rates
+ * (docs/performance.md).  The control plane is looked at only where that
+ * costs no system call (io_uring); otherwise it waits for the window's
+ * end, which is bounded (SHND_SPIN_US_MAX).  True when work turned up. */
+static bool spin_for_work(struct shnd_broker *b, uint64_t spin_ns, bool free_poll)
+{
+	uint64_t end = now_ns() + spin_ns;
+	unsigned i = 0;
+
+	do {
+		if (shnd_router_has_work(b))
+			return (true);
+		if (free_poll && (++i & 63u) == 0 && shnd_loop_poll(b->loop, 0) > 0)
+			return (true);
+		cpu_relax();
+	} while (now_ns() < end);
+	return (false);
+}
+
 int shnd_broker_run(struct shnd_broker *b)
 {
+	uint64_t spin_ns = (uint64_t)b->cfg.spin_us * 1000u;
 	_Atomic uint32_t *sleep_seq = &b->bshm->sleep_seq;
 	bool free_poll = shnd_loop_poll_is_free(b->loop);
 	uint64_t last_poll = 0;
@@ -186,6 +219,8 @@ int shnd_broker_run(struct shnd_broker *b)
 			return (n);
 		shnd_server_reap(b);
 		if (progress || n > 0 || b->router.kick)
+			continue;
+		if (spin_ns && spin_for_work(b, spin_ns, free_poll))
 			continue;
 
 		/* need-wakeup: odd, full fence, re-check, then block */

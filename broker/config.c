@@ -106,7 +106,7 @@ enum section { SEC_BROKER, SEC_LIMITS, SEC_SOCKET, SEC_ACL, SEC_BAD };
 
 /* Keys that may be set once; the line each was set on. */
 enum key_id {
-	K_SOCKET, K_LOG_LEVEL, K_IO, K_DEFAULT_CAP, K_MAX_CAP, K_FOREGROUND,
+	K_SOCKET, K_LOG_LEVEL, K_IO, K_DEFAULT_CAP, K_MAX_CAP, K_FOREGROUND, K_SPIN_US,
 	K_MAX_CLIENTS, K_MAX_PORTS, K_MAX_SUBS, K_MAX_RING_BYTES, K_MAX_KEY, K_MAX_DATA,
 	K_MODE, K_GROUP,
 	K_COUNT
@@ -122,6 +122,7 @@ static const struct {
 	[K_DEFAULT_CAP] = { SEC_BROKER, "default-capacity" },
 	[K_MAX_CAP] = { SEC_BROKER, "max-capacity" },
 	[K_FOREGROUND] = { SEC_BROKER, "foreground" },
+	[K_SPIN_US] = { SEC_BROKER, "spin-us" },
 	[K_MAX_CLIENTS] = { SEC_LIMITS, "max-clients" },
 	[K_MAX_PORTS] = { SEC_LIMITS, "max-ports" },
 	[K_MAX_SUBS] = { SEC_LIMITS, "max-subscriptions" },
@@ -333,6 +334,11 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 		break;
 	case K_FOREGROUND:
 		break;   /* always in the foreground; accepted for old files */
+	case K_SPIN_US:
+		if (!parse_u32(v, 0, SHND_SPIN_US_MAX, &cfg->spin_us))
+			fail(r, "spin-us '%s': expected microseconds from 0 (never spin, the "
+			     "default) to %u", v, SHND_SPIN_US_MAX);
+		break;
 	case K_MAX_CLIENTS:
 		if (!parse_u32(v, 1, 1000000, &cfg->lim.max_clients))
 			fail(r, "max-clients '%s': expected a number from 1 to 1000000", v);
@@ -449,7 +455,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (k == K_COUNT) {
 		if (sec == SEC_BROKER)
 			fail(r, "unknown key '%s' in [broker]: expected socket, log-level, io, "
-			     "default-capacity or max-capacity", name);
+			     "default-capacity, max-capacity or spin-us", name);
 		else if (sec == SEC_LIMITS)
 			fail(r, "unknown key '%s' in [limits]: expected max-clients, max-ports, "
 			     "max-subscriptions, max-ring-bytes, max-key-size or max-data-size", name);
@@ -574,6 +580,12 @@ int shnd_config_finish(struct shnd_config *cfg, const struct shnd_cmdline *cl)
 				  cl->log_level));
 	if (cl->io && parse_io(cl->io, &cfg->io) < 0)
 		return (cfg_error(cfg, 0, "bad --io '%s' (uring, epoll or auto)", cl->io));
+	if (cl->spin_us) {
+		if (shnd_parse_size(cl->spin_us, 0, SHND_SPIN_US_MAX, &v) < 0)
+			return (cfg_error(cfg, 0, "bad --spin-us '%s' (microseconds, 0 to %u)",
+					  cl->spin_us, SHND_SPIN_US_MAX));
+		cfg->spin_us = (uint32_t)v;
+	}
 	if (cl->max_cap) {
 		if (shnd_parse_size(cl->max_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0)
 			return (cfg_error(cfg, 0, "bad --max-capacity '%s' (bytes, K/M/G suffixes, "
@@ -648,6 +660,7 @@ void shnd_config_print(const struct shnd_config *cfg, FILE *f)
 	fprintf(f, "io = %s\n", ios[cfg->io]);
 	print_size(f, "default-capacity", cfg->default_capacity);
 	print_size(f, "max-capacity", cfg->max_capacity);
+	fprintf(f, "spin-us = %u\n", cfg->spin_us);
 	fprintf(f, "\n[limits]\n");
 	fprintf(f, "max-clients = %u\n", cfg->lim.max_clients);
 	fprintf(f, "max-ports = %u\n", cfg->lim.max_ports);

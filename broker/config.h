@@ -28,6 +28,10 @@
  * HELLO reply; past this many more they are closed at once. */
 #define SHND_REFUSE_SLACK 64u
 
+/* The longest spin-us accepted: a spin is a bounded window, not a mode
+ * that keeps a CPU busy for good. */
+#define SHND_SPIN_US_MAX 1000u
+
 struct shnd_limits {
 	uint32_t max_clients;     /* connected clients: more get -EUSERS */
 	uint32_t max_ports;       /* per client: -ENOSPC */
@@ -44,6 +48,7 @@ struct shnd_config {
 	enum shnd_log_level log_level;
 	uint32_t default_capacity;
 	uint32_t max_capacity;
+	uint32_t spin_us;             /* low-latency mode: busy-poll this long before sleeping */
 	struct shnd_limits lim;
 	/* [socket]: a system broker's socket.  Without them: 0600, the
 	 * broker's group, and only the broker's uid and root are accepted. */
@@ -64,6 +69,7 @@ struct shnd_cmdline {
 	const char *io;
 	const char *default_cap;
 	const char *max_cap;
+	const char *spin_us;
 };
 
 /* Every default. */

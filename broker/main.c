@@ -25,7 +25,7 @@
 static const char usage_line[] =
 	"usage: shmnotifyd [--socket PATH] [--config FILE] [--foreground] "
 	"[--log-level error|warn|info|debug] [--io uring|epoll|auto] "
-	"[--default-capacity BYTES] [--max-capacity BYTES] [--print-config] "
+	"[--default-capacity BYTES] [--max-capacity BYTES] [--spin-us N] [--print-config] "
 	"[--check-config FILE] [--help]\n";
 
 static const char help_text[] =
@@ -49,7 +49,9 @@ static const char help_text[] =
 	"  --io BACKEND            uring, epoll or auto (default: io_uring, else epoll)\n"
 	"  --default-capacity N    ring bytes when a client asks 0 (default 1M)\n"
 	"  --max-capacity N        largest ring a client may get (default 64M)\n"
-	"                          N: bytes, or with a K, M or G suffix (powers of 1024)\n";
+	"  --spin-us N             low-latency mode: before sleeping, keep looking for work\n"
+	"                          for N microseconds (0-1000; default 0: never spin).\n"
+	"                          Costs up to N us of CPU per wake-up (docs/performance.md)\n"	"                          N: bytes, or with a K, M or G suffix (powers of 1024)\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -106,6 +108,7 @@ int main(int argc, char **argv)
 		{ "io", required_argument, NULL, 'i' },
 		{ "default-capacity", required_argument, NULL, 'd' },
 		{ "max-capacity", required_argument, NULL, 'm' },
+		{ "spin-us", required_argument, NULL, 'S' },
 		{ "print-config", no_argument, NULL, 'p' },
 		{ "check-config", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
@@ -121,7 +124,7 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":s:c:fl:i:d:m:pk:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":s:c:fl:i:d:m:S:pk:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': o.socket = optarg; break;
 		case 'c': config = optarg; break;
@@ -132,6 +135,7 @@ int main(int argc, char **argv)
 		case 'i': o.io = optarg; break;
 		case 'd': o.default_cap = optarg; break;
 		case 'm': o.max_cap = optarg; break;
+		case 'S': o.spin_us = optarg; break;
 		case 'h':
 			fputs(usage_line, stdout);
 			fputs(help_text, stdout);

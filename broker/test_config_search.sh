@@ -40,3 +40,20 @@ grep -q "bad.conf:6: unknown key 'max-cliens'" "$tmp/err" ||
 out=$("$broker" --check-config "$tmp/explicit.conf")
 [[ $out == "$tmp/explicit.conf: ok" ]] || fail "--check-config of a good file printed: $out"
 echo "ok: --check-config: $(cat "$tmp/err")"
+
+# spin-us (the low-latency mode): bounded, reported with its line, and shown
+# by --print-config whether it came from the file or the command line.
+printf '[broker]\nlog-level = warn\nspin-us = 5000\n' >"$tmp/spin.conf"
+rc=0; "$broker" --check-config "$tmp/spin.conf" >"$tmp/out" 2>"$tmp/err" || rc=$?
+[[ $rc == 2 ]] || fail "--check-config with spin-us = 5000 exited $rc, expected 2"
+grep -q "spin.conf:3: spin-us '5000': expected microseconds from 0" "$tmp/err" ||
+	fail "spin-us out of range not reported with its line: $(cat "$tmp/err")"
+printf '[broker]\nspin-us = 200\n' >"$tmp/spin.conf"
+"$broker" --config "$tmp/spin.conf" --print-config | grep -qx 'spin-us = 200' ||
+	fail "--print-config does not show spin-us = 200 from the file"
+"$broker" --config "$tmp/spin.conf" --spin-us 30 --print-config | grep -qx 'spin-us = 30' ||
+	fail "--spin-us 30 does not win over the file"
+rc=0; "$broker" --spin-us -1 --print-config >"$tmp/out" 2>"$tmp/err" || rc=$?
+[[ $rc != 0 ]] && grep -q "bad --spin-us '-1'" "$tmp/err" ||
+	fail "--spin-us -1 was not refused: rc $rc, $(cat "$tmp/err")"
+echo "ok: spin-us checked in the file and on the command line"

@@ -30,3 +30,17 @@ check advise_sink "folders: 1 call(s), 3 notifications; inbox: 1 call(s), 2 noti
 check advise_sink "inbox: conn=2 [1/2] key=store/inbox data=read"
 check epoll_loop "epoll: received 5 notifications"
 check uring_loop "uring: received 3 notifications"
+
+# flood, lossless (SHN_OVERFLOW_BLOCK, batch 1: the case that once lost a
+# wake-up) through a second broker in the low-latency mode (--spin-us)
+"$broker" --socket "$tmp/spin.sock" --spin-us 100 2>"$tmp/spin.log" &
+spid=$!
+for _ in $(seq 100); do [[ -S $tmp/spin.sock ]] && break; sleep 0.05; done
+rc=0; out=$(timeout 30 "$dir/flood" --socket "$tmp/spin.sock" --batch 1 --overflow block \
+	--seconds 0.5 2>&1) || rc=$?
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+if [[ $rc != 0 ]] || ! grep -q "overflow block: delivered [1-9][0-9]* in .* lost 0$" <<<"$out"; then
+	echo "FAIL: flood through a --spin-us broker exited $rc:"; echo "$out"; cat "$tmp/spin.log"
+	exit 1
+fi
+echo "ok: flood through a --spin-us 100 broker: ${out#flood: }"
