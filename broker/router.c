@@ -463,12 +463,32 @@ static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
 
 #define COLLECT_AHEAD 8   /* notes; a power of two */
 
-/* Hash note i's key and prefetch its index bucket. */
+/* True when notes i and i - 1 carry the same key.  Floods repeat keys:
+ * such a note reuses the previous note's hash and index entry, which costs
+ * one short compare instead of a hash and a lookup. */
+static inline bool same_key_as_previous(const struct shnd_router *r, int i)
+{
+	const struct shn_pub_note *pn, *pp;
+
+	if (i == 0)
+		return (false);
+	pn = (const void *)(r->scratch + r->notes[i]);
+	pp = (const void *)(r->scratch + r->notes[i - 1]);
+	return (pn->key_len == pp->key_len && memcmp(pn + 1, pp + 1, pn->key_len) == 0);
+}
+
+/* Hash note i's key (prev_h: note i - 1's hash) and prefetch its index
+ * bucket; *same: the key is note i - 1's. */
 static inline uint64_t collect_prefetch(const struct shnd_index *ix, const struct shnd_router *r,
-					int i)
+					int i, uint64_t prev_h, bool *same)
 {
 	const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
-	uint64_t h = shnd_index_hash(pn + 1, pn->key_len);
+	uint64_t h;
+
+	*same = same_key_as_previous(r, i);
+	if (*same)
+		return (prev_h);
+	h = shnd_index_hash(pn + 1, pn->key_len);
 
 	__builtin_prefetch(&ix->buckets[h & (ix->nbuckets - 1)]);
 	return (h);
@@ -482,6 +502,9 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 	struct shnd_router *r = &b->router;
 	struct shnd_index *ix = &b->index;
 	uint64_t hq[COLLECT_AHEAD];   /* hashes of the notes i .. i + COLLECT_AHEAD - 1 */
+	bool sq[COLLECT_AHEAD];       /* and whether each has the previous note's key */
+	uint64_t prev_h = 0;
+	struct shnd_keyent *prev_ke = NULL;
 	int i;
 
 	r->gen++;
@@ -495,7 +518,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 	 * first subscriptions a quarter as far, so that the misses overlap
 	 * instead of following one another. */
 	for (i = 0; ix->nkeys > 0 && i < count && i < COLLECT_AHEAD; i++)
-		hq[i] = collect_prefetch(ix, r, i);
+		prev_h = hq[i] = collect_prefetch(ix, r, i, prev_h, &sq[i]);
 	for (i = 0; i < count; i++) {
 		const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
 		/* a gap report (shn_notify_gap) reaches every filter on its key */
@@ -504,6 +527,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 
 		if (ix->nkeys > 0) {
 			uint64_t h = hq[i % COLLECT_AHEAD];
+			bool same = sq[i % COLLECT_AHEAD];
 			struct shnd_keyent *ke;
 
 			if (i + COLLECT_AHEAD / 2 < count)
@@ -518,8 +542,13 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 					__builtin_prefetch(e->subs.next);
 			}
 			if (i + COLLECT_AHEAD < count)
-				hq[i % COLLECT_AHEAD] = collect_prefetch(ix, r, i + COLLECT_AHEAD);
-			ke = shnd_index_find(ix, pn + 1, pn->key_len, h);
+				hq[i % COLLECT_AHEAD] =
+					collect_prefetch(ix, r, i + COLLECT_AHEAD,
+							 hq[(i + COLLECT_AHEAD - 1) % COLLECT_AHEAD],
+							 &sq[i % COLLECT_AHEAD]);
+			/* the index does not change while a batch is collected */
+			ke = same ? prev_ke : shnd_index_find(ix, pn + 1, pn->key_len, h);
+			prev_ke = ke;
 
 			if (ke != NULL) {
 				shnd_list_for_each(pos, &ke->subs) {
