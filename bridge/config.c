@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include "config.h"
+#include "subject.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -66,12 +67,6 @@ static void fail(struct reader *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool token_char(char c)
-{
-	return ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		c == '_' || c == '-');
-}
-
 static bool name_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
@@ -79,29 +74,16 @@ static bool name_ok(const char *s, size_t max)
 	if (n == 0 || n > max)
 		return (false);
 	for (size_t i = 0; i < n; i++)
-		if (!token_char(s[i]))
+		if (!br_token_char((unsigned char)s[i]))
 			return (false);
 	return (true);
 }
 
 bool br_subject_prefix_ok(const char *s)
 {
-	size_t n = strlen(s), tok = 0;
+	size_t n = strlen(s);
 
-	if (n == 0 || n > BR_SUBJECT_MAX)
-		return (false);
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.') {
-			if (tok == 0)
-				return (false);
-			tok = 0;
-		} else if (token_char(s[i])) {
-			tok++;
-		} else {
-			return (false);
-		}
-	}
-	return (tok > 0);
+	return (n <= BR_SUBJECT_MAX && br_dotted_tokens(s, n));
 }
 
 /* "[bridge]" or "[rule NAME]" (s: after the '['). */

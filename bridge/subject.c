@@ -11,15 +11,15 @@
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static bool token_char(uint8_t c)
+bool br_token_char(int c)
 {
 	return ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		c == '_' || c == '-');
 }
 
-/* 1 or more tokens joined by single dots. */
-static bool readable(const uint8_t *s, size_t len)
+bool br_dotted_tokens(const void *str, size_t len)
 {
+	const uint8_t *s = str;
 	size_t tok = 0;
 
 	if (len == 0)
@@ -29,7 +29,7 @@ static bool readable(const uint8_t *s, size_t len)
 			if (tok == 0)
 				return (false);
 			tok = 0;
-		} else if (token_char(s[i])) {
+		} else if (br_token_char(s[i])) {
 			tok++;
 		} else {
 			return (false);
@@ -107,7 +107,7 @@ size_t br_subject_encode(const char *prefix, const uint8_t *suffix, size_t len, 
 
 	memcpy(out, prefix, n);
 	out[n++] = '.';
-	if (readable(suffix, len)) {
+	if (br_dotted_tokens(suffix, len)) {
 		memcpy(out + n, suffix, len);
 		n += len;
 		out[n] = '\0';
@@ -125,11 +125,11 @@ int br_subject_decode(const char *t, size_t tlen, uint8_t *out, size_t max)
 		n = br_b64_decode(t + 1, tlen - 1, out, max);
 		if (n < 0)
 			return (n);
-		if (readable(out, (size_t)n))
+		if (br_dotted_tokens(out, (size_t)n))
 			return (-EINVAL);   /* would have travelled readable */
 		return (n);
 	}
-	if (!readable((const uint8_t *)t, tlen))
+	if (!br_dotted_tokens((const uint8_t *)t, tlen))
 		return (-EINVAL);
 	if (tlen > max)
 		return (-EMSGSIZE);

@@ -16,6 +16,7 @@
 #ifndef BR_SUBJECT_H
 #define BR_SUBJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,13 @@
 #define BR_SUBJECT_BUF (200 + 2 + 4 * ((256 + 2) / 3) + 1)
 
 /* Write "prefix.T" into out (BR_SUBJECT_BUF bytes).  Returns its length. */
+/* A NATS token character: [A-Za-z0-9_-]. */
+bool br_token_char(int c);
+
+/* 1 or more tokens of br_token_char joined by single dots (a readable
+ * subject, or a subject prefix). */
+bool br_dotted_tokens(const void *s, size_t len);
+
 size_t br_subject_encode(const char *prefix, const uint8_t *suffix, size_t len, char *out);
 
 /* Decode the T of a subject (the text after "prefix.") into out (at most

@@ -81,12 +81,6 @@ static bool number(natsMsg *m, const char *name, bool hex, uint64_t max, uint64_
 	return (true);
 }
 
-static bool token_char(char c)
-{
-	return ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		c == '_' || c == '-');
-}
-
 int br_wire_parse(natsMsg *m, const struct br_rule *ru, struct br_wire *w, const char **why)
 {
 	const char *subj = natsMsg_GetSubject(m), *origin = NULL, *k64 = NULL;
@@ -113,7 +107,7 @@ int br_wire_parse(natsMsg *m, const struct br_rule *ru, struct br_wire *w, const
 	if (olen == 0 || olen > BR_NODE_MAX)
 		BAD("bad Shn-Origin");
 	for (size_t i = 0; i < olen; i++)
-		if (!token_char(origin[i]))
+		if (!br_token_char((unsigned char)origin[i]))
 			BAD("bad Shn-Origin");
 	memcpy(w->origin, origin, olen + 1);
 	if (!number(m, "Shn-Epoch", false, UINT64_MAX, &w->epoch))
