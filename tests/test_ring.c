@@ -782,6 +782,56 @@ static void test_wait_protocol(void **state)
 	tring_free(&t);
 }
 
+/* The producer's room request (shn_ring_ask_room / shn_ring_room_wanted),
+ * including the interleaving that lost a wake-up when the request was a
+ * counter: the consumer releases head H, the producer loads that same H
+ * and asks; the consumer must not ring for H (nothing new for the
+ * producer), and must ring on its next release. */
+static void test_room_request(void **state)
+{
+	struct tring t;
+	uint64_t seq, rung = 0, h;
+	int err;
+	(void)state;
+
+	tring_init(&t, 4096);
+	while (put_rec(&t.p, 256, 0) != NULL)
+		;
+	shn_ring_publish(&t.p);
+	/* no request: releasing never asks for a doorbell */
+	assert_int_equal(get_rec(&t.c, &seq), 256);
+	shn_ring_release(&t.c);
+	assert_false(shn_ring_room_wanted(&t.c, &rung));
+
+	/* the producer loads the head the consumer just released, finds no
+	 * room for a big record, asks */
+	assert_int_equal(shn_ring_load_head(&t.p), 0);
+	h = t.p.head_cache;
+	assert_int_equal(h, t.c.head);
+	assert_null(shn_ring_reserve(&t.p, 1024, &err));
+	assert_int_equal(err, 0);
+	shn_ring_ask_room(&t.p, h);
+	/* the consumer reads the request right after that release: no ring */
+	assert_false(shn_ring_room_wanted(&t.c, &rung));
+	/* its next release moved past h: exactly one ring */
+	assert_int_equal(get_rec(&t.c, &seq), 256);
+	shn_ring_release(&t.c);
+	assert_true(shn_ring_room_wanted(&t.c, &rung));
+	assert_false(shn_ring_room_wanted(&t.c, &rung));
+	assert_int_equal(get_rec(&t.c, &seq), 256);
+	shn_ring_release(&t.c);
+	assert_false(shn_ring_room_wanted(&t.c, &rung));   /* answered already */
+
+	/* a new request at the new head rings again once the head passes it */
+	assert_int_equal(shn_ring_load_head(&t.p), 0);
+	shn_ring_ask_room(&t.p, t.p.head_cache);
+	assert_false(shn_ring_room_wanted(&t.c, &rung));
+	assert_int_equal(get_rec(&t.c, &seq), 256);
+	shn_ring_release(&t.c);
+	assert_true(shn_ring_room_wanted(&t.c, &rung));
+	tring_free(&t);
+}
+
 int main(void)
 {
 	const char *s = getenv("SHN_TEST_SEED");
@@ -803,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_len_read_once),
 		cmocka_unit_test(test_sleep_protocol),
 		cmocka_unit_test(test_wait_protocol),
+		cmocka_unit_test(test_room_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
