@@ -118,8 +118,17 @@ if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
 	"$broker" --socket "$tmp/shared.sock" --config "$tmp/shared.conf" 2>"$tmp/shared.log" &
 	pids+=($!)
 	for _ in $(seq 100); do [[ -S $tmp/shared.sock ]] && break; sleep 0.05; done
+	# The build tree may sit where uid 65534 cannot reach (a clone under
+	# /root or in a mktemp -d directory): run copies of the command and its
+	# library from $tmp, which it can.
+	mkdir -p "$tmp/nobody"
+	cp "$cli" "$tmp/nobody/shmnotify"
+	lib=$(ldd "$cli" | awk '/libshmnotify\.so/ { print $3 }')
+	[[ -n $lib ]] && cp -L "$lib" "$tmp/nobody/$(basename "$lib")"
+	chmod -R a+rX "$tmp/nobody"
 	rc=0
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$cli" monitor \
+	setpriv --reuid=65534 --regid=65534 --clear-groups env LD_LIBRARY_PATH="$tmp/nobody" \
+		"$tmp/nobody/shmnotify" monitor \
 		--socket "$tmp/shared.sock" --count 1 >/dev/null 2>"$tmp/err" || rc=$?
 	[[ $rc == 1 ]] && grep -q "cannot monitor: only root or the broker's own user" "$tmp/err" ||
 		fail "monitor as uid 65534 exited $rc: $(cat "$tmp/err")"
