@@ -100,7 +100,17 @@ static bool check_record(const uint8_t *rec, uint32_t len)
 		CHECK(notes[i] % 8 == 0);
 		CHECK(pn->key_len >= 1 && pn->key_len <= SHN_KEY_MAX_WIRE);
 		CHECK(pn->data_len <= SHN_DATA_MAX_WIRE);
-		CHECK(pn->event != 0 && (pn->event & SHN_EV_SYSTEM_WIRE) == 0);
+		CHECK(pn->event != 0);
+		if (pn->event & SHN_EV_SYSTEM_WIRE) {
+			/* only a gap report (shn_notify_gap): OVERFLOW alone, data an
+			 * 8-byte little-endian count that is not 0 */
+			uint64_t lost = 0;
+
+			CHECK(pn->event == SHN_EV_OVERFLOW_WIRE && pn->data_len == 8);
+			for (int b = 7; b >= 0; b--)
+				lost = lost << 8 | body[pn->key_len + b];
+			CHECK(lost != 0);
+		}
 		prev_end = notes[i] + shn_pub_note_size(pn->key_len, pn->data_len);
 		CHECK(prev_end <= len);
 		/* what collect() hashes and deliver() copies */
