@@ -290,51 +290,38 @@ static void shn_sub_close(void *ep)
 	free(e);
 }
 
+/* The three shmnotify transports differ in how the broker is started (and
+ * so in their loss policy), never in how clients talk to it. */
+#define SHN_FANOUT_NOTE "the broker copies each notification into every matching port's delivery ring"
+#define SHN_TRANSPORT_OPS                                                              \
+	.stop = shn_stop, .server_pids = shn_server_pids, .pub_open = shn_pub_open,    \
+	.pub_send = shn_pub_send, .pub_close = shn_pub_close, .sub_open = shn_sub_open, \
+	.sub_recv = shn_sub_recv, .sub_close = shn_sub_close
+
 const struct transport t_shmnotify = {
 	.name = "shmnotify",
 	.loss_policy = "default SHN_OVERFLOW_DROP: a full port drops the batch for that port only, "
 		       "counts it and reports SHN_EV_OVERFLOW with the exact number lost",
-	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
 	.start = shn_start_drop,
-	.stop = shn_stop,
-	.server_pids = shn_server_pids,
-	.pub_open = shn_pub_open,
-	.pub_send = shn_pub_send,
-	.pub_close = shn_pub_close,
-	.sub_open = shn_sub_open,
-	.sub_recv = shn_sub_recv,
-	.sub_close = shn_sub_close,
+	.fanout_note = SHN_FANOUT_NOTE,
+	SHN_TRANSPORT_OPS,
 };
 
 const struct transport t_shmnotify_block = {
 	.name = "shmnotify-block",
 	.loss_policy = "SHN_OVERFLOW_BLOCK: lossless; the publishers feeding a full port wait "
 		       "(back-pressure), other ports are not held",
-	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
 	.start = shn_start_block,
-	.stop = shn_stop,
-	.server_pids = shn_server_pids,
-	.pub_open = shn_pub_open,
-	.pub_send = shn_pub_send,
-	.pub_close = shn_pub_close,
-	.sub_open = shn_sub_open,
-	.sub_recv = shn_sub_recv,
-	.sub_close = shn_sub_close,
+	.fanout_note = SHN_FANOUT_NOTE,
+	SHN_TRANSPORT_OPS,
 };
 
 const struct transport t_shmnotify_lowlat = {
 	.name = "shmnotify-lowlat",
 	.loss_policy = "as shmnotify (SHN_OVERFLOW_DROP); the broker runs in its opt-in "
 		       "low-latency mode (shmnotifyd --spin-us 200)",
-	.fanout_note = "the broker copies each notification into every matching port's delivery ring",
 	.start = shn_start_lowlat,
 	.supports = shn_lowlat_supports,
-	.stop = shn_stop,
-	.server_pids = shn_server_pids,
-	.pub_open = shn_pub_open,
-	.pub_send = shn_pub_send,
-	.pub_close = shn_pub_close,
-	.sub_open = shn_sub_open,
-	.sub_recv = shn_sub_recv,
-	.sub_close = shn_sub_close,
+	.fanout_note = SHN_FANOUT_NOTE,
+	SHN_TRANSPORT_OPS,
 };

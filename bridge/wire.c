@@ -11,32 +11,33 @@
 
 #include "subject.h"
 
+/* Set header name to v printed with fmt (one uint64_t conversion), unless
+ * an earlier header failed (s): the first failure is the one returned. */
+static natsStatus set_number(natsMsg *m, natsStatus s, const char *name, const char *fmt,
+			     uint64_t v)
+{
+	char num[32];
+
+	if (s != NATS_OK)
+		return (s);
+	snprintf(num, sizeof(num), fmt, v);
+	return (natsMsgHeader_Set(m, name, num));
+}
+
 natsStatus br_wire_set(natsMsg *m, const char *origin, uint64_t epoch, uint64_t seq,
 		       uint64_t batch, uint32_t index, uint32_t count, uint32_t event,
 		       const uint8_t *key, size_t key_len, uint64_t msg_id)
 {
-	char num[32], k64[4 * ((SHN_KEY_MAX + 2) / 3) + 1], id[BR_NODE_MAX + 48];
+	char k64[4 * ((SHN_KEY_MAX + 2) / 3) + 1], id[BR_NODE_MAX + 48];
 	natsStatus s;
 
 	s = natsMsgHeader_Set(m, "Shn-Origin", origin);
-	snprintf(num, sizeof(num), "%" PRIu64, epoch);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Shn-Epoch", num);
-	snprintf(num, sizeof(num), "%" PRIu64, seq);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Shn-Seq", num);
-	snprintf(num, sizeof(num), "%" PRIu64, batch);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Shn-Batch", num);
-	snprintf(num, sizeof(num), "%" PRIu32, index);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Shn-Index", num);
-	snprintf(num, sizeof(num), "%" PRIu32, count);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Shn-Count", num);
-	snprintf(num, sizeof(num), "0x%08" PRIx32, event);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Shn-Event", num);
+	s = set_number(m, s, "Shn-Epoch", "%" PRIu64, epoch);
+	s = set_number(m, s, "Shn-Seq", "%" PRIu64, seq);
+	s = set_number(m, s, "Shn-Batch", "%" PRIu64, batch);
+	s = set_number(m, s, "Shn-Index", "%" PRIu64, index);
+	s = set_number(m, s, "Shn-Count", "%" PRIu64, count);
+	s = set_number(m, s, "Shn-Event", "0x%08" PRIx64, event);
 	br_b64_encode(key, key_len, k64);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, "Shn-Key", k64);
