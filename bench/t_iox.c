@@ -13,7 +13,7 @@
  * only, with no content filter, so a subscriber to N keys needs N
  * subscriber ports (and each publisher N publisher ports); RouDi's compiled
  * limits (512 publishers, 1024 subscribers) bound the keys workload.
- * Lossless policy, as measured in the issue's anchors: publishers
+ * Lossless policy, the one measured before the project began: publishers
  * WAIT_FOR_CONSUMER, subscribers BLOCK_PRODUCER, queue capacity 256 (the
  * maximum).  iox_sub_has_lost_chunks() is polled; a loss would show as
  * published - delivered.  Waiting: a waitset on the subscriber's HAS_DATA

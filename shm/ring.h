@@ -80,7 +80,7 @@ struct shn_rec_hdr {
 
 /* A process-local view of one ring.  The control lines may live in
  * different segments (delivery rings keep the consumer line in a separate
- * writable segment, DESIGN rule 13). */
+ * writable segment: docs/design.md, rule 13). */
 struct shn_ring {
 	struct shn_ring_prod *prod;
 	struct shn_ring_cons *cons;

@@ -3,11 +3,11 @@
  * segment.h - shared-memory segments: memfd with seals, mapped MAP_SHARED.
  *
  * The broker creates every segment.  memfd_create() leaves no name in
- * /dev/shm to leak or collide; F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL mean no
- * client can ftruncate a segment and make the broker take SIGBUS.  Segments
- * a client must not write are further sealed with F_SEAL_FUTURE_WRITE after
- * the broker mapped them (DESIGN rule 13): from then on no new writable
- * mapping, mprotect, /proc reopen or write(2) can modify them.
+ * /dev/shm to leak or collide; F_SEAL_SHRINK|F_SEAL_GROW mean no client can
+ * ftruncate a segment and make the broker take SIGBUS.  Segments a client
+ * must not write are further sealed with F_SEAL_FUTURE_WRITE|F_SEAL_SEAL
+ * after the broker mapped them (docs/design.md, rule 13): from then on no
+ * new writable mapping, mprotect, /proc reopen or write(2) can modify them.
  */
 #ifndef SHN_SHM_SEGMENT_H
 #define SHN_SHM_SEGMENT_H

@@ -2,9 +2,9 @@
 /*
  * test_segment.c - unit tests of shm/segment.c: sealed memfd segments.
  *
- * Real memfds, real mappings; DESIGN rule 13 (read-only delivery) is checked
- * on the kernel's behaviour, not assumed.  Seals bind root too, so these
- * hold whoever runs the test.
+ * Real memfds, real mappings; rule 13 (read-only delivery, docs/design.md) is
+ * checked on the kernel's behaviour, not assumed.  Seals bind root too, so
+ * these hold whoever runs the test.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_acl.c - issue 4, point 5: access rules per key prefix, tried with a
+ * test_acl.c - access rules per key prefix, tried with a
  * second uid.  A broker whose [socket] mode lets every user connect, and
  * whose [acl "PREFIX"] rules protect "protected/", runs as root; a small
  * client (acl_client, copied into the test's directory) runs under

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_backpressure.c - SHN_OVERFLOW_BLOCK (a port that asks for
- * back-pressure loses nothing; DESIGN "Overflow", rules 5 and 7) and
+ * back-pressure loses nothing; docs/design.md, "Overflow", rules 5 and 7) and
  * SHN_NOTIFY_NONBLOCK on a full publish ring (rule 6: -EAGAIN, never part of
  * a batch).
  */
@@ -149,7 +149,7 @@ static void test_nonblock_full_ring(void **state)
 	h_disconnect(sub);
 }
 
-/* ---- issue 3: who waits under SHN_OVERFLOW_BLOCK -------------------------- */
+/* ---- who waits under SHN_OVERFLOW_BLOCK ---------------------------------- */
 
 #define HELD_BATCHES 2000   /* 3 x 500 bytes each: ~3 MiB, more than the
 			     * publisher's 1 MiB ring plus the 4 KiB port */
@@ -227,7 +227,7 @@ static char proc_state(pid_t pid)
 	return (rp != NULL && rp[1] == ' ') ? rp[2] : '?';
 }
 
-/* Issue 3: SHN_OVERFLOW_BLOCK makes the publisher feeding the full port
+/* SHN_OVERFLOW_BLOCK makes the publisher feeding the full port
  * wait, and nobody else: while it waits (asleep, with most of its batches
  * not accepted), another publisher's 10,000 notifications all reach an
  * unrelated port, and the broker answers control requests.  Then the held

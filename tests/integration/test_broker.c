@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_broker.c - the broker's life: a stale socket is replaced and a live
- * one is not (DESIGN rule 12).
+ * one is not (docs/design.md, rule 12).
  */
 #define _GNU_SOURCE
 #include "harness.h"

@@ -2,7 +2,7 @@
 /*
  * test_cli.c - the shmnotify command against a private broker: listen
  * --json prints what publish sent, as one batch; binary keys and data come
- * out as base64 (DESIGN rule 14); bad arguments exit 2.
+ * out as base64 (docs/design.md, rule 14); bad arguments exit 2.
  */
 #define _GNU_SOURCE
 #include "harness.h"

@@ -2,8 +2,8 @@
 /*
  * test_delivery.c - batches from one process reach subscribers in another:
  * exactly the matching notifications, in published order, as one delivered
- * batch, with the broker's fields set and nothing else (DESIGN "Semantics",
- * rules 2, 3, 8, 9, 11, 15).
+ * batch, with the broker's fields set and nothing else (docs/design.md,
+ * "Semantics", rules 2, 3, 8, 9, 11, 15).
  *
  * Each test starts its own broker (harness.h); run with --io epoll|uring.
  */
@@ -472,7 +472,7 @@ static void test_publisher_exit(void **state)
 	h_disconnect(c);
 }
 
-/* ---- the seed's example: three clients watch a table, five rows are added:
+/* ---- MAPI's example: three clients watch a table, five rows are added:
  * one Notify with five NOTIFICATION structures, each client's sink called
  * once with all five, in order ---------------------------------------- */
 

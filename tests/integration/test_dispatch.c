@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_dispatch.c - advise sinks and shn_port_dispatch (DESIGN rules 1 and
- * 15): each sink is called once per delivered batch with the notifications
- * of that batch that match its own filter (its own conn, batch_index /
- * batch_count describing the subset), oldest sink first, skipping a sink with
- * none; system events go to every sink except SHN_EV_HANDLE_CLOSE, which goes
- * to the sink whose subscription ended.
+ * test_dispatch.c - advise sinks and shn_port_dispatch (docs/design.md, rules
+ * 1 and 15): each sink is called once per delivered batch with the
+ * notifications of that batch that match its own filter (its own conn,
+ * batch_index / batch_count describing the subset), oldest sink first,
+ * skipping a sink with none; system events go to every sink except
+ * SHN_EV_HANDLE_CLOSE, which goes to the sink whose subscription ended.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -318,7 +318,7 @@ static unsigned sink_pid_fn(void *ctx, const shn_notification *b, size_t n)
 	return r;
 }
 
-/* Issue 3, "callbacks receive the right batches": a publisher in another
+/* Callbacks receive the right batches: a publisher in another
  * process; three sinks on one port (rule 15).  Each sink is called once per
  * delivered batch with its own subset, oldest sink first, skipping sinks
  * with nothing; a DISCONTINUE answer to an asynchronous batch cancels
@@ -423,7 +423,7 @@ static void test_dispatch_across_processes(void **state)
 	h_disconnect(c);
 }
 
-/* ---- asynchronous notify returns first (the seed's "la llamada ... volverá
+/* ---- asynchronous notify returns first (MAPI's "la llamada ... volverá
  * al cliente antes de realizar cualquiera de las llamadas a OnNotify") ---- */
 
 struct async_shared {

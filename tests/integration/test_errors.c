@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_errors.c - what is refused, and that refusing never hurts anyone
- * else: publishing errors (rules 1, 5), port capacities, the protocol
- * version rule, the broker's validation of control messages, garbage on
- * the socket and corrupt publish rings from hostile clients (DESIGN
- * "Trust": the broker never trusts what a client wrote; it disconnects that
- * client, never crashes or stalls).
+ * test_errors.c - what is refused, and that refusing never hurts anyone else:
+ * publishing errors (rules 1, 5), port capacities, the protocol version rule,
+ * the broker's validation of control messages, garbage on the socket and
+ * corrupt publish rings from hostile clients (docs/design.md, "Trust": the
+ * broker never trusts what a client wrote; it disconnects that client, never
+ * crashes or stalls).
  */
 #define _GNU_SOURCE
 #include "harness.h"

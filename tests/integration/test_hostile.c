@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_hostile.c - the broker survives anything a client can do, and
- * nobody else notices (issue 4, point 3).  Real processes, a real broker:
+ * nobody else notices (docs/security.md).  Real processes, a real broker:
  *
  *   test_garbage_storm  random and truncated control messages from many
  *                       connections at once, some after a good HELLO

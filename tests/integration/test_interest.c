@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_interest.c - "nobody listening costs nothing" (issue 3, point 5; the
- * seed's "Si no hay receptores de aviso registrados, MAPI omite la
- * llamada"): publishing to a key nobody subscribed to costs the broker
- * (almost) no CPU, measured as utime + stime from /proc/PID/stat of the
- * broker; and the interest summary never drops a notification that has a
- * subscriber, however soon after the subscription it is published.
+ * test_interest.c - "nobody listening costs nothing" (docs/design.md,
+ * "Interest summary"; MAPI's "Supporting Event Notification": if no advise
+ * sinks are registered, MAPI skips the call): publishing to a key nobody
+ * subscribed to costs the broker (almost) no CPU, measured as utime + stime
+ * from /proc/PID/stat of the broker; and the interest summary never drops a
+ * notification that has a subscriber, however soon after the subscription it
+ * is published.
  *
  * The CPU comparison is a ratio of clock ticks, not a timing: N
  * notifications to an unwatched key must cost the broker less than 5% of

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_limits.c - issue 4, point 4: the broker's [limits] (docs/config.md)
+ * test_limits.c - the broker's [limits] (docs/config.md)
  * against a real broker started with a configuration file.  Each cap gives
  * its documented negative errno, a log line and a stats counter, and the
  * broker goes on serving: ports and subscriptions per client (-ENOSPC),

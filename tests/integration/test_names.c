@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_names.c - a client's name in the broker's statistics (issue 6:
- * "per client pid, uid, name if given"):
+ * test_names.c - a client's name in the broker's statistics (per client
+ * pid, uid, and the name it gave, if any; docs/protocol.md, SET_NAME):
  *
  *   test_name_in_stats     shn_set_name(); the stats document shows it
  *                          under "name" for that client's pid, null for a

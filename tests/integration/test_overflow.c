@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_overflow.c - a full delivery ring drops for that port only, counts,
- * and reports (DESIGN "Overflow", rules 3 and 4): received + reported lost
- * == published, seq gaps equal the reported counts, the report comes before
- * anything published after the loss and without further traffic, batches
- * are dropped whole, and other ports lose nothing.
+ * and reports (docs/design.md, "Overflow", rules 3 and 4): received +
+ * reported lost == published, seq gaps equal the reported counts, the report
+ * comes before anything published after the loss and without further traffic,
+ * batches are dropped whole, and other ports lose nothing.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -212,7 +212,7 @@ static void test_overflow_reported_without_traffic(void **state)
 	h_disconnect(c);
 }
 
-/* Issue 3: a 4096-byte port fed 10,000 notifications by another process,
+/* A 4096-byte port fed 10,000 notifications by another process,
  * unread until every batch was routed (a witness port has them all), gets
  * exactly ONE SHN_EV_OVERFLOW when drained: what fitted (seq 1..k, whole
  * batches), then the report of 10,000 - k; nothing after it. */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_reconnect.c - clients outlive a broker crash and learn of it (DESIGN
- * rule 10, "Broker loss"): every port gets SHN_EV_BROKER_STATE, publishing
- * returns -ENOTCONN, and once a broker runs again the library reconnects,
- * restores every filter with the same connection numbers, and each port gets
- * SHN_EV_RECONNECT.
+ * test_reconnect.c - clients outlive a broker crash and learn of it
+ * (docs/design.md, rule 10, and "Broker loss"): every port gets
+ * SHN_EV_BROKER_STATE, publishing returns -ENOTCONN, and once a broker runs
+ * again the library reconnects, restores every filter with the same
+ * connection numbers, and each port gets SHN_EV_RECONNECT.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -98,7 +98,7 @@ static void test_broker_loss(void **state)
 	h_disconnect(c);
 }
 
-/* Issue 4, point 6: SIGTERM is a clean shutdown: the broker exits 0 and
+/* SIGTERM is a clean shutdown: the broker exits 0 and
  * removes its socket, and every client is told (SHN_EV_BROKER_STATE on
  * each port, -ENOTCONN on publish); a new broker on the same path is
  * found again (SHN_EV_RECONNECT).  (SIGKILL, which leaves a stale socket
@@ -142,7 +142,7 @@ static void test_broker_sigterm(void **state)
 	h_disconnect(c);
 }
 
-/* ---- issue 3: restart, with publishers in other processes and sinks ------ */
+/* ---- restart, with publishers in other processes and sinks ------------- */
 
 struct rshared {
 	_Atomic int cmd1;           /* P1: 1 publish "before", 2 publish in the outage, 3 after */
@@ -287,7 +287,7 @@ static void check_rlog(int i, int sink, uint32_t event, shn_conn conn, const cha
 	}
 }
 
-/* Issue 3: SIGKILL of the broker and a restart on the same socket: each
+/* SIGKILL of the broker and a restart on the same socket: each
  * port (a pull port, and a port with two advise sinks: every sink) gets
  * SHN_EV_BROKER_STATE then SHN_EV_RECONNECT; publishing during the outage
  * fails with -ENOTCONN, in this process and in a publisher process; what

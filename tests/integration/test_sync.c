@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_sync.c - SHN_NOTIFY_SYNC (DESIGN rule 7, the seed's NOTIFY_SYNC):
+ * test_sync.c - SHN_NOTIFY_SYNC (docs/design.md, rule 7; MAPI's NOTIFY_SYNC):
  * returns once every matching sink consumed the batch, pull ports and
  * advise sinks alike; a sink returning SHN_CALLBACK_DISCONTINUE stops the
  * rest and the call returns SHN_NOTIFY_CANCELED; no matching subscription:
@@ -270,7 +270,7 @@ static void test_sync_pull_port(void **state)
 	h_disconnect(sub);
 }
 
-/* ==== across processes (issue 3) ========================================
+/* ==== across processes ===================================================
  *
  * Subscribers and the publisher are separate processes forked before this
  * process connects anywhere; they talk through shared memory (h_shared).
@@ -522,7 +522,7 @@ static void stop_all(struct xshared *sh, const pid_t *subs, int nsubs, pid_t pub
 		h_wait_ok(pub, H_TIMEOUT_MS);
 }
 
-/* Issue 3: SHN_NOTIFY_SYNC returns only after a subscriber in another
+/* SHN_NOTIFY_SYNC returns only after a subscriber in another
  * process, which waits 300 ms before consuming, has consumed: an advise
  * sink sleeping 300 ms in its callback. */
 static void test_sync_slow_sink_process(void **state)
@@ -588,7 +588,7 @@ static void test_sync_slow_pull_process(void **state)
 	assert_string_equal(sh->sub[0].seen[0], "p1");
 }
 
-/* Issue 3: DISCONTINUE in the first of two sinks, in two processes, gives
+/* DISCONTINUE in the first of two sinks, in two processes, gives
  * SHN_NOTIFY_CANCELED, and the second sink never sees that batch: the first
  * thing it sees is a later asynchronous batch of the same publisher (which
  * would come after the canceled one, per-publisher order). */
@@ -799,7 +799,7 @@ static void test_sync_closed_port_served(void **state)
 	sync_served_when_gone(*state, true);
 }
 
-/* Issue 3: a broker that goes away must not hang a synchronous publisher:
+/* A broker that goes away must not hang a synchronous publisher:
  * it returns -ENOTCONN (rule 10). */
 static void test_sync_broker_loss(void **state)
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_unsubscribe.c - ending a filter (DESIGN rule 8, SHN_EV_HANDLE_CLOSE)
- * and shn_port_unblock() (rule 1: an outstanding get returns -ECANCELED).
+ * test_unsubscribe.c - ending a filter (docs/design.md, rule 8;
+ * SHN_EV_HANDLE_CLOSE) and shn_port_unblock() (rule 1: an outstanding get
+ * returns -ECANCELED).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -181,7 +182,7 @@ static void test_handle_close_last(void **state)
 	h_disconnect(c);
 }
 
-/* ---- issue 3: HANDLE_CLOSE after the last notification, across processes */
+/* ---- HANDLE_CLOSE after the last notification, across processes ------- */
 
 #define STREAM_BATCHES 20000
 
@@ -280,7 +281,7 @@ static void test_handle_close_mid_stream(void **state)
 	h_disconnect(c);
 }
 
-/* ---- connection numbers: non-zero, paired, never reused (the seed's
+/* ---- connection numbers: non-zero, paired, never reused (MAPI's
  * "número de conexión distinto de cero ... válido hasta ... Unadvise";
  * "las llamadas a Subscribe y Unsubscribe deben emparejarse") ----------- */
 
@@ -444,7 +445,7 @@ static void test_unblock(void **state)
 	assert_int_equal(h_get(p, out, 4), 1);
 	check_user(&out[0], "ub", "after", conn, 1);
 	assert_int_equal(out[0].sender_pid, getpid());
-	/* the seed's order: unblock any outstanding get (done above), then
+	/* the cluster API's order: unblock any outstanding get (done above), then
 	 * release the handle; its subscription ends with it */
 	assert_int_equal(shn_port_close(p), 0);
 	h_disconnect(c);
