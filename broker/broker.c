@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "index.h"
 #include "log.h"
 #include "systemd.h"
@@ -108,6 +109,9 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 	shnd_index_init(&b->index);
 	shnd_router_init(&b->router);
 
+	err = shnd_fault_init();
+	if (err)
+		return (err);
 	err = shnd_loop_create(cfg->io, &b->loop);
 	if (err) {
 		shnd_err("cannot create the event loop: %s", strerror(-err));

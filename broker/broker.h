@@ -51,6 +51,10 @@ struct shnd_totals {
 	uint64_t notifications_dropped;   /* dropped for full ports (per port) */
 	uint64_t sync_batches;  /* SHN_PUB_SYNC batches served to the end or canceled */
 	uint64_t sync_canceled; /* of those, stopped by a sink's DISCONTINUE */
+	/* allocations that failed while routing: a match (that port loses the
+	 * batch, reported as an overflow), or a buffer a publisher's record
+	 * needs (that publisher is cut off) */
+	uint64_t alloc_failures;
 	/* requests refused by a [limits] cap (docs/config.md) */
 	uint64_t limit_clients;       /* HELLO answered -EUSERS */
 	uint64_t limit_ports;         /* PORT_OPEN -ENOSPC */
@@ -106,6 +110,10 @@ struct shnd_port {
 	uint32_t cur_note, first, last, count;
 	uint32_t gaps;                /* of count, gap reports (shn_notify_gap) */
 	uint64_t bytes;
+	/* out of memory recording a match: the batch is dropped here; the
+	 * counts of the gap reports among the notes not recorded */
+	bool lost;
+	uint64_t lost_gap_sum;
 };
 
 struct shnd_keyent;

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "index.h"
 #include "router.h"
 
@@ -62,6 +63,12 @@ int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capa
 		err = -errno;
 		goto fail;
 	}
+	/* the router lists the ports a batch matches without allocating:
+	 * room for every port is made here, where -ENOMEM can be answered */
+	err = shnd_array_reserve((void **)&b->router.touched, &b->router.touched_cap,
+				 b->nports + 1, sizeof(*b->router.touched));
+	if (err)
+		goto fail;
 	p->id = next_port_id(b);
 	p->by_id.key = p->id;
 	if (shnd_map_insert(&b->ports, &p->by_id) < 0) {

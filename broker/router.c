@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "array.h"
+#include "fault.h"
 #include "index.h"
 #include "log.h"
 #include "server.h"
@@ -43,25 +45,14 @@ void shnd_router_fini(struct shnd_router *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Grow *buf to hold at least want elements of size sz.  0 or -ENOMEM. */
-static int reserve_array(void **buf, size_t *cap, size_t want, size_t sz)
-{
-	size_t n = *cap ? *cap : 64;
-	void *p;
+/* ---- delivery side ---------------------------------------------------- */
 
-	if (want <= *cap)
-		return (0);
-	while (n < want)
-		n *= 2;
-	p = realloc(*buf, n * sz);
-	if (p == NULL)
-		return (-ENOMEM);
-	*buf = p;
-	*cap = n;
-	return (0);
+/* Saturating: gap reports carry client-chosen counts. */
+static inline uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return (a + b < a ? UINT64_MAX : a + b);
 }
 
-/* ---- delivery side ---------------------------------------------------- */
 
 static void mark_dirty(struct shnd_broker *b, struct shnd_port *p)
 {
@@ -203,20 +194,21 @@ static int push_sysev(struct shnd_port *p, uint32_t event, uint64_t val)
 
 /* count user notifications were lost for p: merge into the OVERFLOW at the
  * queue's tail, or start one. */
-static void add_overflow(struct shnd_port *p, uint64_t count)
+static void add_overflow(struct shnd_broker *b, struct shnd_port *p, uint64_t count)
 {
 	if (p->pend_n > 0) {
 		struct shnd_sysev *t = &p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap];
 
 		if (t->event == SHN_EV_OVERFLOW_WIRE) {
-			/* gap reports carry client-chosen counts: saturate */
-			t->val = t->val + count < t->val ? UINT64_MAX : t->val + count;
+			t->val = add_sat(t->val, count);
 			return;
 		}
 	}
-	if (push_sysev(p, SHN_EV_OVERFLOW_WIRE, count) < 0)
+	if (push_sysev(p, SHN_EV_OVERFLOW_WIRE, count) < 0) {
+		b->tot.alloc_failures++;
 		shnd_err("port %u: out of memory, an overflow report of %llu is lost",
 			 p->id, (unsigned long long)count);
+	}
 }
 
 int shnd_router_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t event,
@@ -249,32 +241,27 @@ void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p)
 
 /* The batch being routed is dropped for p: its user notes leave a gap in
  * p's seq, and the OVERFLOW reported covers them plus the counts of the
- * gap reports (shn_notify_gap) it carried, so the total stays exact. */
+ * gap reports (shn_notify_gap) it carried, so the total stays exact.  The
+ * notes left unrecorded for lack of memory (p->lost) were counted as they
+ * matched. */
 static void drop_counted(struct shnd_broker *b, struct shnd_port *p)
 {
 	struct shnd_router *r = &b->router;
-	uint64_t users = p->count, lost = 0;
+	uint64_t users = p->count - p->gaps, lost = p->lost_gap_sum;
 	uint32_t m;
 
 	if (p->gaps > 0) {
-		users = 0;
 		for (m = p->first; m != NO_MATCH; m = r->match[m].next) {
 			const struct shn_pub_note *pn = (const void *)(r->scratch + r->match[m].note);
-			uint64_t g;
 
-			if (pn->event != SHN_EV_OVERFLOW_WIRE) {
-				users++;
-				continue;
-			}
-			g = shn_gap_count(pn);
-			lost = lost + g < lost ? UINT64_MAX : lost + g;
+			if (pn->event == SHN_EV_OVERFLOW_WIRE)
+				lost = add_sat(lost, shn_gap_count(pn));
 		}
 	}
 	p->seq += users;
 	p->dropped += users;
 	b->tot.notifications_dropped += users;
-	lost = lost + users < lost ? UINT64_MAX : lost + users;
-	add_overflow(p, lost);
+	add_overflow(b, p, add_sat(lost, users));
 }
 
 /* Write, for port p, the notes of the batch being routed that matched it,
@@ -287,7 +274,8 @@ static bool deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_
 	struct shnd_router *r = &b->router;
 	uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
 	bool clear = flush_pending(b, p);
-	bool never = size > shn_ring_max_record(p->capacity);
+	/* out of memory matching it, or it can never fit: dropped, reported now */
+	bool never = p->lost || size > shn_ring_max_record(p->capacity);
 	struct shn_del_batch *db;
 	uint8_t *out;
 	uint32_t m;
@@ -356,18 +344,48 @@ static int validate(struct shnd_router *r, uint32_t len)
 
 	if (count < 0)
 		return (count);
-	if (reserve_array((void **)&r->notes, &r->notes_cap, (size_t)count, sizeof(*r->notes)) < 0)
+	if (shnd_array_reserve((void **)&r->notes, &r->notes_cap, (size_t)count, sizeof(*r->notes)) < 0)
 		return (-ENOMEM);
 	return (shnd_pub_notes_check(r->scratch, len, (uint32_t)count, r->notes));
+}
+
+/* Note i matched p but could not be recorded (out of memory): p loses the
+ * whole batch (a batch arrives whole or not at all), so its other notes
+ * are only counted, for the OVERFLOW deliver() reports instead. */
+static void count_lost(struct shnd_port *p, uint32_t i, const struct shn_pub_note *pn)
+{
+	p->lost = true;
+	p->cur_note = i;
+	p->count++;
+	if (pn->event == SHN_EV_OVERFLOW_WIRE) {
+		p->gaps++;
+		p->lost_gap_sum = add_sat(p->lost_gap_sum, shn_gap_count(pn));
+	}
+}
+
+/* The match list is full: grow it.  0, or -ENOMEM (logged, counted). */
+static int grow_match(struct shnd_broker *b, const struct shnd_port *p)
+{
+	struct shnd_router *r = &b->router;
+
+	if (!shnd_fault_alloc(SHND_FAULT_MATCH) &&
+	    shnd_array_reserve((void **)&r->match, &r->match_cap, r->nmatch + 1,
+			       sizeof(*r->match)) == 0)
+		return (0);
+	b->tot.alloc_failures++;
+	shnd_err("out of memory routing a batch (%zu matches): port %u loses it, and is told "
+		 "so by an overflow report", r->nmatch + 1, p->id);
+	return (-ENOMEM);
 }
 
 /* Note i matched sub: record it once per port, keeping the smallest conn
  * (the port's oldest matching subscription, DESIGN rule 15), and the
  * smallest subscription serial (the order SYNC serves ports in).  With
  * only set, subscriptions of other ports are ignored. */
-static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
+static void match(struct shnd_broker *b, struct shnd_sub *sub, uint32_t i,
 		  const struct shn_pub_note *pn, const struct shnd_port *only)
 {
+	struct shnd_router *r = &b->router;
 	struct shnd_port *p = sub->port;
 	struct shnd_match *mt;
 
@@ -376,27 +394,31 @@ static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
 	if (p->gen != r->gen) {
 		if (p->owner->state == SHND_CLIENT_DOOMED)
 			return;
-		if (reserve_array((void **)&r->touched, &r->touched_cap, r->ntouched + 1,
-				  sizeof(*r->touched)) < 0)
-			goto nomem;
 		p->gen = r->gen;
 		p->cur_note = NO_MATCH;
 		p->first = p->last = NO_MATCH;
 		p->count = 0;
 		p->gaps = 0;
 		p->bytes = 0;
+		p->lost = false;
+		p->lost_gap_sum = 0;
 		p->first_serial = sub->serial;
+		/* room for every port was made when it opened (port.c) */
 		r->touched[r->ntouched++] = p;
 	}
 	if (sub->serial < p->first_serial)
 		p->first_serial = sub->serial;
 	if (p->cur_note == i) {
-		if (sub->conn < r->match[p->last].conn)
+		/* another of p's subscriptions takes the same note */
+		if (!p->lost && sub->conn < r->match[p->last].conn)
 			r->match[p->last].conn = sub->conn;
 		return;
 	}
-	if (reserve_array((void **)&r->match, &r->match_cap, r->nmatch + 1, sizeof(*r->match)) < 0)
-		goto nomem;
+	if (__builtin_expect(p->lost, 0) ||
+	    (r->nmatch == r->match_cap && grow_match(b, p) < 0)) {
+		count_lost(p, i, pn);
+		return;
+	}
 	mt = &r->match[r->nmatch];
 	mt->note = r->notes[i];
 	mt->next = NO_MATCH;
@@ -411,9 +433,6 @@ static void match(struct shnd_router *r, struct shnd_sub *sub, uint32_t i,
 	p->gaps += pn->event == SHN_EV_OVERFLOW_WIRE;
 	p->bytes += shn_del_note_size(pn->key_len, pn->data_len);
 	r->nmatch++;
-	return;
-nomem:
-	shnd_err("out of memory routing a batch: a notification is lost for port %u", p->id);
 }
 
 /* Would a record of len bytes fit p's ring now?  1 yes, 0 no, -EBADMSG
@@ -445,9 +464,9 @@ static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
 		uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
 		int ok;
 
-		if (p->overflow != SHN_OVERFLOW_BLOCK_WIRE ||
+		if (p->overflow != SHN_OVERFLOW_BLOCK_WIRE || p->lost ||
 		    size > shn_ring_max_record(p->capacity))
-			continue;
+			continue;   /* dropped and reported there instead */
 		ok = flush_pending(b, p) ? fits(&p->ring, (uint32_t)size) : 0;
 		if (ok < 0)
 			port_corrupt(p);
@@ -555,7 +574,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 					struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
 
 					if (ev & s->mask)
-						match(r, s, (uint32_t)i, pn, only);
+						match(b, s, (uint32_t)i, pn, only);
 				}
 			}
 		}
@@ -563,7 +582,7 @@ static void collect(struct shnd_broker *b, int count, const struct shnd_port *on
 			struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
 
 			if (ev & s->mask)
-				match(r, s, (uint32_t)i, pn, only);
+				match(b, s, (uint32_t)i, pn, only);
 		}
 	}
 }
@@ -606,7 +625,7 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 	int count;
 	size_t t;
 
-	if (reserve_array((void **)&r->scratch, &r->scratch_cap, len, 1) < 0)
+	if (shnd_array_reserve((void **)&r->scratch, &r->scratch_cap, len, 1) < 0)
 		return (-ENOMEM);
 	memcpy(r->scratch, rec, len);
 	count = validate(r, len);
@@ -663,7 +682,7 @@ static void wake_room(struct shnd_client *c)
 static void ring_bad(struct shnd_client *c, int err, const char *what)
 {
 	c->ring_failed = true;
-	shnd_client_fail(c, err == -ENOMEM ? &c->b->tot.disconnects : &c->b->tot.ring_errors,
+	shnd_client_fail(c, err == -ENOMEM ? &c->b->tot.alloc_failures : &c->b->tot.ring_errors,
 			 "%s: %s", what, err == -ENOMEM ? "out of memory" : "malformed record");
 }
 
@@ -911,7 +930,8 @@ static enum sync_write_result sync_write(struct shnd_broker *b, struct shnd_clie
 	if (r->ntouched == 0)
 		return (SYNC_SERVED);   /* its matching filters are gone */
 	size = sizeof(struct shn_del_batch) + p->bytes;
-	if (p->overflow == SHN_OVERFLOW_BLOCK_WIRE && size <= shn_ring_max_record(p->capacity)) {
+	if (p->overflow == SHN_OVERFLOW_BLOCK_WIRE && !p->lost &&
+	    size <= shn_ring_max_record(p->capacity)) {
 		/* the head before the check: a move after it is seen later */
 		uint64_t head = atomic_load_explicit(&p->ring.cons->head, memory_order_acquire);
 		int ok = flush_pending(b, p) ? fits(&p->ring, (uint32_t)size) : 0;
