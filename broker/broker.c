@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "fault.h"
 #include "index.h"
 #include "log.h"
@@ -261,11 +262,11 @@ void shnd_broker_fini(struct shnd_broker *b)
 			b->signal_watch.fd = -1;
 		}
 		/* let the backend finish cancelled operations and release */
-		for (i = 0; i < 200 && (shnd_server_live() > 0 || b->signal_watch.fd >= 0 ||
+		for (i = 0; i < 200 && (shnd_client_live() > 0 || b->signal_watch.fd >= 0 ||
 					b->listen_watch.fd >= 0); i++)
 			shnd_loop_poll(b->loop, 10);
-		if (shnd_server_live() > 0)
-			shnd_warn("%zu clients not released at exit", shnd_server_live());
+		if (shnd_client_live() > 0)
+			shnd_warn("%zu clients not released at exit", shnd_client_live());
 		shnd_loop_destroy(b->loop);
 		b->loop = NULL;
 	} else if (b->signal_fd >= 0) {

@@ -129,7 +129,7 @@ struct shnd_sub {
 	uint32_t mask;
 };
 
-/* A publisher's SHN_PUB_SYNC batch being served (DESIGN rule 7): the
+/* A publisher's SHN_PUB_SYNC batch being served (docs/design.md, rule 7): the
  * matching ports one after another, each until its consumer acknowledged.
  * The record stays at the head of the publisher's ring meanwhile, holding
  * back everything the publisher sent after it. */
@@ -165,7 +165,7 @@ struct shnd_client {
 	enum shnd_client_state state;
 	bool ring_failed;             /* its rings are corrupt: do not drain on exit */
 	/* gone, but its publish ring still holds batches held back by a
-	 * SHN_OVERFLOW_BLOCK port: routed as room appears (DESIGN rule 9) */
+	 * SHN_OVERFLOW_BLOCK port: routed as room appears (docs/design.md, rule 9) */
 	bool draining;
 	/* back-pressure: the next batch waits for room in this port, until
 	 * its consumer moves from stall_head */

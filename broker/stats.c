@@ -14,8 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stats.h"
+
 #include "loop.h"
-#include "server.h"
 
 /* jansson's integers are signed (json_int_t, long long) and our counters
  * are uint64_t: a value past INT64_MAX would come out negative, so it is
