@@ -233,6 +233,8 @@ struct shnd_router {
 	size_t notes_cap;
 	struct shnd_match *match;
 	size_t nmatch, match_cap;
+	/* the ports the batch matched; room for every port is made when a
+	 * port opens (port.c), so matching never grows it */
 	struct shnd_port **touched;
 	size_t ntouched, touched_cap;
 	uint64_t gen;

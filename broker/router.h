@@ -30,9 +30,9 @@ void shnd_router_fini(struct shnd_router *r);
 bool shnd_router_round(struct shnd_broker *b);
 
 /* Route every complete batch left in c's publish ring (a client that is
- * going away, docs/design.md, rule 9), then publish.  Stops early when a batch is
- * held back by a SHN_OVERFLOW_BLOCK port (c->stall_port set): the caller
- * keeps the ring and rounds go on draining it.  Does nothing when c has no
+ * going away, docs/design.md, rule 9), then publish.  Stops early when a
+ * batch is held back by a SHN_OVERFLOW_BLOCK port (c->stall_port set): the
+ * caller keeps the ring and rounds go on draining it.  Does nothing when c has no
  * publish ring or its ring was found corrupt. */
 void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c);
 
@@ -40,7 +40,6 @@ void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c);
  * fenced: true when a publish ring has data, a doorbell rang, or a port
  * holding system events has seen its consumer move. */
 bool shnd_router_has_work(struct shnd_broker *b);
-
 
 /* True while c's publish ring is held back: its next batch waits for room
  * in a SHN_OVERFLOW_BLOCK port, or its SYNC batch is being served. */
