@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "fault.h"
 #include "index.h"
 #include "log.h"
 #include "systemd.h"
@@ -108,6 +110,9 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 	shnd_index_init(&b->index);
 	shnd_router_init(&b->router);
 
+	err = shnd_fault_init();
+	if (err)
+		return (err);
 	err = shnd_loop_create(cfg->io, &b->loop);
 	if (err) {
 		shnd_err("cannot create the event loop: %s", strerror(-err));
@@ -257,11 +262,11 @@ void shnd_broker_fini(struct shnd_broker *b)
 			b->signal_watch.fd = -1;
 		}
 		/* let the backend finish cancelled operations and release */
-		for (i = 0; i < 200 && (shnd_server_live() > 0 || b->signal_watch.fd >= 0 ||
+		for (i = 0; i < 200 && (shnd_client_live() > 0 || b->signal_watch.fd >= 0 ||
 					b->listen_watch.fd >= 0); i++)
 			shnd_loop_poll(b->loop, 10);
-		if (shnd_server_live() > 0)
-			shnd_warn("%zu clients not released at exit", shnd_server_live());
+		if (shnd_client_live() > 0)
+			shnd_warn("%zu clients not released at exit", shnd_client_live());
 		shnd_loop_destroy(b->loop);
 		b->loop = NULL;
 	} else if (b->signal_fd >= 0) {

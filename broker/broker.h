@@ -51,6 +51,10 @@ struct shnd_totals {
 	uint64_t notifications_dropped;   /* dropped for full ports (per port) */
 	uint64_t sync_batches;  /* SHN_PUB_SYNC batches served to the end or canceled */
 	uint64_t sync_canceled; /* of those, stopped by a sink's DISCONTINUE */
+	/* allocations that failed while routing: a match (that port loses the
+	 * batch, reported as an overflow), or a buffer a publisher's record
+	 * needs (that publisher is cut off) */
+	uint64_t alloc_failures;
 	/* requests refused by a [limits] cap (docs/config.md) */
 	uint64_t limit_clients;       /* HELLO answered -EUSERS */
 	uint64_t limit_ports;         /* PORT_OPEN -ENOSPC */
@@ -106,6 +110,10 @@ struct shnd_port {
 	uint32_t cur_note, first, last, count;
 	uint32_t gaps;                /* of count, gap reports (shn_notify_gap) */
 	uint64_t bytes;
+	/* out of memory recording a match: the batch is dropped here; the
+	 * counts of the gap reports among the notes not recorded */
+	bool lost;
+	uint64_t lost_gap_sum;
 };
 
 struct shnd_keyent;
@@ -121,7 +129,7 @@ struct shnd_sub {
 	uint32_t mask;
 };
 
-/* A publisher's SHN_PUB_SYNC batch being served (DESIGN rule 7): the
+/* A publisher's SHN_PUB_SYNC batch being served (docs/design.md, rule 7): the
  * matching ports one after another, each until its consumer acknowledged.
  * The record stays at the head of the publisher's ring meanwhile, holding
  * back everything the publisher sent after it. */
@@ -157,7 +165,7 @@ struct shnd_client {
 	enum shnd_client_state state;
 	bool ring_failed;             /* its rings are corrupt: do not drain on exit */
 	/* gone, but its publish ring still holds batches held back by a
-	 * SHN_OVERFLOW_BLOCK port: routed as room appears (DESIGN rule 9) */
+	 * SHN_OVERFLOW_BLOCK port: routed as room appears (docs/design.md, rule 9) */
 	bool draining;
 	/* back-pressure: the next batch waits for room in this port, until
 	 * its consumer moves from stall_head */
@@ -225,6 +233,8 @@ struct shnd_router {
 	size_t notes_cap;
 	struct shnd_match *match;
 	size_t nmatch, match_cap;
+	/* the ports the batch matched; room for every port is made when a
+	 * port opens (port.c), so matching never grows it */
 	struct shnd_port **touched;
 	size_t ntouched, touched_cap;
 	uint64_t gen;

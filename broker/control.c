@@ -14,10 +14,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "control.h"
+
+#include "client.h"
+#include "deliver.h"
 #include "log.h"
 #include "port.h"
-#include "router.h"
-#include "server.h"
+#include "stats.h"
 #include "validate.h"
 
 static void proto_error(struct shnd_client *c, const char *why, unsigned type)
@@ -265,7 +268,7 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 		return;
 	}
 	/* A monitor sees all traffic, whoever may read it: only root or the
-	 * broker's own user may ask (DESIGN rule 14). */
+	 * broker's own user may ask (docs/design.md, rule 14). */
 	if ((req->flags & SHN_SUB_MONITOR) && c->uid != 0 && c->uid != geteuid()) {
 		shnd_warn("client %llu (pid %d, uid %u): monitor refused: only root or uid %u",
 			  (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
@@ -307,7 +310,7 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 	}
 	err = shnd_sub_create(b, c, p, req->conn, req->event_mask, any ? NULL : req->key,
 			      req->key_len);
-	/* live in the index before the reply leaves (DESIGN rule 8) */
+	/* live in the index before the reply leaves (docs/design.md, rule 8) */
 	reply_status(c, &req->hdr, err);
 }
 
@@ -322,8 +325,8 @@ static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscri
 	}
 	p = s->port;
 	shnd_sub_free(c->b, s);
-	/* behind everything already routed for it (DESIGN rule 8) */
-	if (shnd_router_queue_event(c->b, p, SHN_EV_HANDLE_CLOSE_WIRE, req->conn) < 0)
+	/* behind everything already routed for it (docs/design.md, rule 8) */
+	if (shnd_deliver_queue_event(c->b, p, SHN_EV_HANDLE_CLOSE_WIRE, req->conn) < 0)
 		shnd_err("port %u: out of memory, HANDLE_CLOSE for conn %llu lost", p->id,
 			 (unsigned long long)req->conn);
 	reply_status(c, &req->hdr, 0);

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * port.c - ports and subscriptions: creation, lookup, teardown, and
+ * unlinking them from everything that borrows them (the index, the
+ * router's lists, a publisher held back by a port).
+ */
 #define _GNU_SOURCE
 #include "port.h"
 
@@ -9,8 +14,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "index.h"
-#include "router.h"
 
 /* Port ids are never reused while the broker runs (32 bits: a wrap would
  * take four billion opens), so a stale id from a client never names
@@ -62,6 +67,12 @@ int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capa
 		err = -errno;
 		goto fail;
 	}
+	/* the router lists the ports a batch matches without allocating:
+	 * room for every port is made here, where -ENOMEM can be answered */
+	err = shnd_array_reserve((void **)&b->router.touched, &b->router.touched_cap,
+				 b->nports + 1, sizeof(*b->router.touched));
+	if (err)
+		goto fail;
 	p->id = next_port_id(b);
 	p->by_id.key = p->id;
 	if (shnd_map_insert(&b->ports, &p->by_id) < 0) {
@@ -108,13 +119,33 @@ struct shnd_port *shnd_port_find(struct shnd_broker *b, struct shnd_client *c, u
 	return (p->owner == c ? p : NULL);
 }
 
+/* Take p off everything that borrows it before it is freed: the router's
+ * lists of written and parked ports, and publishers held back by it (they
+ * go on). */
+static void unlink_borrowers(struct shnd_broker *b, struct shnd_port *p)
+{
+	size_t i;
+
+	for (i = 0; i < b->nclients; i++)
+		if (b->clients[i]->stall_port == p)
+			b->clients[i]->stall_port = NULL;
+	if (p->dirty) {
+		p->dirty = false;
+		shnd_list_del(&p->dirty_link);
+	}
+	if (p->on_pending) {
+		p->on_pending = false;
+		shnd_list_del(&p->pending_link);
+	}
+}
+
 void shnd_port_free(struct shnd_broker *b, struct shnd_port *p)
 {
 	struct shnd_list *pos, *tmp;
 
 	shnd_list_for_each_safe(pos, tmp, &p->subs)
 		shnd_sub_free(b, shnd_list_entry(pos, struct shnd_sub, by_port));
-	shnd_router_forget_port(b, p);
+	unlink_borrowers(b, p);
 	shnd_map_remove(&b->ports, &p->by_id);
 	shnd_list_del(&p->by_client);
 	p->owner->nports--;

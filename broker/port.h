@@ -11,7 +11,7 @@
 /* Create a port for c with capacity bytes (already rounded and checked).
  * The delivery ring is mapped read-write here and then sealed with
  * F_SEAL_FUTURE_WRITE, so the descriptor handed out can only be mapped
- * read-only (DESIGN rule 13).  On success *out is linked everywhere and
+ * read-only (docs/design.md, rule 13).  On success *out is linked everywhere and
  * fds[SHN_PORT_FD_*] hold descriptors the caller must send or close.
  * 0 or -errno. */
 int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capacity,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * router.h - the data plane: drain publish rings, validate each batch,
- * look its keys up, write one delivered batch per matching port, publish
- * each touched port's tail once per round and wake only sleepers.
+ * router.h - the data plane's round (router.c): drain publish rings,
+ * route each batch (pubring.c, match.c, deliver.c, sync.c), publish each
+ * touched port's tail once per round and wake only sleepers.
  *
  * Nothing here makes a system call per notification: the only calls are
  * eventfd writes to peers whose sleep word says they sleep, once per sleep.
@@ -30,36 +30,19 @@ void shnd_router_fini(struct shnd_router *r);
 bool shnd_router_round(struct shnd_broker *b);
 
 /* Route every complete batch left in c's publish ring (a client that is
- * going away, DESIGN rule 9), then publish.  Stops early when a batch is
- * held back by a SHN_OVERFLOW_BLOCK port (c->stall_port set): the caller
- * keeps the ring and rounds go on draining it.  Does nothing when c has no
+ * going away, docs/design.md, rule 9), then publish.  Stops early when a
+ * batch is held back by a SHN_OVERFLOW_BLOCK port (c->stall_port set): the
+ * caller keeps the ring and rounds go on draining it.  Does nothing when c has no
  * publish ring or its ring was found corrupt. */
 void shnd_router_drain_all(struct shnd_broker *b, struct shnd_client *c);
-
-/* Publish the tails of ports written to since the last call; wake their
- * sleeping consumers. */
-void shnd_router_publish(struct shnd_broker *b);
 
 /* The sleep re-check, called after the broker made its sleep word odd and
  * fenced: true when a publish ring has data, a doorbell rang, or a port
  * holding system events has seen its consumer move. */
 bool shnd_router_has_work(struct shnd_broker *b);
 
-/* Queue a system event (SHN_EV_HANDLE_CLOSE_WIRE with conn in val) for p,
- * behind its other pending events, and write what fits now.  0 or
- * -ENOMEM. */
-int shnd_router_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t event,
-			    uint64_t val);
-
-/* Take p off the router's lists before it is freed. */
-void shnd_router_forget_port(struct shnd_broker *b, struct shnd_port *p);
-
 /* True while c's publish ring is held back: its next batch waits for room
  * in a SHN_OVERFLOW_BLOCK port, or its SYNC batch is being served. */
 bool shnd_router_holds(const struct shnd_client *c);
-
-/* Stop serving c's SYNC batch (c is being freed): the port it waited on
- * becomes free for other SYNC batches.  No SYNC_DONE is sent. */
-void shnd_router_forget_client(struct shnd_broker *b, struct shnd_client *c);
 
 #endif

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server.c - the listening socket, accepting clients, and their end.
+ * server.c - the listening socket (the stale-socket rule), accepting
+ * clients, and reclaiming the doomed ones at safe points: their ports and
+ * subscriptions, what is left in their publish ring (routed first,
+ * docs/design.md, rule 9), their memory.
  */
 #define _GNU_SOURCE
 #include "server.h"
@@ -8,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,20 +19,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "control.h"
 #include "log.h"
-#include "systemd.h"
 #include "port.h"
 #include "router.h"
+#include "sync.h"
+#include "systemd.h"
 
 /* Connections accepted per readiness event before going back to routing. */
 #define ACCEPT_BUDGET 64
-
-static size_t live_clients;
-
-size_t shnd_server_live(void)
-{
-	return (live_clients);
-}
 
 /* ---- the socket ------------------------------------------------------- */
 
@@ -334,58 +332,6 @@ void shnd_server_unlisten(struct shnd_broker *b)
 
 /* ---- clients ---------------------------------------------------------- */
 
-static void unref(struct shnd_client *c)
-{
-	if (--c->refs > 0)
-		return;
-	shnd_acl_client_fini(&c->acl);
-	free(c);
-	live_clients--;
-}
-
-static void doom(struct shnd_client *c)
-{
-	if (c->state == SHND_CLIENT_DOOMED)
-		return;
-	c->state = SHND_CLIENT_DOOMED;
-	shnd_list_add_tail(&c->b->doomed, &c->doom_link);
-}
-
-void shnd_client_fail(struct shnd_client *c, uint64_t *counter, const char *fmt, ...)
-{
-	char why[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	shnd_warn("client %llu (pid %d): %s; disconnecting", (unsigned long long)c->id,
-		  (int)c->pid, why);
-	if (counter != NULL)
-		(*counter)++;
-	if (c->state != SHND_CLIENT_DOOMED)
-		c->b->tot.disconnects++;
-	doom(c);
-}
-
-void shnd_client_gone(struct shnd_client *c)
-{
-	doom(c);
-}
-
-int shnd_client_send(struct shnd_client *c, const void *msg, uint32_t len, const int *fds,
-		     int nfds, bool close_after)
-{
-	struct shnd_out *o = shnd_out_new(msg, len, fds, nfds);
-
-	if (o == NULL) {
-		shnd_client_fail(c, NULL, "out of memory for a reply");
-		return (-ENOMEM);
-	}
-	o->close_after = close_after;
-	return (shnd_conn_send(c->b->loop, &c->conn, o));
-}
-
 static struct shnd_client *conn_client(struct shnd_conn *conn)
 {
 	return (shnd_container_of(conn, struct shnd_client, conn));
@@ -421,41 +367,7 @@ static void on_conn_released(struct shnd_conn *conn)
 
 	close(conn->fd);
 	conn->fd = -1;
-	unref(c);
-}
-
-static void on_doorbell(struct shnd_watch *w)
-{
-	struct shnd_client *c = shnd_container_of(w, struct shnd_client, doorbell);
-
-	/* An edge watch: each ring is reported once, so the counter is never
-	 * read (one system call fewer per broker wake-up).  It cannot fill up
-	 * in practice (2^64 - 2 rings); a client whose write would block gets
-	 * EAGAIN, which its library takes as "the broker is awake". */
-	c->b->router.kick = true;
-}
-
-static void on_doorbell_released(struct shnd_watch *w)
-{
-	struct shnd_client *c = shnd_container_of(w, struct shnd_client, doorbell);
-
-	close(c->doorbell_fd);
-	c->doorbell_fd = -1;
-	unref(c);
-}
-
-int shnd_client_watch_doorbell(struct shnd_client *c)
-{
-	int err;
-
-	c->doorbell.fd = c->doorbell_fd;
-	c->doorbell.edge = true;
-	c->doorbell.on_ready = on_doorbell;
-	c->doorbell.on_released = on_doorbell_released;
-	err = shnd_watch_add(c->b->loop, &c->doorbell);
-	if (err == 0)
-		c->refs++;
-	return (err);
+	shnd_client_unref(c);
 }
 
 static void new_client(struct shnd_broker *b, int fd)
@@ -549,8 +461,7 @@ static void new_client(struct shnd_broker *b, int fd)
 		free(c);
 		return;
 	}
-	c->refs = 1;
-	live_clients++;
+	shnd_client_born(c);
 	c->slot = b->nclients;
 	b->clients[b->nclients++] = c;
 	if (foreign)
@@ -586,7 +497,7 @@ static void finish(struct shnd_broker *b, struct shnd_client *c)
 	if (c->refuse == -EACCES)
 		b->foreign_refusing--;
 	c->stall_port = NULL;
-	shnd_router_forget_client(b, c);
+	shnd_sync_forget(b, c);
 	shn_segment_close(&c->pub_seg);
 	c->has_pub = false;
 	if (c->room_fd >= 0)
@@ -594,7 +505,7 @@ static void finish(struct shnd_broker *b, struct shnd_client *c)
 	c->room_fd = -1;
 	if (c->draining) {
 		c->draining = false;
-		unref(c);
+		shnd_client_unref(c);
 	}
 }
 
@@ -608,7 +519,7 @@ static void reap_one(struct shnd_broker *b, struct shnd_client *c, bool final)
 		return;
 	}
 	release_control(b, c);
-	/* DESIGN rule 9: what it published before leaving still goes out */
+	/* docs/design.md, rule 9: what it published before leaving still goes out */
 	shnd_router_drain_all(b, c);
 	if (!final && c->has_pub && !c->ring_failed && shnd_router_holds(c)) {
 		/* held back by a SHN_OVERFLOW_BLOCK port, or a SYNC batch is
@@ -643,7 +554,7 @@ void shnd_server_drop_all(struct shnd_broker *b)
 	while (b->nclients > 0) {
 		struct shnd_client *c = b->clients[b->nclients - 1];
 
-		doom(c);
+		shnd_client_doom(c);
 		shnd_list_del(&c->doom_link);
 		reap_one(b, c, true);
 	}

@@ -14,8 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stats.h"
+
 #include "loop.h"
-#include "server.h"
 
 /* jansson's integers are signed (json_int_t, long long) and our counters
  * are uint64_t: a value past INT64_MAX would come out negative, so it is
@@ -122,7 +123,7 @@ static json_t *broker_json(struct shnd_broker *b)
 
 	o = json_pack("{s:i, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		      " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		      " s:I}",
+		      " s:I, s:I}",
 		      "pid", (int)getpid(),
 		      "uptime_seconds", ju((coarse_now_ns() - b->started_ns) / 1000000000u),
 		      "io", shnd_loop_name(b->loop), "clients", ju(b->nclients),
@@ -133,6 +134,7 @@ static json_t *broker_json(struct shnd_broker *b)
 		      "notifications_delivered", ju(t->notifications_delivered),
 		      "notifications_dropped", ju(t->notifications_dropped),
 		      "sync_batches", ju(t->sync_batches), "sync_canceled", ju(t->sync_canceled),
+		      "alloc_failures", ju(t->alloc_failures),
 		      "connections", ju(t->accepted), "refused", ju(t->refused),
 		      "default_capacity", (json_int_t)b->cfg.default_capacity,
 		      "max_capacity", (json_int_t)b->cfg.max_capacity,

@@ -3,7 +3,7 @@
  * fuzz_ring.c - libFuzzer target for what the broker does with a ring a
  * client can write: shn_ring_next() over a hostile publish ring (any tail,
  * any bytes), the copy, and the record validator (broker/validate.c:
- * shnd_pub_batch_check, shnd_pub_notes_check), exactly as router.c drains
+ * shnd_pub_batch_check, shnd_pub_notes_check), exactly as the router drains
  * a publish ring; then the producer side over a hostile consumer head
  * (shn_ring_load_head, shn_ring_reserve), as the broker writes a delivery
  * ring.
@@ -60,7 +60,7 @@ static uint64_t take(struct input *in, size_t bytes)
 
 static volatile uint64_t sink;
 
-/* What router.c does with a record shn_ring_next() returned: copy it, then
+/* What the router (pubring.c) does with a record shn_ring_next() returned: copy it, then
  * believe nothing but the copy.  True when the broker would route it. */
 static bool check_record(const uint8_t *rec, uint32_t len)
 {
@@ -190,7 +190,7 @@ static void consume(struct input *in, uint32_t cap, uint8_t mode)
 			break;
 		if (mode & 2) {
 			/* the publisher rewrites the record; a SYNC batch is copied
-			 * and validated again (router.c sync_load) */
+			 * and validated again (sync.c sync_load) */
 			uint8_t *w = data + (r.head & (cap - 1));
 			w[(iter * 7u) % len] ^= (uint8_t)(0x5a + iter);
 			if (len > 8)

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * match.c - matching a validated batch against the subscription index:
+ * for each note, the subscriptions whose key and mask take it; per port,
+ * one chain of the notes it takes (the port's oldest matching conn on
+ * each), their count and bytes, and the list of ports touched.  Reads the
+ * index only; writes the router's per-batch arrays and the ports' routing
+ * scratch (struct shnd_port: gen .. lost_gap_sum).
+ *
+ * The match list grows while routing; when it cannot (out of memory) the
+ * port whose match is not recorded loses the batch whole and deliver.c
+ * reports it (docs/protocol.md, stats alloc_failures).
+ */
+#define _GNU_SOURCE
+#include "match.h"
+
+#include <string.h>
+
+#include "array.h"
+#include "fault.h"
+#include "index.h"
+#include "log.h"
+
+/* Note i matched p but could not be recorded (out of memory): p loses the
+ * whole batch (a batch arrives whole or not at all), so its other notes
+ * are only counted, for the OVERFLOW deliver.c reports instead. */
+static void count_lost(struct shnd_port *p, uint32_t i, const struct shn_pub_note *pn)
+{
+	p->lost = true;
+	p->cur_note = i;
+	p->count++;
+	if (pn->event == SHN_EV_OVERFLOW_WIRE) {
+		p->gaps++;
+		p->lost_gap_sum = shnd_add_sat(p->lost_gap_sum, shn_gap_count(pn));
+	}
+}
+
+/* The match list is full: grow it.  0, or -ENOMEM (logged, counted). */
+static int grow_match(struct shnd_broker *b, const struct shnd_port *p)
+{
+	struct shnd_router *r = &b->router;
+
+	if (!shnd_fault_alloc(SHND_FAULT_MATCH) &&
+	    shnd_array_reserve((void **)&r->match, &r->match_cap, r->nmatch + 1,
+			       sizeof(*r->match)) == 0)
+		return (0);
+	b->tot.alloc_failures++;
+	shnd_err("out of memory routing a batch (%zu matches): port %u loses it, and is told "
+		 "so by an overflow report", r->nmatch + 1, p->id);
+	return (-ENOMEM);
+}
+
+/* Note i matched sub: record it once per port, keeping the smallest conn
+ * (the port's oldest matching subscription, docs/design.md, rule 15), and the
+ * smallest subscription serial (the order SYNC serves ports in).  With
+ * only set, subscriptions of other ports are ignored. */
+static void match(struct shnd_broker *b, struct shnd_sub *sub, uint32_t i,
+		  const struct shn_pub_note *pn, const struct shnd_port *only)
+{
+	struct shnd_router *r = &b->router;
+	struct shnd_port *p = sub->port;
+	struct shnd_match *mt;
+
+	if (only != NULL && p != only)
+		return;
+	if (p->gen != r->gen) {
+		if (p->owner->state == SHND_CLIENT_DOOMED)
+			return;
+		p->gen = r->gen;
+		p->cur_note = SHND_NO_MATCH;
+		p->first = p->last = SHND_NO_MATCH;
+		p->count = 0;
+		p->gaps = 0;
+		p->bytes = 0;
+		p->lost = false;
+		p->lost_gap_sum = 0;
+		p->first_serial = sub->serial;
+		/* room for every port was made when it opened (port.c) */
+		r->touched[r->ntouched++] = p;
+	}
+	if (sub->serial < p->first_serial)
+		p->first_serial = sub->serial;
+	if (p->cur_note == i) {
+		/* another of p's subscriptions takes the same note */
+		if (!p->lost && sub->conn < r->match[p->last].conn)
+			r->match[p->last].conn = sub->conn;
+		return;
+	}
+	if (__builtin_expect(p->lost, 0) ||
+	    (r->nmatch == r->match_cap && grow_match(b, p) < 0)) {
+		count_lost(p, i, pn);
+		return;
+	}
+	mt = &r->match[r->nmatch];
+	mt->note = r->notes[i];
+	mt->next = SHND_NO_MATCH;
+	mt->conn = sub->conn;
+	if (p->first == SHND_NO_MATCH)
+		p->first = (uint32_t)r->nmatch;
+	else
+		r->match[p->last].next = (uint32_t)r->nmatch;
+	p->last = (uint32_t)r->nmatch;
+	p->cur_note = i;
+	p->count++;
+	p->gaps += pn->event == SHN_EV_OVERFLOW_WIRE;
+	p->bytes += shn_del_note_size(pn->key_len, pn->data_len);
+	r->nmatch++;
+}
+
+#define COLLECT_AHEAD 8   /* notes; a power of two */
+
+/* True when notes i and i - 1 carry the same key.  Floods repeat keys:
+ * such a note reuses the previous note's hash and index entry, which costs
+ * one short compare instead of a hash and a lookup. */
+static inline bool same_key_as_previous(const struct shnd_router *r, int i)
+{
+	const struct shn_pub_note *pn, *pp;
+
+	if (i == 0)
+		return (false);
+	pn = (const void *)(r->scratch + r->notes[i]);
+	pp = (const void *)(r->scratch + r->notes[i - 1]);
+	return (pn->key_len == pp->key_len && memcmp(pn + 1, pp + 1, pn->key_len) == 0);
+}
+
+/* Hash note i's key (prev_h: note i - 1's hash) and prefetch its index
+ * bucket; *same: the key is note i - 1's. */
+static inline uint64_t collect_prefetch(const struct shnd_index *ix, const struct shnd_router *r,
+					int i, uint64_t prev_h, bool *same)
+{
+	const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
+	uint64_t h;
+
+	*same = same_key_as_previous(r, i);
+	if (*same)
+		return (prev_h);
+	h = shnd_index_hash(pn + 1, pn->key_len);
+
+	__builtin_prefetch(&ix->buckets[h & (ix->nbuckets - 1)]);
+	return (h);
+}
+
+/* The index does not change while a batch is collected (it changes only
+ * on control messages, between rounds). */
+void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port *only)
+{
+	struct shnd_router *r = &b->router;
+	struct shnd_index *ix = &b->index;
+	uint64_t hq[COLLECT_AHEAD];   /* hashes of the notes i .. i + COLLECT_AHEAD - 1 */
+	bool sq[COLLECT_AHEAD];       /* and whether each has the previous note's key */
+	uint64_t prev_h = 0;
+	struct shnd_keyent *prev_ke = NULL;
+	int i;
+
+	r->gen++;
+	r->nmatch = 0;
+	r->ntouched = 0;
+	if (ix->nkeys == 0 && ix->nwild == 0)
+		return;
+	/* With many keys each lookup misses the cache on the bucket, then on
+	 * the entry, then on the subscription: hash COLLECT_AHEAD notes ahead
+	 * and prefetch their buckets, their entries half as far ahead and their
+	 * first subscriptions a quarter as far, so that the misses overlap
+	 * instead of following one another. */
+	for (i = 0; ix->nkeys > 0 && i < count && i < COLLECT_AHEAD; i++)
+		prev_h = hq[i] = collect_prefetch(ix, r, i, prev_h, &sq[i]);
+	for (i = 0; i < count; i++) {
+		const struct shn_pub_note *pn = (const void *)(r->scratch + r->notes[i]);
+		/* a gap report (shn_notify_gap) reaches every filter on its key */
+		uint32_t ev = pn->event == SHN_EV_OVERFLOW_WIRE ? UINT32_MAX : pn->event;
+		struct shnd_list *pos;
+
+		if (ix->nkeys > 0) {
+			uint64_t h = hq[i % COLLECT_AHEAD];
+			bool same = sq[i % COLLECT_AHEAD];
+			struct shnd_keyent *ke;
+
+			if (i + COLLECT_AHEAD / 2 < count)
+				__builtin_prefetch(ix->buckets[hq[(i + COLLECT_AHEAD / 2) % COLLECT_AHEAD] &
+							       (ix->nbuckets - 1)]);
+			if (i + COLLECT_AHEAD / 4 < count) {
+				/* the entry is in cache by now: prefetch its first subscription */
+				const struct shnd_keyent *e =
+					ix->buckets[hq[(i + COLLECT_AHEAD / 4) % COLLECT_AHEAD] &
+						    (ix->nbuckets - 1)];
+				if (e != NULL)
+					__builtin_prefetch(e->subs.next);
+			}
+			if (i + COLLECT_AHEAD < count)
+				hq[i % COLLECT_AHEAD] =
+					collect_prefetch(ix, r, i + COLLECT_AHEAD,
+							 hq[(i + COLLECT_AHEAD - 1) % COLLECT_AHEAD],
+							 &sq[i % COLLECT_AHEAD]);
+			/* the index does not change while a batch is collected */
+			ke = same ? prev_ke : shnd_index_find(ix, pn + 1, pn->key_len, h);
+			prev_ke = ke;
+
+			if (ke != NULL) {
+				shnd_list_for_each(pos, &ke->subs) {
+					struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
+
+					if (ev & s->mask)
+						match(b, s, (uint32_t)i, pn, only);
+				}
+			}
+		}
+		shnd_list_for_each(pos, &ix->wild) {
+			struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
+
+			if (ev & s->mask)
+				match(b, s, (uint32_t)i, pn, only);
+		}
+	}
+}
