@@ -329,6 +329,7 @@ static void client_free(shn_client *c)
 		munmap(c->watcher_stack, SHN__WATCHER_STACK);
 	pthread_mutex_destroy(&c->ctl_lock);
 	pthread_mutex_destroy(&c->pub_lock);
+	pthread_mutex_destroy(&c->room_lock);
 	shn__acl_fini(c);
 	free(c);
 }
@@ -346,6 +347,7 @@ static shn_client *client_alloc(void)
 	c->sync_timeout_ms = -1;
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	pthread_mutex_init(&c->pub_lock, NULL);
+	pthread_mutex_init(&c->room_lock, NULL);
 	shn__acl_init(c);
 	return (c);
 }

@@ -64,7 +64,13 @@ struct shn_client {
 	struct shn__sub *subs;         /* live subscriptions */
 	_Atomic uint64_t next_conn;    /* never reused within the client's life */
 
-	pthread_mutex_t pub_lock;      /* serialises publishers of this client */
+	/* Publishing (publish.c).  pub_lock guards the producer's side of the
+	 * publish ring and the descriptors below; it is never held across a
+	 * sleep.  room_lock makes the publishers that found the ring full wait
+	 * for room one at a time (the ring's wait word has one sleeper); taken
+	 * before pub_lock, never while holding it. */
+	pthread_mutex_t pub_lock;
+	pthread_mutex_t room_lock;
 	struct shn_segment pub_seg;    /* publish ring: we produce, the broker consumes */
 	struct shn_ring pub;
 	uint64_t next_batch_id;
