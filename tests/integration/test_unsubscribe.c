@@ -503,11 +503,12 @@ static bool relay_pass(struct relay *r, int from, int to, bool from_client)
 		if (atomic_load(&r->refuse) > 0) {
 			struct shn_msg_reply rep = { .hdr = *hdr };
 
+			/* counted before the answer: the client reads the
+			 * counters once it has the answer */
 			atomic_fetch_sub(&r->refuse, 1);
-			rep.hdr.status = r->status;
-			ok = send(from, &rep, sizeof(rep), MSG_NOSIGNAL) == sizeof(rep);
 			atomic_fetch_add(&r->refused, 1);
-			return ok;
+			rep.hdr.status = r->status;
+			return send(from, &rep, sizeof(rep), MSG_NOSIGNAL) == sizeof(rep);
 		}
 		atomic_fetch_add(&r->forwarded, 1);
 	}
