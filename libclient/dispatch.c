@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "port.h"
 
 /* Most batches a dispatch call handles without waiting again, so one busy
  * port cannot keep its thread forever. */

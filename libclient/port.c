@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "call.h"
+#include "port.h"
 
 void shn__port_free(shn_port *p)
 {

@@ -25,7 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "acl.h"
+#include "call.h"
+#include "publish.h"
 
 /* Header-only xxHash: the library needs no libxxhash at run time, and
  * computes exactly the broker's XXH3_64bits. */
