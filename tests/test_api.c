@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_api.c - the binding public interface (DESIGN "Public C API"): every
+ * test_api.c - the binding public interface (docs/design.md): every
  * name exists in libshmnotify with the documented values, argument errors
  * are refused without a broker, and shn_strerror() names every value.
  * No broker is started.
@@ -21,7 +21,7 @@
 
 #include <shmnotify.h>
 
-/* values fixed by DESIGN.md */
+/* values fixed by the public interface (docs/design.md) */
 _Static_assert(SHN_KEY_MAX == 256, "SHN_KEY_MAX");
 _Static_assert(SHN_DATA_MAX == 65536, "SHN_DATA_MAX");
 _Static_assert(SHN_EV_OVERFLOW == (1u << 28), "SHN_EV_OVERFLOW");
@@ -52,7 +52,7 @@ static void test_symbols(void **state)
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (dlsym(RTLD_DEFAULT, names[i]) == NULL) {
-			fprintf(stderr, "libshmnotify does not export %s (DESIGN: binding)\n",
+			fprintf(stderr, "libshmnotify does not export %s (a binding name)\n",
 				names[i]);
 			missing++;
 		}

@@ -150,7 +150,7 @@ static void test_nonblock_full_ring(void **state)
 	h_disconnect(sub);
 }
 
-/* ---- issue 3: who waits under SHN_OVERFLOW_BLOCK -------------------------- */
+/* ---- who waits under SHN_OVERFLOW_BLOCK ---------------------------------- */
 
 #define HELD_BATCHES 2000   /* 3 x 500 bytes each: ~3 MiB, more than the
 			     * publisher's 1 MiB ring plus the 4 KiB port */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_dispatch.c - advise sinks and shn_port_dispatch (DESIGN rules 1 and
- * 15): each sink is called once per delivered batch with the notifications
+ * test_dispatch.c - advise sinks and shn_port_dispatch (docs/design.md,
+ * rules 1 and 15): each sink is called once per delivered batch with the notifications
  * of that batch that match its own filter (its own conn, batch_index /
  * batch_count describing the subset), oldest sink first, skipping a sink with
  * none; system events go to every sink except SHN_EV_HANDLE_CLOSE, which goes

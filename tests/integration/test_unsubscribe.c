@@ -188,7 +188,7 @@ static void test_handle_close_last(void **state)
 	h_disconnect(c);
 }
 
-/* ---- issue 3: HANDLE_CLOSE after the last notification, across processes */
+/* ---- HANDLE_CLOSE after the last notification, across processes -------- */
 
 #define STREAM_BATCHES 20000
 
