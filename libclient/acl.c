@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "acl.h"
+#include "call.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client.c - connecting to the broker and the control-message transport.
+ * client.c - a client: connecting (HELLO), its name, the watcher thread that
+ * sees the broker go and reconnects (reopening every port and restoring
+ * every subscription: the top of libclient, calling port.c and acl.c),
+ * disconnecting, statistics.  The control conversation itself is call.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "call.h"
+#include "port.h"
+#include "acl.h"
 #include "shm/sockpath.h"
 
 int shn_default_socket_path(char *buf, size_t len)
@@ -26,149 +31,6 @@ int shn_default_socket_path(char *buf, size_t len)
 	return (shn__default_socket_path(buf, len));
 }
 
-void shn__broker_lost(shn_client *c)
-{
-	/* Shutting our end down makes the watcher see a hang-up even when the
-	 * broker is alive but the stream broke (timeout, protocol error): it
-	 * then reconnects, and the broker reclaims the old connection. */
-	if (!atomic_exchange(&c->broker_gone, true) && c->sock >= 0)
-		shutdown(c->sock, SHUT_RDWR);
-}
-
-static void close_fds(int *fds, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-}
-
-ssize_t shn__recv(shn_client *c, void *buf, size_t len, int *fds, int *nfds, int timeout_ms)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * SHN_MSG_MAX_FDS)];
-	} cbuf;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
-	};
-	struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
-	int room = nfds ? *nfds : 0, got = 0;
-	ssize_t n;
-
-	if (nfds)
-		*nfds = 0;
-	for (;;) {
-		int r = poll(&pfd, 1, timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return (-errno);
-		if (r == 0)
-			return (-ETIMEDOUT);
-		break;
-	}
-	do {
-		n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		int err = -errno;
-		if (err == -ECONNRESET || err == -EPIPE)
-			shn__broker_lost(c);
-		return (err == -ECONNRESET || err == -EPIPE) ? -ENOTCONN : err;
-	}
-	if (n == 0) {
-		shn__broker_lost(c);
-		return (-ENOTCONN);
-	}
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		int *in = (int *)CMSG_DATA(cm);
-		for (int i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, &in[i], sizeof(fd));
-			if (got < room)
-				fds[got++] = fd;
-			else
-				close(fd);   /* more than we asked for: never leak */
-		}
-	}
-	if (nfds)
-		*nfds = got;
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		close_fds(fds, got);
-		if (nfds)
-			*nfds = 0;
-		return (-EPROTO);
-	}
-	return (n);
-}
-
-int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
-		     size_t *reply_len, int *fds, int *nfds)
-{
-	struct shn_msg_hdr *h = req;
-	struct shn_msg_hdr *rh = reply;
-	int room = nfds ? *nfds : 0;
-	ssize_t n;
-	int err;
-
-	if (atomic_load(&c->broker_gone))
-		return (-ENOTCONN);
-	h->magic = SHN_PROTO_MAGIC;
-	h->version = SHN_PROTO_VERSION;
-	h->id = ++c->next_msg_id;
-	h->status = 0;
-	do {
-		n = send(c->sock, req, req_len, MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		err = -errno;
-		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
-			shn__broker_lost(c);
-			return (-ENOTCONN);
-		}
-		return (err);
-	}
-	for (;;) {
-		if (nfds)
-			*nfds = room;
-		n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
-		if (n < 0 || !shn__async_message(c, reply, (size_t)n))
-			break;
-	}
-	if (n == -ETIMEDOUT || n == -EPROTO)
-		shn__broker_lost(c);   /* a late reply would desynchronise the stream */
-	if (n < 0)
-		return ((int)n);
-	if ((size_t)n < sizeof(*rh) || rh->magic != SHN_PROTO_MAGIC || rh->type != h->type ||
-	    rh->id != h->id) {
-		if (nfds) {
-			close_fds(fds, *nfds);
-			*nfds = 0;
-		}
-		return (-EPROTO);
-	}
-	if (reply_len)
-		*reply_len = (size_t)n;
-	return (rh->status);
-}
-
-int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
-	      size_t *reply_len, int *fds, int *nfds)
-{
-	int err;
-
-	if (atomic_load(&c->broker_gone))
-		return (-ENOTCONN);
-	pthread_mutex_lock(&c->ctl_lock);
-	err = shn__call_locked(c, req, req_len, reply, reply_max, reply_len, fds, nfds);
-	pthread_mutex_unlock(&c->ctl_lock);
-	return (err);
-}
 
 static int connect_socket(const char *path, int *out)
 {
@@ -201,13 +63,13 @@ static int hello(shn_client *c)
 
 	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
 	if (err < 0) {
-		close_fds(fds, nfds);
+		shn__close_fds(fds, nfds);
 		/* -EPROTONOSUPPORT: the broker speaks another protocol version */
 		return (err == -EPROTONOSUPPORT ? -EPROTO : err);
 	}
 	if (rlen != sizeof(rep) || nfds != SHN_HELLO_NFDS ||
 	    !shn_ring_capacity_ok(rep.pub_capacity)) {
-		close_fds(fds, nfds);
+		shn__close_fds(fds, nfds);
 		return (-EPROTO);
 	}
 	c->pub_capacity = rep.pub_capacity;
@@ -329,6 +191,7 @@ static void client_free(shn_client *c)
 		munmap(c->watcher_stack, SHN__WATCHER_STACK);
 	pthread_mutex_destroy(&c->ctl_lock);
 	pthread_mutex_destroy(&c->pub_lock);
+	pthread_mutex_destroy(&c->room_lock);
 	shn__acl_fini(c);
 	free(c);
 }
@@ -346,6 +209,7 @@ static shn_client *client_alloc(void)
 	c->sync_timeout_ms = -1;
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	pthread_mutex_init(&c->pub_lock, NULL);
+	pthread_mutex_init(&c->room_lock, NULL);
 	shn__acl_init(c);
 	return (c);
 }
@@ -576,27 +440,10 @@ void shn_disconnect(shn_client *c)
 		pthread_join(c->watcher, NULL);
 	}
 	/* Closing the socket is the goodbye: the broker routes what is left
-	 * in our publish ring, then reclaims our ports (DESIGN rule 9). */
+	 * in our publish ring, then reclaims our ports (docs/design.md, rule 9). */
 	client_free(c);
 }
 
-bool shn__async_message(shn_client *c, const void *msg, size_t len)
-{
-	const struct shn_msg_sync_done *m = msg;
-
-	if (len != sizeof(*m) || m->hdr.magic != SHN_PROTO_MAGIC ||
-	    m->hdr.type != SHN_MSG_SYNC_DONE)
-		return (false);
-	for (struct shn__sync_wait *w = c->sync_waits; w; w = w->next)
-		if (atomic_load(&w->batch_id) == m->batch_id && !w->done) {
-			w->done = true;
-			/* -EACCES: refused by the broker's ACL, nobody saw it */
-			w->status = m->hdr.status == SHN_SYNC_CANCELED_WIRE ? SHN_NOTIFY_CANCELED :
-				    m->hdr.status == -EACCES ? -EACCES : 0;
-			break;
-		}
-	return (true);   /* a waiter that gave up (timeout) no longer listens */
-}
 
 int shn_set_sync_timeout(shn_client *c, int timeout_ms)
 {

@@ -4,14 +4,14 @@
  * shn_advise() registers a callback filter, shn_port_dispatch() runs the
  * callbacks in the calling thread, once per delivered batch per sink, with
  * the notifications of that batch that match the sink's own filter
- * (DESIGN rule 15).
+ * (docs/design.md, rule 15).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "port.h"
 
 /* Most batches a dispatch call handles without waiting again, so one busy
  * port cannot keep its thread forever. */
@@ -111,10 +111,13 @@ static int ensure_scratch(shn_port *p, size_t n)
 	return (0);
 }
 
-/* Run the sinks for the current record.  Returns its note count. */
+/* Run the sinks for what is left of the current record: all of it, or,
+ * after a shn_port_get() that took part of it, the notes that get did not
+ * hand out (each note reaches the reader once, whichever call reads it).
+ * Returns the number of notes handed to the sinks' filters. */
 static int dispatch_record(shn_port *p)
 {
-	size_t n = p->cur_count, k;
+	size_t n = p->cur_count - p->cur_index, k;
 	int err, got;
 
 	err = ensure_scratch(p, n);
@@ -125,6 +128,7 @@ static int dispatch_record(shn_port *p)
 	got = shn__port_fill(p, p->all, n);
 	if (got < 0)
 		return (got);
+	n = (size_t)got;   /* p->all[0..n) is what this call read, nothing older */
 	if (n == 1 && (p->all[0].event & SHN_EV_SYSTEM) && p->all[0].key_len == 0) {
 		shn_notification *x = &p->all[0];
 		bool close_ev = (x->event & SHN_EV_HANDLE_CLOSE) != 0;

@@ -21,7 +21,9 @@ const char *shn_strerror(int err)
 	switch (-err) {
 	case ENOTCONN:
 		return "not connected to the broker: shmnotifyd went away or the connection broke; "
-		       "reconnect with shn_connect once it runs again";
+		       "the library reconnects by itself once it runs again (ports then receive "
+		       "SHN_EV_RECONNECT): retry then, with the same client (a second shn_connect "
+		       "would make a second client)";
 	case ECONNREFUSED:
 		return "no broker listens on the socket (stale socket file?): start shmnotifyd";
 	case ENOENT:

@@ -15,7 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 
-#include "internal.h"
+#include "publish.h"
 
 int shn_notify_gap(shn_client *c, const void *key, size_t key_len, uint64_t lost, unsigned flags)
 {

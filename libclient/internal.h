@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * internal.h - libshmnotify's private structures (shn__ names).
+ * internal.h - libshmnotify's private structures (shn__ names): the client,
+ * its ports and subscriptions, as this process sees them.  They live in the
+ * process's own memory; each field says which lock guards it, or who
+ * writes it.  The shared-memory structures (rings, the broker's segment)
+ * are shm/'s.  The functions are declared by the header of the file that
+ * defines them (call.h, port.h, acl.h, publish.h).
  */
 #ifndef SHN_LIBCLIENT_INTERNAL_H
 #define SHN_LIBCLIENT_INTERNAL_H
@@ -64,7 +69,13 @@ struct shn_client {
 	struct shn__sub *subs;         /* live subscriptions */
 	_Atomic uint64_t next_conn;    /* never reused within the client's life */
 
-	pthread_mutex_t pub_lock;      /* serialises publishers of this client */
+	/* Publishing (publish.c).  pub_lock guards the producer's side of the
+	 * publish ring and the descriptors below; it is never held across a
+	 * sleep.  room_lock makes the publishers that found the ring full wait
+	 * for room one at a time (the ring's wait word has one sleeper); taken
+	 * before pub_lock, never while holding it. */
+	pthread_mutex_t pub_lock;
+	pthread_mutex_t room_lock;
 	struct shn_segment pub_seg;    /* publish ring: we produce, the broker consumes */
 	struct shn_ring pub;
 	uint64_t next_batch_id;
@@ -141,81 +152,5 @@ struct shn_port {
 	uint32_t cur_index;            /* next note to hand out */
 	uint32_t cur_off;              /* byte offset of that note in the record */
 };
-
-/* Send one request and wait for its reply (same type and id).  req->hdr is
- * filled in here.  fds: where received descriptors go (*nfds in: room, out:
- * count).  Returns the reply's status (0 or -errno) or a transport -errno;
- * reply_len receives the reply's length.  Caller holds no lock. */
-int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
-	      size_t *reply_len, int *fds, int *nfds);
-/* The same, for a caller that holds c->ctl_lock already. */
-int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size_t reply_max,
-		     size_t *reply_len, int *fds, int *nfds);
-
-/* Receive one message on the control socket (blocking, bounded by
- * timeout_ms).  Returns its length or -errno; -ENOTCONN once the broker is
- * gone. */
-ssize_t shn__recv(shn_client *c, void *buf, size_t len, int *fds, int *nfds, int timeout_ms);
-
-/* Mark the broker gone (socket closed or protocol broken). */
-void shn__broker_lost(shn_client *c);
-
-/* A message that is not a reply (SYNC_DONE): note it for its waiter.
- * Caller holds ctl_lock.  Returns true when msg was such a message. */
-bool shn__async_message(shn_client *c, const void *msg, size_t len);
-
-/* Tell the broker the current SYNC record was consumed (status 0) or a
- * sink discontinued (1). */
-void shn__sync_ack(shn_port *p, uint32_t status);
-
-/* Ask the broker behind c for a port with opt; on success r holds its
- * mapped rings (not yet attached) and *port_id its number.  On failure
- * nothing is left open. */
-int shn__port_request(shn_client *c, const shn_port_options *opt, uint32_t *port_id,
-		      struct shn__port_rings *r);
-
-/* Unmap and close rings that were never attached. */
-void shn__port_rings_close(struct shn__port_rings *r);
-
-/* acl.c: may c publish every key of the batch?  0, -EACCES, or the error
- * of asking the broker.  Call only while c->pub_acl is set. */
-#define SHN__ACL_SLOTS 256
-struct shn__acl_slot;
-void shn__acl_init(shn_client *c);
-void shn__acl_fini(shn_client *c);
-/* A new connection: forget every answer; ask again if its flags say so. */
-void shn__acl_reset(shn_client *c, uint32_t hello_flags);
-int shn__acl_check(shn_client *c, const shn_notification *batch, size_t n);
-
-/* Install the current rings of p from mapped segments (open, reconnect). */
-int shn__port_attach(shn_port *p, struct shn__port_rings *r);
-
-
-/* Close a port's local resources, no message to the broker. */
-void shn__port_free(shn_port *p);
-
-/* Release the record fully handed out, then wait (bounded by timeout_ms,
- * -1 none) until a delivered record is current.  1, -ETIMEDOUT,
- * -ECANCELED, -EBADMSG or another -errno. */
-int shn__port_wait_record(shn_port *p, int timeout_ms);
-
-/* Hand out up to max notes of the current record. */
-int shn__port_fill(shn_port *p, shn_notification *out, size_t max);
-
-/* Send s's filter to the broker behind c (SUBSCRIBE with s's conn, key,
- * mask and its port's current number).  0 or -errno. */
-int shn__send_subscribe(shn_client *c, const struct shn__sub *s);
-
-/* Register a subscription (pull when fn is NULL) with the broker. */
-int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,
-		   unsigned flags, shn_sink_fn fn, void *ctx, shn_conn *conn);
-
-/* shn_notify() without the check of its public flags, for the library's
- * own publishers; flags may add SHN__NOTIFY_GAP: every note must then be a
- * gap report (event SHN_EV_OVERFLOW alone, data_len 8), see gap.c. */
-#define SHN__NOTIFY_GAP 0x10000u
-int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags);
-
-#define SHN__CTL_TIMEOUT_MS 30000
 
 #endif

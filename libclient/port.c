@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "call.h"
+#include "port.h"
 
 void shn__port_free(shn_port *p)
 {
@@ -521,38 +522,46 @@ int shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_m
 	return (shn__subscribe(p, key, key_len, event_mask, flags, NULL, NULL, conn));
 }
 
+/* The client's record of a subscription follows the broker's answer, so
+ * the two never disagree: the request is made under ctl_lock (no other
+ * unsubscribe of it, no reconnect that would restore it, meanwhile), and
+ * the subscription ends here only when the broker removed the filter (0),
+ * does not know it (-ENOENT) or is gone with it (-ENOTCONN: the connection
+ * took the filter along, and a reconnect must not restore it).  On any
+ * other answer the broker kept the filter, and so does the client: its
+ * notifications still arrive, and a later call can end it. */
 int shn_unsubscribe(shn_client *c, shn_conn conn)
 {
 	struct shn_msg_unsubscribe req = { .hdr.type = SHN_MSG_UNSUBSCRIBE };
 	struct shn_msg_reply rep;
-	struct shn__sub *found = NULL;
+	struct shn__sub **sp, *s = NULL;
 	int err;
 
 	if (c == NULL || conn == 0)
 		return (-EINVAL);
 	pthread_mutex_lock(&c->ctl_lock);
-	for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next) {
-		struct shn__sub *s = *sp;
-		if (s->conn != conn || s->closing)
-			continue;
-		if (s->fn != NULL) {
+	for (sp = &c->subs; *sp; sp = &(*sp)->next)
+		if ((*sp)->conn == conn && !(*sp)->closing) {
+			s = *sp;
+			break;
+		}
+	if (s == NULL) {
+		pthread_mutex_unlock(&c->ctl_lock);
+		return (-ENOENT);
+	}
+	req.conn = conn;
+	err = shn__call_locked(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
+	if (err == 0 || err == -ENOENT || err == -ENOTCONN) {
+		atomic_fetch_add(&s->port->sinks_gen, 1);   /* dispatch re-reads its sinks */
+		if (s->fn != NULL && err == 0) {
 			/* an advise sink stays listed until its HANDLE_CLOSE
 			 * has been dispatched to it */
 			s->closing = true;
 		} else {
-			*sp = s->next;
-			found = s;
+			*sp = s->next;   /* no HANDLE_CLOSE will come for it */
+			free(s);
 		}
-		atomic_fetch_add(&s->port->sinks_gen, 1);
-		err = 0;
-		goto found;
 	}
 	pthread_mutex_unlock(&c->ctl_lock);
-	return (-ENOENT);
-found:
-	pthread_mutex_unlock(&c->ctl_lock);
-	free(found);
-	req.conn = conn;
-	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
 	return (err);
 }

@@ -5,15 +5,29 @@
  * The hot path makes no system call: the broker is rung only when it
  * announced it sleeps (its sleep word is odd and we have not rung for that
  * value yet), and a publisher sleeps only when the ring is full.
+ *
+ * Threads: the ring has one producer, so every write to it is made under
+ * the client's pub_lock -- reserve, write, publish, one batch at a time --
+ * and the batches of one thread go in in call order.  Nobody sleeps with
+ * pub_lock held: a publisher that finds the ring full queues on room_lock
+ * (one room waiter at a time, since the ring's wait word has one sleeper)
+ * and sleeps without pub_lock, so that meanwhile the other threads'
+ * batches that fit go in, a SHN_NOTIFY_NONBLOCK call fails at once with
+ * -EAGAIN, and a batch nobody listens to returns 0 at once.  Between
+ * threads, batches therefore go in in the order they found room.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "acl.h"
+#include "call.h"
+#include "publish.h"
 
 /* Header-only xxHash: the library needs no libxxhash at run time, and
  * computes exactly the broker's XXH3_64bits. */
@@ -100,33 +114,56 @@ static void write_record(shn_client *c, uint8_t *dst, const shn_notification *ba
 }
 
 /* Sleep until the broker makes room (it writes room_fd once the ring is at
- * most half full: hysteresis), or the broker goes away. */
+ * most half full: hysteresis), or the broker goes away.  Caller holds
+ * room_lock (it is the client's one room waiter: the ring's wait word has
+ * one sleeper) and pub_lock; pub_lock is dropped for the sleep, so that the
+ * client's other threads publish meanwhile, and held again on return. */
 static int wait_for_room(shn_client *c, uint32_t len)
 {
 	struct pollfd pfd[2] = {
-		{ .fd = c->room_fd, .events = POLLIN },
-		{ .fd = c->sock, .events = 0 },
+		{ .fd = -1, .events = POLLIN },
+		{ .fd = -1, .events = 0 },
 	};
+	uint32_t epoch = atomic_load(&c->loss_epoch);
+	bool hup = false;
 	int err, r;
 
 	if (!shn_ring_prepare_wait(&c->pub, len, &err))
 		return (err);
+	/* Our own copies: a reconnect replaces and closes the client's
+	 * descriptors under pub_lock, which we do not hold while asleep. */
+	pfd[0].fd = fcntl(c->room_fd, F_DUPFD_CLOEXEC, 0);
+	pfd[1].fd = pfd[0].fd < 0 ? -1 : fcntl(c->sock, F_DUPFD_CLOEXEC, 0);
+	if (pfd[1].fd < 0) {
+		err = -errno;
+		if (pfd[0].fd >= 0)
+			close(pfd[0].fd);
+		shn_ring_finish_wait(&c->pub);
+		return (err);
+	}
+	pthread_mutex_unlock(&c->pub_lock);
 	do {
 		r = poll(pfd, 2, -1);
 	} while (r < 0 && errno == EINTR);
-	shn_ring_finish_wait(&c->pub);
-	if (r < 0)
-		return (-errno);
-	if (pfd[0].revents & POLLIN) {
+	err = r < 0 ? -errno : 0;
+	if (r > 0 && (pfd[0].revents & POLLIN)) {
 		uint64_t v;
-		if (read(c->room_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			return (-errno);
+		if (read(pfd[0].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			err = -errno;
 	}
-	if (pfd[1].revents & (POLLHUP | POLLERR)) {
-		shn__broker_lost(c);
+	if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR)))
+		hup = true;
+	close(pfd[0].fd);
+	close(pfd[1].fd);
+	pthread_mutex_lock(&c->pub_lock);
+	shn_ring_finish_wait(&c->pub);   /* a no-op on a ring a reconnect brought */
+	if (atomic_load(&c->loss_epoch) != epoch)
+		return (-ENOTCONN);   /* the ring we waited on is gone */
+	if (hup) {
+		shn__broker_lost(c);   /* still the connection we waited on */
 		return (-ENOTCONN);
 	}
-	return (0);
+	return (err);
 }
 
 /* Wait for the broker's SYNC_DONE for w, reading the control socket in
@@ -196,6 +233,7 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags)
 {
 	struct shn__sync_wait *w = NULL;
+	bool room_waiter = false;   /* holds room_lock */
 	uint64_t size;
 	uint8_t *dst;
 	int err;
@@ -246,6 +284,20 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 			break;
 		if (err == 0 && (flags & SHN_NOTIFY_NONBLOCK))
 			err = -EAGAIN;
+		if (err == 0 && !room_waiter) {
+			/* Full: queue up as the room waiter.  Lock order:
+			 * room_lock before pub_lock, never the other way. */
+			pthread_mutex_unlock(&c->pub_lock);
+			pthread_mutex_lock(&c->room_lock);
+			pthread_mutex_lock(&c->pub_lock);
+			room_waiter = true;
+			if (atomic_load(&c->broker_gone))
+				err = -ENOTCONN;
+			else if (size > shn_ring_max_record(c->pub.capacity))
+				err = -EMSGSIZE;
+			else
+				continue;   /* room may have come while we queued */
+		}
 		if (err == 0)
 			err = wait_for_room(c, (uint32_t)size);
 		if (err < 0) {
@@ -264,6 +316,8 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		}
 	}
 	pthread_mutex_unlock(&c->pub_lock);
+	if (room_waiter)
+		pthread_mutex_unlock(&c->room_lock);
 	if (w == NULL)
 		return (0);
 	err = wait_sync(c, w);
@@ -272,6 +326,8 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 
 refused:
 	pthread_mutex_unlock(&c->pub_lock);
+	if (room_waiter)
+		pthread_mutex_unlock(&c->room_lock);
 	if (w != NULL) {
 		pthread_mutex_lock(&c->ctl_lock);
 		for (struct shn__sync_wait **wp = &c->sync_waits; *wp; wp = &(*wp)->next)

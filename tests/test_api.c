@@ -86,6 +86,10 @@ static void test_strerror(void **state)
 	assert_string_not_equal(shn_strerror(-ECANCELED), shn_strerror(-ETIMEDOUT));
 	assert_string_not_equal(shn_strerror(-EMSGSIZE), shn_strerror(-EINVAL));
 	assert_string_not_equal(shn_strerror(-ENOTCONN), shn_strerror(-EAGAIN));
+	/* the library reconnects by itself: calling shn_connect again would
+	 * make a second client, so the message must not send users there */
+	assert_non_null(strstr(shn_strerror(-ENOTCONN), "reconnects by itself"));
+	assert_null(strstr(shn_strerror(-ENOTCONN), "reconnect with shn_connect"));
 }
 
 /* Argument errors need no broker. */

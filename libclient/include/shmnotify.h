@@ -3,14 +3,57 @@
  * shmnotify.h - the public interface of libshmnotify.
  *
  * A client connects to the broker (shmnotifyd) over a Unix socket, opens
- * ports (each a shared-memory delivery ring plus an eventfd), registers
- * filters on them, and publishes batches of notifications through its own
+ * ports (each a shared-memory delivery ring the broker writes, which wakes
+ * the port's reader through an eventfd when it sleeps), registers filters on
+ * them, and publishes batches of notifications through its own
  * shared-memory publish ring.  Under load neither side makes a system call
  * per notification.
  *
  * Conventions (liburing's): functions return 0 or a count on success and a
  * negative errno value on failure; shn_strerror() names every value
- * returned.  The exceptions are documented next to each function.
+ * returned.  The exceptions are documented next to each function.  The
+ * rules the broker and the library keep are numbered in docs/design.md
+ * ("rule 9" below is that document's rule 9); man shmnotify(3) is the
+ * overview.
+ *
+ * Threads.  Per object, which calls may run on which threads at once (the
+ * library takes its own locks; none of these is callable from a signal
+ * handler):
+ *
+ *   process-wide   shn_connect, shn_default_socket_path, shn_strerror: any
+ *                  thread, any time.
+ *   a client       shn_notify, shn_notify_gap, shn_set_sync_timeout,
+ *                  shn_stats_json, shn_set_name, shn_port_open,
+ *                  shn_subscribe, shn_advise, shn_unsubscribe: any threads,
+ *                  several at once.  Each batch is written whole; the
+ *                  batches of one thread keep their order; between threads
+ *                  they go in in the order they found room.  A thread that
+ *                  waits (for ring room, or for a SHN_NOTIFY_SYNC batch to
+ *                  be served) holds up no other thread's call.
+ *                  shn_disconnect: last, when no other thread is inside a
+ *                  function on the client or on one of its ports.
+ *   a port         shn_port_get, shn_port_dispatch: one thread at a time per
+ *                  port; different ports may be read by different threads
+ *                  at once.  shn_port_unblock, shn_port_fd: any thread, any
+ *                  time while the port is open, also while another thread
+ *                  waits in get or dispatch on it.  shn_port_close: when no
+ *                  other thread is inside get, dispatch or unblock on it.
+ *   a subscription shn_subscribe and shn_advise on a port, shn_unsubscribe
+ *   (shn_conn)     of its subscriptions: any thread, also while another
+ *                  thread reads that port, and from inside an advise sink.
+ *                  Two threads ending the same subscription: one gets 0,
+ *                  the other -ENOENT.
+ *   an advise sink runs in the thread that calls shn_port_dispatch; it may
+ *                  call shn_subscribe, shn_advise, shn_unsubscribe and
+ *                  shn_notify (not SHN_NOTIFY_SYNC for a batch this very
+ *                  thread would have to dispatch), and use other ports; not
+ *                  get, dispatch or close on its own port, nor
+ *                  shn_disconnect.
+ *   notification   the shn_notification array and its key and data views
+ *   views          from shn_port_get may be read from any thread until the
+ *                  next get, dispatch or close on that port (after which
+ *                  the ring memory they point into is reused); the array an
+ *                  advise sink receives is valid during the call only.
  *
  * Read in one sitting: types, constants, then functions grouped by object.
  */
@@ -73,7 +116,9 @@ typedef struct shn_notification {
 	uint32_t    event;        /* event bits */
 	uint16_t    key_len;
 	uint32_t    data_len;
-	const void *key;          /* NOTIFKEY: 1..SHN_KEY_MAX bytes */
+	const void *key;          /* what the notification is about: a binary key
+	                             naming an object (1..SHN_KEY_MAX bytes, compared
+	                             byte for byte; NULL for system events) */
 	const void *data;         /* opaque payload, 0..SHN_DATA_MAX bytes */
 	/* set by the broker on delivery, ignored on publish: */
 	shn_conn    conn;         /* the subscription that matched */
@@ -95,7 +140,8 @@ typedef unsigned (*shn_sink_fn)(void *ctx, const shn_notification *batch, size_t
 int  shn_connect(const char *socket_path, shn_client **out);
 
 /* Close every port of the client and the connection.  Batches already
- * accepted by shn_notify() are still routed (DESIGN rule 9). */
+ * accepted by shn_notify() are still routed (docs/design.md, rule 9).  No
+ * other thread may be inside a function on c or its ports. */
 void shn_disconnect(shn_client *c);
 
 /* The default socket path (what shn_connect(NULL) uses when
@@ -123,9 +169,14 @@ int  shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out);
  * thread may be inside shn_port_get() on it (unblock and join it first). */
 int  shn_port_close(shn_port *p);
 
-/* The port's eventfd, to put in your own poll/epoll/io_uring loop.  It
- * becomes readable when notifications arrive after shn_port_get() (or
- * dispatch) last found the port empty: an empty get arms it. */
+/* A descriptor to put in your own poll/epoll/select/io_uring loop: an epoll
+ * instance that watches the port's eventfd, owned by the library and the
+ * same across a broker loss and reconnection.  Wait for it to be readable
+ * (POLLIN); do not read, write or close it.  It becomes readable when
+ * notifications arrive after shn_port_get() (or dispatch) last found the
+ * port empty -- an empty get arms it, so drain with a timeout of 0 until
+ * -ETIMEDOUT, then wait -- and on shn_port_unblock(), a broker loss and a
+ * reconnection. */
 int  shn_port_fd(const shn_port *p);
 
 /* Receive up to max notifications.  Returns the count (>= 1), -ETIMEDOUT
@@ -135,8 +186,9 @@ int  shn_port_fd(const shn_port *p);
  * stay valid until the next get, dispatch or close on this port. */
 int  shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms);
 
-/* Make an outstanding shn_port_get() on p return -ECANCELED, or, if none is
- * outstanding, the next one.  Callable from any thread. */
+/* Make an outstanding shn_port_get() (or dispatch) on p return -ECANCELED,
+ * or, if none is outstanding, the next one.  Callable from any thread while
+ * the port is open; not from a signal handler (it takes a lock). */
 int  shn_port_unblock(shn_port *p);
 
 /* Wait like shn_port_get() (same timeout and cancel rules), then run the
@@ -146,8 +198,12 @@ int  shn_port_unblock(shn_port *p);
  * that subset), oldest sink first, skipping a sink with none.  System events
  * go to every sink, except SHN_EV_HANDLE_CLOSE, which goes to the sink whose
  * subscription ended.  Handles every batch already waiting (up to 64).
- * Returns the number of notifications delivered to the port (>= 1), or
- * -ETIMEDOUT / -ECANCELED / -errno.  Callbacks may call shn_advise and
+ * After a shn_port_get() that returned part of a batch, the sinks get the
+ * rest of that batch only: every notification is handed out once, whichever
+ * mix of get and dispatch reads it.
+ * Returns the number of notifications it consumed (>= 1: those given to
+ * sinks, those no sink took, system events), or -ETIMEDOUT / -ECANCELED /
+ * -errno.  Callbacks may call shn_advise and
  * shn_unsubscribe, but not get or dispatch on the same port. */
 int  shn_port_dispatch(shn_port *p, int timeout_ms);
 
@@ -169,7 +225,12 @@ int  shn_advise(shn_port *p, const void *key, size_t key_len, uint32_t event_mas
 
 /* End subscription conn: returns once the broker removed the filter; the
  * port then receives SHN_EV_HANDLE_CLOSE for conn after the subscription's
- * last notification.  -ENOENT: conn is not a live subscription. */
+ * last notification.  -ENOENT: conn is not a live subscription.  The
+ * client's record follows the broker's answer: the subscription ended on
+ * 0, -ENOENT and -ENOTCONN (the broker is gone: it is not restored when the
+ * library reconnects, and no HANDLE_CLOSE comes); on any other error the
+ * broker kept the filter, the subscription stays live, and the call may be
+ * made again. */
 int  shn_unsubscribe(shn_client *c, shn_conn conn);
 
 /* --- publishing -------------------------------------------------------- */
@@ -187,7 +248,11 @@ int  shn_unsubscribe(shn_client *c, shn_conn conn);
  * port of the same process: it would wait for itself.  -EINVAL: a bad key,
  * an event with no application bit or with a system bit; -EMSGSIZE: the
  * batch can never fit the ring; -EAGAIN: ring full and SHN_NOTIFY_NONBLOCK;
- * -ENOTCONN: the broker is gone.  Safe from several threads. */
+ * -ENOTCONN: the broker is gone (the library reconnects by itself; retry
+ * later with the same client).  Several threads may publish at once: see
+ * "Threads" above for the order of their batches; a thread that waits for
+ * room holds up no other, so -EAGAIN (NONBLOCK) and a batch nobody watches
+ * come back at once while it waits. */
 int  shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags);
 
 /* Report that lost notifications of key were lost before they reached this

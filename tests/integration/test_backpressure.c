@@ -3,12 +3,13 @@
  * test_backpressure.c - SHN_OVERFLOW_BLOCK (a port that asks for
  * back-pressure loses nothing; docs/design.md, "Overflow", rules 5 and 7) and
  * SHN_NOTIFY_NONBLOCK on a full publish ring (rule 6: -EAGAIN, never part of
- * a batch).
+ * a batch; at once, also while another thread of the client waits for room).
  */
 #define _GNU_SOURCE
 #include "harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -318,6 +319,143 @@ static void test_block_waits_only_its_publishers(void **state)
 	h_disconnect(c);
 }
 
+/* ---- a thread waiting for room holds up nobody -------------------------- */
+
+struct waiter {
+	shn_client *c;
+	_Atomic int started, done;
+	int result;
+};
+
+static void *blocking_publish(void *arg)
+{
+	struct waiter *w = arg;
+	static uint8_t data[500];
+	shn_notification b[3];
+
+	for (int k = 0; k < 3; k++)
+		b[k] = (shn_notification){ .event = 1, .key = "nw", .key_len = 2, .data = data,
+					   .data_len = sizeof(data) };
+	atomic_store(&w->started, 1);
+	w->result = shn_notify(w->c, b, 3, 0);   /* the ring is full: waits */
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+struct fast {
+	shn_client *c;
+	_Atomic int done;
+	int full, nobody, nobody_blocking;
+	int64_t took_ms;
+};
+
+static void *fast_publishes(void *arg)
+{
+	struct fast *f = arg;
+	shn_notification nw = { .event = 1, .key = "nw", .key_len = 2, .data = "x",
+				.data_len = 1 };
+	shn_notification nobody = { .event = 1, .key = "nobody", .key_len = 6 };
+	int64_t t0 = h_now_ms();
+
+	f->full = shn_notify(f->c, &nw, 1, SHN_NOTIFY_NONBLOCK);
+	f->nobody = shn_notify(f->c, &nobody, 1, SHN_NOTIFY_NONBLOCK);
+	f->nobody_blocking = shn_notify(f->c, &nobody, 1, 0);
+	f->took_ms = h_now_ms() - t0;
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+static bool fast_done(void *arg)
+{
+	return atomic_load(&((struct fast *)arg)->done) != 0;
+}
+
+static bool waiter_started(void *arg)
+{
+	return atomic_load(&((struct waiter *)arg)->started) != 0;
+}
+
+/* While one thread of a client waits for room in its full publish ring
+ * (behind a SHN_OVERFLOW_BLOCK port nobody reads), another thread of the
+ * same client publishes: with SHN_NOTIFY_NONBLOCK it gets -EAGAIN at once,
+ * and a batch for a key nobody watches returns 0 at once, blocking or not.
+ * (The waiting thread used to hold the client's publish lock while it
+ * slept, so the others waited for it, NONBLOCK or not.) */
+static void test_nonblock_while_another_waits(void **state)
+{
+	struct harness *h = *state;
+	shn_port_options o = { .capacity = 4096, .overflow = SHN_OVERFLOW_BLOCK };
+	static uint8_t data[500];
+	shn_notification out[64];
+	struct waiter w = { 0 };
+	struct fast f = { 0 };
+	pthread_t tw, tf;
+	shn_port *p = NULL;
+	shn_conn conn = 0;
+	uint32_t accepted = 0;
+	int r = 0;
+
+	shn_client *sub = h_connect(h);
+	shn_client *pub = h_connect(h);
+	assert_int_equal(shn_port_open(sub, &o, &p), 0);
+	assert_int_equal(shn_subscribe(p, "nw", 2, SHN_EV_ALL, 0, &conn), 0);
+	/* fill the ring until it stays full: the broker, still routing into
+	 * the port when the first -EAGAIN came, may free a little room */
+	for (int settled = 0; !settled;) {
+		uint32_t round = 0;
+		r = 0;
+		for (uint32_t i = 0; i < 100000 && r == 0; i++) {
+			shn_notification b[3];
+			for (int k = 0; k < 3; k++)
+				b[k] = (shn_notification){ .event = 1, .key = "nw", .key_len = 2,
+							   .data = data,
+							   .data_len = sizeof(data) };
+			r = shn_notify(pub, b, 3, SHN_NOTIFY_NONBLOCK);
+			if (r == 0)
+				round++;
+		}
+		assert_int_equal(r, -EAGAIN);
+		accepted += round;
+		settled = (round == 0);
+		if (!settled)
+			h_sleep_ms(50);
+	}
+
+	w.c = pub;
+	f.c = pub;
+	assert_int_equal(pthread_create(&tw, NULL, blocking_publish, &w), 0);
+	assert_true(h_poll_until(waiter_started, &w, H_TIMEOUT_MS));
+	h_sleep_ms(100);   /* well inside its wait by now */
+	bool waited = !atomic_load(&w.done);
+	assert_int_equal(pthread_create(&tf, NULL, fast_publishes, &f), 0);
+	bool fast_returned = h_poll_until(fast_done, &f, 3000);
+
+	/* read the port: room again, the waiter's batch goes in (and, before
+	 * the fix, the fast publishes behind it) */
+	uint32_t got = 0, want = accepted + 1;
+	while (got < want) {
+		int n = h_get(p, out, 64);
+		if (out[0].event == SHN_EV_OVERFLOW)
+			fail_msg("SHN_OVERFLOW_BLOCK port reported a loss");
+		if (n == 3)
+			got++;
+	}
+	pthread_join(tw, NULL);
+	pthread_join(tf, NULL);
+	assert_true(waited);
+	assert_int_equal(w.result, 0);
+	if (!fast_returned)
+		fail_msg("shn_notify from a second thread did not return within 3 s while "
+			 "the first waited for room (it took %lld ms, until the port was read)",
+			 (long long)f.took_ms);
+	assert_int_equal(f.full, -EAGAIN);
+	assert_int_equal(f.nobody, 0);
+	assert_int_equal(f.nobody_blocking, 0);
+	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
+	h_disconnect(pub);
+	h_disconnect(sub);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -325,6 +463,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_backpressure, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_nonblock_full_ring, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_block_waits_only_its_publishers, h_setup,
+						h_teardown),
+		cmocka_unit_test_setup_teardown(test_nonblock_while_another_waits, h_setup,
 						h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

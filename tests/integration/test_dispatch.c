@@ -508,6 +508,69 @@ static void test_async_notify_returns_first(void **state)
 	h_disconnect(c);
 }
 
+/* Every notification reaches the port's reader once, whichever mix of
+ * shn_port_get and shn_port_dispatch reads it: a dispatch after a get that
+ * took part of a batch runs the sinks for the rest of that batch only (it
+ * handed the sink the get's and an older batch's notes again, from ring
+ * memory already released). */
+static void test_dispatch_after_partial_get(void **state)
+{
+	struct harness *h = *state;
+	struct sink A = { .id = 1 };
+	shn_notification out[4];
+	shn_conn ca;
+	shn_port *p = NULL;
+
+	ncalls = 0;
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	assert_int_equal(shn_advise(p, NULL, 0, SHN_EV_ALL, 0, sink_fn, &A, &ca), 0);
+
+	shn_notification a[] = { note("k", 1, "a1"), note("k", 1, "a2"), note("k", 1, "a3") };
+	assert_int_equal(shn_notify(c, a, 3, 0), 0);
+	assert_int_equal(shn_port_dispatch(p, H_TIMEOUT_MS), 3);
+	assert_int_equal(ncalls, 1);
+	assert_int_equal(calls[0].n, 3);
+
+	shn_notification b[] = { note("k", 1, "b1"), note("k", 1, "b2"), note("k", 1, "b3") };
+	assert_int_equal(shn_notify(c, b, 3, 0), 0);
+	assert_int_equal(shn_port_get(p, out, 1, H_TIMEOUT_MS), 1);
+	assert_int_equal(out[0].data_len, 2);
+	assert_memory_equal(out[0].data, "b1", 2);
+	ncalls = 0;
+	/* the rest of b: b2 and b3, each once, as a subset of two */
+	int r = shn_port_dispatch(p, H_TIMEOUT_MS);
+	assert_int_equal(ncalls, 1);
+	for (size_t i = 2; i < calls[0].n && i < MAX_NOTES; i++)
+		print_error("sink got %s again\n", calls[0].data[i]);
+	assert_int_equal(calls[0].n, 2);
+	assert_string_equal(calls[0].data[0], "b2");
+	assert_string_equal(calls[0].data[1], "b3");
+	assert_int_equal(r, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(calls[0].index[i], i);
+		assert_int_equal(calls[0].count[i], 2);
+		assert_int_equal(calls[0].conn[i], ca);
+	}
+	assert_int_equal(calls[0].seq[0], 5);
+	assert_int_equal(calls[0].seq[1], 6);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+
+	/* two of a batch by get, the last one by dispatch */
+	shn_notification d[] = { note("k", 1, "c1"), note("k", 1, "c2"), note("k", 1, "c3") };
+	assert_int_equal(shn_notify(c, d, 3, 0), 0);
+	assert_int_equal(shn_port_get(p, out, 2, H_TIMEOUT_MS), 2);
+	ncalls = 0;
+	assert_int_equal(shn_port_dispatch(p, H_TIMEOUT_MS), 1);
+	assert_int_equal(ncalls, 1);
+	assert_int_equal(calls[0].n, 1);
+	assert_string_equal(calls[0].data[0], "c3");
+	assert_int_equal(calls[0].seq[0], 9);
+	assert_int_equal(shn_port_dispatch(p, 0), -ETIMEDOUT);
+	assert_int_equal(shn_port_get(p, out, 4, 0), -ETIMEDOUT);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -518,6 +581,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_dispatch_across_processes, h_setup,
 						h_teardown),
 		cmocka_unit_test_setup_teardown(test_async_notify_returns_first, h_setup,
+						h_teardown),
+		cmocka_unit_test_setup_teardown(test_dispatch_after_partial_get, h_setup,
 						h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

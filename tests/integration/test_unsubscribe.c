@@ -1,18 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_unsubscribe.c - ending a filter (docs/design.md, rule 8;
- * SHN_EV_HANDLE_CLOSE) and shn_port_unblock() (rule 1: an outstanding get
- * returns -ECANCELED).
+ * SHN_EV_HANDLE_CLOSE), an unsubscribe the broker refuses (the client's
+ * state follows the broker's answer), and shn_port_unblock() (rule 1: an
+ * outstanding get returns -ECANCELED).
  */
 #define _GNU_SOURCE
 #include "harness.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
+
+#include "shm/proto.h"
 
 #define S(str) (str), (sizeof(str) - 1)
 
@@ -451,6 +457,210 @@ static void test_unblock(void **state)
 	h_disconnect(c);
 }
 
+/* ---- an unsubscribe the broker refuses ---------------------------------- */
+
+/* A relay between one client and the real broker: it passes every message
+ * and descriptor both ways, except the UNSUBSCRIBE requests it is told to
+ * refuse, which it answers itself with `status` and never forwards -- so
+ * the broker keeps the filter, exactly as if it had answered that error. */
+struct relay {
+	char path[300];          /* where the client connects */
+	const char *broker;      /* the broker's socket */
+	int listen_fd;
+	_Atomic int refuse;      /* UNSUBSCRIBE requests still to refuse */
+	int status;              /* their answer */
+	_Atomic int refused;     /* answered by the relay */
+	_Atomic int forwarded;   /* UNSUBSCRIBE requests the broker got */
+	pthread_t thread;
+};
+
+/* Pass one message from `from` to `to`.  false: a side closed. */
+static bool relay_pass(struct relay *r, int from, int to, bool from_client)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * SHN_MSG_MAX_FDS)];
+	} cin, cout;
+	uint8_t msg[SHN_MSG_MAX];
+	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cin.buf, .msg_controllen = sizeof(cin.buf),
+	};
+	int fds[SHN_MSG_MAX_FDS], nfds = 0;
+	ssize_t n = recvmsg(from, &mh, MSG_CMSG_CLOEXEC);
+	bool ok = true;
+
+	if (n <= 0)
+		return false;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+				memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+	struct shn_msg_hdr *hdr = (void *)msg;
+	if (from_client && (size_t)n == sizeof(struct shn_msg_unsubscribe) &&
+	    hdr->type == SHN_MSG_UNSUBSCRIBE) {
+		if (atomic_load(&r->refuse) > 0) {
+			struct shn_msg_reply rep = { .hdr = *hdr };
+
+			/* counted before the answer: the client reads the
+			 * counters once it has the answer */
+			atomic_fetch_sub(&r->refuse, 1);
+			atomic_fetch_add(&r->refused, 1);
+			rep.hdr.status = r->status;
+			return send(from, &rep, sizeof(rep), MSG_NOSIGNAL) == sizeof(rep);
+		}
+		atomic_fetch_add(&r->forwarded, 1);
+	}
+	iov.iov_len = (size_t)n;
+	mh.msg_control = NULL;
+	mh.msg_controllen = 0;
+	if (nfds > 0) {
+		mh.msg_control = cout.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	}
+	ok = sendmsg(to, &mh, MSG_NOSIGNAL) == n;
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	return ok;
+}
+
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	struct pollfd lp = { .fd = r->listen_fd, .events = POLLIN };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int cl, br;
+
+	if (poll(&lp, 1, H_TIMEOUT_MS) != 1)
+		return NULL;
+	cl = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	br = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, r->broker);
+	if (cl >= 0 && br >= 0 && connect(br, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		for (;;) {
+			struct pollfd pfd[2] = { { .fd = cl, .events = POLLIN },
+						 { .fd = br, .events = POLLIN } };
+			if (poll(pfd, 2, H_CHILD_TIMEOUT_MS) <= 0)
+				break;
+			if (pfd[0].revents && !relay_pass(r, cl, br, true))
+				break;
+			if (pfd[1].revents && !relay_pass(r, br, cl, false))
+				break;
+		}
+	}
+	if (cl >= 0)
+		close(cl);
+	if (br >= 0)
+		close(br);
+	return NULL;
+}
+
+static void relay_start(struct relay *r, const struct harness *h)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(r->path, sizeof(r->path), "%s/relay.sock", h->dir);
+	r->broker = h->sock;
+	r->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(r->listen_fd >= 0);
+	assert_true(strlen(r->path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, r->path);
+	assert_int_equal(bind(r->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(r->listen_fd, 1), 0);
+	assert_int_equal(pthread_create(&r->thread, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(struct relay *r)
+{
+	pthread_join(r->thread, NULL);   /* ends when the client disconnected */
+	close(r->listen_fd);
+	unlink(r->path);
+}
+
+static int refused_sink_calls;
+static uint32_t refused_sink_last_event;
+
+static unsigned refused_sink(void *ctx, const shn_notification *b, size_t n)
+{
+	(void)ctx;
+	refused_sink_calls++;
+	refused_sink_last_event = b[n - 1].event;
+	return SHN_CALLBACK_CONTINUE;
+}
+
+/* The broker answers an unsubscribe with an error other than -ENOTCONN: it
+ * kept the filter, so the client keeps it too -- its notifications still
+ * arrive (to a pull port and to an advise sink), and a later unsubscribe
+ * asks the broker again and ends it.  (The library used to forget the
+ * filter before the broker answered: the second unsubscribe said -ENOENT
+ * and the filter could never be removed.) */
+static void test_unsubscribe_refused(void **state)
+{
+	struct harness *h = *state;
+	struct relay r = { .status = -EIO };
+	shn_notification out[8];
+	shn_client *c = NULL;
+	shn_conn cp, cs, cw;
+	shn_port *p, *q = NULL;
+
+	relay_start(&r, h);
+	assert_int_equal(shn_connect(r.path, &c), 0);
+	p = h_port_sub(c, 0, S("k"), SHN_EV_ALL, &cp);
+	assert_int_equal(shn_port_open(c, NULL, &q), 0);
+	assert_int_equal(shn_advise(q, S("k"), SHN_EV_ALL, 0, refused_sink, NULL, &cs), 0);
+	shn_client *direct = h_connect(h);
+	shn_port *w = h_port_sub(direct, 0, S("k"), SHN_EV_ALL, &cw);   /* witness */
+
+	atomic_store(&r.refuse, 2);
+	assert_int_equal(shn_unsubscribe(c, cp), -EIO);
+	assert_int_equal(shn_unsubscribe(c, cs), -EIO);
+	assert_int_equal(atomic_load(&r.refused), 2);
+	assert_int_equal(atomic_load(&r.forwarded), 0);
+
+	/* both filters are still the broker's: their notifications arrive */
+	shn_notification k1 = note(S("k"), 1, S("k1"));
+	assert_int_equal(shn_notify(direct, &k1, 1, 0), 0);
+	assert_int_equal(h_get(w, out, 8), 1);
+	assert_int_equal(h_get(p, out, 8), 1);
+	check_user(&out[0], "k", "k1", cp, 1);
+	refused_sink_calls = 0;
+	assert_int_equal(shn_port_dispatch(q, H_TIMEOUT_MS), 1);
+	assert_int_equal(refused_sink_calls, 1);   /* not skipped as if it were closing */
+
+	/* and the client can still end them: the broker is asked again */
+	assert_int_equal(shn_unsubscribe(c, cp), 0);
+	assert_int_equal(shn_unsubscribe(c, cs), 0);
+	assert_int_equal(atomic_load(&r.forwarded), 2);
+	assert_int_equal(h_get(p, out, 8), 1);
+	check_handle_close(&out[0], cp);
+	refused_sink_calls = 0;
+	assert_int_equal(shn_port_dispatch(q, H_TIMEOUT_MS), 1);
+	assert_int_equal(refused_sink_calls, 1);
+	assert_int_equal(refused_sink_last_event, SHN_EV_HANDLE_CLOSE);
+	assert_int_equal(shn_unsubscribe(c, cp), -ENOENT);
+	assert_int_equal(shn_unsubscribe(c, cs), -ENOENT);
+	assert_int_equal(atomic_load(&r.forwarded), 2);   /* answered here: it is gone */
+
+	/* gone for good: a later "k" reaches the witness only */
+	shn_notification k2 = note(S("k"), 1, S("k2"));
+	assert_int_equal(shn_notify(direct, &k2, 1, 0), 0);
+	assert_int_equal(h_get(w, out, 8), 1);
+	check_user(&out[0], "k", "k2", cw, 2);
+	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
+	refused_sink_calls = 0;
+	assert_int_equal(shn_port_dispatch(q, 0), -ETIMEDOUT);
+	assert_int_equal(refused_sink_calls, 0);
+	shn_disconnect(c);
+	relay_stop(&r);
+	h_disconnect(direct);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -460,6 +670,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_handle_close_mid_stream, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_pairs_never_reused, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_unblock, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_unsubscribe_refused, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
