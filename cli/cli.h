@@ -59,12 +59,8 @@ int cli_connect(const char *path, const char *cmd, const char *name, shn_client 
 
 /* ---- output helpers (out.c) ----------------------------------------- */
 
-bool cli_utf8_valid(const unsigned char *s, size_t n);
 /* Human form: printable ASCII and valid UTF-8 as is, the rest C-escaped. */
 void cli_put_escaped(FILE *f, const void *s, size_t n);
-/* Base64 (RFC 4648, padded) of n bytes, NUL-terminated, malloc'd; NULL
- * when out of memory. */
-char *cli_base64(const void *s, size_t n);
 
 /* ---- the statistics document (JSON, parsed by jansson) ---------------- */
 

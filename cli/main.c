@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util/utf8.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -154,7 +155,7 @@ bool cli_parse_name(const char *s, char *why, size_t whylen)
 		snprintf(why, whylen, "a name is 1 to %d bytes, not %zu", SHN_NAME_MAX, len);
 		return false;
 	}
-	if (!cli_utf8_valid(p, len)) {
+	if (!shu_utf8_valid(p, len)) {
 		snprintf(why, whylen, "'%s' is not valid UTF-8", s);
 		return false;
 	}
