@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,29 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "log.h"
+
 #define GET_MAX 4096       /* notes per get */
 #define TICK_MS 10         /* the longest the main loop waits on the port */
 
 static struct bridge bridge;
-
-int64_t br_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-void br_log(const struct bridge *b, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "shmnotify-bridge[%s]: %s\n", b->cfg.node[0] ? b->cfg.node : "-", line);
-}
 
 static void on_signal(int sig)
 {
