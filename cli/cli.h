@@ -45,6 +45,10 @@ bool cli_parse_uint(const char *s, uint64_t max, uint64_t *out);
  * message saying why into why (size whylen) and returns false. */
 bool cli_parse_event(const char *s, uint32_t *out, char *why, size_t whylen);
 
+/* --socket PATH: *path = arg, or (an empty arg, which would otherwise
+ * quietly mean the default socket) a usage error: returns 0 or EXIT_USAGE. */
+int cli_socket_option(const char *cmd, const char *usage, const char *arg, const char **path);
+
 /* The socket path shn_connect(path) will use, for messages. */
 const char *cli_socket_display(const char *path, char *buf, size_t len);
 

@@ -257,7 +257,8 @@ int cmd_listen(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:e:n:t:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			socket_path = optarg;
+			if (cli_socket_option(cmd, use, optarg, &socket_path))
+				return EXIT_USAGE;
 			break;
 		case 'e':
 			if (!cli_parse_event(optarg, &mask, why, sizeof why))
