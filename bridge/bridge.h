@@ -3,6 +3,8 @@
  * bridge.h - shmnotify-bridge's parts and what they share.
  *
  *   main.c     command line, signals, the main loop, the local connection
+ *   log.c      the log lines
+ *   clock.c    the monotonic clock in milliseconds
  *   config.c   the INI file
  *   subject.c  keys <-> NATS subjects
  *   wire.c     the NATS headers of one notification: build, parse, check
@@ -83,10 +85,6 @@ struct bridge {
 	struct br_stats st;
 	volatile sig_atomic_t stop;
 };
-
-/* the log: one line to stderr, "shmnotify-bridge[NODE]: ..." */
-void br_log(const struct bridge *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int64_t br_now_ms(void);
 
 /* out.c: the rules with direction out; local notifications to NATS. */
 int br_out_init(struct bridge *b);

@@ -18,7 +18,7 @@
  *   direction = out | in | both
  *   events = 0x0fffffff               application event bits carried
  *
- * As in broker/config.c, our own reader hands inih one line at a time: we
+ * As for the broker's file, util/ini.c hands inih one line at a time: we
  * get line numbers for every message, leading blanks never turn a line
  * into a continuation, and section headers are parsed here (inih never
  * reports a section without keys, and a rule missing its keys must be an
@@ -31,41 +31,26 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define CONFIG_FILE_MAX (1u << 20)
+#include "util/ini.h"
+#include "util/prefix.h"
 
 enum section { SEC_NONE, SEC_BRIDGE, SEC_RULE, SEC_BAD };
 
 struct reader {
+	struct shu_ini ini;           /* first: the section callback gets &r->ini */
 	struct br_config *cfg;
 	const char *path;
-	char *buf;
-	size_t len, pos;
-	int lineno;
-	int err_line;
-	char err[512];
 	enum section sec;
 	bool has_node, has_servers, has_mode, has_stream, has_durable, has_state, has_stats;
 	bool has_socket;
 };
 
-static void fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void fail(struct reader *r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (r->err_line)
-		return;   /* the first error is the one reported */
-	r->err_line = r->lineno;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
-	va_end(ap);
-}
+/* Record the first error, at the current line (util/ini.h). */
+#define fail(r, ...) shu_ini_fail(&(r)->ini, __VA_ARGS__)
 
 static bool name_ok(const char *s, size_t max)
 {
@@ -86,9 +71,11 @@ bool br_subject_prefix_ok(const char *s)
 	return (n <= BR_SUBJECT_MAX && br_dotted_tokens(s, n));
 }
 
-/* "[bridge]" or "[rule NAME]" (s: after the '['). */
-static void section_header(struct reader *r, const char *s, char *out, size_t outlen)
+/* "[bridge]" or "[rule NAME]" (s: after the '[').  struct reader starts
+ * with its struct shu_ini: ini is r. */
+static void section_header(struct shu_ini *ini, const char *s, char *out, size_t outlen)
 {
+	struct reader *r = (struct reader *)ini;
 	const char *end = strchr(s, ']');
 	char name[64];
 	size_t n;
@@ -143,7 +130,7 @@ static void section_header(struct reader *r, const char *s, char *out, size_t ou
 		cfg->rules = nr;
 		memset(&nr[cfg->nrules], 0, sizeof(*nr));
 		memcpy(nr[cfg->nrules].name, rn, strlen(rn) + 1);   /* name_ok: it fits */
-		nr[cfg->nrules].line = r->lineno;
+		nr[cfg->nrules].line = r->ini.lineno;
 		nr[cfg->nrules].events = SHN_EV_ALL;
 		cfg->nrules++;
 		r->sec = SEC_RULE;
@@ -152,99 +139,21 @@ static void section_header(struct reader *r, const char *s, char *out, size_t ou
 	fail(r, "unknown section [%s]: expected [bridge] or [rule NAME]", name);
 }
 
-/* inih's reader: one line per call, so inih's count and ours agree. */
-static char *read_line(char *str, int num, void *stream)
+/* keys = "PREFIX": the quoted prefix and nothing after it. */
+static int parse_keys(const char *v, struct br_rule *ru, char *why, size_t whylen)
 {
-	struct reader *r = stream;
-	const char *line, *nl;
-	size_t n;
+	const char *end;
+	size_t len;
+	int rc;
 
-	if (r->pos >= r->len)
-		return (NULL);
-	line = r->buf + r->pos;
-	nl = memchr(line, '\n', r->len - r->pos);
-	n = nl ? (size_t)(nl - line) : r->len - r->pos;
-	r->pos += n + (nl != NULL);
-	r->lineno++;
-	if (n > 0 && line[n - 1] == '\r')
-		n--;
-	while (n > 0 && (*line == ' ' || *line == '\t')) {
-		line++;
-		n--;
-	}
-	snprintf(str, (size_t)num, "\n");
-	if (memchr(line, '\0', n) != NULL) {
-		fail(r, "a NUL byte in the line");
-	} else if (n > 0 && *line == '[') {
-		char *hdr = strndup(line + 1, n - 1);
-
-		if (hdr == NULL)
-			fail(r, "out of memory");
-		else
-			section_header(r, hdr, str, (size_t)num);
-		free(hdr);
-	} else if (n + 2 > (size_t)num) {
-		fail(r, "line too long (at most %d characters)", num - 2);
-	} else {
-		memcpy(str, line, n);
-		str[n] = '\n';
-		str[n + 1] = '\0';
-	}
-	return (str);
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
-/* A quoted key prefix: "..." with \\, \" and \xHH; at most SHN_KEY_MAX bytes. */
-static int parse_prefix(const char *v, uint8_t *out, uint16_t *len, char *why, size_t whylen)
-{
-	size_t n = 0;
-	const char *p = v;
-
-	if (*p != '"') {
-		snprintf(why, whylen, "keys must be a quoted prefix such as \"orders.\" "
-			 "(\"\" for every key; \\xHH for any byte)");
+	rc = shu_prefix_parse(v, &end, ru->prefix, sizeof(ru->prefix), &len, why, whylen);
+	if (rc < 0)
+		return (rc);
+	if (*end != '\0') {
+		snprintf(why, whylen, "unexpected text after the closing '\"'");
 		return (-EINVAL);
 	}
-	for (p++; *p != '"'; p++) {
-		int c = (unsigned char)*p;
-
-		if (*p == '\0') {
-			snprintf(why, whylen, "keys: the closing '\"' is missing");
-			return (-EINVAL);
-		}
-		if (*p == '\\') {
-			if (p[1] == '\\' || p[1] == '"') {
-				c = (unsigned char)p[1];
-				p++;
-			} else if (p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
-				c = hexval(p[2]) * 16 + hexval(p[3]);
-				p += 3;
-			} else {
-				snprintf(why, whylen, "keys: unknown escape; use \\\\, \\\" or \\xHH");
-				return (-EINVAL);
-			}
-		}
-		if (n == SHN_KEY_MAX) {
-			snprintf(why, whylen, "keys: a prefix longer than %d bytes", SHN_KEY_MAX);
-			return (-EINVAL);
-		}
-		out[n++] = (uint8_t)c;
-	}
-	if (p[1] != '\0') {
-		snprintf(why, whylen, "keys: unexpected text after the closing '\"'");
-		return (-EINVAL);
-	}
-	*len = (uint16_t)n;
+	ru->prefix_len = (uint16_t)len;
 	return (0);
 }
 
@@ -314,7 +223,7 @@ static void set_servers(struct reader *r, const char *v)
 		}
 		cfg->nservers++;
 	}
-	if (cfg->nservers == 0 && !r->err_line)
+	if (cfg->nservers == 0 && !r->ini.err_line)
 		fail(r, "servers: no URL given");
 	free(copy);
 }
@@ -381,8 +290,8 @@ static void rule_key(struct reader *r, const char *name, const char *v)
 	if (strcmp(name, "keys") == 0) {
 		if (!once(r, &ru->has_keys, name))
 			return;
-		if (parse_prefix(v, ru->prefix, &ru->prefix_len, why, sizeof(why)) < 0)
-			fail(r, "%s", why);
+		if (parse_keys(v, ru, why, sizeof(why)) < 0)
+			fail(r, "keys: %s", why);
 	} else if (strcmp(name, "subject") == 0) {
 		if (!once(r, &ru->has_subject, name))
 			return;
@@ -418,8 +327,8 @@ static int handler(void *user, const char *section, const char *name, const char
 {
 	struct reader *r = user;
 
-	(void)section;   /* read_line keeps the section: inih's copy is cut at 49 bytes */
-	if (r->err_line)
+	(void)section;   /* section_header keeps it: inih's copy is cut at 49 bytes */
+	if (r->ini.err_line)
 		return (1);
 	switch (r->sec) {
 	case SEC_NONE:
@@ -453,7 +362,7 @@ static int check(struct reader *r)
 {
 	struct br_config *cfg = r->cfg;
 
-	r->lineno = 0;
+	r->ini.lineno = 0;
 	if (!r->has_node)
 		fail(r, "[bridge] node is missing: give this bridge an id (node = host-a)");
 	else if (!r->has_servers)
@@ -463,37 +372,38 @@ static int check(struct reader *r)
 	else if (cfg->nrules > BR_RULES_MAX)
 		fail(r, "%d rules: at most %d (widen a key prefix to merge some)", cfg->nrules,
 		     BR_RULES_MAX);
-	if (r->err_line || r->err[0])
+	if (r->ini.err_line || r->ini.err[0])
 		return (-1);
 	if (cfg->mode == BR_JETSTREAM && !r->has_stream)
 		snprintf(cfg->stream, sizeof(cfg->stream), "SHMNOTIFY");
 	if (!r->has_durable)
 		snprintf(cfg->durable, sizeof(cfg->durable), "%s", cfg->node);
-	for (int i = 0; i < cfg->nrules && !r->err[0]; i++) {
+	for (int i = 0; i < cfg->nrules && !r->ini.err[0]; i++) {
 		struct br_rule *ru = &cfg->rules[i];
 
-		r->lineno = ru->line;
+		r->ini.lineno = ru->line;
 		if (!ru->has_keys)
 			fail(r, "[rule %s] has no keys = \"PREFIX\" (\"\" for every key)", ru->name);
 		else if (!ru->has_subject)
 			fail(r, "[rule %s] has no subject = NATS.SUBJECT.PREFIX", ru->name);
 		else if (!ru->has_dir)
 			fail(r, "[rule %s] has no direction = out, in or both", ru->name);
-		for (int j = 0; j < i && !r->err[0]; j++)
+		for (int j = 0; j < i && !r->ini.err[0]; j++)
 			if (subjects_overlap(cfg->rules[j].subject, ru->subject))
 				fail(r, "[rule %s]: subject %s overlaps [rule %s]'s %s (line %d): "
 				     "give each rule its own subject prefix", ru->name, ru->subject,
 				     cfg->rules[j].name, cfg->rules[j].subject, cfg->rules[j].line);
 	}
-	return (r->err[0] ? -1 : 0);
+	return (r->ini.err[0] ? -1 : 0);
 }
 
 static void report(const struct reader *r)
 {
-	if (r->err_line > 0)
-		fprintf(stderr, "shmnotify-bridge: %s:%d: %s\n", r->path, r->err_line, r->err);
+	if (r->ini.err_line > 0)
+		fprintf(stderr, "shmnotify-bridge: %s:%d: %s\n", r->path, r->ini.err_line,
+			r->ini.err);
 	else
-		fprintf(stderr, "shmnotify-bridge: %s: %s\n", r->path, r->err);
+		fprintf(stderr, "shmnotify-bridge: %s: %s\n", r->path, r->ini.err);
 }
 
 static void default_state_file(struct br_config *cfg)
@@ -514,7 +424,8 @@ static void default_state_file(struct br_config *cfg)
 int br_config_load(struct br_config *cfg, const char *path)
 {
 	struct reader r;
-	FILE *f;
+	char *buf;
+	size_t len;
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -522,33 +433,25 @@ int br_config_load(struct br_config *cfg, const char *path)
 	cfg->file = path;
 	r.cfg = cfg;
 	r.path = path;
-	f = fopen(path, "r");
-	if (f == NULL) {
-		fprintf(stderr, "shmnotify-bridge: %s: %s: give an existing file with --config\n",
-			path, strerror(errno));
-		return (-1);
-	}
-	r.buf = malloc(CONFIG_FILE_MAX + 1);
-	if (r.buf == NULL) {
-		fclose(f);
-		fprintf(stderr, "shmnotify-bridge: out of memory\n");
-		return (-1);
-	}
-	r.len = fread(r.buf, 1, CONFIG_FILE_MAX + 1, f);
-	fclose(f);
-	if (r.len > CONFIG_FILE_MAX) {
-		snprintf(r.err, sizeof(r.err), "larger than %u bytes", CONFIG_FILE_MAX);
+	rc = shu_ini_read_file(path, &buf, &len);
+	if (rc == -EFBIG) {
+		snprintf(r.ini.err, sizeof(r.ini.err), "larger than %u bytes", SHU_INI_FILE_MAX);
 		report(&r);
-		free(r.buf);
 		return (-1);
 	}
-	rc = ini_parse_stream(read_line, &r, handler, &r);
-	free(r.buf);
-	if (rc != 0 && !r.err_line) {
-		r.lineno = rc;
+	if (rc < 0) {
+		fprintf(stderr, "shmnotify-bridge: %s: %s: give an existing file with --config\n",
+			path, strerror(-rc));
+		return (-1);
+	}
+	shu_ini_init(&r.ini, buf, len, section_header);
+	rc = ini_parse_stream(shu_ini_read_line, &r.ini, handler, &r);
+	free(buf);
+	if (rc != 0 && !r.ini.err_line) {
+		r.ini.lineno = rc;
 		fail(&r, "syntax error: expected key = value, [bridge] or [rule NAME]");
 	}
-	if (r.err_line || check(&r) < 0) {
+	if (r.ini.err_line || check(&r) < 0) {
 		report(&r);
 		br_config_free(cfg);   /* what was read up to the error */
 		return (-1);
@@ -566,22 +469,6 @@ void br_config_free(struct br_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-static void print_prefix(const struct br_rule *ru, FILE *out)
-{
-	fputc('"', out);
-	for (int i = 0; i < ru->prefix_len; i++) {
-		uint8_t c = ru->prefix[i];
-
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c >= 0x20 && c < 0x7f)
-			fputc(c, out);
-		else
-			fprintf(out, "\\x%02x", c);
-	}
-	fputc('"', out);
-}
-
 void br_config_print(const struct br_config *cfg, FILE *out)
 {
 	fprintf(out, "node %s, %s mode", cfg->node,
@@ -596,10 +483,10 @@ void br_config_print(const struct br_config *cfg, FILE *out)
 		cfg->stats_file[0] ? cfg->stats_file : "none");
 	for (int i = 0; i < cfg->nrules; i++) {
 		const struct br_rule *ru = &cfg->rules[i];
+		char q[4 * SHN_KEY_MAX + 3];
 
-		fprintf(out, "rule %s: keys ", ru->name);
-		print_prefix(ru, out);
-		fprintf(out, " %s %s.>, events 0x%08x\n",
+		fprintf(out, "rule %s: keys %s %s %s.>, events 0x%08x\n", ru->name,
+			shu_prefix_quote(ru->prefix, ru->prefix_len, q, sizeof(q)),
 			ru->dir == BR_OUT ? "->" : ru->dir == BR_IN ? "<-" : "<->", ru->subject,
 			ru->events);
 	}

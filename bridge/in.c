@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "log.h"
 #include "wire.h"
 
 #define BR_IN_WAIT_MS  20     /* a partial batch waits this long for its rest */

@@ -16,37 +16,22 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "util/file_kind.h"
 
 #define GET_MAX 4096       /* notes per get */
 #define TICK_MS 10         /* the longest the main loop waits on the port */
 
 static struct bridge bridge;
-
-int64_t br_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-void br_log(const struct bridge *b, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "shmnotify-bridge[%s]: %s\n", b->cfg.node[0] ? b->cfg.node : "-", line);
-}
 
 static void on_signal(int sig)
 {
@@ -76,12 +61,23 @@ static int local_connect(struct bridge *b)
 	const char *sock = b->cfg.socket[0] ? b->cfg.socket : NULL;
 	int64_t wait = 50;
 	bool told = false;
+	struct stat st;
 	int r;
 
 	for (;;) {
 		r = shn_connect(sock, &b->c);
 		if (r == 0)
 			break;
+		/* ECONNREFUSED is also connect(2)'s answer for a file that is no
+		 * socket: no broker will ever listen there (it refuses such a
+		 * path), so waiting would be for ever */
+		if (r == -ECONNREFUSED && sock != NULL && stat(sock, &st) == 0 &&
+		    !S_ISSOCK(st.st_mode)) {
+			br_log(b, "cannot connect to the local broker at %s: it is %s, not a socket; "
+			       "set socket in [bridge] to the broker's socket", sock,
+			       shu_file_kind(st.st_mode));
+			return (-ENOTSOCK);
+		}
 		if (r != -ENOENT && r != -ECONNREFUSED && r != -EAGAIN) {
 			br_log(b, "cannot connect to the local broker at %s: %s", sock ? sock :
 			       "the default socket", shn_strerror(r));

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 struct sub_ctx {
 	struct bridge *b;
 	int rule;

@@ -7,7 +7,8 @@
  *   readable  T is the suffix itself when it is 1 or more tokens of
  *             [A-Za-z0-9_-] joined by single dots (orders.eu.42);
  *   encoded   otherwise T is '~' and the suffix in base64url without
- *             padding, as one token ('~' alone: the empty suffix).
+ *             padding (util/base64.h, SHU_B64_URL), as one token ('~'
+ *             alone: the empty suffix).
  *
  * Each suffix has exactly one subject and decoding refuses every other
  * spelling, so a subject names one key and per-subject sequence numbers
@@ -23,7 +24,6 @@
 /* Longest subject: prefix, '.', '~', base64 of a whole key. */
 #define BR_SUBJECT_BUF (200 + 2 + 4 * ((256 + 2) / 3) + 1)
 
-/* Write "prefix.T" into out (BR_SUBJECT_BUF bytes).  Returns its length. */
 /* A NATS token character: [A-Za-z0-9_-]. */
 bool br_token_char(int c);
 
@@ -31,6 +31,7 @@ bool br_token_char(int c);
  * subject, or a subject prefix). */
 bool br_dotted_tokens(const void *s, size_t len);
 
+/* Write "prefix.T" into out (BR_SUBJECT_BUF bytes).  Returns its length. */
 size_t br_subject_encode(const char *prefix, const uint8_t *suffix, size_t len, char *out);
 
 /* Decode the T of a subject (the text after "prefix.") into out (at most
@@ -38,13 +39,5 @@ size_t br_subject_encode(const char *prefix, const uint8_t *suffix, size_t len, 
  * one spelling br_subject_encode() gives, -EMSGSIZE when it is longer
  * than max. */
 int br_subject_decode(const char *t, size_t tlen, uint8_t *out, size_t max);
-
-/* base64url without padding: encode returns the length written (out holds
- * 4 * ((len + 2) / 3) + 1 bytes, NUL-terminated); decode returns the byte
- * count, or -EINVAL for a character outside the alphabet, a length of 1
- * mod 4, or non-zero trailing bits (a second spelling), -EMSGSIZE beyond
- * max. */
-size_t br_b64_encode(const uint8_t *in, size_t len, char *out);
-int br_b64_decode(const char *in, size_t len, uint8_t *out, size_t max);
 
 #endif

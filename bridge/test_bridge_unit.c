@@ -133,6 +133,8 @@ static void test_config(void **state)
 
 	(void)state;
 	assert_int_equal(load(GOOD, err, sizeof(err)), 0);
+	/* a UTF-8 byte order mark before the first line, as the broker's file takes it */
+	assert_int_equal(load("\xef\xbb\xbf" GOOD, err, sizeof(err)), 0);
 	assert_int_equal(load(GOOD "events = 0x3\n[rule b]\nkeys = \"\\x00\\xff\"\n"
 			      "subject = shn.bin\ndirection = in\n", err, sizeof(err)), 0);
 	expect_error(GOOD "colour = red\n", 8, "unknown key 'colour'");

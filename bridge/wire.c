@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "subject.h"
+#include "util/base64.h"
 
 /* Set header name to v printed with fmt (one uint64_t conversion), unless
  * an earlier header failed (s): the first failure is the one returned. */
@@ -38,7 +39,7 @@ natsStatus br_wire_set(natsMsg *m, const char *origin, uint64_t epoch, uint64_t 
 	s = set_number(m, s, "Shn-Index", "%" PRIu64, index);
 	s = set_number(m, s, "Shn-Count", "%" PRIu64, count);
 	s = set_number(m, s, "Shn-Event", "0x%08" PRIx64, event);
-	br_b64_encode(key, key_len, k64);
+	shu_b64_encode(key, key_len, k64, SHU_B64_URL);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, "Shn-Key", k64);
 	if (s == NATS_OK && msg_id != 0) {
@@ -129,7 +130,7 @@ int br_wire_parse(natsMsg *m, const struct br_rule *ru, struct br_wire *w, const
 	w->event = (uint32_t)v;
 	if (natsMsgHeader_Get(m, "Shn-Key", &k64) != NATS_OK || k64 == NULL)
 		BAD("no Shn-Key header");
-	kn = br_b64_decode(k64, strlen(k64), exact, sizeof(exact));
+	kn = shu_b64_decode(k64, strlen(k64), exact, sizeof(exact), SHU_B64_URL);
 	if (kn < 1)
 		BAD("bad Shn-Key");
 	/* the subject names the key's suffix under the origin's prefix: the

@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "util/prefix.h"
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -134,82 +135,9 @@ int shnd_acl_parse_who(const char *value, struct shnd_who_list *out, char *err, 
 	return (0);
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return (ch - '0');
-	if (ch >= 'a' && ch <= 'f')
-		return (ch - 'a' + 10);
-	if (ch >= 'A' && ch <= 'F')
-		return (ch - 'A' + 10);
-	return (-1);
-}
-
-int shnd_acl_parse_prefix(const char *s, const char **end, uint8_t *out, uint16_t *len,
-			  char *err, size_t errlen)
-{
-	size_t n = 0;
-
-	if (*s != '"') {
-		snprintf(err, errlen, "expected a double-quoted key prefix: [acl \"PREFIX\"]");
-		return (-EINVAL);
-	}
-	for (s++; *s != '"'; s++) {
-		int ch = (unsigned char)*s;
-
-		if (ch == '\0') {
-			snprintf(err, errlen, "the key prefix has no closing '\"'");
-			return (-EINVAL);
-		}
-		if (ch == '\\') {
-			s++;
-			if (*s == '\\' || *s == '"') {
-				ch = (unsigned char)*s;
-			} else if (*s == 'x' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-				ch = hexval(s[1]) * 16 + hexval(s[2]);
-				s += 2;
-			} else {
-				snprintf(err, errlen, "bad escape in the key prefix: write \\\\, \\\" or "
-					 "\\xHH");
-				return (-EINVAL);
-			}
-		}
-		if (n == SHN_KEY_MAX_WIRE) {
-			snprintf(err, errlen, "the key prefix is longer than a key can be (%u bytes)",
-				 SHN_KEY_MAX_WIRE);
-			return (-EINVAL);
-		}
-		out[n++] = (uint8_t)ch;
-	}
-	*end = s + 1;
-	*len = (uint16_t)n;
-	return (0);
-}
-
 void shnd_acl_quote(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	size_t o = 0, i;
-
-	if (outlen < 3) {
-		if (outlen)
-			out[0] = '\0';
-		return;
-	}
-	out[o++] = '"';
-	for (i = 0; i < len && o + 6 < outlen; i++) {
-		uint8_t ch = p[i];
-
-		if (ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else if (ch < 0x20 || ch >= 0x7f) {
-			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o++] = '"';
-	out[o] = '\0';
+	shu_prefix_quote(p, len, out, outlen);
 }
 
 /* ---- lookup ------------------------------------------------------------- */

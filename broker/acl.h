@@ -66,13 +66,8 @@ struct shnd_acl_client {
  * now).  0, or -EINVAL with a message for the user in err. */
 int shnd_acl_parse_who(const char *value, struct shnd_who_list *out, char *err, size_t errlen);
 
-/* Parse a double-quoted prefix at s (s[0] == '"'): bytes, with \\, \" and
- * \xHH escapes, at most SHN_KEY_MAX_WIRE of them.  *end points after the
- * closing quote.  0, or -EINVAL with a message in err. */
-int shnd_acl_parse_prefix(const char *s, const char **end, uint8_t *out, uint16_t *len,
-			  char *err, size_t errlen);
-
-/* Write prefix as it is written in a config file: "...", escaped. */
+/* Write prefix as it is written in a config file: "...", escaped
+ * (util/prefix.h, which also parses it; out: 4 * len + 3 bytes). */
 void shnd_acl_quote(const uint8_t *p, size_t len, char *out, size_t outlen);
 
 /* Order the rules longest prefix first.  Then shnd_acl_find() returns the

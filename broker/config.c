@@ -3,18 +3,14 @@
  * config.c - the configuration file (INI, parsed by libinih), the command
  * line over it, and --print-config.  docs/config.md is the reference.
  *
- * inih reads the lines; a reader of ours hands them to it one at a time,
- * which gives us:
- *   - line numbers for every message (inih's handler has none);
- *   - leading blanks removed: inih would take an indented line for the
- *     continuation of the previous value ("multi-line entries"), which is
- *     never what an indented "key = value" means here;
- *   - section headers checked and rewritten before inih sees them: inih
- *     keeps only 49 characters of a section name and never reports a
- *     section without keys, but [acl "PREFIX"] carries up to 256 bytes of
- *     prefix (escaped) and an empty one still denies.  The reader parses
- *     the header itself and passes inih a short name ("acl#N").
- *   - lines too long for inih's buffer reported instead of cut.
+ * inih parses "key = value"; util/ini.c hands it the lines one at a time
+ * (line numbers for every message, no indented line taken for a
+ * continuation, lines too long reported instead of cut) and this file
+ * checks and rewrites each section header before inih sees it: inih keeps
+ * only 49 characters of a section name and never reports a section
+ * without keys, but [acl "PREFIX"] carries up to 256 bytes of prefix
+ * (escaped) and an empty one still denies.  The header is parsed here and
+ * inih sees a short name ("acl#N").
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -28,8 +24,8 @@
 
 #include "shm/ring.h"
 #include "shm/sockpath.h"
-
-#define CONFIG_FILE_MAX (1u << 20)
+#include "util/ini.h"
+#include "util/prefix.h"
 
 void shnd_config_defaults(struct shnd_config *cfg)
 {
@@ -138,34 +134,20 @@ static const char *const section_names[] = {
 };
 
 struct reader {
+	struct shu_ini ini;           /* first: the section callback gets &r->ini */
 	struct shnd_config *cfg;
-	const char *path;
-	char *buf;
-	size_t len, pos;
-	int lineno;
-	int err_line;                 /* the first error, 0: none */
-	char err[512];
 	int key_line[K_COUNT];
 	char *socket_value;           /* [broker] socket, until finish */
 };
 
-static void fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record the first error, at the current line (util/ini.h). */
+#define fail(r, ...) shu_ini_fail(&(r)->ini, __VA_ARGS__)
 
-static void fail(struct reader *r, const char *fmt, ...)
+/* A section header line (after '['): write what inih is to see into out.
+ * struct reader starts with its struct shu_ini: ini is r. */
+static void section_header(struct shu_ini *ini, const char *s, char *out, size_t outlen)
 {
-	va_list ap;
-
-	if (r->err_line)
-		return;   /* the first error is the one reported */
-	r->err_line = r->lineno;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
-	va_end(ap);
-}
-
-/* A section header line (after '['): write what inih is to see into out. */
-static void section_header(struct reader *r, const char *s, char *out, size_t outlen)
-{
+	struct reader *r = (struct reader *)ini;
 	struct shnd_acl *acl = &r->cfg->acl;
 	const char *p = s, *end;
 	char name[32];
@@ -183,12 +165,15 @@ static void section_header(struct reader *r, const char *s, char *out, size_t ou
 	if (strcmp(name, "acl") == 0 && *p == '"') {
 		struct shnd_acl_rule rule, *nr;
 		char why[160];
+		size_t len;
 
 		memset(&rule, 0, sizeof(rule));
-		if (shnd_acl_parse_prefix(p, &end, rule.prefix, &rule.len, why, sizeof(why)) < 0) {
+		if (shu_prefix_parse(p, &end, rule.prefix, sizeof(rule.prefix), &len, why,
+				     sizeof(why)) < 0) {
 			fail(r, "%s", why);
 			return;
 		}
+		rule.len = (uint16_t)len;
 		p = end;
 		while (*p == ' ' || *p == '\t')
 			p++;
@@ -209,7 +194,7 @@ static void section_header(struct reader *r, const char *s, char *out, size_t ou
 			return;
 		}
 		acl->rules = nr;
-		rule.line = r->lineno;
+		rule.line = r->ini.lineno;
 		acl->rules[acl->n] = rule;
 		snprintf(out, outlen, "[acl#%u]\n", acl->n);
 		acl->n++;
@@ -239,51 +224,6 @@ static void section_header(struct reader *r, const char *s, char *out, size_t ou
 		snprintf(out, outlen, "[!]\n");
 		fail(r, "unexpected text after the section header's ']'");
 	}
-}
-
-/* inih's reader: one line per call, so inih's count and ours agree. */
-static char *read_line(char *str, int num, void *stream)
-{
-	struct reader *r = stream;
-	const char *line, *nl;
-	size_t n;
-
-	if (r->pos >= r->len)
-		return (NULL);
-	line = r->buf + r->pos;
-	nl = memchr(line, '\n', r->len - r->pos);
-	n = nl ? (size_t)(nl - line) : r->len - r->pos;
-	r->pos += n + (nl != NULL);
-	r->lineno++;
-	if (n > 0 && line[n - 1] == '\r')
-		n--;
-	if (r->lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
-		line += 3;
-		n -= 3;
-	}
-	while (n > 0 && (*line == ' ' || *line == '\t')) {
-		line++;
-		n--;
-	}
-	snprintf(str, (size_t)num, "\n");
-	if (memchr(line, '\0', n) != NULL) {
-		fail(r, "a NUL byte in the line");
-	} else if (n > 0 && *line == '[') {
-		char *hdr = strndup(line + 1, n - 1);
-
-		if (hdr == NULL)
-			fail(r, "out of memory");
-		else
-			section_header(r, hdr, str, (size_t)num);
-		free(hdr);
-	} else if (n + 2 > (size_t)num) {
-		fail(r, "line too long (at most %d characters)", num - 2);
-	} else {
-		memcpy(str, line, n);
-		str[n] = '\n';
-		str[n + 1] = '\0';
-	}
-	return (str);
 }
 
 static bool parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
@@ -322,7 +262,7 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 			     "to %u", v, SHN_RING_MAX_CAPACITY);
 		else
 			cfg->default_capacity = shn_ring_round_capacity((uint32_t)x);
-		cfg->line_default_capacity = r->lineno;
+		cfg->line_default_capacity = r->ini.lineno;
 		break;
 	case K_MAX_CAP:
 		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
@@ -330,7 +270,7 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 			     v, SHN_RING_MAX_CAPACITY);
 		else
 			cfg->max_capacity = round_down_capacity(x);
-		cfg->line_max_capacity = r->lineno;
+		cfg->line_max_capacity = r->ini.lineno;
 		break;
 	case K_FOREGROUND:
 		break;   /* always in the foreground; accepted for old files */
@@ -355,7 +295,7 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 		if (shnd_parse_size(v, SHN_RING_MIN_CAPACITY, 1ull << 40, &cfg->lim.max_ring_bytes) < 0)
 			fail(r, "max-ring-bytes '%s': expected bytes (K, M, G suffixes) from %u to 1024G",
 			     v, SHN_RING_MIN_CAPACITY);
-		cfg->line_max_ring_bytes = r->lineno;
+		cfg->line_max_ring_bytes = r->ini.lineno;
 		break;
 	case K_MAX_KEY:
 		if (!parse_u32(v, 1, SHN_KEY_MAX_WIRE, &cfg->lim.max_key))
@@ -411,7 +351,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	enum section sec;
 	unsigned k;
 
-	if (r->err_line)
+	if (r->ini.err_line)
 		return (1);
 	if (strcmp(section, "!") == 0)
 		return (1);   /* under a bad header: already reported */
@@ -444,7 +384,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			     l->line);
 			return (1);
 		}
-		l->line = r->lineno;
+		l->line = r->ini.lineno;
 		if (shnd_acl_parse_who(value, l, why, sizeof(why)) < 0)
 			fail(r, "%s: %s", name, why);
 		return (1);
@@ -468,7 +408,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		fail(r, "'%s' set twice (first at line %d)", name, r->key_line[k]);
 		return (1);
 	}
-	r->key_line[k] = r->lineno;
+	r->key_line[k] = r->ini.lineno;
 	if (*value == '\0' && k != K_FOREGROUND) {
 		fail(r, "'%s' needs a value", name);
 		return (1);
@@ -477,61 +417,30 @@ static int handler(void *user, const char *section, const char *name, const char
 	return (1);
 }
 
-static char *slurp(const char *path, size_t *len, int *err)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	size_t n;
-
-	if (f == NULL) {
-		*err = errno;
-		return (NULL);
-	}
-	buf = malloc(CONFIG_FILE_MAX + 1);
-	if (buf == NULL) {
-		*err = ENOMEM;
-		fclose(f);
-		return (NULL);
-	}
-	n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		*err = errno ? errno : EIO;
-		free(buf);
-		fclose(f);
-		return (NULL);
-	}
-	fclose(f);
-	if (n > CONFIG_FILE_MAX) {
-		*err = EFBIG;
-		free(buf);
-		return (NULL);
-	}
-	*len = n;
-	return (buf);
-}
-
 /* The [broker] socket value, kept until finish (the command line wins). */
 static char *file_socket;
 
 int shnd_config_load(struct shnd_config *cfg, const char *path)
 {
 	struct reader r;
-	int rc, err = 0;
+	char *buf;
+	size_t len;
+	int rc, err;
 
-	memset(&r, 0, sizeof(r));
-	r.cfg = cfg;
-	r.path = path;
-	r.buf = slurp(path, &r.len, &err);
-	if (r.buf == NULL) {
+	err = shu_ini_read_file(path, &buf, &len);
+	if (err < 0) {
 		fprintf(stderr, "shmnotifyd: cannot read the configuration file %s: %s\n", path,
-			err == EFBIG ? "larger than 1 MiB" : strerror(err));
+			err == -EFBIG ? "larger than 1 MiB" : strerror(-err));
 		return (-1);
 	}
+	memset(&r, 0, sizeof(r));
+	shu_ini_init(&r.ini, buf, len, section_header);
+	r.cfg = cfg;
 	cfg->file = path;
-	rc = ini_parse_stream(read_line, &r, handler, &r);
-	free(r.buf);
-	if (r.err_line) {
-		fprintf(stderr, "shmnotifyd: %s:%d: %s\n", path, r.err_line, r.err);
+	rc = ini_parse_stream(shu_ini_read_line, &r.ini, handler, &r);
+	free(buf);
+	if (r.ini.err_line) {
+		fprintf(stderr, "shmnotifyd: %s:%d: %s\n", path, r.ini.err_line, r.ini.err);
 		free(r.socket_value);
 		return (-1);
 	}

@@ -45,6 +45,10 @@ bool cli_parse_uint(const char *s, uint64_t max, uint64_t *out);
  * message saying why into why (size whylen) and returns false. */
 bool cli_parse_event(const char *s, uint32_t *out, char *why, size_t whylen);
 
+/* --socket PATH: *path = arg, or (an empty arg, which would otherwise
+ * quietly mean the default socket) a usage error: returns 0 or EXIT_USAGE. */
+int cli_socket_option(const char *cmd, const char *usage, const char *arg, const char **path);
+
 /* The socket path shn_connect(path) will use, for messages. */
 const char *cli_socket_display(const char *path, char *buf, size_t len);
 
@@ -59,12 +63,8 @@ int cli_connect(const char *path, const char *cmd, const char *name, shn_client 
 
 /* ---- output helpers (out.c) ----------------------------------------- */
 
-bool cli_utf8_valid(const unsigned char *s, size_t n);
 /* Human form: printable ASCII and valid UTF-8 as is, the rest C-escaped. */
 void cli_put_escaped(FILE *f, const void *s, size_t n);
-/* Base64 (RFC 4648, padded) of n bytes, NUL-terminated, malloc'd; NULL
- * when out of memory. */
-char *cli_base64(const void *s, size_t n);
 
 /* ---- the statistics document (JSON, parsed by jansson) ---------------- */
 

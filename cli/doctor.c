@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/file_kind.h"
 
 static const char usage[] = "usage: shmnotify doctor [--socket PATH]";
 static int failures, warnings;
@@ -163,8 +164,8 @@ static void check_socket(const char *path_arg)
 		return;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		report("FAIL", "socket", "%s exists but is not a socket: remove it or choose another "
-		       "--socket", path);
+		report("FAIL", "socket", "%s exists but is %s, not a socket: remove it or choose "
+		       "another --socket", path, shu_file_kind(st.st_mode));
 		return;
 	}
 	err = shn_connect(path, &c);
@@ -205,7 +206,8 @@ int cmd_doctor(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			socket_path = optarg;
+			if (cli_socket_option("doctor", usage, optarg, &socket_path))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			printf("%s\n\nCheck what shmnotify needs from this machine and say what to "

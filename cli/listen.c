@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util/base64.h"
+#include "util/utf8.h"
 
 static const char usage[] =
 	"usage: shmnotify listen [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
@@ -156,19 +158,21 @@ static void print_plain(FILE *f, const shn_notification *n)
 		n->batch_index, n->batch_count, n->sender_pid);
 }
 
-/* key or data: a JSON string when the bytes are valid UTF-8 (DESIGN rule
- * 14), else null plus NAME_base64.  false when out of memory. */
+/* key or data: a JSON string when the bytes are valid UTF-8
+ * (docs/design.md, rule 14), else null plus NAME_base64 (padded, the
+ * standard alphabet).  false when out of memory. */
 static bool set_bytes(json_t *o, const char *name, const void *p, size_t len)
 {
 	char b64name[32];
 	char *b64;
 	int rc;
 
-	if (!len || cli_utf8_valid(p, len))
+	if (!len || shu_utf8_valid(p, len))
 		return json_object_set_new(o, name, json_stringn(len ? p : "", len)) == 0;
-	b64 = cli_base64(p, len);
+	b64 = malloc(shu_b64_size(len));
 	if (!b64)
 		return false;
+	shu_b64_encode(p, len, b64, SHU_B64_PAD);
 	snprintf(b64name, sizeof b64name, "%s_base64", name);
 	rc = json_object_set_new(o, name, json_null()) |
 	     json_object_set_new(o, b64name, json_string(b64));
@@ -253,7 +257,8 @@ int cmd_listen(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:e:n:t:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			socket_path = optarg;
+			if (cli_socket_option(cmd, use, optarg, &socket_path))
+				return EXIT_USAGE;
 			break;
 		case 'e':
 			if (!cli_parse_event(optarg, &mask, why, sizeof why))

@@ -8,8 +8,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "util/file_kind.h"
+#include "util/utf8.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -131,6 +134,16 @@ bool cli_parse_event(const char *s, uint32_t *out, char *why, size_t whylen)
 	return true;
 }
 
+int cli_socket_option(const char *cmd, const char *usage, const char *arg, const char **path)
+{
+	if (arg[0] == '\0')
+		return cli_usage_error(cmd, usage, "--socket: an empty path; give the broker's "
+				       "socket, or leave --socket out for $SHMNOTIFY_SOCKET or the "
+				       "per-user default");
+	*path = arg;
+	return 0;
+}
+
 const char *cli_socket_display(const char *path, char *buf, size_t len)
 {
 	const char *env;
@@ -154,7 +167,7 @@ bool cli_parse_name(const char *s, char *why, size_t whylen)
 		snprintf(why, whylen, "a name is 1 to %d bytes, not %zu", SHN_NAME_MAX, len);
 		return false;
 	}
-	if (!cli_utf8_valid(p, len)) {
+	if (!shu_utf8_valid(p, len)) {
 		snprintf(why, whylen, "'%s' is not valid UTF-8", s);
 		return false;
 	}
@@ -191,6 +204,7 @@ int cli_connect(const char *path, const char *cmd, const char *name, shn_client 
 	char buf[256];
 	const char *shown = cli_socket_display(path, buf, sizeof buf);
 	int rc = shn_connect(path && *path ? path : NULL, out);
+	struct stat st;
 
 	if (rc == 0) {
 		rc = name_client(*out, cmd, name, shown);
@@ -199,6 +213,14 @@ int cli_connect(const char *path, const char *cmd, const char *name, shn_client 
 			*out = NULL;
 		}
 		return rc;
+	}
+	/* connect(2) says ECONNREFUSED for a file that is no socket at all:
+	 * then the stale-socket advice below would send the user to start a
+	 * broker that refuses that path too */
+	if (stat(shown, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		cli_err("cannot connect to %s: it is %s, not a socket; pass the broker's socket "
+			"with --socket (or set $SHMNOTIFY_SOCKET)", shown, shu_file_kind(st.st_mode));
+		return EXIT_RUNTIME;
 	}
 	switch (-rc) {
 	case ENOENT:

@@ -64,7 +64,8 @@ int cmd_publish(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:e:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			socket_path = optarg;
+			if (cli_socket_option("publish", usage, optarg, &socket_path))
+				return EXIT_USAGE;
 			break;
 		case 'e':
 			if (!cli_parse_event(optarg, &event, why, sizeof why))

@@ -268,7 +268,8 @@ int cmd_stats(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":s:jmb:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			socket_path = optarg;
+			if (cli_socket_option("stats", usage, optarg, &socket_path))
+				return EXIT_USAGE;
 			break;
 		case 'b':
 			bridge = optarg;

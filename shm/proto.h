@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "ring.h"
+#include "util/utf8.h"
 
 #define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
 #define SHN_PROTO_VERSION 2u   /* 2: ring producer line holds room_head */
@@ -151,39 +152,15 @@ struct shn_msg_set_name {
  * decide with this. */
 static inline bool shn_name_valid(const uint8_t *s, size_t n)
 {
-	size_t i = 0;
+	size_t i = 0, len;
+	uint32_t cp;
 
 	if (n == 0 || n > SHN_NAME_MAX_WIRE)
 		return false;
 	while (i < n) {
-		uint8_t c = s[i];
-		uint32_t cp, min;
-		size_t len, k;
-
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2; cp = c & 0x1fu; min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3; cp = c & 0x0fu; min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4; cp = c & 0x07u; min = 0x10000;
-		} else {
-			return false;
-		}
-		if (len > n - i)
-			return false;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3fu);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
-			return false;   /* overlong, out of range, surrogate, C1 control */
+		len = shu_utf8_seq(s + i, n - i, &cp);
+		if (len == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return false;   /* not UTF-8 (util/utf8.h), C0, DEL, C1 */
 		i += len;
 	}
 	return true;

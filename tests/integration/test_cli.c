@@ -2,7 +2,8 @@
 /*
  * test_cli.c - the shmnotify command against a private broker: listen
  * --json prints what publish sent, as one batch; binary keys and data come
- * out as base64 (docs/design.md, rule 14); bad arguments exit 2.
+ * out as base64 (docs/design.md, rule 14); bad arguments exit 2; a
+ * --socket that is no socket is named for what it is.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #ifndef SHMNOTIFY_CLI_PATH
@@ -25,6 +27,9 @@ struct proc {
 	char buf[16384];
 	size_t len;
 };
+
+/* spawn: stderr into the pipe too (run_both) */
+static bool capture_stderr;
 
 /* Start the command with argv (argv[0] is ignored), stdout to a pipe. */
 static void spawn(struct proc *p, const char *const *argv)
@@ -45,6 +50,8 @@ static void spawn(struct proc *p, const char *const *argv)
 	if (p->pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fd[1], 1);
+		if (capture_stderr)
+			dup2(fd[1], 2);
 		signal(SIGPIPE, SIG_DFL);
 		execv(SHMNOTIFY_CLI_PATH, (char *const *)av);
 		_exit(127);
@@ -90,6 +97,18 @@ static int run(const char *const *argv, struct proc *p)
 {
 	spawn(p, argv);
 	return finish(p, H_TIMEOUT_MS);
+}
+
+/* run, with stderr in p->buf after stdout's lines */
+static int run_both(const char *const *argv, struct proc *p)
+{
+	int st;
+
+	capture_stderr = true;
+	spawn(p, argv);
+	capture_stderr = false;
+	st = finish(p, H_TIMEOUT_MS);
+	return st;
 }
 
 /* Copy a JSON line without blanks outside strings: tolerant of formatting. */
@@ -300,6 +319,58 @@ static void test_bad_arguments(void **state)
 	assert_true(p.len > 0);
 }
 
+/* --socket naming a regular file or a directory: every command says what
+ * the path is (connect(2) only says ECONNREFUSED, which read as a stale
+ * socket and sent the user to start a broker there, which refuses a path
+ * that is not a socket); an empty --socket is a usage error, not the
+ * default path. */
+static void test_not_a_socket(void **state)
+{
+	struct harness *h = *state;
+	char file[400], dir[400], want[512];
+	struct proc p;
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/plain-file", h->dir);
+	snprintf(dir, sizeof(dir), "%s/a-directory", h->dir);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	const struct {
+		const char *path, *kind;
+	} paths[] = { { file, "a regular file" }, { dir, "a directory" }, { "", NULL } };
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		const char *const cmds[][10] = {
+			{ "", "publish", "--socket", paths[i].path, "K", "d", NULL },
+			{ "", "listen", "--socket", paths[i].path, "--count", "1", "--timeout", "100",
+			  "K", NULL },
+			{ "", "monitor", "--socket", paths[i].path, "--timeout", "100", NULL },
+			{ "", "stats", "--socket", paths[i].path, NULL },
+			{ "", "doctor", "--socket", paths[i].path, NULL },
+		};
+		for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
+			int st = run_both(cmds[c], &p);
+
+			if (paths[i].kind == NULL) {
+				if (st != 2 || strstr(p.buf, "--socket: an empty path") == NULL)
+					fail_msg("shmnotify %s --socket '': exit %d, expected 2 and "
+						 "'an empty path'; said:\n%s", cmds[c][1], st, p.buf);
+				continue;
+			}
+			/* doctor's line: "PATH exists but is KIND, not a socket" */
+			snprintf(want, sizeof(want), "%s%s%s, not a socket", paths[i].path,
+				 strcmp(cmds[c][1], "doctor") == 0 ? " exists but is " : ": it is ",
+				 paths[i].kind);
+			if (st != 1 || strstr(p.buf, want) == NULL || strstr(p.buf, "start it with"))
+				fail_msg("shmnotify %s --socket %s: exit %d, expected 1 and \"%s\"; "
+					 "said:\n%s", cmds[c][1], paths[i].path, st, want, p.buf);
+		}
+	}
+	unlink(file);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -308,6 +379,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_listen_binary, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_events_option, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_socket, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
