@@ -163,6 +163,17 @@ char *h_stats(shn_client *c);
 
 /* A raw SOCK_SEQPACKET connection to the broker (no library). */
 int h_raw_connect(const struct harness *h);
+
+/* The little-endian uint64_t at p: an SHN_EV_OVERFLOW note's count. */
+static inline uint64_t h_le64(const void *p)
+{
+	const uint8_t *d = p;
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | d[i];
+	return v;
+}
 /* Receive one message with a timeout; returns its length, 0 on EOF,
  * -ETIMEDOUT or -errno.  fds (may be NULL) receives up to *nfds descriptors. */
 ssize_t h_raw_recv(int fd, void *buf, size_t len, int *fds, int *nfds, int timeout_ms);

@@ -45,16 +45,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static uint64_t le64(const void *p)
-{
-	const uint8_t *d = p;
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | d[i];
-	return v;
-}
-
 struct pub_ctx {
 	const char *sock;
 	int a;            /* notes in batch A: values 0 .. a - 1; batch B: a, a + 1 */
@@ -98,7 +88,7 @@ static int read_port(shn_port *p, shn_conn conn, int a)
 	if (out[0].event == SHN_EV_OVERFLOW) {
 		assert_int_equal(n, 1);
 		assert_int_equal(out[0].data_len, 8);
-		assert_int_equal(le64(out[0].data), a);   /* batch A, exactly */
+		assert_int_equal(h_le64(out[0].data), a);   /* batch A, exactly */
 		assert_int_equal(out[0].seq, 0);
 		lost = 1;
 	} else {

@@ -17,23 +17,13 @@
 #include "broker/validate.h"
 #include "shm/proto.h"
 
-static uint64_t le64(const void *p)
-{
-	const uint8_t *d = p;
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | d[i];
-	return v;
-}
-
 static void expect_gap(const shn_notification *o, const char *key, uint64_t lost)
 {
 	assert_int_equal(o->event, SHN_EV_OVERFLOW);
 	assert_int_equal(o->key_len, strlen(key));
 	assert_memory_equal(o->key, key, strlen(key));
 	assert_int_equal(o->data_len, 8);
-	assert_int_equal(le64(o->data), lost);
+	assert_int_equal(h_le64(o->data), lost);
 	assert_int_equal(o->seq, 0);
 	assert_int_equal(o->sender_pid, getpid());
 }
@@ -166,7 +156,7 @@ static unsigned sink(void *ctx, const shn_notification *b, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (b[i].event == SHN_EV_OVERFLOW && b[i].key_len == 1) {
 			s->gaps++;
-			s->lost += le64(b[i].data);
+			s->lost += h_le64(b[i].data);
 		} else {
 			s->other++;
 		}
@@ -241,7 +231,7 @@ static void test_gap_dropped(void **state)
 				 (unsigned long long)(users + gap));
 		for (int i = 0; i < r; i++) {
 			if (out[i].event == SHN_EV_OVERFLOW) {
-				lost += le64(out[i].data);
+				lost += h_le64(out[i].data);
 				gaps_seen += out[i].key_len != 0;
 			} else {
 				got++;
