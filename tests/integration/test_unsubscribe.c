@@ -516,6 +516,8 @@ static bool relay_pass(struct relay *r, int from, int to, bool from_client)
 	mh.msg_control = NULL;
 	mh.msg_controllen = 0;
 	if (nfds > 0) {
+		/* CMSG_SPACE pads past CMSG_LEN: send no uninitialised byte */
+		memset(&cout, 0, sizeof(cout));
 		mh.msg_control = cout.buf;
 		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
