@@ -110,7 +110,8 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 			return;
 		}
 		if (need(len, sizeof(struct shn_msg_hello), v))
-			handler(v, SHND_CTL_HELLO, hello->flags != 0 ? -EINVAL : 0);
+			handler(v, SHND_CTL_HELLO,
+				(hello->flags & ~SHN_HELLO_F_DIRECT) != 0 ? -EINVAL : 0);
 		return;
 	}
 	switch (type) {

@@ -113,7 +113,7 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 		struct shn_msg_hello m;
 
 		memcpy(&m, msg, sizeof(m));
-		if (m.flags != 0) {
+		if ((m.flags & ~SHN_HELLO_F_DIRECT) != 0) {
 			*status = -EINVAL;
 			return SHND_CTL_REPLY;
 		}
