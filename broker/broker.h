@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm/direct.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
@@ -184,6 +185,10 @@ struct shnd_client {
 	/* what it calls itself (SET_NAME, checked: shn_name_valid), for stats;
 	 * NUL-terminated, "" when it gave none */
 	char name[SHN_NAME_MAX_WIRE + 1];
+	/* the direct path: granted in HELLO (it asked, --direct auto); set up
+	 * (DIRECT_SETUP): it holds the filter table and its port map */
+	bool direct, direct_setup;
+	struct shn_segment pmap_seg;  /* its port map: the broker writes, sealed read-only */
 	struct shnd_conn conn;
 	int refs;                     /* loop objects not yet released */
 	struct shnd_list doom_link;
@@ -218,6 +223,21 @@ struct shnd_index {
 	uint32_t *interest_count;
 	_Atomic uint64_t *interest_map;
 	_Atomic uint32_t *any_key_subs;
+	/* bumped by every add and del: the direct path's filter table is
+	 * rebuilt when it moved (ftab.c) */
+	uint64_t changes;
+};
+
+/* The direct path's filter table (ftab.c, shm/direct.h), broker-wide. */
+struct shnd_ftab {
+	struct shn_segment seg;       /* the broker writes; sealed read-only to clients */
+	struct shn_ftab_hdr *t;       /* NULL: --direct off */
+	uint32_t holders;             /* clients that got it (DIRECT_SETUP) */
+	uint64_t built_changes;       /* index.changes the half in use was built from */
+	uint32_t *used[2];            /* per half, the slots its last build wrote */
+	uint32_t nused[2];
+	bool disabled;                /* the half in use says SHN_FTAB_DISABLED */
+	uint64_t builds, disabled_builds;
 };
 
 struct shnd_match {
@@ -267,6 +287,7 @@ struct shnd_broker {
 	struct shnd_list doomed;
 	struct shnd_map ports;
 	struct shnd_index index;
+	struct shnd_ftab ftab;
 	struct shnd_router router;
 	uint64_t next_client_id;
 	uint32_t next_port_id;

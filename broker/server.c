@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "ftab.h"
 #include "control.h"
 #include "log.h"
 #include "port.h"
@@ -442,6 +443,7 @@ static void new_client(struct shnd_broker *b, int fd)
 	}
 	c->state = SHND_CLIENT_HANDSHAKE;
 	c->pub_seg.fd = -1;
+	c->pmap_seg.fd = -1;
 	c->doorbell_fd = -1;
 	c->room_fd = -1;
 	shnd_list_init(&c->ports);
@@ -480,6 +482,9 @@ static void release_control(struct shnd_broker *b, struct shnd_client *c)
 	shnd_list_for_each_safe(pos, tmp, &c->ports)
 		shnd_port_free(b, shnd_list_entry(pos, struct shnd_port, by_client));
 	shnd_map_fini(&c->subs);
+	/* its filters are gone from the index: from the direct path's table too */
+	shnd_ftab_drop_client(b, c);
+	shnd_ftab_sync(b);
 	if (c->doorbell.active)
 		shnd_watch_del(b->loop, &c->doorbell);
 	else if (c->doorbell_fd >= 0)

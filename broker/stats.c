@@ -104,7 +104,8 @@ static json_t *client_json(const struct shnd_client *c)
 		if (json_array_append_new(ports, port_json(p)) < 0)
 			goto fail;
 	}
-	if (json_object_set_new(o, "ports", ports) < 0) {
+	if (json_object_set_new(o, "ports", ports) < 0 ||
+	    json_object_set_new(o, "direct", json_boolean(c->direct_setup)) < 0) {
 		json_decref(o);
 		return (NULL);
 	}
@@ -113,6 +114,21 @@ fail:
 	json_decref(ports);
 	json_decref(o);
 	return (NULL);
+}
+
+/* The direct path (docs/direct-path.md): the switch and the filter table. */
+static json_t *direct_json(const struct shnd_broker *b)
+{
+	const struct shnd_ftab *f = &b->ftab;
+
+	return (json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I}",
+			  "mode", b->cfg.direct ? "auto" : "off",
+			  "clients", (json_int_t)f->holders,
+			  "generation", ju(f->t ? atomic_load(&f->t->gen) : 0),
+			  "table_builds", ju(f->builds),
+			  "table_disabled", (int)f->disabled,
+			  "table_disabled_builds", ju(f->disabled_builds),
+			  "max_filters", (json_int_t)b->cfg.lim.direct_max_filters));
 }
 
 /* The broker object: totals, capacities, limits. */
@@ -155,7 +171,8 @@ static json_t *broker_json(struct shnd_broker *b)
 					  "max_ring_bytes", ju(b->cfg.lim.max_ring_bytes),
 					  "max_key_size", (json_int_t)b->cfg.lim.max_key,
 					  "max_data_size", (json_int_t)b->cfg.lim.max_data)) < 0 ||
-	    json_object_set_new(o, "acl_rules", json_integer((json_int_t)b->cfg.acl.n)) < 0) {
+	    json_object_set_new(o, "acl_rules", json_integer((json_int_t)b->cfg.acl.n)) < 0 ||
+	    json_object_set_new(o, "direct", direct_json(b)) < 0) {
 		json_decref(o);
 		return (NULL);
 	}

@@ -450,9 +450,11 @@ static inline int shn_ftab_half_add_any(struct shn_ftab_hdr *t, unsigned h, uint
 	return 0;
 }
 
+/* *slot (may be NULL): the slot written or merged into, so that a writer
+ * can later clear only the slots it used. */
 static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint64_t hash,
 					const uint8_t *key, uint32_t key_len,
-					uint32_t port_id, uint32_t mask)
+					uint32_t port_id, uint32_t mask, uint32_t *slot)
 {
 	uint8_t *half = shn_ftab_half_at(t, h);
 	struct shn_ftab_half *hh = (void *)half;
@@ -470,6 +472,8 @@ static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint
 		if (s->hash == hash && s->port_id == port_id && s->key_len == key_len &&
 		    memcmp(keys + s->key_off, key, key_len) == 0) {
 			s->mask |= mask;
+			if (slot != NULL)
+				*slot = i;
 			return 0;
 		}
 		i = (i + 1) & smask;
@@ -487,6 +491,8 @@ static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint
 	slots[i].key_len = (uint16_t)key_len;
 	hh->key_used += key_len;
 	hh->n_exact++;
+	if (slot != NULL)
+		*slot = i;
 	return 0;
 }
 

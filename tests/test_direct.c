@@ -300,7 +300,7 @@ static uint64_t hash_of(const char *k)
 static int add_key(struct table *tb, unsigned half, const char *key, uint32_t port, uint32_t mask)
 {
 	return shn_ftab_half_add_key(tb->t, half, hash_of(key), (const uint8_t *)key,
-				     (uint32_t)strlen(key), port, mask);
+				     (uint32_t)strlen(key), port, mask, NULL);
 }
 
 static int lookup(struct table *tb, uint64_t gen, const char *key, struct shn_ftab_match *m,
@@ -372,7 +372,7 @@ static void test_table_collisions(void **state)
 	table_new(&tb, 8, 16, 64);
 	for (uint32_t i = 0; i < 6; i++)
 		assert_int_equal(shn_ftab_half_add_key(tb.t, 0, 99, (const uint8_t *)keys[i], 2,
-						       100 + i, 1u << i), 0);
+						       100 + i, 1u << i, NULL), 0);
 	for (uint32_t i = 0; i < 6; i++) {
 		int n = shn_ftab_lookup(tb.t, 0, 99, (const uint8_t *)keys[i], 2, m, 4);
 

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_direct_broker.c - the broker's side of the direct path
+ * (docs/direct-path.md, docs/protocol.md), spoken raw, without the
+ * library's support for it:
+ *
+ *   - SHN_HELLO_F_DIRECT comes back under --direct auto (the default), not
+ *     under --direct off, and never to a client that did not ask;
+ *   - DIRECT_SETUP hands over the filter table and a port map, both sealed
+ *     read-only; the table follows SUBSCRIBE / UNSUBSCRIBE / PORT_CLOSE /
+ *     a subscriber's exit with a new generation before the reply;
+ *   - [limits] direct-max-filters: beyond it the table says DISABLED;
+ *   - the direct messages from a client that may not send them, a second
+ *     DIRECT_SETUP and a DIRECT_FAULT for a ring the client does not hold
+ *     are protocol errors (disconnect); DIRECT_CLOSE of such a ring is
+ *     -ENOENT.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <xxhash.h>
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+#include "shm/direct.h"
+#include "shm/proto.h"
+
+static uint32_t raw_id = 500;
+
+static void raw_send(int fd, const void *msg, size_t len)
+{
+	ssize_t n = send(fd, msg, len, MSG_NOSIGNAL);
+
+	if (n != (ssize_t)len)
+		fail_msg("send(%zu bytes): %zd (%s)", len, n, strerror(errno));
+}
+
+static void hdr_init(struct shn_msg_hdr *h, uint16_t type)
+{
+	h->magic = SHN_PROTO_MAGIC;
+	h->version = SHN_PROTO_VERSION;
+	h->type = type;
+	h->id = ++raw_id;
+	h->status = 0;
+}
+
+static void expect_eof(int fd, const char *what)
+{
+	uint8_t buf[SHN_MSG_MAX + 64];
+	int fds[8], nfds = 8;
+	ssize_t n = h_raw_recv(fd, buf, sizeof(buf), fds, &nfds, H_TIMEOUT_MS);
+
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (n == -ETIMEDOUT)
+		fail_msg("%s: the broker kept the connection open", what);
+	if (n > 0)
+		fail_msg("%s: the broker answered (%zd bytes) instead of closing", what, n);
+	assert_int_equal(n, 0);
+}
+
+struct raw {
+	int sock;
+	int fds[SHN_HELLO_NFDS];
+	struct shn_msg_hello_reply rep;
+};
+
+/* HELLO with these flags; returns the reply's status. */
+static int raw_hello(struct harness *h, struct raw *r, uint32_t flags)
+{
+	struct shn_msg_hello req;
+	int nfds = SHN_HELLO_NFDS;
+	ssize_t n;
+
+	memset(&req, 0, sizeof(req));
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < SHN_HELLO_NFDS; i++)
+		r->fds[i] = -1;
+	r->sock = h_raw_connect(h);
+	hdr_init(&req.hdr, SHN_MSG_HELLO);
+	req.flags = flags;
+	raw_send(r->sock, &req, sizeof(req));
+	n = h_raw_recv(r->sock, &r->rep, sizeof(r->rep), r->fds, &nfds, H_TIMEOUT_MS);
+	assert_true(n >= (ssize_t)sizeof(struct shn_msg_hdr));
+	assert_int_equal(r->rep.hdr.type, SHN_MSG_HELLO);
+	if (r->rep.hdr.status == 0) {
+		assert_int_equal(n, sizeof(r->rep));
+		assert_int_equal(nfds, SHN_HELLO_NFDS);
+	}
+	return r->rep.hdr.status;
+}
+
+static void raw_close(struct raw *r)
+{
+	for (int i = 0; i < SHN_HELLO_NFDS; i++)
+		if (r->fds[i] >= 0)
+			close(r->fds[i]);
+	close(r->sock);
+}
+
+/* The direct path's segments as a client maps them. */
+struct direct {
+	struct shn_ftab_hdr *t;
+	size_t tsize;
+	struct shn_pmap_hdr *pm;
+	size_t pmsize;
+};
+
+/* DIRECT_SETUP: the reply, both descriptors checked read-only and mapped. */
+static void direct_setup(struct raw *r, struct direct *d)
+{
+	struct shn_msg_hdr req;
+	struct shn_msg_direct_setup_reply rep;
+	int fds[4] = { -1, -1, -1, -1 }, nfds = 4;
+	ssize_t n;
+
+	hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	raw_send(r->sock, &req, sizeof(req));
+	n = h_raw_recv(r->sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
+	assert_int_equal(n, sizeof(rep));
+	assert_int_equal(rep.hdr.type, SHN_MSG_DIRECT_SETUP);
+	assert_int_equal(rep.hdr.id, req.id);
+	assert_int_equal(rep.hdr.status, 0);
+	assert_int_equal(nfds, SHN_DSETUP_NFDS);
+	assert_int_equal(rep.pmap_size, SHN_PMAP_SEG_SIZE);
+	d->tsize = (size_t)rep.table_size;
+	d->pmsize = rep.pmap_size;
+	/* sealed: no client may write either */
+	for (int i = 0; i < 2; i++) {
+		size_t sz = i == 0 ? d->tsize : d->pmsize;
+		void *w = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
+
+		assert_true(w == MAP_FAILED);
+		assert_true((fcntl(fds[i], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) != 0);
+	}
+	d->t = mmap(NULL, d->tsize, PROT_READ, MAP_SHARED, fds[SHN_DSETUP_FD_TABLE], 0);
+	d->pm = mmap(NULL, d->pmsize, PROT_READ, MAP_SHARED, fds[SHN_DSETUP_FD_PMAP], 0);
+	assert_true(d->t != MAP_FAILED && d->pm != MAP_FAILED);
+	close(fds[0]);
+	close(fds[1]);
+	assert_true(shn_ftab_geometry_ok(d->t, d->tsize));
+	assert_int_equal(d->pm->magic, SHN_PMAP_MAGIC);
+	assert_int_equal(d->pm->nslots, SHN_PMAP_SLOTS);
+}
+
+static void direct_unmap(struct direct *d)
+{
+	munmap(d->t, d->tsize);
+	munmap(d->pm, d->pmsize);
+}
+
+static uint64_t gen_of(const struct direct *d)
+{
+	return atomic_load_explicit(&d->t->gen, memory_order_acquire);
+}
+
+/* The ports key reaches, as a publisher's library would look it up. */
+static int lookup(const struct direct *d, const char *key, struct shn_ftab_match *m, uint32_t max)
+{
+	size_t len = strlen(key);
+
+	return shn_ftab_lookup(d->t, gen_of(d), XXH3_64bits(key, len), (const uint8_t *)key,
+			       (uint32_t)len, m, max);
+}
+
+/* ---- the flag ------------------------------------------------------------ */
+
+static void test_hello_flag_auto(void **state)
+{
+	struct harness *h = *state;
+	struct raw r;
+
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	assert_true(r.rep.flags & SHN_HELLO_F_DIRECT);
+	raw_close(&r);
+	/* not asked, not given */
+	assert_int_equal(raw_hello(h, &r, 0), 0);
+	assert_false(r.rep.flags & SHN_HELLO_F_DIRECT);
+	raw_close(&r);
+	/* any other request flag is still an argument error */
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT | 8u), -EINVAL);
+	raw_close(&r);
+}
+
+static int setup_off(void **state)
+{
+	static struct harness h;
+	static const char *const extra[] = { "--direct", "off", NULL };
+
+	h_start(&h, extra);
+	*state = &h;
+	return 0;
+}
+
+static int teardown_off(void **state)
+{
+	struct harness *h = *state;
+
+	h_kill_children();
+	h_disconnect_all();
+	h_stop(h);
+	return 0;
+}
+
+static void test_hello_flag_off(void **state)
+{
+	struct harness *h = *state;
+	struct raw r;
+	struct shn_msg_hdr req;
+
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	assert_false(r.rep.flags & SHN_HELLO_F_DIRECT);
+	/* not granted: DIRECT_SETUP is a protocol error */
+	hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	raw_send(r.sock, &req, sizeof(req));
+	expect_eof(r.sock, "DIRECT_SETUP under --direct off");
+	raw_close(&r);
+	/* the library's path still works */
+	shn_client *c = h_connect(h);
+	shn_conn conn;
+	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
+	shn_notification n = { .event = 1, .key = "k", .key_len = 1 }, out[2];
+	assert_int_equal(shn_notify(c, &n, 1, 0), 0);
+	assert_int_equal(h_get(p, out, 2), 1);
+	h_disconnect(c);
+}
+
+/* ---- the filter table ---------------------------------------------------- */
+
+/* Find the id the broker gave the port: the only any-key filter after an
+ * any-key subscription on it. */
+static uint32_t find_any_port(const struct direct *d)
+{
+	struct shn_ftab_match m[4];
+	int n = lookup(d, "no-such-key-anywhere", m, 4);
+
+	assert_int_equal(n, 1);
+	return m[0].port_id;
+}
+
+static void test_table_follows_subscriptions(void **state)
+{
+	struct harness *h = *state;
+	struct raw r;
+	struct direct d;
+	struct shn_ftab_match m[8];
+	uint64_t g0, g1, g2, g3;
+	shn_conn ca, cb, cany;
+
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	assert_true(r.rep.flags & SHN_HELLO_F_DIRECT);
+	direct_setup(&r, &d);
+	g0 = gen_of(&d);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 0);
+
+	/* a subscriber: each change is in the table, under a new generation,
+	 * when its call returns */
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 0, NULL, 0, SHN_EV_ALL, &cany);
+	g1 = gen_of(&d);
+	assert_true(g1 > g0);
+	uint32_t pid = find_any_port(&d);
+	assert_int_equal(shn_unsubscribe(c, cany), 0);
+	assert_true(gen_of(&d) > g1);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 0);
+
+	assert_int_equal(shn_subscribe(p, "alpha", 5, 0x5, 0, &ca), 0);
+	g2 = gen_of(&d);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
+	assert_int_equal(m[0].port_id, pid);
+	assert_int_equal(m[0].mask, 0x5);
+	assert_int_equal(lookup(&d, "beta", m, 8), 0);
+	assert_int_equal(lookup(&d, "alph", m, 8), 0);
+	/* a second filter on the same key and port: masks merged */
+	assert_int_equal(shn_subscribe(p, "alpha", 5, 0x12, 0, &cb), 0);
+	assert_true(gen_of(&d) > g2);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
+	assert_int_equal(m[0].mask, 0x17);
+	assert_int_equal(shn_unsubscribe(c, ca), 0);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
+	assert_int_equal(m[0].mask, 0x12);
+
+	/* a second port of another client */
+	shn_client *c2 = h_connect(h);
+	shn_conn c2a;
+	shn_port *p2 = h_port_sub(c2, 0, "alpha", 5, 0x40, &c2a);
+	(void)p2;
+	assert_int_equal(lookup(&d, "alpha", m, 8), 2);
+	/* that subscriber goes away: its filters leave the table */
+	g3 = gen_of(&d);
+	h_disconnect(c2);
+	for (int i = 0; i < 1000 && gen_of(&d) == g3; i++)
+		h_sleep_ms(5);
+	assert_true(gen_of(&d) > g3);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
+	assert_int_equal(m[0].port_id, pid);
+
+	/* closing the port removes the rest before shn_port_close returns */
+	assert_int_equal(shn_port_close(p), 0);
+	assert_int_equal(lookup(&d, "alpha", m, 8), 0);
+
+	/* the port map: nothing direct yet */
+	const struct shn_pmap_slot *slots = (const void *)(d.pm + 1);
+	uint32_t ring;
+	assert_int_equal(shn_pmap_find(slots, d.pm->nslots, pid, gen_of(&d), &ring), -ENOENT);
+
+	h_disconnect(c);
+	direct_unmap(&d);
+	raw_close(&r);
+}
+
+static int setup_small(void **state)
+{
+	static struct harness h;
+	char path[400];
+	FILE *f;
+
+	h_prepare(&h);
+	snprintf(path, sizeof(path), "%s/small.conf", h.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "[limits]\ndirect-max-filters = 2\n");
+	fclose(f);
+	const char *const extra[] = { "--config", path, NULL };
+	h_launch(&h, extra);
+	*state = &h;
+	return 0;
+}
+
+static bool half_disabled(const struct direct *d)
+{
+	const struct shn_ftab_half *hh =
+		(const void *)((const uint8_t *)d->t + d->t->half_off[gen_of(d) & 1]);
+
+	return (hh->flags & SHN_FTAB_DISABLED) != 0;
+}
+
+static void test_table_limit(void **state)
+{
+	struct harness *h = *state;
+	struct raw r;
+	struct direct d;
+	struct shn_ftab_match m[4];
+	shn_conn c1, c2, c3;
+
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	direct_setup(&r, &d);
+	assert_int_equal(d.t->max_filters, 2);
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 0, "a", 1, 1, &c1);
+	assert_int_equal(shn_subscribe(p, "b", 1, 1, 0, &c2), 0);
+	assert_false(half_disabled(&d));
+	assert_int_equal(lookup(&d, "b", m, 4), 1);
+	/* one more than the table holds: DISABLED, nothing refused */
+	assert_int_equal(shn_subscribe(p, "c", 1, 1, 0, &c3), 0);
+	assert_true(half_disabled(&d));
+	assert_int_equal(lookup(&d, "b", m, 4), -EAGAIN);
+	{
+		char *st = h_stats(c);
+
+		assert_non_null(strstr(st, "\"table_disabled\":true"));
+		free(st);
+	}
+	/* and the broker path still delivers */
+	shn_notification n = { .event = 1, .key = "c", .key_len = 1 }, out[2];
+	assert_int_equal(shn_notify(c, &n, 1, 0), 0);
+	assert_int_equal(h_get(p, out, 2), 1);
+	/* back under the limit: the table again */
+	assert_int_equal(shn_unsubscribe(c, c1), 0);
+	assert_false(half_disabled(&d));
+	assert_int_equal(lookup(&d, "c", m, 4), 1);
+	assert_int_equal(lookup(&d, "a", m, 4), 0);
+	h_disconnect(c);
+	direct_unmap(&d);
+	raw_close(&r);
+}
+
+/* ---- messages a client may not send ------------------------------------- */
+
+static void test_bad_direct_messages(void **state)
+{
+	struct harness *h = *state;
+	struct raw r;
+	struct direct d;
+	struct shn_msg_hdr req;
+	struct shn_msg_direct_fault df;
+	struct shn_msg_direct_close dc;
+	struct shn_msg_reply rep;
+	int nfds = 0;
+
+	/* DIRECT_SETUP, DIRECT_FAULT, DIRECT_CLOSE without the flag granted */
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(raw_hello(h, &r, 0), 0);
+		memset(&df, 0, sizeof(df));
+		memset(&dc, 0, sizeof(dc));
+		if (k == 0) {
+			hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+			raw_send(r.sock, &req, sizeof(req));
+		} else if (k == 1) {
+			hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
+			raw_send(r.sock, &df, sizeof(df));
+		} else {
+			hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
+			dc.role = SHN_DIRECT_SUBSCRIBER;
+			raw_send(r.sock, &dc, sizeof(dc));
+		}
+		expect_eof(r.sock, "a direct message without SHN_HELLO_F_DIRECT");
+		raw_close(&r);
+	}
+
+	/* granted: DIRECT_CLOSE of a ring it does not hold is -ENOENT */
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	direct_setup(&r, &d);
+	memset(&dc, 0, sizeof(dc));
+	hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
+	dc.role = SHN_DIRECT_PUBLISHER;
+	dc.ring_id = 77;
+	raw_send(r.sock, &dc, sizeof(dc));
+	assert_int_equal(h_raw_recv(r.sock, &rep, sizeof(rep), NULL, &nfds, H_TIMEOUT_MS),
+			 sizeof(rep));
+	assert_int_equal(rep.hdr.type, SHN_MSG_DIRECT_CLOSE);
+	assert_int_equal(rep.hdr.id, dc.hdr.id);
+	assert_int_equal(rep.hdr.status, -ENOENT);
+	/* a second DIRECT_SETUP: protocol error */
+	hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	raw_send(r.sock, &req, sizeof(req));
+	expect_eof(r.sock, "second DIRECT_SETUP");
+	direct_unmap(&d);
+	raw_close(&r);
+
+	/* a DIRECT_FAULT for a ring it does not hold: protocol error */
+	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	direct_setup(&r, &d);
+	memset(&df, 0, sizeof(df));
+	hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
+	df.port_id = 1;
+	df.slot = 0;
+	df.ring_id = 1;
+	raw_send(r.sock, &df, sizeof(df));
+	expect_eof(r.sock, "DIRECT_FAULT for a ring the client does not hold");
+	direct_unmap(&d);
+	raw_close(&r);
+
+	/* malformed: a role that is neither side, reserved bits, lengths */
+	const struct { int kind; uint32_t v; size_t len_delta; } bad[] = {
+		{ 0, 0, 0 }, { 0, 3, 0 }, { 1, 1, 0 }, { 0, 1, 8 }, { 1, 0, 8 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t buf[128];
+
+		assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+		memset(buf, 0, sizeof(buf));
+		if (bad[i].kind == 0) {
+			struct shn_msg_direct_close *m = (void *)buf;
+
+			hdr_init(&m->hdr, SHN_MSG_DIRECT_CLOSE);
+			m->role = bad[i].v;
+			raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
+		} else {
+			struct shn_msg_direct_fault *m = (void *)buf;
+
+			hdr_init(&m->hdr, SHN_MSG_DIRECT_FAULT);
+			m->reserved = bad[i].v;
+			raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
+		}
+		expect_eof(r.sock, "a malformed direct message");
+		raw_close(&r);
+	}
+
+	/* the broker goes on, and counted them */
+	shn_client *c = h_connect(h);
+	char *st = h_stats(c);
+	assert_non_null(strstr(st, "\"protocol_errors\""));
+	free(st);
+	h_disconnect(c);
+}
+
+int main(int argc, char **argv)
+{
+	h_parse_args(argc, argv);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hello_flag_auto, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_hello_flag_off, setup_off, teardown_off),
+		cmocka_unit_test_setup_teardown(test_table_follows_subscriptions, h_setup,
+						h_teardown),
+		cmocka_unit_test_setup_teardown(test_table_limit, setup_small, teardown_off),
+		cmocka_unit_test_setup_teardown(test_bad_direct_messages, h_setup, h_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
