@@ -119,6 +119,9 @@ struct shnd_port {
 	struct shnd_list drings;
 	uint32_t ndrings, dring_slots;
 	int cons_ro_fd;
+	/* its owner asked for the direct path before opening it: user batches
+	 * are written as SHN_REC_DELIVERY2 (they name their publisher) */
+	bool direct;
 	uint64_t seq;
 	uint64_t delivered, dropped;
 	uint64_t wakeups;             /* eventfd writes to a sleeping consumer */

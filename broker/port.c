@@ -89,6 +89,7 @@ int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capa
 
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", p->cons_seg.fd);
 		p->cons_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+		p->direct = true;
 	}
 	/* the broker keeps its mappings; the segment descriptors go to the
 	 * client and need not stay open here */

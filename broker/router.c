@@ -55,7 +55,7 @@ static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
 
 	for (t = 0; t < r->ntouched; t++) {
 		struct shnd_port *p = r->touched[t];
-		uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
+		uint64_t size = shnd_deliver_hdr_size(p) + p->bytes;
 		int ok;
 
 		if (p->overflow != SHN_OVERFLOW_BLOCK_WIRE || p->lost ||
