@@ -267,6 +267,32 @@ static uint64_t next_gen(const struct shnd_broker *b)
 	return (atomic_load_explicit(&b->ftab.t->gen, memory_order_relaxed) + 1);
 }
 
+struct shn_direct_barrier *shnd_dring_barrier(const struct shnd_port *p, uint32_t *n)
+{
+	struct shn_direct_barrier *e;
+	const struct shnd_list *pos;
+	uint32_t i = 0;
+
+	*n = 0;
+	if (p->ndrings == 0)
+		return (NULL);
+	e = calloc(p->ndrings, sizeof(*e));
+	if (e == NULL)
+		return (NULL);
+	shnd_list_for_each(pos, &p->drings) {
+		const struct shnd_dring *d = shnd_list_entry(pos, const struct shnd_dring, by_port);
+		const struct shn_ring_prod *prod =
+			(const void *)((const uint8_t *)d->ring_seg.addr + SHN_DIRECT_PROD_OFF);
+
+		e[i].slot = d->port_slot;
+		/* the publisher's value, a bound for the reader only */
+		e[i].tail = atomic_load_explicit(&prod->tail, memory_order_acquire);
+		i++;
+	}
+	*n = i;
+	return (e);
+}
+
 void shnd_dring_port_gone(struct shnd_broker *b, struct shnd_port *p)
 {
 	struct shnd_list *pos, *tmp;

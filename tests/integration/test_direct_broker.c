@@ -754,6 +754,40 @@ static void test_direct_open(void **state)
 	assert_int_equal(ids[1], b3);
 	assert_true(b2 != b3);
 
+	/* UNSUBSCRIBE: the HANDLE_CLOSE carries the barrier, the direct ring's
+	 * tail as the broker read it (the publisher's value) */
+	ring = mmap(NULL, rsize, PROT_READ | PROT_WRITE, MAP_SHARED, pfds[SHN_DOPEN_FD_RING], 0);
+	assert_true(ring != MAP_FAILED);
+	atomic_store(&((struct shn_ring_prod *)(void *)ring)->tail, 64);
+	munmap(ring, rsize);
+	struct shn_msg_unsubscribe us;
+	memset(&us, 0, sizeof(us));
+	hdr_init(&us.hdr, SHN_MSG_UNSUBSCRIBE);
+	us.conn = 1;
+	assert_int_equal(call(&sub, &us, sizeof(us)), 0);
+	assert_int_equal(port_batches(&sub, ids, 3), 3);
+	{
+		const uint8_t *data = sub.port_ring + SHN_RING_HDR_SIZE;
+		uint64_t off = 0;
+
+		for (int i = 0; i < 2; i++)
+			off += ((const struct shn_rec_hdr *)(const void *)(data + off))->len;
+		const struct shn_del_batch *hc = (const void *)(data + off);
+		const struct shn_del_note *dn = (const void *)(hc + 1);
+		struct shn_direct_barrier e;
+
+		assert_int_equal(hc->h.type, SHN_REC_DELIVERY);
+		assert_int_equal(hc->count, 1);
+		assert_int_equal(dn->event, SHN_EV_HANDLE_CLOSE_WIRE);
+		assert_int_equal(dn->conn, 1);
+		assert_int_equal(dn->data_len, sizeof(e));
+		assert_int_equal(shn_direct_barrier_check((const uint8_t *)(dn + 1), dn->data_len,
+							  32), 1);
+		memcpy(&e, dn + 1, sizeof(e));
+		assert_int_equal(e.slot, so.slot);
+		assert_int_equal(e.tail, 64);
+	}
+
 	/* the port closes: the publisher is told, the slot closes */
 	struct shn_msg_port_close pc;
 	memset(&pc, 0, sizeof(pc));
