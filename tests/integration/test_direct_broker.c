@@ -736,6 +736,34 @@ static void test_direct_open(void **state)
 	munmap(cons, SHN_DIRECT_CONS_SEG_SIZE);
 	assert_int_equal(write(sfds[SHN_DOPEN_FD_ROOM], &one, 8), 8);
 
+	/* stats read the counter lines each side writes (untrusted: clamped) */
+	ring = mmap(NULL, rsize, PROT_READ | PROT_WRITE, MAP_SHARED, pfds[SHN_DOPEN_FD_RING], 0);
+	cons = mmap(NULL, SHN_DIRECT_CONS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    sfds[SHN_DOPEN_FD_CONS], 0);
+	assert_true(ring != MAP_FAILED && cons != MAP_FAILED);
+	{
+		struct shn_direct_pub_stats *ps = (void *)(ring + SHN_DIRECT_PSTATS_OFF);
+		struct shn_direct_reader_stats *rs =
+			(void *)((uint8_t *)cons + SHN_DIRECT_RSTATS_OFF);
+
+		atomic_store(&ps->routed, 5);
+		atomic_store(&ps->dropped, UINT64_MAX);
+		atomic_store(&rs->delivered, 7);
+		atomic_store(&rs->late, 1);
+		shn_client *lc = h_connect(h);
+		char *st = h_stats(lc);
+
+		assert_non_null(strstr(st, "\"direct_routed\":5"));
+		assert_non_null(strstr(st, "\"direct_dropped\":9007199254740992"));
+		assert_non_null(strstr(st, "\"direct_delivered\":7"));
+		assert_non_null(strstr(st, "\"direct_late\":1"));
+		assert_non_null(strstr(st, "\"rings\":1"));
+		free(st);
+		h_disconnect(lc);
+	}
+	munmap(ring, rsize);
+	munmap(cons, SHN_DIRECT_CONS_SEG_SIZE);
+
 	/* the port map says so from open_gen on, and the table is there */
 	const struct shn_pmap_slot *slots = (const void *)(pub.d.pm + 1);
 	uint32_t ring_id = 0;
