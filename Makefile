@@ -130,7 +130,7 @@ bench: deps
 FUZZ_DEPS    := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     ?= build-fuzz
-FUZZ_TARGETS ?= control ring
+FUZZ_TARGETS ?= control ring direct
 
 fuzz:
 	@$(MAKE) deps EXTRA_DEPS="$(FUZZ_DEPS)"

@@ -27,6 +27,7 @@
 
 #include "client.h"
 #include "fault.h"
+#include "ftab.h"
 #include "index.h"
 #include "log.h"
 #include "systemd.h"
@@ -108,6 +109,7 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 	shnd_list_init(&b->doomed);
 	shnd_map_init(&b->ports);
 	shnd_index_init(&b->index);
+	b->ftab.seg.fd = -1;
 	shnd_router_init(&b->router);
 
 	err = shnd_fault_init();
@@ -121,6 +123,13 @@ int shnd_broker_init(struct shnd_broker *b, const struct shnd_config *cfg)
 	err = setup_bshm(b);
 	if (err) {
 		shnd_err("cannot create the broker segment: %s", strerror(-err));
+		return (err);
+	}
+	err = shnd_ftab_init(b);
+	if (err) {
+		shnd_err("cannot create the direct path's filter table (%u filters): %s; "
+			 "lower [limits] direct-max-filters or run with --direct off",
+			 b->cfg.lim.direct_max_filters, strerror(-err));
 		return (err);
 	}
 	sigemptyset(&set);
@@ -273,6 +282,7 @@ void shnd_broker_fini(struct shnd_broker *b)
 		close(b->signal_fd);
 	}
 	shn_segment_close(&b->bshm_seg);
+	shnd_ftab_fini(b);
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
 	free(b->clients);

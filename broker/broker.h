@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm/direct.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
@@ -65,15 +66,39 @@ struct shnd_totals {
 	/* refused by an [acl "PREFIX"] rule */
 	uint64_t acl_subscribe_denied;  /* SUBSCRIBE -EACCES */
 	uint64_t acl_publish_denied;    /* publish batches dropped (and PUB_CHECK -EACCES) */
+	/* the direct path (dring.c) */
+	uint64_t direct_rings_opened;
+	uint64_t direct_refused;        /* offers a [limits] cap turned down */
+	uint64_t direct_faults;         /* DIRECT_FAULTs that cut a publisher off */
 };
 
 /* A pending system event of one port (FIFO in broker memory). */
 struct shnd_sysev {
 	uint32_t event; /* SHN_EV_OVERFLOW_WIRE or SHN_EV_HANDLE_CLOSE_WIRE */
 	uint64_t val;   /* OVERFLOW: lost count; HANDLE_CLOSE: conn */
+	/* HANDLE_CLOSE on a port with direct rings: its data, the barrier
+	 * (shm/direct.h), malloc'd, freed once written or with the port */
+	struct shn_direct_barrier *barrier;
+	uint32_t nbarrier;
 };
 
 struct shnd_client;
+struct shnd_port;
+
+/* A direct ring (dring.c): one publisher writes, one port's owner reads. */
+struct shnd_dring {
+	struct shnd_list by_pub;      /* pub->drings */
+	struct shnd_list by_port;     /* port->drings */
+	struct shnd_client *pub;
+	struct shnd_port *port;
+	uint32_t ring_id;             /* broker-wide, never reused */
+	uint32_t pmap_slot;           /* in the publisher's port map */
+	uint32_t port_slot;           /* among the port's direct rings */
+	uint32_t capacity;
+	uint64_t open_gen;
+	struct shn_segment ring_seg;  /* the broker's mappings (stats); fds handed out */
+	struct shn_segment cons_seg;
+};
 
 struct shnd_port {
 	struct shnd_hnode by_id;      /* broker->ports; key: id */
@@ -92,6 +117,15 @@ struct shnd_port {
 	int event_fd;
 	struct shnd_list subs;        /* struct shnd_sub.by_port */
 	uint32_t nsubs;
+	/* the direct path: its rings (struct shnd_dring.by_port), which port
+	 * slots they use, and a read-only descriptor of the consumer segment
+	 * for their publishers (the sleep word); -1 unless the owner asked */
+	struct shnd_list drings;
+	uint32_t ndrings, dring_slots;
+	int cons_ro_fd;
+	/* its owner asked for the direct path before opening it: user batches
+	 * are written as SHN_REC_DELIVERY2 (they name their publisher) */
+	bool direct;
 	uint64_t seq;
 	uint64_t delivered, dropped;
 	uint64_t wakeups;             /* eventfd writes to a sleeping consumer */
@@ -184,6 +218,12 @@ struct shnd_client {
 	/* what it calls itself (SET_NAME, checked: shn_name_valid), for stats;
 	 * NUL-terminated, "" when it gave none */
 	char name[SHN_NAME_MAX_WIRE + 1];
+	/* the direct path: granted in HELLO (it asked, --direct auto); set up
+	 * (DIRECT_SETUP): it holds the filter table and its port map */
+	bool direct, direct_setup;
+	struct shn_segment pmap_seg;  /* its port map: the broker writes, sealed read-only */
+	uint32_t pmap_used;           /* port map slots used (never reused) */
+	struct shnd_list drings;      /* the direct rings it writes (shnd_dring.by_pub) */
 	struct shnd_conn conn;
 	int refs;                     /* loop objects not yet released */
 	struct shnd_list doom_link;
@@ -218,6 +258,21 @@ struct shnd_index {
 	uint32_t *interest_count;
 	_Atomic uint64_t *interest_map;
 	_Atomic uint32_t *any_key_subs;
+	/* bumped by every add and del: the direct path's filter table is
+	 * rebuilt when it moved (ftab.c) */
+	uint64_t changes;
+};
+
+/* The direct path's filter table (ftab.c, shm/direct.h), broker-wide. */
+struct shnd_ftab {
+	struct shn_segment seg;       /* the broker writes; sealed read-only to clients */
+	struct shn_ftab_hdr *t;       /* NULL: --direct off */
+	uint32_t holders;             /* clients that got it (DIRECT_SETUP) */
+	uint64_t built_changes;       /* index.changes the half in use was built from */
+	uint32_t *used[2];            /* per half, the slots its last build wrote */
+	uint32_t nused[2];
+	bool disabled;                /* the half in use says SHN_FTAB_DISABLED */
+	uint64_t builds, disabled_builds;
 };
 
 struct shnd_match {
@@ -267,11 +322,14 @@ struct shnd_broker {
 	struct shnd_list doomed;
 	struct shnd_map ports;
 	struct shnd_index index;
+	struct shnd_ftab ftab;
 	struct shnd_router router;
 	uint64_t next_client_id;
 	uint32_t next_port_id;
 	uint64_t next_sub_serial;
 	size_t nports, nsubs;
+	uint32_t next_ring_id, ndrings; /* direct rings: the last id, how many open */
+	uint64_t dring_bytes;         /* their capacities together */
 	struct shnd_totals tot;
 	uint64_t started_ns;          /* CLOCK_MONOTONIC at start, for uptime */
 	bool stop;

@@ -40,6 +40,12 @@ void shnd_config_defaults(struct shnd_config *cfg)
 	cfg->lim.max_ring_bytes = SHND_DEFAULT_MAX_RING_BYTES;
 	cfg->lim.max_key = SHN_KEY_MAX_WIRE;
 	cfg->lim.max_data = SHN_DATA_MAX_WIRE;
+	cfg->lim.direct_max_filters = SHND_DEFAULT_DIRECT_MAX_FILTERS;
+	cfg->lim.max_direct_rings = SHND_DEFAULT_MAX_DIRECT_RINGS;
+	cfg->lim.direct_rings_per_port = SHND_DEFAULT_DIRECT_RINGS_PER_PORT;
+	cfg->lim.direct_ring_size = SHND_DEFAULT_DIRECT_RING_SIZE;
+	cfg->lim.max_direct_bytes = SHND_DEFAULT_MAX_DIRECT_BYTES;
+	cfg->direct = true;
 	cfg->sock_mode = -1;
 }
 
@@ -86,6 +92,17 @@ static int parse_io(const char *s, enum shnd_io *io)
 	return (0);
 }
 
+static int parse_direct(const char *s, bool *direct)
+{
+	if (strcmp(s, "auto") == 0)
+		*direct = true;
+	else if (strcmp(s, "off") == 0)
+		*direct = false;
+	else
+		return (-EINVAL);
+	return (0);
+}
+
 /* The largest power of two <= v, at least the smallest ring. */
 static uint32_t round_down_capacity(uint64_t v)
 {
@@ -103,7 +120,10 @@ enum section { SEC_BROKER, SEC_LIMITS, SEC_SOCKET, SEC_ACL, SEC_BAD };
 /* Keys that may be set once; the line each was set on. */
 enum key_id {
 	K_SOCKET, K_LOG_LEVEL, K_IO, K_DEFAULT_CAP, K_MAX_CAP, K_FOREGROUND, K_SPIN_US,
+	K_DIRECT,
 	K_MAX_CLIENTS, K_MAX_PORTS, K_MAX_SUBS, K_MAX_RING_BYTES, K_MAX_KEY, K_MAX_DATA,
+	K_DIRECT_MAX_FILTERS, K_MAX_DIRECT_RINGS, K_DIRECT_RINGS_PER_PORT, K_DIRECT_RING_SIZE,
+	K_MAX_DIRECT_BYTES,
 	K_MODE, K_GROUP,
 	K_COUNT
 };
@@ -119,12 +139,18 @@ static const struct {
 	[K_MAX_CAP] = { SEC_BROKER, "max-capacity" },
 	[K_FOREGROUND] = { SEC_BROKER, "foreground" },
 	[K_SPIN_US] = { SEC_BROKER, "spin-us" },
+	[K_DIRECT] = { SEC_BROKER, "direct" },
 	[K_MAX_CLIENTS] = { SEC_LIMITS, "max-clients" },
 	[K_MAX_PORTS] = { SEC_LIMITS, "max-ports" },
 	[K_MAX_SUBS] = { SEC_LIMITS, "max-subscriptions" },
 	[K_MAX_RING_BYTES] = { SEC_LIMITS, "max-ring-bytes" },
 	[K_MAX_KEY] = { SEC_LIMITS, "max-key-size" },
 	[K_MAX_DATA] = { SEC_LIMITS, "max-data-size" },
+	[K_DIRECT_MAX_FILTERS] = { SEC_LIMITS, "direct-max-filters" },
+	[K_MAX_DIRECT_RINGS] = { SEC_LIMITS, "max-direct-rings" },
+	[K_DIRECT_RINGS_PER_PORT] = { SEC_LIMITS, "direct-rings-per-port" },
+	[K_DIRECT_RING_SIZE] = { SEC_LIMITS, "direct-ring-size" },
+	[K_MAX_DIRECT_BYTES] = { SEC_LIMITS, "max-direct-bytes" },
 	[K_MODE] = { SEC_SOCKET, "mode" },
 	[K_GROUP] = { SEC_SOCKET, "group" },
 };
@@ -279,6 +305,39 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 			fail(r, "spin-us '%s': expected microseconds from 0 (never spin, the "
 			     "default) to %u", v, SHND_SPIN_US_MAX);
 		break;
+	case K_DIRECT:
+		if (parse_direct(v, &cfg->direct) < 0)
+			fail(r, "direct '%s': expected auto (publishers write straight into "
+			     "subscribers' rings where they may) or off (everything through the "
+			     "broker)", v);
+		break;
+	case K_DIRECT_MAX_FILTERS:
+		if (!parse_u32(v, 1, SHND_DIRECT_MAX_FILTERS_MAX, &cfg->lim.direct_max_filters))
+			fail(r, "direct-max-filters '%s': expected a number from 1 to %u", v,
+			     SHND_DIRECT_MAX_FILTERS_MAX);
+		break;
+	case K_MAX_DIRECT_RINGS:
+		if (!parse_u32(v, 0, 1000000, &cfg->lim.max_direct_rings))
+			fail(r, "max-direct-rings '%s': expected a number from 0 (no direct ring) "
+			     "to 1000000", v);
+		break;
+	case K_DIRECT_RINGS_PER_PORT:
+		if (!parse_u32(v, 0, SHND_DIRECT_RINGS_PER_PORT_MAX, &cfg->lim.direct_rings_per_port))
+			fail(r, "direct-rings-per-port '%s': expected a number from 0 to %u", v,
+			     SHND_DIRECT_RINGS_PER_PORT_MAX);
+		break;
+	case K_DIRECT_RING_SIZE:
+		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
+			fail(r, "direct-ring-size '%s': expected bytes (K, M, G suffixes) from 1 "
+			     "to %u", v, SHN_RING_MAX_CAPACITY);
+		else
+			cfg->lim.direct_ring_size = shn_ring_round_capacity((uint32_t)x);
+		break;
+	case K_MAX_DIRECT_BYTES:
+		if (shnd_parse_size(v, 0, 1ull << 40, &cfg->lim.max_direct_bytes) < 0)
+			fail(r, "max-direct-bytes '%s': expected bytes (K, M, G suffixes) from 0 "
+			     "to 1024G", v);
+		break;
 	case K_MAX_CLIENTS:
 		if (!parse_u32(v, 1, 1000000, &cfg->lim.max_clients))
 			fail(r, "max-clients '%s': expected a number from 1 to 1000000", v);
@@ -395,10 +454,12 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (k == K_COUNT) {
 		if (sec == SEC_BROKER)
 			fail(r, "unknown key '%s' in [broker]: expected socket, log-level, io, "
-			     "default-capacity, max-capacity or spin-us", name);
+			     "default-capacity, max-capacity, spin-us or direct", name);
 		else if (sec == SEC_LIMITS)
 			fail(r, "unknown key '%s' in [limits]: expected max-clients, max-ports, "
-			     "max-subscriptions, max-ring-bytes, max-key-size or max-data-size", name);
+			     "max-subscriptions, max-ring-bytes, max-key-size, max-data-size, "
+			     "direct-max-filters, max-direct-rings, direct-rings-per-port, "
+			     "direct-ring-size or max-direct-bytes", name);
 		else
 			fail(r, "unknown key '%s' in [socket]: expected mode or group (the path is "
 			     "[broker] socket)", name);
@@ -489,6 +550,8 @@ int shnd_config_finish(struct shnd_config *cfg, const struct shnd_cmdline *cl)
 				  cl->log_level));
 	if (cl->io && parse_io(cl->io, &cfg->io) < 0)
 		return (cfg_error(cfg, 0, "bad --io '%s' (uring, epoll or auto)", cl->io));
+	if (cl->direct && parse_direct(cl->direct, &cfg->direct) < 0)
+		return (cfg_error(cfg, 0, "bad --direct '%s' (auto or off)", cl->direct));
 	if (cl->spin_us) {
 		if (shnd_parse_size(cl->spin_us, 0, SHND_SPIN_US_MAX, &v) < 0)
 			return (cfg_error(cfg, 0, "bad --spin-us '%s' (microseconds, 0 to %u)",
@@ -570,6 +633,7 @@ void shnd_config_print(const struct shnd_config *cfg, FILE *f)
 	print_size(f, "default-capacity", cfg->default_capacity);
 	print_size(f, "max-capacity", cfg->max_capacity);
 	fprintf(f, "spin-us = %u\n", cfg->spin_us);
+	fprintf(f, "direct = %s\n", cfg->direct ? "auto" : "off");
 	fprintf(f, "\n[limits]\n");
 	fprintf(f, "max-clients = %u\n", cfg->lim.max_clients);
 	fprintf(f, "max-ports = %u\n", cfg->lim.max_ports);
@@ -577,6 +641,11 @@ void shnd_config_print(const struct shnd_config *cfg, FILE *f)
 	print_size(f, "max-ring-bytes", cfg->lim.max_ring_bytes);
 	fprintf(f, "max-key-size = %u\n", cfg->lim.max_key);
 	fprintf(f, "max-data-size = %u\n", cfg->lim.max_data);
+	fprintf(f, "direct-max-filters = %u\n", cfg->lim.direct_max_filters);
+	fprintf(f, "max-direct-rings = %u\n", cfg->lim.max_direct_rings);
+	fprintf(f, "direct-rings-per-port = %u\n", cfg->lim.direct_rings_per_port);
+	print_size(f, "direct-ring-size", cfg->lim.direct_ring_size);
+	print_size(f, "max-direct-bytes", cfg->lim.max_direct_bytes);
 	fprintf(f, "\n[socket]\n");
 	if (cfg->sock_mode >= 0)
 		fprintf(f, "mode = 0%03o\n", (unsigned)cfg->sock_mode);

@@ -18,6 +18,8 @@
 
 #include "client.h"
 #include "deliver.h"
+#include "dring.h"
+#include "ftab.h"
 #include "log.h"
 #include "port.h"
 #include "stats.h"
@@ -180,6 +182,10 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	rep.max_capacity = b->cfg.max_capacity;
 	rep.default_capacity = b->cfg.default_capacity;
 	rep.flags = (c->acl.pub_all ? 0 : SHN_HELLO_F_PUB_ACL) | SHN_HELLO_F_NAME;
+	/* the direct path only for a client that asked, under --direct auto */
+	c->direct = (req->flags & SHN_HELLO_F_DIRECT) != 0 && b->ftab.t != NULL;
+	if (c->direct)
+		rep.flags |= SHN_HELLO_F_DIRECT;
 	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_HELLO_NFDS, false);
 	shnd_debug("client %llu (pid %d): hello, publish ring %u bytes",
 		   (unsigned long long)c->id, (int)c->pid, cap);
@@ -247,6 +253,7 @@ static void do_port_close(struct shnd_client *c, const struct shn_msg_port_close
 		return;
 	}
 	shnd_port_free(c->b, p);
+	shnd_ftab_sync(c->b);   /* its filters gone before the reply (rule 8) */
 	reply_status(c, &req->hdr, 0);
 }
 
@@ -310,14 +317,19 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 	}
 	err = shnd_sub_create(b, c, p, req->conn, req->event_mask, any ? NULL : req->key,
 			      req->key_len);
-	/* live in the index before the reply leaves (docs/design.md, rule 8) */
+	/* live in the index, and in the direct path's filter table, before the
+	 * reply leaves (docs/design.md, rule 8) */
+	if (err == 0)
+		shnd_ftab_sync(b);
 	reply_status(c, &req->hdr, err);
 }
 
 static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscribe *req)
 {
 	struct shnd_sub *s = shnd_sub_find(c, req->conn);
+	struct shn_direct_barrier *barrier;
 	struct shnd_port *p;
+	uint32_t nbarrier;
 
 	if (s == NULL) {
 		reply_status(c, &req->hdr, -ENOENT);
@@ -325,8 +337,12 @@ static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscri
 	}
 	p = s->port;
 	shnd_sub_free(c->b, s);
-	/* behind everything already routed for it (docs/design.md, rule 8) */
-	if (shnd_deliver_queue_event(c->b, p, SHN_EV_HANDLE_CLOSE_WIRE, req->conn) < 0)
+	shnd_ftab_sync(c->b);
+	/* behind everything already routed for it (docs/design.md, rule 8),
+	 * and, on a port with direct rings, behind what they hold now: the
+	 * barrier is read after the new generation was stored */
+	barrier = shnd_dring_barrier(p, &nbarrier);
+	if (shnd_deliver_queue_close(c->b, p, req->conn, barrier, nbarrier) < 0)
 		shnd_err("port %u: out of memory, HANDLE_CLOSE for conn %llu lost", p->id,
 			 (unsigned long long)req->conn);
 	reply_status(c, &req->hdr, 0);
@@ -397,6 +413,64 @@ static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
 	free(doc);
 }
 
+/* DIRECT_SETUP: once, and only after a HELLO that granted the direct path
+ * (the library never sends it otherwise: a protocol error). */
+static void do_direct_setup(struct shnd_client *c, const struct shn_msg_hdr *req)
+{
+	struct shn_msg_direct_setup_reply rep;
+	int fds[SHN_DSETUP_NFDS];
+	uint64_t size = 0;
+	int err;
+
+	if (!c->direct) {
+		proto_error(c, "DIRECT_SETUP without SHN_HELLO_F_DIRECT granted", req->type);
+		return;
+	}
+	if (c->direct_setup) {
+		proto_error(c, "second DIRECT_SETUP", req->type);
+		return;
+	}
+	err = shnd_ftab_setup_client(c->b, c, fds, &size);
+	if (err) {
+		shnd_warn("client %llu (pid %d): direct path setup failed: %s",
+			  (unsigned long long)c->id, (int)c->pid, strerror(-err));
+		reply_status(c, req, err);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	fill_hdr(&rep.hdr, req, 0);
+	rep.table_size = size;
+	rep.pmap_size = (uint32_t)SHN_PMAP_SEG_SIZE;
+	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_DSETUP_NFDS, false);
+}
+
+/* DIRECT_CLOSE and DIRECT_FAULT name a direct ring (dring.c).  Either
+ * from a client not granted the direct path is a protocol error; so is a
+ * DIRECT_FAULT about a ring the client does not hold. */
+static void do_direct_close(struct shnd_client *c, const struct shn_msg_direct_close *req)
+{
+	if (!c->direct) {
+		proto_error(c, "DIRECT_CLOSE without SHN_HELLO_F_DIRECT granted", req->hdr.type);
+		return;
+	}
+	reply_status(c, &req->hdr, shnd_dring_close_request(c->b, c, req));
+}
+
+static void do_direct_fault(struct shnd_client *c, const struct shn_msg_direct_fault *req)
+{
+	if (!c->direct) {
+		proto_error(c, "DIRECT_FAULT without SHN_HELLO_F_DIRECT granted", req->hdr.type);
+		return;
+	}
+	if (!shnd_dring_fault(c->b, c, req)) {
+		shnd_client_fail(c, &c->b->tot.protocol_errors,
+				 "protocol error: DIRECT_FAULT for port %u slot %u ring %u, which "
+				 "it does not hold", req->port_id, req->slot, req->ring_id);
+		return;
+	}
+	reply_status(c, &req->hdr, 0);
+}
+
 /* Framing, type, state, length and argument checks are validate.c's
  * (shnd_ctl_frame, shnd_ctl_decode); the handlers see only messages that
  * passed them. */
@@ -458,6 +532,15 @@ void shnd_control_handle(struct shnd_client *c, size_t len)
 		break;
 	case SHND_CTL_SET_NAME:
 		do_set_name(c, m);
+		break;
+	case SHND_CTL_DIRECT_SETUP:
+		do_direct_setup(c, h);
+		break;
+	case SHND_CTL_DIRECT_CLOSE:
+		do_direct_close(c, m);
+		break;
+	case SHND_CTL_DIRECT_FAULT:
+		do_direct_fault(c, m);
 		break;
 	}
 }

@@ -53,7 +53,8 @@ static void put_le64(uint8_t *d, uint64_t v)
  * (or the consumer line is corrupt: then the owner is failed too). */
 static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct shnd_sysev *ev)
 {
-	uint32_t data_len = (ev->event == SHN_EV_OVERFLOW_WIRE) ? 8u : 0u;
+	uint32_t data_len = (ev->event == SHN_EV_OVERFLOW_WIRE) ? 8u :
+			    ev->nbarrier * (uint32_t)sizeof(struct shn_direct_barrier);
 	uint32_t size = (uint32_t)sizeof(struct shn_del_batch) + shn_del_note_size(0, data_len);
 	struct shn_del_batch *db;
 	struct shn_del_note *dn;
@@ -73,10 +74,13 @@ static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct
 	dn = (struct shn_del_note *)(db + 1);
 	dn->event = ev->event;
 	dn->data_len = data_len;
-	if (ev->event == SHN_EV_OVERFLOW_WIRE)
+	if (ev->event == SHN_EV_OVERFLOW_WIRE) {
 		put_le64((uint8_t *)(dn + 1), ev->val);
-	else
+	} else {
 		dn->conn = ev->val;
+		if (data_len != 0)
+			memcpy(dn + 1, ev->barrier, data_len);
+	}
 	shn_ring_commit(&p->ring, size);
 	mark_dirty(b, p);
 	return (true);
@@ -108,6 +112,7 @@ bool shnd_deliver_flush(struct shnd_broker *b, struct shnd_port *p)
 	while (p->pend_n > 0) {
 		if (!write_sysev(b, p, &p->pend[p->pend_head]))
 			break;
+		free(p->pend[p->pend_head].barrier);
 		p->pend_head = (p->pend_head + 1) % p->pend_cap;
 		p->pend_n--;
 	}
@@ -139,7 +144,8 @@ static int push_sysev(struct shnd_port *p, uint32_t event, uint64_t val)
 		p->pend_cap = ncap;
 		p->pend_head = 0;
 	}
-	p->pend[(p->pend_head + p->pend_n) % p->pend_cap] = (struct shnd_sysev){ event, val };
+	p->pend[(p->pend_head + p->pend_n) % p->pend_cap] =
+		(struct shnd_sysev){ .event = event, .val = val };
 	p->pend_n++;
 	return (0);
 }
@@ -173,6 +179,21 @@ int shnd_deliver_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_
 	return (err);
 }
 
+int shnd_deliver_queue_close(struct shnd_broker *b, struct shnd_port *p, uint64_t conn,
+			     struct shn_direct_barrier *barrier, uint32_t n)
+{
+	int err = push_sysev(p, SHN_EV_HANDLE_CLOSE_WIRE, conn);
+
+	if (err) {
+		free(barrier);
+		return (err);
+	}
+	p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap].barrier = barrier;
+	p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap].nbarrier = barrier ? n : 0;
+	shnd_deliver_flush(b, p);
+	return (0);
+}
+
 /* The batch being routed is dropped for p: its user notes leave a gap in
  * p's seq, and the OVERFLOW reported covers them plus the counts of the
  * gap reports (shn_notify_gap) it carried, so the total stays exact.  The
@@ -202,7 +223,8 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 		    const struct shn_pub_batch *pb, uint32_t token)
 {
 	struct shnd_router *r = &b->router;
-	uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
+	uint32_t hdr = shnd_deliver_hdr_size(p);
+	uint64_t size = hdr + p->bytes;
 	bool clear = shnd_deliver_flush(b, p);
 	/* out of memory matching it, or it can never fit: dropped, reported now */
 	bool never = p->lost || size > shn_ring_max_record(p->capacity);
@@ -223,7 +245,7 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 	if (db == NULL)
 		goto drop;
 	db->h.len = (uint32_t)size;
-	db->h.type = SHN_REC_DELIVERY;
+	db->h.type = p->direct ? SHN_REC_DELIVERY2 : SHN_REC_DELIVERY;
 	db->h.flags = token != 0 ? SHN_DEL_SYNC : 0;
 	db->count = p->count;
 	db->sender_pid = src->pid;
@@ -231,7 +253,13 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 	db->sync_token = token;
 	db->batch_id = pb->batch_id;
 	db->time_ns = pb->time_ns;
-	out = (uint8_t *)(db + 1);
+	if (p->direct) {
+		struct shn_del_batch2 *db2 = (void *)db;
+
+		db2->client_id = src->id;
+		db2->reserved = 0;
+	}
+	out = (uint8_t *)db + hdr;
 	for (m = p->first; m != SHND_NO_MATCH; m = r->match[m].next) {
 		const struct shn_pub_note *pn = (const void *)(r->scratch + r->match[m].note);
 		struct shn_del_note *dn = (void *)out;

@@ -17,6 +17,14 @@
 
 #include "broker.h"
 
+/* The header of a user batch delivered to p: a port of a client that asked
+ * for the direct path gets the one that names the publisher. */
+static inline uint32_t shnd_deliver_hdr_size(const struct shnd_port *p)
+{
+	return (p->direct ? (uint32_t)sizeof(struct shn_del_batch2)
+			  : (uint32_t)sizeof(struct shn_del_batch));
+}
+
 /* Write, for port p, the notes of the batch in b->router.scratch that
  * matched it (match.h) as one delivered batch, or drop them all and report
  * the count by SHN_EV_OVERFLOW (docs/design.md, rule 4): no room (p is
@@ -43,6 +51,11 @@ void shnd_deliver_port_corrupt(struct shnd_port *p);
  * -ENOMEM. */
 int shnd_deliver_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t event,
 			     uint64_t val);
+
+/* The same for SHN_EV_HANDLE_CLOSE of conn, with the direct rings' barrier
+ * (n entries, malloc'd, owned from here on; NULL: none) as its data. */
+int shnd_deliver_queue_close(struct shnd_broker *b, struct shnd_port *p, uint64_t conn,
+			     struct shn_direct_barrier *barrier, uint32_t n);
 
 /* Publish the tails of ports written to since the last call; wake their
  * sleeping consumers (one eventfd write per sleep). */

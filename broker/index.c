@@ -17,6 +17,7 @@ void shnd_index_init(struct shnd_index *ix)
 	ix->interest_count = NULL;
 	ix->interest_map = NULL;
 	ix->any_key_subs = NULL;
+	ix->changes = 0;
 }
 
 int shnd_index_attach(struct shnd_index *ix, struct shn_broker_shm *bs)
@@ -123,6 +124,7 @@ int shnd_index_add(struct shnd_index *ix, struct shnd_sub *sub, const void *key,
 	struct shnd_keyent *ke;
 	uint64_t hash;
 
+	ix->changes++;
 	if (key == NULL) {
 		sub->ke = NULL;
 		shnd_list_add_tail(&ix->wild, &sub->by_key);
@@ -159,6 +161,7 @@ void shnd_index_del(struct shnd_index *ix, struct shnd_sub *sub)
 {
 	struct shnd_keyent *ke = sub->ke, **pp;
 
+	ix->changes++;
 	shnd_list_del(&sub->by_key);
 	if (ke == NULL) {
 		ix->nwild--;

@@ -25,7 +25,8 @@
 static const char usage_line[] =
 	"usage: shmnotifyd [--socket PATH] [--config FILE] [--foreground] "
 	"[--log-level error|warn|info|debug] [--io uring|epoll|auto] "
-	"[--default-capacity BYTES] [--max-capacity BYTES] [--spin-us N] [--print-config] "
+	"[--default-capacity BYTES] [--max-capacity BYTES] [--spin-us N] [--direct auto|off] "
+	"[--print-config] "
 	"[--check-config FILE] [--help]\n";
 
 static const char help_text[] =
@@ -49,6 +50,9 @@ static const char help_text[] =
 	"  --io BACKEND            uring, epoll or auto (default: io_uring, else epoll)\n"
 	"  --default-capacity N    ring bytes when a client asks 0 (default 1M)\n"
 	"  --max-capacity N        largest ring a client may get (default 64M)\n"
+	"  --direct MODE           auto (default): clients that ask may get the direct\n"
+	"                          path (docs/direct-path.md); off: everything through the\n"
+	"                          broker\n"
 	"  --spin-us N             low-latency mode: before sleeping, keep looking for work\n"
 	"                          for N microseconds (0-1000; default 0: never spin).\n"
 	"                          Costs up to N us of CPU per wake-up (docs/performance.md)\n"	"                          N: bytes, or with a K, M or G suffix (powers of 1024)\n";
@@ -109,6 +113,7 @@ int main(int argc, char **argv)
 		{ "default-capacity", required_argument, NULL, 'd' },
 		{ "max-capacity", required_argument, NULL, 'm' },
 		{ "spin-us", required_argument, NULL, 'S' },
+		{ "direct", required_argument, NULL, 'D' },
 		{ "print-config", no_argument, NULL, 'p' },
 		{ "check-config", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
@@ -136,6 +141,7 @@ int main(int argc, char **argv)
 		case 'd': o.default_cap = optarg; break;
 		case 'm': o.max_cap = optarg; break;
 		case 'S': o.spin_us = optarg; break;
+		case 'D': o.direct = optarg; break;
 		case 'h':
 			fputs(usage_line, stdout);
 			fputs(help_text, stdout);

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "dring.h"
+#include "ftab.h"
 #include "control.h"
 #include "log.h"
 #include "port.h"
@@ -442,6 +444,8 @@ static void new_client(struct shnd_broker *b, int fd)
 	}
 	c->state = SHND_CLIENT_HANDSHAKE;
 	c->pub_seg.fd = -1;
+	c->pmap_seg.fd = -1;
+	shnd_list_init(&c->drings);
 	c->doorbell_fd = -1;
 	c->room_fd = -1;
 	shnd_list_init(&c->ports);
@@ -480,6 +484,9 @@ static void release_control(struct shnd_broker *b, struct shnd_client *c)
 	shnd_list_for_each_safe(pos, tmp, &c->ports)
 		shnd_port_free(b, shnd_list_entry(pos, struct shnd_port, by_client));
 	shnd_map_fini(&c->subs);
+	/* its filters are gone from the index: from the direct path's table too */
+	shnd_ftab_drop_client(b, c);
+	shnd_ftab_sync(b);
 	if (c->doorbell.active)
 		shnd_watch_del(b->loop, &c->doorbell);
 	else if (c->doorbell_fd >= 0)
@@ -500,6 +507,8 @@ static void finish(struct shnd_broker *b, struct shnd_client *c)
 	shnd_sync_forget(b, c);
 	shn_segment_close(&c->pub_seg);
 	c->has_pub = false;
+	/* after the drain: its last batches were skipped where they went direct */
+	shnd_dring_publisher_gone(b, c);
 	if (c->room_fd >= 0)
 		close(c->room_fd);
 	c->room_fd = -1;

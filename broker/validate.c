@@ -110,7 +110,8 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 			return;
 		}
 		if (need(len, sizeof(struct shn_msg_hello), v))
-			handler(v, SHND_CTL_HELLO, hello->flags != 0 ? -EINVAL : 0);
+			handler(v, SHND_CTL_HELLO,
+				(hello->flags & ~SHN_HELLO_F_DIRECT) != 0 ? -EINVAL : 0);
 		return;
 	}
 	switch (type) {
@@ -157,6 +158,31 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 		break;
 	case SHN_MSG_SET_NAME:
 		set_name(msg, len, v);
+		break;
+	case SHN_MSG_DIRECT_SETUP:
+		if (need(len, sizeof(struct shn_msg_hdr), v))
+			handler(v, SHND_CTL_DIRECT_SETUP, 0);
+		break;
+	case SHN_MSG_DIRECT_CLOSE:
+		if (need(len, sizeof(struct shn_msg_direct_close), v)) {
+			const struct shn_msg_direct_close *dc = msg;
+
+			if (dc->role != SHN_DIRECT_PUBLISHER && dc->role != SHN_DIRECT_SUBSCRIBER)
+				drop(v, "DIRECT_CLOSE with a role that is neither publisher nor "
+				     "subscriber");
+			else
+				handler(v, SHND_CTL_DIRECT_CLOSE, 0);
+		}
+		break;
+	case SHN_MSG_DIRECT_FAULT:
+		if (need(len, sizeof(struct shn_msg_direct_fault), v)) {
+			const struct shn_msg_direct_fault *df = msg;
+
+			if (df->reserved != 0)
+				drop(v, "reserved field of DIRECT_FAULT not 0");
+			else
+				handler(v, SHND_CTL_DIRECT_FAULT, 0);
+		}
 		break;
 	case SHN_MSG_HELLO:
 		drop(v, "second HELLO");

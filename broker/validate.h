@@ -30,6 +30,9 @@ enum shnd_ctl_action {
 	SHND_CTL_STATS,
 	SHND_CTL_PUB_CHECK,
 	SHND_CTL_SET_NAME,
+	SHND_CTL_DIRECT_SETUP, /* the direct path: whether the client was granted it */
+	SHND_CTL_DIRECT_CLOSE, /* and holds what it names is the handler's to decide */
+	SHND_CTL_DIRECT_FAULT,
 };
 
 struct shnd_ctl_verdict {

@@ -93,7 +93,7 @@ static void write_record(shn_client *c, uint8_t *dst, const shn_notification *ba
 	if (sw != NULL)
 		atomic_store(&sw->batch_id, b->batch_id);
 	b->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	b->reserved = 0;
+	b->gen = 0;   /* the direct path stamps it (shm/proto.h) */
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 		struct shn_pub_note *pn = (void *)w;

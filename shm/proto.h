@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "direct.h"
 #include "ring.h"
 #include "util/utf8.h"
 
@@ -34,6 +35,12 @@ enum shn_msg_type {
 	SHN_MSG_SYNC_DONE   = 7,  /* b->c, unsolicited: a SYNC batch was served */
 	SHN_MSG_PUB_CHECK   = 8,  /* may this client publish this key? (ACL) */
 	SHN_MSG_SET_NAME    = 9,  /* the client's name, for stats (SHN_HELLO_F_NAME) */
+	/* the direct path (SHN_HELLO_F_DIRECT; docs/direct-path.md) */
+	SHN_MSG_DIRECT_SETUP = 10, /* c->b: the filter table and the port map */
+	SHN_MSG_DIRECT_OPEN  = 11, /* b->c, unsolicited: a direct ring to use */
+	SHN_MSG_DIRECT_CLOSE = 12, /* b->c unsolicited: stop using a ring;
+	                              c->b request: done with a ring */
+	SHN_MSG_DIRECT_FAULT = 13, /* c->b: a direct ring held a bad record */
 	SHN_MSG_TYPE_MAX
 };
 
@@ -53,7 +60,7 @@ struct shn_msg_hdr {
 struct shn_msg_hello {
 	struct shn_msg_hdr hdr;
 	uint32_t pub_capacity;  /* publish ring bytes; 0: broker default */
-	uint32_t flags;         /* 0 */
+	uint32_t flags;         /* 0 or SHN_HELLO_F_DIRECT */
 };
 
 /* HELLO reply; fds: [0] publish ring segment (rw), [1] doorbell eventfd
@@ -75,6 +82,12 @@ struct shn_msg_hello_reply {
  * that set this: an older one takes an unknown type for a protocol error
  * and disconnects. */
 #define SHN_HELLO_F_NAME 2u
+/* Request: the client can use the direct path.  Reply: the broker runs with
+ * direct auto and will hand this client direct rings; the client may send
+ * the SHN_MSG_DIRECT_* messages and must take DIRECT_OPEN / DIRECT_CLOSE.
+ * A broker that does not set it (off, or older) never sends them, and its
+ * records are the brokered ones only.  Any other request flag: -EINVAL. */
+#define SHN_HELLO_F_DIRECT 4u
 enum { SHN_HELLO_FD_PUB, SHN_HELLO_FD_DOORBELL, SHN_HELLO_FD_ROOM, SHN_HELLO_FD_BROKER,
        SHN_HELLO_NFDS };
 
@@ -189,6 +202,92 @@ struct shn_msg_sync_done {
 /* hdr.status -EACCES: the batch was refused whole (an [acl] rule: the
  * publisher may not publish one of its keys); nobody saw it. */
 
+/* ---- the direct path (docs/direct-path.md) ----------------------------- */
+
+/* DIRECT_SETUP: header only; sent once, after a HELLO whose reply set
+ * SHN_HELLO_F_DIRECT, before the client publishes or subscribes.  Reply
+ * (status 0) fds: [0] filter table segment (read-only, table_size bytes,
+ * struct shn_ftab_hdr at 0), [1] this client's port map (read-only,
+ * SHN_PMAP_SEG_SIZE bytes).  A second DIRECT_SETUP, or one from a client
+ * that was not granted SHN_HELLO_F_DIRECT, is a protocol error. */
+struct shn_msg_direct_setup_reply {
+	struct shn_msg_hdr hdr;
+	uint64_t table_size;
+	uint32_t pmap_size;
+	uint32_t reserved;
+};
+enum { SHN_DSETUP_FD_TABLE, SHN_DSETUP_FD_PMAP, SHN_DSETUP_NFDS };
+
+/* DIRECT_OPEN (broker -> client, unsolicited, hdr.id 0): one per side of a
+ * new direct ring.  The broker sends the publisher's first, before it
+ * stamps the port map (so a publisher that sees the slot live finds the
+ * message already in its socket), the subscriber's right after.
+ *
+ * role SHN_DIRECT_PUBLISHER, fds: [0] ring segment (rw: prod line, stats,
+ * data), [1] consumer-line segment (read-only), [2] the port's consumer
+ * segment (read-only: the port's sleep word, shn_ring_cons.sleep_seq at 0),
+ * [3] the port's eventfd (write it to wake the port).  slot indexes the
+ * publisher's port map; peer_client_id is the port owner's; overflow is the
+ * port's (SHN_OVERFLOW_*_WIRE: BLOCK waits on the HELLO room eventfd).
+ *
+ * role SHN_DIRECT_SUBSCRIBER, fds: [0] ring segment (read-only, sealed),
+ * [1] consumer-line segment (rw), [2] the publisher's room eventfd (write it
+ * when the released head reaches the ring's room_head).  slot indexes the
+ * port's direct rings (< direct-rings-per-port); peer_client_id,
+ * sender_pid and sender_uid are the publisher's, from SO_PEERCRED: the
+ * reader stamps them on every note of the ring.  open_gen is the lowest gen
+ * a record of this ring may carry (shn_direct_limits.min_gen). */
+struct shn_msg_direct_open {
+	struct shn_msg_hdr hdr;
+	uint32_t role;            /* SHN_DIRECT_PUBLISHER or SHN_DIRECT_SUBSCRIBER */
+	uint32_t slot;
+	uint32_t port_id;
+	uint32_t ring_id;         /* broker-wide, never reused while the broker runs */
+	uint32_t capacity;        /* data bytes of the ring */
+	uint32_t overflow;        /* the port's SHN_OVERFLOW_*_WIRE */
+	uint64_t peer_client_id;
+	uint64_t open_gen;
+	int32_t  sender_pid;      /* SUBSCRIBER only; 0 for PUBLISHER */
+	uint32_t sender_uid;      /* SUBSCRIBER only; 0 for PUBLISHER */
+};
+#define SHN_DIRECT_PUBLISHER  1u
+#define SHN_DIRECT_SUBSCRIBER 2u
+enum { SHN_DOPEN_FD_RING, SHN_DOPEN_FD_CONS, SHN_DOPEN_FD_PORT_CONS, SHN_DOPEN_FD_PORT_EVENT };
+#define SHN_DOPEN_PUB_NFDS 4
+enum { SHN_DOPEN_FD_ROOM = 2 };
+#define SHN_DOPEN_SUB_NFDS 3
+
+/* DIRECT_CLOSE.  Broker -> client (unsolicited, hdr.id 0, status: why, as
+ * -errno: -ECONNRESET the peer went away, -EPIPE the filter or port ended,
+ * -EBADMSG the publisher was cut off): the publisher stops writing the ring
+ * at once (its port map already says so); the subscriber delivers what the
+ * ring holds, unmaps it and answers with a DIRECT_CLOSE request.
+ * Client -> broker (request, reply header only): the subscriber drained and
+ * unmapped the ring (the broker frees it now), or the publisher found the
+ * ring broken (a consumer head that is not valid, or BLOCK waited longer
+ * than [limits] direct-block-ms): the broker closes it and the pair takes
+ * the broker path.  A ring_id the client does not hold: status -ENOENT. */
+struct shn_msg_direct_close {
+	struct shn_msg_hdr hdr;
+	uint32_t role;
+	uint32_t slot;
+	uint32_t port_id;
+	uint32_t ring_id;
+};
+
+/* DIRECT_FAULT (subscriber -> broker): the ring in slot of port_id held a
+ * record shn_direct_record_check() (or the library's filter hook) refused;
+ * the reader stopped reading it.  The broker counts a ring error against the
+ * publisher, cuts it off and closes its direct rings.  Reply: header only.
+ * A port, slot or ring_id the client does not hold is a protocol error. */
+struct shn_msg_direct_fault {
+	struct shn_msg_hdr hdr;
+	uint32_t port_id;
+	uint32_t slot;
+	uint32_t ring_id;
+	uint32_t reserved;   /* 0 */
+};
+
 /* Generic reply with no body (PORT_CLOSE, SUBSCRIBE, UNSUBSCRIBE, errors). */
 struct shn_msg_reply {
 	struct shn_msg_hdr hdr;
@@ -285,7 +384,10 @@ struct shn_pub_batch {
 	uint32_t flags;           /* 0 or SHN_PUB_SYNC */
 	uint64_t batch_id;        /* per-client, increasing from 1 */
 	uint64_t time_ns;         /* CLOCK_MONOTONIC at publish */
-	uint64_t reserved;
+	uint64_t gen;             /* 0, or (SHN_HELLO_F_DIRECT) the filter-table
+	                             generation the batch was matched at: the broker
+	                             skips each port fed directly by this publisher
+	                             at that generation (struct shn_pmap_slot) */
 };
 #define SHN_PUB_SYNC 1u      /* SHN_NOTIFY_SYNC: answer with SYNC_DONE */
 /* Each note: this header, key_len key bytes, data_len data bytes, zero pad
@@ -307,6 +409,17 @@ struct shn_del_batch {
 	uint32_t sync_token;      /* with SHN_DEL_SYNC: acknowledge with this */
 	uint64_t batch_id;
 	uint64_t time_ns;
+};
+/* Delivery ring of a port whose owner was granted SHN_HELLO_F_DIRECT: a
+ * user batch comes as this record (type SHN_REC_DELIVERY2), which names its
+ * publisher, so the reader can merge it with that publisher's direct ring
+ * in order (docs/direct-path.md).  System-event batches stay
+ * SHN_REC_DELIVERY.  The notes follow at sizeof(struct shn_del_batch2). */
+#define SHN_REC_DELIVERY2 5u
+struct shn_del_batch2 {
+	struct shn_del_batch b;   /* b.h.type SHN_REC_DELIVERY2 */
+	uint64_t client_id;       /* the publisher's (HELLO reply client_id) */
+	uint64_t reserved;        /* 0 */
 };
 struct shn_del_note {
 	uint32_t event;
@@ -353,5 +466,21 @@ _Static_assert(sizeof(struct shn_pub_batch) == 40, "pub batch");
 _Static_assert(sizeof(struct shn_pub_note) == 16, "pub note");
 _Static_assert(sizeof(struct shn_del_batch) == 40, "del batch");
 _Static_assert(sizeof(struct shn_del_note) == 32, "del note");
+_Static_assert(sizeof(struct shn_del_batch2) == 56, "del batch2");
+_Static_assert(sizeof(struct shn_msg_direct_open) == 64, "direct open");
+_Static_assert(sizeof(struct shn_msg_direct_close) == 32, "direct close");
+_Static_assert(sizeof(struct shn_msg_direct_fault) == 32, "direct fault");
+_Static_assert(sizeof(struct shn_msg_direct_setup_reply) == 32, "direct setup reply");
+_Static_assert(SHN_DOPEN_PUB_NFDS <= SHN_MSG_MAX_FDS, "fds");
+/* direct.h restates these so that it needs nothing but libc */
+_Static_assert(SHN_DIRECT_EV_SYSTEM == SHN_EV_SYSTEM_WIRE, "system bits");
+_Static_assert(sizeof(struct shn_direct_note) == sizeof(struct shn_del_note) &&
+	       offsetof(struct shn_direct_note, conn) == offsetof(struct shn_del_note, conn) &&
+	       offsetof(struct shn_direct_note, seq) == offsetof(struct shn_del_note, seq),
+	       "direct note = del note");
+_Static_assert(offsetof(struct shn_direct_batch, batch_id) == offsetof(struct shn_del_batch, batch_id) &&
+	       offsetof(struct shn_direct_batch, time_ns) == offsetof(struct shn_del_batch, time_ns) &&
+	       offsetof(struct shn_direct_batch, sender_pid) == offsetof(struct shn_del_batch, sender_pid),
+	       "direct batch starts as del batch");
 
 #endif

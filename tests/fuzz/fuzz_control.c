@@ -48,6 +48,9 @@ static size_t want_size(unsigned type)
 	case SHN_MSG_STATS: return sizeof(struct shn_msg_hdr);
 	case SHN_MSG_PUB_CHECK: return sizeof(struct shn_msg_pub_check);
 	case SHN_MSG_SET_NAME: return sizeof(struct shn_msg_set_name);
+	case SHN_MSG_DIRECT_SETUP: return sizeof(struct shn_msg_hdr);
+	case SHN_MSG_DIRECT_CLOSE: return sizeof(struct shn_msg_direct_close);
+	case SHN_MSG_DIRECT_FAULT: return sizeof(struct shn_msg_direct_fault);
 	default: return 0;
 	}
 }
@@ -113,7 +116,7 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 		struct shn_msg_hello m;
 
 		memcpy(&m, msg, sizeof(m));
-		if (m.flags != 0) {
+		if ((m.flags & ~SHN_HELLO_F_DIRECT) != 0) {
 			*status = -EINVAL;
 			return SHND_CTL_REPLY;
 		}
@@ -172,6 +175,20 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 		    (m.name_len != 0 && !name_ok(msg + sizeof(m), m.name_len)))
 			return SHND_CTL_DROP;
 		return SHND_CTL_SET_NAME;
+	}
+	case SHN_MSG_DIRECT_SETUP: return SHND_CTL_DIRECT_SETUP;
+	case SHN_MSG_DIRECT_CLOSE: {
+		struct shn_msg_direct_close m;
+
+		/* role 1 (publisher) or 2 (subscriber); anything else: never sent */
+		memcpy(&m, msg, sizeof(m));
+		return (m.role == 1 || m.role == 2) ? SHND_CTL_DIRECT_CLOSE : SHND_CTL_DROP;
+	}
+	case SHN_MSG_DIRECT_FAULT: {
+		struct shn_msg_direct_fault m;
+
+		memcpy(&m, msg, sizeof(m));
+		return m.reserved == 0 ? SHND_CTL_DIRECT_FAULT : SHND_CTL_DROP;
 	}
 	case SHN_MSG_PORT_CLOSE: return SHND_CTL_PORT_CLOSE;
 	case SHN_MSG_UNSUBSCRIBE: return SHND_CTL_UNSUBSCRIBE;

@@ -194,6 +194,32 @@ static void control_seeds(const char *dir)
 	small(&o, SHN_MSG_PORT_CLOSE, 1);
 	save(dir, "control", "session", &o);
 
+	/* the direct path: a HELLO asking for it, then its messages (and a
+	 * DIRECT_CLOSE role and a DIRECT_FAULT reserved field never sent) */
+	o.n = 0;
+	hello(&o, 0, SHN_HELLO_F_DIRECT, SHN_PROTO_VERSION);
+	small(&o, SHN_MSG_DIRECT_SETUP, 0);
+	{
+		struct shn_msg_direct_close dc;
+		struct shn_msg_direct_fault df;
+
+		memset(&dc, 0, sizeof(dc));
+		hdr(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
+		dc.role = SHN_DIRECT_SUBSCRIBER;
+		dc.ring_id = 1;
+		msg(&o, &dc, sizeof(dc));
+		memset(&df, 0, sizeof(df));
+		hdr(&df.hdr, SHN_MSG_DIRECT_FAULT);
+		df.port_id = 1;
+		df.ring_id = 1;
+		msg(&o, &df, sizeof(df));
+		dc.role = 3;
+		msg(&o, &dc, sizeof(dc));
+		df.reserved = 1;
+		msg(&o, &df, sizeof(df));
+	}
+	save(dir, "control", "direct", &o);
+
 	/* argument errors, answered */
 	o.n = 0;
 	hello(&o, 1u << 20, 0, SHN_PROTO_VERSION);
@@ -399,6 +425,80 @@ static void ring_seeds(const char *dir)
 	save(dir, "ring", "producer-script", &o);
 }
 
+/* ---- direct rings (fuzz_direct) ----------------------------------------- */
+
+/* One direct record of n notes (key "k<i>"-like, data of dlen bytes). */
+static void direct_rec(struct buf *o, uint32_t n, uint32_t klen, uint32_t dlen, uint64_t id,
+		       uint64_t gen, uint64_t lost)
+{
+	struct shn_direct_batch b;
+	uint32_t len = sizeof(b);
+
+	for (uint32_t i = 0; i < n; i++)
+		len += shn_direct_note_size(klen, dlen);
+	memset(&b, 0, sizeof(b));
+	b.h.len = len;
+	b.h.type = SHN_REC_DIRECT;
+	b.count = n;
+	b.batch_id = id;
+	b.time_ns = 123456789;
+	b.gen = gen;
+	b.lost = lost;
+	put(o, &b, sizeof(b));
+	for (uint32_t i = 0; i < n; i++) {
+		struct shn_direct_note dn = { .event = 1u << (i % 28), .key_len = (uint16_t)klen,
+					      .data_len = dlen };
+		uint32_t sz = shn_direct_note_size(klen, dlen);
+		uint8_t body[512];
+
+		put(o, &dn, sizeof(dn));
+		memset(body, 0, sizeof(body));
+		for (uint32_t k = 0; k < klen + dlen && k < sizeof(body); k++)
+			body[k] = (uint8_t)('a' + (i + k) % 26);
+		put(o, body, sz - sizeof(dn));
+	}
+}
+
+static void direct_seeds(const char *dir)
+{
+	struct buf o, body;
+	size_t first;
+	uint64_t tails[1];
+
+	body.n = 0;
+	direct_rec(&body, 1, 4, 1, 1, 1, 0);
+	direct_rec(&body, 3, 8, 20, 2, 1, 5);
+	direct_rec(&body, 2, 256, 100, 9, 4, 0);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "three-records", &o);
+
+	/* published in two steps, rewritten after each check */
+	first = sizeof(struct shn_direct_batch) + shn_direct_note_size(4, 1);
+	tails[0] = body.n;
+	ring_hdr(&o, 0, 3, 0, first, 1, tails);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "two-steps-rewritten", &o);
+
+	/* a wrap through a PAD */
+	body.n = 0;
+	direct_rec(&body, 1, 3, 0, 1, 2, 0);
+	pad(&body, 64);
+	first = body.n;
+	direct_rec(&body, 2, 5, 9, 2, 2, 0);
+	ring_hdr(&o, 0, 0, 4096 * 3 - first, 4096 * 3 - first + body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "wrap-pad", &o);
+
+	/* batch_id going backwards: the second record is refused */
+	body.n = 0;
+	direct_rec(&body, 1, 4, 1, 5, 1, 0);
+	direct_rec(&body, 1, 4, 1, 5, 1, 0);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "batch-id-repeated", &o);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -411,5 +511,6 @@ int main(int argc, char **argv)
 	}
 	control_seeds(argv[1]);
 	ring_seeds(argv[1]);
+	direct_seeds(argv[1]);
 	return 0;
 }

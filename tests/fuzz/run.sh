@@ -5,7 +5,10 @@
 #   TARGET         control (broker/validate.c: the control-message decoder)
 #                  ring    (shm/ring.h + broker/validate.c: a hostile publish
 #                           ring drained and validated; a hostile consumer head)
-#                  default: both
+#                  direct  (shm/direct.h: a hostile direct ring drained and
+#                           each record checked as a subscriber's library
+#                           does; the filter-table lookup over garbage)
+#                  default: all three
 #   FUZZ_SECONDS   seconds per target (default 60)
 #   FUZZ_DIR       build and working directory (default build-fuzz): the
 #                  binaries, the corpus each run grows (DIR/corpus/TARGET),
@@ -24,7 +27,7 @@ dir=${FUZZ_DIR:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 cc=${FUZZ_CC:-clang}
 targets=("$@")
-((${#targets[@]})) || targets=(control ring)
+((${#targets[@]})) || targets=(control ring direct)
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 ((jobs > ${#targets[@]})) && jobs=${#targets[@]}
 ((jobs >= 1)) || jobs=1

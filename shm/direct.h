@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * direct.h - the shared memory of the direct data path (docs/direct-path.md):
+ * the segments the broker creates so that a publisher writes straight into a
+ * subscriber's ring, the record it writes there, and the pure checks both
+ * ends run on them.  The control messages that hand these segments over are
+ * in proto.h; docs/ring.md has the tables of who writes what.
+ *
+ *   direct ring        one per (publisher, port): a normal shn_ring segment
+ *                      ([0] prod line, [64] publisher's counters, [256] data);
+ *                      publisher rw, subscriber read-only, broker rw.
+ *   direct cons line   one per direct ring: [0] shn_ring_cons (head), [64]
+ *                      the reader's counters; subscriber rw, publisher
+ *                      read-only, broker rw.
+ *   filter table       one per broker: every live filter, double-buffered,
+ *                      with the generation; broker rw, clients read-only.
+ *   port map           one per publisher: which ports it feeds directly, and
+ *                      from which generation to which; broker rw, that
+ *                      publisher read-only.
+ *
+ * The port's sleep word stays where it is (the port's consumer segment): the
+ * broker hands each publisher of a direct ring a read-only descriptor of that
+ * segment, so the publisher reads the word and writes nothing of the
+ * subscriber's.  Who the publisher is (client id, pid, uid) reaches the
+ * subscriber in DIRECT_OPEN, from the broker, never from the ring.
+ *
+ * Everything read from these segments may be torn or hostile: each function
+ * here bounds every index and length it reads before it uses it, and the
+ * record checks run on a private copy.  No sockets, no policy, libc only.
+ */
+#ifndef SHN_SHM_DIRECT_H
+#define SHN_SHM_DIRECT_H
+
+#include <errno.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ring.h"
+
+/* ---- direct ring and its consumer line -------------------------------- */
+
+/* Direct ring segment: [SHN_DIRECT_PROD_OFF] struct shn_ring_prod (the
+ * publisher writes tail, wait_seq, room_head; the broker sets capacity and
+ * magic once, before anyone maps it), [SHN_DIRECT_PSTATS_OFF] struct
+ * shn_direct_pub_stats, [SHN_RING_HDR_SIZE] data.  The subscriber maps it
+ * read-only (its descriptor is sealed F_SEAL_FUTURE_WRITE after the
+ * publisher mapped it). */
+#define SHN_DIRECT_PROD_OFF   0u
+#define SHN_DIRECT_PSTATS_OFF 64u
+
+/* Publisher writes (relaxed, monotonic); the broker reads them for stats,
+ * untrusted: clamped, never used for a decision. */
+struct shn_direct_pub_stats {
+	alignas(SHN_CACHELINE) _Atomic uint64_t routed;  /* notifications written */
+	_Atomic uint64_t dropped;  /* notifications lost for lack of room (DROP) */
+};
+
+/* Direct consumer-line segment, SHN_DIRECT_CONS_SEG_SIZE bytes:
+ * [SHN_DIRECT_CONS_OFF] struct shn_ring_cons (the subscriber writes head;
+ * sleep_seq is unused: the port's sleep word is in the port's consumer
+ * segment), [SHN_DIRECT_RSTATS_OFF] struct shn_direct_reader_stats.  The
+ * publisher maps it read-only. */
+#define SHN_DIRECT_CONS_OFF      0u
+#define SHN_DIRECT_RSTATS_OFF    64u
+#define SHN_DIRECT_CONS_SEG_SIZE 4096u
+
+/* Subscriber writes (relaxed, monotonic); broker reads, untrusted. */
+struct shn_direct_reader_stats {
+	alignas(SHN_CACHELINE) _Atomic uint64_t delivered;  /* notifications handed out */
+	_Atomic uint64_t late;  /* dropped: matched a filter removed since (rule 8) */
+};
+
+_Static_assert(sizeof(struct shn_direct_pub_stats) == SHN_CACHELINE, "pub stats");
+_Static_assert(sizeof(struct shn_direct_reader_stats) == SHN_CACHELINE, "reader stats");
+_Static_assert(SHN_DIRECT_PSTATS_OFF + sizeof(struct shn_direct_pub_stats) <= SHN_RING_HDR_SIZE,
+	       "direct ring header");
+
+/* ---- the direct record ------------------------------------------------ */
+
+/* A direct ring carries delivered-format records: this header, then count
+ * struct shn_del_note (proto.h) notes, each followed by its key, its data
+ * and zero padding to a multiple of 8.  The first 40 bytes have the layout
+ * of struct shn_del_batch, so once the reader has filled sender_pid and
+ * sender_uid in its private copy it reads the batch as it reads one from
+ * the broker's ring; the notes begin at sizeof(struct shn_direct_batch).
+ *
+ * The publisher writes every field.  The reader believes only what it
+ * checked (shn_direct_record_check) and sets the rest itself: sender_pid,
+ * sender_uid (from DIRECT_OPEN; 0 on the wire), each note's conn (from the
+ * port's live filters, rule 15) and seq (its own counter; 0 on the wire). */
+#define SHN_REC_DIRECT 4u
+
+struct shn_direct_batch {
+	struct shn_rec_hdr h;  /* type SHN_REC_DIRECT, flags 0, len = whole record */
+	uint32_t count;        /* >= 1 */
+	int32_t  sender_pid;   /* 0 on the wire; the reader fills it */
+	uint32_t sender_uid;   /* 0 on the wire; the reader fills it */
+	uint32_t flags;        /* SHN_DIRECT_F_*: none defined, must be 0 (where
+	                          shn_del_batch has sync_token: SYNC never goes direct) */
+	uint64_t batch_id;     /* the publisher's batch id, increasing per ring */
+	uint64_t time_ns;      /* CLOCK_MONOTONIC at publish */
+	uint64_t gen;          /* filter-table generation the publisher matched at */
+	uint64_t lost;         /* notifications dropped for this port since this
+	                          ring's previous record; at most SHN_DIRECT_LOST_MAX */
+};
+#define SHN_DIRECT_F_KNOWN  0u
+#define SHN_DIRECT_LOST_MAX 0xffffffffull
+/* = SHN_EV_SYSTEM_WIRE (proto.h): no system bit is ever accepted in a
+ * direct note, gap reports included (those take the broker path). */
+#define SHN_DIRECT_EV_SYSTEM 0xf0000000u
+
+_Static_assert(sizeof(struct shn_direct_batch) == 56, "direct batch");
+_Static_assert(offsetof(struct shn_direct_batch, flags) == 20, "flags where sync_token is");
+_Static_assert(offsetof(struct shn_direct_batch, batch_id) == 24, "batch_id as in del_batch");
+
+/* A delivered-format note (= struct shn_del_note in proto.h, which asserts
+ * the two are the same). */
+struct shn_direct_note {
+	uint32_t event;
+	uint16_t key_len;
+	uint16_t reserved;   /* 0 */
+	uint32_t data_len;
+	uint32_t reserved2;  /* 0 */
+	uint64_t conn;       /* 0 on the wire; the reader fills it */
+	uint64_t seq;        /* 0 on the wire; the reader fills it */
+};
+_Static_assert(sizeof(struct shn_direct_note) == 32, "direct note");
+
+static inline uint32_t shn_direct_note_size(uint32_t key_len, uint32_t data_len)
+{
+	return (uint32_t)SHN_ALIGN8(sizeof(struct shn_direct_note) + key_len + data_len);
+}
+
+/* What the reader checks a record against.  max_key_len / max_data_len: the
+ * broker's limits (broker segment, SHN_BROKER_F_LIMITS), at most the
+ * protocol's.  min_gen: the generation the ring opened at (DIRECT_OPEN). */
+struct shn_direct_limits {
+	uint32_t max_key_len;
+	uint32_t max_data_len;
+	uint64_t min_gen;
+};
+
+/* The reader's memory of one ring, updated by each accepted record. */
+struct shn_direct_seen {
+	uint64_t batch_id;  /* last accepted; 0 before the first */
+	uint64_t gen;       /* last accepted; a publisher's gen never decreases */
+};
+
+/* The library's part of the check: does this note (its key follows it)
+ * match a filter of the port live at generation gen?  It may write the
+ * note's conn (the copy is private).  Returns 0, or -EBADMSG for a hostile
+ * note.  A note that matched a filter removed since is the hook's to count
+ * as late and to mark (e.g. conn 0) so that delivery skips it: that is not
+ * an error. */
+typedef int (*shn_direct_note_hook)(void *ctx, struct shn_direct_note *note,
+				    const uint8_t *key, uint64_t gen);
+
+/* Check one direct record that shn_ring_next() returned and the reader
+ * copied into private, 8-byte aligned memory: rec[0..len).  Returns the
+ * note count, or -EBADMSG (nothing in *seen changed).  On success *seen
+ * holds the record's batch_id and gen.  hook may be NULL (unit tests, the
+ * fuzz target). */
+static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
+					  const struct shn_direct_limits *lim,
+					  struct shn_direct_seen *seen,
+					  shn_direct_note_hook hook, void *ctx)
+{
+	const struct shn_direct_batch *b = (const void *)rec;
+	uint32_t off = sizeof(*b), count, i;
+
+	if (len < sizeof(*b) || (len & 7u) || b->h.len != len || b->h.type != SHN_REC_DIRECT ||
+	    b->h.flags != 0 || b->sender_pid != 0 || b->sender_uid != 0 ||
+	    (b->flags & ~SHN_DIRECT_F_KNOWN) != 0 || b->lost > SHN_DIRECT_LOST_MAX ||
+	    b->batch_id <= seen->batch_id || b->gen < seen->gen || b->gen < lim->min_gen)
+		return -EBADMSG;
+	count = b->count;
+	if (count == 0 || count > (len - off) / sizeof(struct shn_direct_note))
+		return -EBADMSG;
+	for (i = 0; i < count; i++) {
+		struct shn_direct_note *n = (void *)(rec + off);
+		uint32_t sz, used;
+
+		if (len - off < sizeof(*n))
+			return -EBADMSG;
+		if (n->event == 0 || (n->event & SHN_DIRECT_EV_SYSTEM) != 0 ||
+		    n->key_len == 0 || n->key_len > lim->max_key_len ||
+		    n->data_len > lim->max_data_len || n->reserved != 0 || n->reserved2 != 0 ||
+		    n->conn != 0 || n->seq != 0)
+			return -EBADMSG;
+		used = (uint32_t)sizeof(*n) + n->key_len + n->data_len;
+		sz = shn_direct_note_size(n->key_len, n->data_len);
+		if (sz > len - off)
+			return -EBADMSG;
+		for (uint32_t p = used; p < sz; p++)
+			if (rec[off + p] != 0)
+				return -EBADMSG;   /* padding is zero: nothing hides there */
+		if (hook != NULL && hook(ctx, n, (const uint8_t *)(n + 1), b->gen) != 0)
+			return -EBADMSG;
+		off += sz;
+	}
+	if (off != len)
+		return -EBADMSG;
+	seen->batch_id = b->batch_id;
+	seen->gen = b->gen;
+	return (int)count;
+}
+
+/* ---- the filter table ------------------------------------------------- */
+
+/* One segment per broker, created at start when direct is auto, handed to
+ * every client that asked for the direct path (DIRECT_SETUP reply),
+ * read-only.  Layout:
+ *   [0]                    struct shn_ftab_hdr
+ *   [hdr.half_off[0]]      half 0: struct shn_ftab_half, then
+ *                          any[max_filters] struct shn_ftab_any,
+ *                          slots[nslots] struct shn_ftab_slot,
+ *                          keys[key_bytes]
+ *   [hdr.half_off[1]]      half 1, the same.
+ * The broker rebuilds the half not in use from its index on every change of
+ * the filters or of any port map, then stores gen + 1 (seq_cst), and only
+ * then replies (rule 8).  The half in use is gen & 1. */
+#define SHN_FTAB_MAGIC 0x42544653u /* "SFTB" */
+
+struct shn_ftab_hdr {
+	/* broker writes once, before it hands out a descriptor */
+	uint32_t magic;        /* SHN_FTAB_MAGIC */
+	uint32_t max_filters;  /* any[] entries per half; also bounds slots used */
+	uint32_t nslots;       /* slots per half: a power of two > max_filters */
+	uint32_t key_bytes;    /* key bytes per half */
+	uint64_t half_off[2];  /* byte offset of each half, 64-byte aligned */
+	uint64_t half_size;
+	/* broker writes (seq_cst store), after the half gen+1 & 1 is complete */
+	alignas(SHN_CACHELINE) _Atomic uint64_t gen;
+};
+
+/* Broker writes, in the inactive half only. */
+struct shn_ftab_half {
+	uint32_t flags;    /* SHN_FTAB_DISABLED: more live filters than fit */
+	uint32_t n_any;    /* any-key entries used, <= max_filters */
+	uint32_t n_exact;  /* exact-key filters (slots used), < nslots */
+	uint32_t key_used; /* key bytes used, <= key_bytes */
+	uint8_t  pad[48];
+};
+/* The broker has more live filters than the table holds: nothing goes
+ * direct at this generation, every batch takes the broker path. */
+#define SHN_FTAB_DISABLED 1u
+
+/* Any-key filters of one port, their event masks ORed. */
+struct shn_ftab_any {
+	uint32_t port_id;
+	uint32_t mask;
+};
+
+/* An exact-key filter: one slot per (key, port), masks ORed; open
+ * addressing with linear probing from hash & (nslots - 1); key_len 0 marks
+ * an empty slot, which ends a probe. */
+struct shn_ftab_slot {
+	uint64_t hash;     /* XXH3_64bits(key) */
+	uint32_t port_id;
+	uint32_t mask;
+	uint32_t key_off;  /* into keys[] of this half */
+	uint16_t key_len;  /* 1..SHN_KEY_MAX_WIRE; 0: empty */
+	uint16_t reserved;
+};
+
+_Static_assert(sizeof(struct shn_ftab_hdr) == 2 * SHN_CACHELINE, "ftab hdr");
+_Static_assert(sizeof(struct shn_ftab_half) == SHN_CACHELINE, "ftab half");
+_Static_assert(sizeof(struct shn_ftab_slot) == 24, "ftab slot");
+
+/* Where the parts of a half lie, relative to the half's start. */
+static inline uint64_t shn_ftab_any_off(void)
+{
+	return sizeof(struct shn_ftab_half);
+}
+static inline uint64_t shn_ftab_slots_off(uint32_t max_filters)
+{
+	return SHN_ALIGN8(shn_ftab_any_off() + (uint64_t)max_filters * sizeof(struct shn_ftab_any));
+}
+static inline uint64_t shn_ftab_keys_off(uint32_t max_filters, uint32_t nslots)
+{
+	return shn_ftab_slots_off(max_filters) + (uint64_t)nslots * sizeof(struct shn_ftab_slot);
+}
+static inline uint64_t shn_ftab_half_size(uint32_t max_filters, uint32_t nslots,
+					  uint32_t key_bytes)
+{
+	uint64_t s = shn_ftab_keys_off(max_filters, nslots) + key_bytes;
+
+	return (s + SHN_CACHELINE - 1) & ~(uint64_t)(SHN_CACHELINE - 1);
+}
+
+/* Fill the header of a new table (broker).  The halves must be zero. */
+static inline void shn_ftab_layout(struct shn_ftab_hdr *t, uint32_t max_filters,
+				   uint32_t nslots, uint32_t key_bytes)
+{
+	memset(t, 0, sizeof(*t));
+	t->magic = SHN_FTAB_MAGIC;
+	t->max_filters = max_filters;
+	t->nslots = nslots;
+	t->key_bytes = key_bytes;
+	t->half_size = shn_ftab_half_size(max_filters, nslots, key_bytes);
+	t->half_off[0] = sizeof(*t);
+	t->half_off[1] = sizeof(*t) + t->half_size;
+}
+
+static inline uint64_t shn_ftab_seg_size(uint32_t max_filters, uint32_t nslots,
+					 uint32_t key_bytes)
+{
+	return sizeof(struct shn_ftab_hdr) + 2 * shn_ftab_half_size(max_filters, nslots, key_bytes);
+}
+
+/* Is this header one a table of seg_size bytes can have?  The library
+ * checks it once, when it maps the table; the header never changes. */
+static inline bool shn_ftab_geometry_ok(const struct shn_ftab_hdr *t, uint64_t seg_size)
+{
+	if (seg_size < sizeof(*t) || t->magic != SHN_FTAB_MAGIC || t->max_filters == 0 ||
+	    t->nslots == 0 || (t->nslots & (t->nslots - 1)) != 0 ||
+	    t->nslots <= t->max_filters || t->nslots > (1u << 26) ||
+	    t->half_size != shn_ftab_half_size(t->max_filters, t->nslots, t->key_bytes))
+		return false;
+	for (int h = 0; h < 2; h++)
+		if (t->half_off[h] < sizeof(*t) || (t->half_off[h] & (SHN_CACHELINE - 1)) ||
+		    t->half_off[h] > seg_size || seg_size - t->half_off[h] < t->half_size)
+			return false;
+	return true;
+}
+
+/* One port a key reaches, and the events it takes there. */
+struct shn_ftab_match {
+	uint32_t port_id;
+	uint32_t mask;
+};
+
+static inline int shn_ftab_add_match(struct shn_ftab_match *out, uint32_t *n, uint32_t max,
+				     uint32_t port_id, uint32_t mask)
+{
+	for (uint32_t i = 0; i < *n; i++)
+		if (out[i].port_id == port_id) {
+			out[i].mask |= mask;
+			return 0;
+		}
+	if (*n == max)
+		return -ENOSPC;
+	out[*n].port_id = port_id;
+	out[*n].mask = mask;
+	(*n)++;
+	return 0;
+}
+
+/* The publisher's lookup: every port whose filters at generation gen take
+ * key[0..key_len) (hash = XXH3_64bits of it), with the union of their event
+ * masks, one entry per port, into out[0..max).  t was checked with
+ * shn_ftab_geometry_ok().  Returns the number of entries; -EAGAIN when the
+ * table is disabled at this generation (take the broker path); -ENOSPC when
+ * more than max ports match; -EBADMSG when what it read cannot be a table
+ * the broker wrote (a torn read: the broker is rewriting this half, so the
+ * caller's re-load of gen will differ; it matches again).  Reads each slot
+ * once into private memory, bounds every count and offset. */
+static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, uint64_t hash,
+				  const uint8_t *key, uint32_t key_len,
+				  struct shn_ftab_match *out, uint32_t max)
+{
+	const uint8_t *half = (const uint8_t *)t + t->half_off[gen & 1];
+	const volatile struct shn_ftab_half *hh = (const volatile void *)half;
+	const volatile struct shn_ftab_any *any =
+		(const volatile void *)(half + shn_ftab_any_off());
+	const volatile struct shn_ftab_slot *slots =
+		(const volatile void *)(half + shn_ftab_slots_off(t->max_filters));
+	const uint8_t *keys = half + shn_ftab_keys_off(t->max_filters, t->nslots);
+	uint32_t flags = hh->flags, n_any = hh->n_any, n = 0, i, probes;
+	uint32_t smask = t->nslots - 1;
+
+	if (flags & SHN_FTAB_DISABLED)
+		return -EAGAIN;
+	if (n_any > t->max_filters || key_len == 0 || key_len > 0xffffu)
+		return -EBADMSG;
+	for (i = 0; i < n_any; i++) {
+		struct shn_ftab_any a = { any[i].port_id, any[i].mask };
+
+		if (a.mask != 0 && shn_ftab_add_match(out, &n, max, a.port_id, a.mask) != 0)
+			return -ENOSPC;
+	}
+	i = (uint32_t)hash & smask;
+	for (probes = 0; probes < t->nslots; probes++, i = (i + 1) & smask) {
+		struct shn_ftab_slot s;
+
+		s.hash = slots[i].hash;
+		s.port_id = slots[i].port_id;
+		s.mask = slots[i].mask;
+		s.key_off = slots[i].key_off;
+		s.key_len = slots[i].key_len;
+		if (s.key_len == 0)
+			return (int)n;
+		if (s.hash != hash || s.key_len != key_len)
+			continue;
+		if (s.key_off > t->key_bytes || t->key_bytes - s.key_off < s.key_len)
+			return -EBADMSG;
+		if (memcmp(keys + s.key_off, key, key_len) != 0 || s.mask == 0)
+			continue;
+		if (shn_ftab_add_match(out, &n, max, s.port_id, s.mask) != 0)
+			return -ENOSPC;
+	}
+	return -EBADMSG;   /* no empty slot: the broker always leaves one */
+}
+
+/* The broker's writer of one half (the inactive one: half gen+1 & 1):
+ * clear it, add each filter, then store gen + 1.  Pure; the broker's index
+ * decides what goes in.  Returns 0, or -ENOSPC when the half is full (the
+ * broker then writes SHN_FTAB_DISABLED instead). */
+static inline uint8_t *shn_ftab_half_at(struct shn_ftab_hdr *t, unsigned h)
+{
+	return (uint8_t *)t + t->half_off[h & 1];
+}
+
+static inline void shn_ftab_half_clear(struct shn_ftab_hdr *t, unsigned h, uint32_t flags)
+{
+	uint8_t *half = shn_ftab_half_at(t, h);
+	struct shn_ftab_half *hh = (void *)half;
+
+	/* only the slots need zeroing (key_len 0: empty); the rest is bounded
+	 * by the counts */
+	memset(half + shn_ftab_slots_off(t->max_filters), 0,
+	       (size_t)t->nslots * sizeof(struct shn_ftab_slot));
+	hh->n_any = 0;
+	hh->n_exact = 0;
+	hh->key_used = 0;
+	hh->flags = flags;
+}
+
+static inline int shn_ftab_half_add_any(struct shn_ftab_hdr *t, unsigned h, uint32_t port_id,
+					uint32_t mask)
+{
+	uint8_t *half = shn_ftab_half_at(t, h);
+	struct shn_ftab_half *hh = (void *)half;
+	struct shn_ftab_any *any = (void *)(half + shn_ftab_any_off());
+
+	for (uint32_t i = 0; i < hh->n_any; i++)
+		if (any[i].port_id == port_id) {
+			any[i].mask |= mask;
+			return 0;
+		}
+	if (hh->n_any == t->max_filters)
+		return -ENOSPC;
+	any[hh->n_any].port_id = port_id;
+	any[hh->n_any].mask = mask;
+	hh->n_any++;
+	return 0;
+}
+
+/* *slot (may be NULL): the slot written or merged into, so that a writer
+ * can later clear only the slots it used. */
+static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint64_t hash,
+					const uint8_t *key, uint32_t key_len,
+					uint32_t port_id, uint32_t mask, uint32_t *slot)
+{
+	uint8_t *half = shn_ftab_half_at(t, h);
+	struct shn_ftab_half *hh = (void *)half;
+	struct shn_ftab_slot *slots = (void *)(half + shn_ftab_slots_off(t->max_filters));
+	uint8_t *keys = half + shn_ftab_keys_off(t->max_filters, t->nslots);
+	uint32_t smask = t->nslots - 1, i = (uint32_t)hash & smask;
+
+	if (key_len == 0 || key_len > 0xffffu)
+		return -EINVAL;
+	for (;;) {
+		struct shn_ftab_slot *s = &slots[i];
+
+		if (s->key_len == 0)
+			break;
+		if (s->hash == hash && s->port_id == port_id && s->key_len == key_len &&
+		    memcmp(keys + s->key_off, key, key_len) == 0) {
+			s->mask |= mask;
+			if (slot != NULL)
+				*slot = i;
+			return 0;
+		}
+		i = (i + 1) & smask;
+	}
+	/* keep one slot empty so that every probe ends */
+	if (hh->n_exact + 1 >= t->nslots || hh->n_exact >= t->max_filters ||
+	    t->key_bytes - hh->key_used < key_len)
+		return -ENOSPC;
+	memcpy(keys + hh->key_used, key, key_len);
+	slots[i].hash = hash;
+	slots[i].port_id = port_id;
+	slots[i].mask = mask;
+	slots[i].key_off = hh->key_used;
+	slots[i].reserved = 0;
+	slots[i].key_len = (uint16_t)key_len;
+	hh->key_used += key_len;
+	hh->n_exact++;
+	if (slot != NULL)
+		*slot = i;
+	return 0;
+}
+
+/* ---- the port map ----------------------------------------------------- */
+
+/* One segment per publisher that asked for the direct path (DIRECT_SETUP
+ * reply), that publisher read-only, SHN_PMAP_SEG_SIZE bytes:
+ *   [0]  struct shn_pmap_hdr
+ *   [64] slots[SHN_PMAP_SLOTS] struct shn_pmap_slot
+ * Slot s describes the publisher's direct ring s.  The port is direct for
+ * this publisher at generation g when open_gen <= g < close_gen.  The
+ * broker writes a slot (it sends DIRECT_OPEN to the publisher first, so a
+ * library that finds a live ring_id it has not mapped yet finds the message
+ * already in its socket), then stores the table's gen + 1 with open_gen /
+ * close_gen = that new gen: a slot changes only between generations the
+ * publisher re-checks.  The broker's skip of brokered batches (gen stamp in
+ * shn_pub_batch) uses the same interval, so no port gets a batch twice and
+ * none is missed. */
+#define SHN_PMAP_MAGIC    0x504d4e53u /* "SNMP" */
+#define SHN_PMAP_SLOTS    1024u
+#define SHN_PMAP_GEN_OPEN UINT64_MAX  /* close_gen of a ring still open */
+
+struct shn_pmap_hdr {
+	uint32_t magic;   /* SHN_PMAP_MAGIC; broker writes once */
+	uint32_t nslots;  /* SHN_PMAP_SLOTS; broker writes once */
+	uint8_t  pad[56];
+};
+
+/* Broker writes every field. */
+struct shn_pmap_slot {
+	_Atomic uint64_t open_gen;   /* 0: never used */
+	_Atomic uint64_t close_gen;  /* SHN_PMAP_GEN_OPEN while open */
+	uint32_t port_id;
+	uint32_t ring_id;            /* DIRECT_OPEN's ring_id for this slot */
+};
+
+#define SHN_PMAP_SEG_SIZE (sizeof(struct shn_pmap_hdr) + SHN_PMAP_SLOTS * sizeof(struct shn_pmap_slot))
+_Static_assert(sizeof(struct shn_pmap_hdr) == SHN_CACHELINE, "pmap hdr");
+_Static_assert(sizeof(struct shn_pmap_slot) == 24, "pmap slot");
+
+/* The publisher's question: at generation gen, which slot (if any) feeds
+ * port_id directly?  Returns the slot and its ring_id, or -ENOENT.  Reads
+ * each slot once; a torn read is caught by the caller's re-check of gen. */
+static inline int shn_pmap_find(const struct shn_pmap_slot *slots, uint32_t nslots,
+				uint32_t port_id, uint64_t gen, uint32_t *ring_id)
+{
+	if (nslots > SHN_PMAP_SLOTS)
+		nslots = SHN_PMAP_SLOTS;
+	for (uint32_t s = 0; s < nslots; s++) {
+		uint64_t open = atomic_load_explicit(&slots[s].open_gen, memory_order_relaxed);
+		uint64_t close = atomic_load_explicit(&slots[s].close_gen, memory_order_relaxed);
+		uint32_t port = *(const volatile uint32_t *)&slots[s].port_id;
+
+		if (open != 0 && open <= gen && gen < close && port == port_id) {
+			*ring_id = *(const volatile uint32_t *)&slots[s].ring_id;
+			return (int)s;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ---- the HANDLE_CLOSE barrier ----------------------------------------- */
+
+/* For a port of a client that asked for the direct path, the broker writes
+ * into an UNSUBSCRIBE's (or a closed filter's) SHN_EV_HANDLE_CLOSE note, as
+ * its data, one entry per direct ring of the port: the ring's tail as the
+ * broker read it after storing the new gen (untrusted, a bound only).  The
+ * reader, reaching that note, first delivers each ring up to its tail.
+ * data_len = n * 16 (0: no direct ring); a port of a client that did not
+ * ask gets data_len 0 as before. */
+struct shn_direct_barrier {
+	uint32_t slot;     /* the port's direct ring slot (DIRECT_OPEN) */
+	uint32_t reserved; /* 0 */
+	uint64_t tail;
+};
+_Static_assert(sizeof(struct shn_direct_barrier) == 16, "barrier");
+
+/* The reader's check of a HANDLE_CLOSE data area: n entries, each slot
+ * below nslots, reserved 0.  Returns n or -EBADMSG. */
+static inline int shn_direct_barrier_check(const uint8_t *data, uint32_t data_len,
+					   uint32_t nslots)
+{
+	uint32_t n = data_len / sizeof(struct shn_direct_barrier);
+
+	if (data_len % sizeof(struct shn_direct_barrier))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		struct shn_direct_barrier e;
+
+		memcpy(&e, data + i * sizeof(e), sizeof(e));
+		if (e.slot >= nslots || e.reserved != 0)
+			return -EBADMSG;
+	}
+	return (int)n;
+}
+
+#endif /* SHN_SHM_DIRECT_H */

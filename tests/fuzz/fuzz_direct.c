@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_direct.c - libFuzzer target for what a subscriber's library does with
+ * a direct ring a hostile publisher writes (docs/direct-path.md, "Trust does
+ * not move to the publisher"): shn_ring_next() over any tail and any bytes,
+ * the copy into private memory, and shn_direct_record_check() (shm/direct.h),
+ * record after record, as the reader drains a ring; then the publisher's
+ * filter-table lookup (shn_ftab_lookup) over a half made of the same bytes
+ * (a torn read, or a broker mid-rewrite).
+ *
+ * Input (little-endian, missing bytes read as zero):
+ *   [0]      capacity: 4096 << (b % 5)
+ *   [1]      mode: bit 0 tail near the head, bit 1 rewrite each record
+ *            after the check (the publisher racing the reader)
+ *   [2..9]   the consumer's head before (its own, so a multiple of 8)
+ *   [10..17] the tail the publisher publishes
+ *   [18]     n: how many later tails follow (n % 8), 8 bytes each
+ *   then     the ring's bytes, laid from the head's offset (wrapping), and
+ *            the same bytes again as a filter-table half
+ * The data area is its own allocation of exactly capacity bytes, so
+ * AddressSanitizer reports any access outside it.
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm/direct.h"
+#include "shm/proto.h"
+#include "shm/ring.h"
+
+#define CHECK(cond)                                                                  \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "fuzz_direct: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                     \
+		}                                                                    \
+	} while (0)
+
+struct input {
+	const uint8_t *p;
+	size_t n, pos;
+};
+
+static uint64_t take(struct input *in, size_t bytes)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < bytes; i++) {
+		uint8_t b = in->pos < in->n ? in->p[in->pos] : 0;
+
+		in->pos++;
+		v |= (uint64_t)b << (8 * i);
+	}
+	return v;
+}
+
+static volatile uint64_t sink;
+
+static const struct shn_direct_limits limits = {
+	.max_key_len = SHN_KEY_MAX_WIRE, .max_data_len = SHN_DATA_MAX_WIRE, .min_gen = 1,
+};
+
+/* What the reader does with a record shn_ring_next() returned: copy it, then
+ * believe nothing but the copy.  True when it would deliver it. */
+static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_seen *seen)
+{
+	uint8_t *copy = aligned_alloc(8, len);
+	struct shn_direct_seen before = *seen;
+	const struct shn_direct_batch *b;
+	uint64_t off = sizeof(*b);
+	int count;
+
+	CHECK(copy != NULL);
+	memcpy(copy, rec, len);
+	count = shn_direct_record_check(copy, len, &limits, seen, NULL, NULL);
+	if (count < 0) {
+		CHECK(count == -EBADMSG);
+		CHECK(seen->batch_id == before.batch_id && seen->gen == before.gen);
+		free(copy);
+		return false;
+	}
+	/* the promises: a record of count notes that tile it, every field in
+	 * range, the ring's order respected */
+	b = (const void *)copy;
+	CHECK(count >= 1 && (uint32_t)count == b->count);
+	CHECK(b->h.len == len && b->h.type == SHN_REC_DIRECT && b->h.flags == 0);
+	CHECK(b->sender_pid == 0 && b->sender_uid == 0 && b->flags == 0);
+	CHECK(b->batch_id > before.batch_id && b->gen >= before.gen && b->gen >= limits.min_gen);
+	CHECK(b->lost <= SHN_DIRECT_LOST_MAX);
+	CHECK(seen->batch_id == b->batch_id && seen->gen == b->gen);
+	for (int i = 0; i < count; i++) {
+		const struct shn_direct_note *n = (const void *)(copy + off);
+		const uint8_t *body = (const uint8_t *)(n + 1);
+		uint32_t sz, used;
+		uint64_t x = 0;
+
+		CHECK(off % 8 == 0 && off + sizeof(*n) <= len);
+		CHECK(n->event != 0 && (n->event & SHN_EV_SYSTEM_WIRE) == 0);
+		CHECK(n->key_len >= 1 && n->key_len <= limits.max_key_len);
+		CHECK(n->data_len <= limits.max_data_len);
+		CHECK(n->reserved == 0 && n->reserved2 == 0 && n->conn == 0 && n->seq == 0);
+		sz = shn_direct_note_size(n->key_len, n->data_len);
+		used = (uint32_t)sizeof(*n) + n->key_len + n->data_len;
+		CHECK(off + sz <= len);
+		for (uint32_t k = used; k < sz; k++)
+			CHECK(copy[off + k] == 0);
+		/* what the reader hands out as key and data */
+		for (uint32_t k = 0; k < (uint32_t)n->key_len + n->data_len; k++)
+			x = x * 31 + body[k];
+		sink += x;
+		off += sz;
+	}
+	CHECK(off == len);
+	free(copy);
+	return true;
+}
+
+/* The reader draining one direct ring. */
+static void consume(struct input *in, uint32_t cap, uint8_t mode)
+{
+	struct shn_ring_prod *prod = aligned_alloc(64, 64);
+	struct shn_ring_cons *cons = aligned_alloc(64, 64);
+	uint8_t *data = malloc(cap);
+	struct shn_ring r;
+	struct shn_direct_seen seen = { 0, 0 };
+	uint64_t head0 = take(in, 8) & ~(uint64_t)7;
+	uint64_t tail = take(in, 8);
+	unsigned ntails = (unsigned)take(in, 1) % 8;
+	uint64_t tails[8];
+	unsigned next_tail = 0;
+	size_t body;
+
+	CHECK(prod != NULL && cons != NULL && data != NULL);
+	for (unsigned i = 0; i < ntails; i++)
+		tails[i] = take(in, 8);
+	if (mode & 1) {
+		tail = head0 + tail % ((uint64_t)cap + 64);
+		for (unsigned i = 0; i < ntails; i++)
+			tails[i] = head0 + tails[i] % (2ull * cap + 64);
+	}
+	memset(data, 0, cap);
+	body = in->pos < in->n ? in->n - in->pos : 0;
+	for (size_t i = 0; i < body && i < cap; i++)
+		data[(head0 + i) & (cap - 1)] = in->p[in->pos + i];
+
+	memset(prod, 0, 64);
+	memset(cons, 0, 64);
+	prod->capacity = cap;
+	prod->magic = SHN_RING_MAGIC;
+	atomic_store(&prod->tail, head0);
+	atomic_store(&cons->head, head0);
+	shn_ring_init_view(&r, prod, cons, data, cap);
+	atomic_store(&prod->tail, tail);
+
+	for (int iter = 0; iter < 4096; iter++) {
+		const uint8_t *rec;
+		uint32_t len;
+		int ret = shn_ring_next(&r, &rec, &len);
+
+		if (ret < 0) {
+			CHECK(ret == -EBADMSG);
+			break;               /* DIRECT_FAULT: the ring is never read again */
+		}
+		if (ret == 0) {
+			if (next_tail >= ntails)
+				break;
+			atomic_store(&prod->tail, tails[next_tail++]);
+			continue;
+		}
+		CHECK(ret == 1);
+		CHECK(rec >= data && (uint64_t)(rec - data) + len <= cap);
+		if (!check_record(rec, len, &seen))
+			break;
+		if (mode & 2) {
+			/* the publisher rewrites the record after the copy: the
+			 * copy already decided, a second look is a new record */
+			uint8_t *w = data + (r.head & (cap - 1));
+			w[(iter * 7u) % len] ^= (uint8_t)(0x5a + iter);
+		}
+		shn_ring_consume(&r, len);
+		if (iter % 4 == 3)
+			shn_ring_release(&r);
+	}
+	shn_ring_release(&r);
+	CHECK(atomic_load(&cons->head) == r.head);
+	free(data);
+	free(cons);
+	free(prod);
+}
+
+/* The publisher's lookup over a half of the input's bytes: it reads only
+ * inside the segment and answers something sane. */
+static void lookup(const uint8_t *p, size_t n)
+{
+	const uint32_t max_filters = 16, nslots = 32, key_bytes = 512;
+	uint64_t size = shn_ftab_seg_size(max_filters, nslots, key_bytes);
+	struct shn_ftab_hdr *t = aligned_alloc(64, (size_t)size);
+	struct shn_ftab_match m[8];
+	uint8_t *half;
+	uint64_t hash = 0;
+	int rc;
+
+	CHECK(t != NULL);
+	memset(t, 0, (size_t)size);
+	shn_ftab_layout(t, max_filters, nslots, key_bytes);
+	CHECK(shn_ftab_geometry_ok(t, size));
+	half = shn_ftab_half_at(t, 1);
+	for (uint64_t i = 0; i < t->half_size && i < n; i++)
+		half[i] = p[i];
+	uint8_t key[64] = { 'k' };
+	uint32_t key_len = n == 0 ? 1 : (n > sizeof(key) ? (uint32_t)sizeof(key) : (uint32_t)n);
+
+	memcpy(key, p, n < key_len ? n : key_len);
+	if (n >= 8)
+		memcpy(&hash, p, 8);
+	rc = shn_ftab_lookup(t, 1, hash, key, key_len, m, 8);
+	CHECK(rc == -EAGAIN || rc == -EBADMSG || rc == -ENOSPC || (rc >= 0 && rc <= 8));
+	for (int i = 0; i < rc; i++)
+		CHECK(m[i].mask != 0);
+	free(t);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct input in = { data, size, 0 };
+	uint32_t cap = 4096u << (take(&in, 1) % 5);
+	uint8_t mode = (uint8_t)take(&in, 1);
+	size_t body_at;
+
+	consume(&in, cap, mode);
+	body_at = in.pos < size ? in.pos : size;
+	lookup(data + body_at, size - body_at);
+	return 0;
+}
