@@ -133,6 +133,7 @@ struct transport {
 extern const struct transport t_floor;
 extern const struct transport t_shmnotify;
 extern const struct transport t_shmnotify_block;
+extern const struct transport t_shmnotify_brokered;
 extern const struct transport t_shmnotify_lowlat;
 #ifdef BENCH_HAVE_ZMQ
 extern const struct transport t_zmq;

@@ -44,6 +44,7 @@ static struct tentry tr[] = {
 	{ .name = "floor", .t = &t_floor, .not_built = NULL, .peer = false },
 	{ .name = "shmnotify", .t = &t_shmnotify, .not_built = NULL, .peer = false },
 	{ .name = "shmnotify-block", .t = &t_shmnotify_block, .not_built = NULL, .peer = true },
+	{ .name = "shmnotify-brokered", .t = &t_shmnotify_brokered, .not_built = NULL, .peer = true },
 	{ .name = "shmnotify-lowlat", .t = &t_shmnotify_lowlat, .not_built = NULL, .peer = true },
 #ifdef BENCH_HAVE_ZMQ
 	{ .name = "zeromq", .t = &t_zmq, .not_built = NULL, .peer = true },
@@ -171,7 +172,7 @@ static void progress(const struct bcase *c, const struct tentry *t, int run, int
 {
 	bool tty = isatty(2);
 
-	fprintf(stderr, "%s[%3d/%3d] %-10s %-14s %-16s run %d/%d %s%s", tty ? "\r\033[K" : "",
+	fprintf(stderr, "%s[%3d/%3d] %-10s %-14s %-18s run %d/%d %s%s", tty ? "\r\033[K" : "",
 		progress_done, progress_total, wl_name[c->p.wl], c->label, t->name, run, runs,
 		tail ? tail : "", tty ? "" : "\n");
 	fflush(stderr);
@@ -336,7 +337,7 @@ static void print_table(FILE *f, const struct opts *o)
 		o->runs, o->runs > 1 ? "s" : "", o->seconds);
 	fprintf(f, "ratios: the figure divided by shmnotify's and by the floor's for the same case "
 		   "(rates: higher is better; latency and CPU: lower is better)\n\n");
-	fprintf(f, "%-10s %-14s %-18s %-16s %-14s %-10s %9s %9s\n", "workload", "case", "metric",
+	fprintf(f, "%-10s %-14s %-18s %-18s %-14s %-10s %9s %9s\n", "workload", "case", "metric",
 		"transport", "value", "lost", "/shmnfy", "/floor");
 	for (int ci = 0; ci < ncases; ci++) {
 		struct bcase *c = &cases[ci];
@@ -352,7 +353,7 @@ static void print_table(FILE *f, const struct opts *o)
 				if (!tr[ti].on)
 					continue;
 				if (cell->status < 0 && cell->n == 0) {
-					fprintf(f, "%-10s %-14s %-18s %-16s %s\n", wl_name[c->p.wl], c->label,
+					fprintf(f, "%-10s %-14s %-18s %-18s %s\n", wl_name[c->p.wl], c->label,
 						metric_name(c->mk, k), tr[ti].name,
 						cell->why[0] ? cell->why : "skipped");
 					continue;
@@ -361,7 +362,7 @@ static void print_table(FILE *f, const struct opts *o)
 				fmt_value(val, sizeof val, c->mk, v);
 				fmt_ratio(rs, sizeof rs, v, vs);
 				fmt_ratio(rf, sizeof rf, v, vf);
-				fprintf(f, "%-10s %-14s %-18s %-16s %-14s %-10s %9s %9s%s\n",
+				fprintf(f, "%-10s %-14s %-18s %-18s %-14s %-10s %9s %9s%s\n",
 					wl_name[c->p.wl], c->label, metric_name(c->mk, k), tr[ti].name, val,
 					c->mk == MK_RATE ? lost_str(cell, lost, sizeof lost) : "",
 					rs, rf, cell->count_error ? "  COUNT MISMATCH" : "");
@@ -374,14 +375,14 @@ static void print_table(FILE *f, const struct opts *o)
 		if (!tr[ti].on)
 			continue;
 		if (tr[ti].status < 0)
-			fprintf(f, "  %-16s skipped: %s\n", tr[ti].name, tr[ti].why);
+			fprintf(f, "  %-18s skipped: %s\n", tr[ti].name, tr[ti].why);
 		else
-			fprintf(f, "  %-16s %s\n", tr[ti].name, tr[ti].t->loss_policy);
+			fprintf(f, "  %-18s %s\n", tr[ti].name, tr[ti].t->loss_policy);
 	}
 	fprintf(f, "fan-out:\n");
 	for (int ti = 0; ti < NT; ti++)
 		if (tr[ti].on && tr[ti].status == 0 && tr[ti].t->fanout_note)
-			fprintf(f, "  %-16s %s\n", tr[ti].name, tr[ti].t->fanout_note);
+			fprintf(f, "  %-18s %s\n", tr[ti].name, tr[ti].t->fanout_note);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -631,8 +632,8 @@ static void usage(FILE *f)
 		"                       [--smoke] [--check]\n"
 		"  --quick           about one minute: short measurements, one run\n"
 		"  --json[=FILE]     results as JSON on stdout (or into FILE, with the table on stdout)\n"
-		"  --peers LIST      comma-separated: shmnotify-block,shmnotify-lowlat,zeromq,redis,dbus,\n"
-		"                    iceoryx, 'all' (default)\n"
+		"  --peers LIST      comma-separated: shmnotify-block,shmnotify-brokered,shmnotify-lowlat,\n"
+		"                    zeromq,redis,dbus,iceoryx, 'all' (default)\n"
 		"                    or 'none'; the floor and shmnotify always run\n"
 		"  --plot DIR        PNG charts through gnuplot\n"
 		"  --runs N          runs per figure, the median is reported (default 3; --quick 1)\n"

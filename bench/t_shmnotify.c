@@ -8,14 +8,17 @@
  * client is made after fork() in a child, since shn_connect starts a
  * watcher thread.
  *
- * Two variants: "shmnotify" uses the default overflow policy (a full port
- * drops, counts, and reports SHN_EV_OVERFLOW with the number lost);
- * "shmnotify-block" opens its ports with SHN_OVERFLOW_BLOCK (lossless: the
- * publishers feeding a full port wait).
+ * Variants: "shmnotify" uses the default overflow policy (a full port
+ * drops, counts, and reports SHN_EV_OVERFLOW with the number lost) and the
+ * broker's defaults; "shmnotify-block" opens its ports with
+ * SHN_OVERFLOW_BLOCK (lossless: the publishers feeding a full port wait);
+ * "shmnotify-brokered" runs the broker with the direct data path off;
+ * "shmnotify-lowlat" runs it in its low-latency mode.
  */
 #include "bench.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,8 @@ struct shn_state {
 	unsigned overflow;
 };
 
-static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigned spin_us)
+static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigned spin_us,
+		 bool direct_off)
 {
 	const char *bin = getenv("SHMNOTIFY_BENCH_BROKER");
 	struct shn_state *s = calloc(1, sizeof *s);
@@ -68,8 +72,12 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigne
 	f = fopen(conf, "w");
 	if (f) {
 		fprintf(f, "[limits]\nmax-subscriptions = %u\n", BENCH_SHN_MAX_SUBS);
+		if (spin_us || direct_off)
+			fprintf(f, "[broker]\n");
 		if (spin_us)
-			fprintf(f, "[broker]\nspin-us = %u\n", spin_us);
+			fprintf(f, "spin-us = %u\n", spin_us);
+		if (direct_off)
+			fprintf(f, "direct = off\n");
 		fclose(f);
 	}
 	{
@@ -93,18 +101,26 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigne
 
 static int shn_start_drop(void **st, char *why, size_t whylen)
 {
-	return start(st, why, whylen, SHN_OVERFLOW_DROP, 0);
+	return start(st, why, whylen, SHN_OVERFLOW_DROP, 0, false);
 }
 
 static int shn_start_block(void **st, char *why, size_t whylen)
 {
-	return start(st, why, whylen, SHN_OVERFLOW_BLOCK, 0);
+	return start(st, why, whylen, SHN_OVERFLOW_BLOCK, 0, false);
 }
 
 /* The opt-in low-latency mode: the broker keeps looking for work this long
  * after each wake-up before it sleeps (shmnotifyd --spin-us);
  * $SHMNOTIFY_BENCH_SPIN_US overrides it (1-1000). */
 #define BENCH_LOWLAT_SPIN_US 200u
+
+/* shmnotify with the direct data path off: every notification through the
+ * broker (publisher -> broker -> subscriber), what each figure of the
+ * default buys is the difference between the two rows. */
+static int shn_start_brokered(void **st, char *why, size_t whylen)
+{
+	return start(st, why, whylen, SHN_OVERFLOW_DROP, 0, true);
+}
 
 static int shn_start_lowlat(void **st, char *why, size_t whylen)
 {
@@ -121,7 +137,7 @@ static int shn_start_lowlat(void **st, char *why, size_t whylen)
 		}
 		us = (unsigned)v;
 	}
-	return start(st, why, whylen, SHN_OVERFLOW_DROP, us);
+	return start(st, why, whylen, SHN_OVERFLOW_DROP, us, false);
 }
 
 /* A mode for latency: its throughput is shmnotify's (the spin only runs
@@ -290,7 +306,7 @@ static void shn_sub_close(void *ep)
 	free(e);
 }
 
-/* The three shmnotify transports differ in how the broker is started (and
+/* The shmnotify transports differ in how the broker is started (and
  * so in their loss policy), never in how clients talk to it. */
 #define SHN_FANOUT_NOTE "the broker copies each notification into every matching port's delivery ring"
 #define SHN_TRANSPORT_OPS                                                              \
@@ -312,6 +328,15 @@ const struct transport t_shmnotify_block = {
 	.loss_policy = "SHN_OVERFLOW_BLOCK: lossless; the publishers feeding a full port wait "
 		       "(back-pressure), other ports are not held",
 	.start = shn_start_block,
+	.fanout_note = SHN_FANOUT_NOTE,
+	SHN_TRANSPORT_OPS,
+};
+
+const struct transport t_shmnotify_brokered = {
+	.name = "shmnotify-brokered",
+	.loss_policy = "as shmnotify (SHN_OVERFLOW_DROP); the broker runs with its direct data "
+		       "path off (shmnotifyd --direct off): every notification takes two hops",
+	.start = shn_start_brokered,
 	.fanout_note = SHN_FANOUT_NOTE,
 	SHN_TRANSPORT_OPS,
 };
