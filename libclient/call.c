@@ -3,10 +3,11 @@
  * call.c - the control conversation with the broker: send a request and
  * wait for its reply (shn__call), receive one message with its descriptors
  * (shn__recv), note the messages that are not replies (SYNC_DONE, for the
- * publisher waiting for it), and mark the connection lost when the stream
- * broke.  The bottom of libclient: it calls no other file of it, so that
- * the files that ask the broker something (client.c, port.c, acl.c) do not
- * call each other to do so.
+ * publisher waiting for it; the direct path's, which direct.c answers),
+ * and mark the connection lost when the stream broke.  Near the bottom of
+ * libclient: it calls only direct.c (which calls nothing of libclient), so
+ * that the files that ask the broker something (client.c, port.c, acl.c)
+ * do not call each other to do so.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "call.h"
+#include "direct.h"
 
 void shn__broker_lost(shn_client *c)
 {
@@ -130,6 +132,8 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
 		if (n < 0 || !shn__async_message(c, reply, (size_t)n))
 			break;
+		if (nfds)   /* an unasked message's descriptors are not the reply's */
+			shn__close_fds(fds, *nfds);
 	}
 	if (n == -ETIMEDOUT || n == -EPROTO)
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */
@@ -165,6 +169,8 @@ bool shn__async_message(shn_client *c, const void *msg, size_t len)
 {
 	const struct shn_msg_sync_done *m = msg;
 
+	if (shn__direct_async(c, msg, len))
+		return (true);
 	if (len != sizeof(*m) || m->hdr.magic != SHN_PROTO_MAGIC ||
 	    m->hdr.type != SHN_MSG_SYNC_DONE)
 		return (false);

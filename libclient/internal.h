@@ -95,6 +95,15 @@ struct shn_client {
 	 * SHN_BROKER_F_LIMITS), else the protocol's; read by shn_notify. */
 	_Atomic uint32_t max_key, max_data;
 	uint32_t hello_flags;          /* SHN_HELLO_F_* of the current connection */
+	uint32_t hello_ask;            /* SHN_HELLO_F_* HELLO asks for (SHN_HELLO_F_DIRECT
+	                                  unless SHMNOTIFY_DIRECT=off when shn_connect ran) */
+	/* direct.c: the direct path's filter table and this client's port map
+	 * (DIRECT_SETUP), read-only, both written by the broker; unmapped
+	 * (NULL) when the broker did not grant SHN_HELLO_F_DIRECT.  Replaced
+	 * on reconnect under pub_lock. */
+	struct shn_segment ftab_seg, pmap_seg;
+	const struct shn_ftab_hdr *ftab;
+	const struct shn_pmap_hdr *pmap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
 	_Atomic bool pub_acl;          /* SHN_HELLO_F_PUB_ACL: ask before publishing */
 	pthread_mutex_t acl_lock;

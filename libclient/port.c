@@ -246,13 +246,18 @@ static int load_record(shn_port *p)
 	if (r <= 0)
 		return (r);
 	b = (const void *)rec;
-	if (len < sizeof(*b) || b->h.type != SHN_REC_DELIVERY || b->count == 0)
+	if (len < sizeof(*b) || b->count == 0)
+		return (-EBADMSG);
+	if (b->h.type == SHN_REC_DELIVERY)
+		p->cur_off = sizeof(*b);
+	else if (b->h.type == SHN_REC_DELIVERY2 && len >= sizeof(struct shn_del_batch2))
+		p->cur_off = sizeof(struct shn_del_batch2);   /* names its publisher */
+	else
 		return (-EBADMSG);
 	p->cur = rec;
 	p->cur_len = len;
 	p->cur_count = b->count;
 	p->cur_index = 0;
-	p->cur_off = sizeof(*b);
 	p->cur_sync_token = (b->h.flags & SHN_DEL_SYNC) ? b->sync_token : 0;
 	return (1);
 }
