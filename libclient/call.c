@@ -130,7 +130,7 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		if (nfds)
 			*nfds = room;
 		n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
-		if (n < 0 || !shn__async_message(c, reply, (size_t)n))
+		if (n < 0 || !shn__async_message(c, reply, (size_t)n, fds, nfds ? *nfds : 0))
 			break;
 		if (nfds)   /* an unasked message's descriptors are not the reply's */
 			shn__close_fds(fds, *nfds);
@@ -165,11 +165,11 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 	return (err);
 }
 
-bool shn__async_message(shn_client *c, const void *msg, size_t len)
+bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, int nfds)
 {
 	const struct shn_msg_sync_done *m = msg;
 
-	if (shn__direct_async(c, msg, len))
+	if (shn__direct_async(c, msg, len, fds, nfds))
 		return (true);
 	if (len != sizeof(*m) || m->hdr.magic != SHN_PROTO_MAGIC ||
 	    m->hdr.type != SHN_MSG_SYNC_DONE)

@@ -369,6 +369,34 @@ static int reconnect(shn_client *c)
 	return (0);
 }
 
+/* The socket has something while nobody waits for a reply: messages the
+ * broker sends unasked (DIRECT_OPEN for a port whose reader sleeps).  A
+ * caller that holds ctl_lock takes them itself; once it let go, what is
+ * left is read here.  Anything else is a reply nobody asked for. */
+static void take_unasked(shn_client *c)
+{
+	union {
+		struct shn_msg_hdr h;
+		uint8_t buf[SHN_MSG_MAX];
+	} msg;
+	int fds[SHN_MSG_MAX_FDS], nfds;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->ctl_lock);
+	for (;;) {
+		nfds = SHN_MSG_MAX_FDS;
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, 0);
+		if (n < 0)
+			break;   /* -ETIMEDOUT: nothing left; a hang-up: seen by poll */
+		if (!shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
+			shn__broker_lost(c);
+		shn__close_fds(fds, nfds);
+		if (atomic_load(&c->broker_gone))
+			break;
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+}
+
 /* The watcher thread: blocks until the control socket closes (the broker
  * went away), tells every port, then reconnects with backoff.  Costs
  * nothing while the broker lives: it sleeps in poll(). */
@@ -388,12 +416,16 @@ static void *watcher_main(void *arg)
 			pthread_mutex_lock(&c->pub_lock);
 			pfd[1].fd = c->sock;
 			pthread_mutex_unlock(&c->pub_lock);
+			pfd[1].events = POLLIN;
 			if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 				return (NULL);
 			if (pfd[0].revents)
 				return (NULL);
-			if (!(pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)))
+			if (!(pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+				if (pfd[1].revents & POLLIN)
+					take_unasked(c);
 				continue;
+			}
 		}
 		atomic_store(&c->broker_gone, true);
 		atomic_fetch_add(&c->loss_epoch, 1);
@@ -522,7 +554,7 @@ int shn_stats_json(shn_client *c, char **json)
 			err = (int)n;
 			goto out;
 		}
-		if (shn__async_message(c, rep.buf, (size_t)n))
+		if (shn__async_message(c, rep.buf, (size_t)n, NULL, 0))
 			continue;
 		if ((size_t)n < sizeof(rep.r) || rep.r.hdr.magic != SHN_PROTO_MAGIC ||
 		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.id ||

@@ -27,8 +27,9 @@ int shn__direct_map(shn_client *c, const struct shn_msg_direct_setup_reply *rep,
 void shn__direct_unmap(shn_client *c);
 
 /* A DIRECT_OPEN or DIRECT_CLOSE from the broker, or the reply to a
- * DIRECT_CLOSE this library sent without waiting: handle it.  Caller holds
- * c->ctl_lock.  Returns true when msg was one of these. */
-bool shn__direct_async(shn_client *c, const void *msg, size_t len);
+ * DIRECT_CLOSE this library sent without waiting: handle it; the
+ * descriptors it keeps are set to -1 in fds, the caller closes the rest.
+ * Caller holds c->ctl_lock.  Returns true when msg was one of these. */
+bool shn__direct_async(shn_client *c, const void *msg, size_t len, int *fds, int nfds);
 
 #endif
