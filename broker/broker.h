@@ -66,6 +66,10 @@ struct shnd_totals {
 	/* refused by an [acl "PREFIX"] rule */
 	uint64_t acl_subscribe_denied;  /* SUBSCRIBE -EACCES */
 	uint64_t acl_publish_denied;    /* publish batches dropped (and PUB_CHECK -EACCES) */
+	/* the direct path (dring.c) */
+	uint64_t direct_rings_opened;
+	uint64_t direct_refused;        /* offers a [limits] cap turned down */
+	uint64_t direct_faults;         /* DIRECT_FAULTs that cut a publisher off */
 };
 
 /* A pending system event of one port (FIFO in broker memory). */
@@ -75,6 +79,22 @@ struct shnd_sysev {
 };
 
 struct shnd_client;
+struct shnd_port;
+
+/* A direct ring (dring.c): one publisher writes, one port's owner reads. */
+struct shnd_dring {
+	struct shnd_list by_pub;      /* pub->drings */
+	struct shnd_list by_port;     /* port->drings */
+	struct shnd_client *pub;
+	struct shnd_port *port;
+	uint32_t ring_id;             /* broker-wide, never reused */
+	uint32_t pmap_slot;           /* in the publisher's port map */
+	uint32_t port_slot;           /* among the port's direct rings */
+	uint32_t capacity;
+	uint64_t open_gen;
+	struct shn_segment ring_seg;  /* the broker's mappings (stats); fds handed out */
+	struct shn_segment cons_seg;
+};
 
 struct shnd_port {
 	struct shnd_hnode by_id;      /* broker->ports; key: id */
@@ -93,6 +113,15 @@ struct shnd_port {
 	int event_fd;
 	struct shnd_list subs;        /* struct shnd_sub.by_port */
 	uint32_t nsubs;
+	/* the direct path: its rings (struct shnd_dring.by_port), which port
+	 * slots they use, and a read-only descriptor of the consumer segment
+	 * for their publishers (the sleep word); -1 unless the owner asked */
+	struct shnd_list drings;
+	uint32_t ndrings, dring_slots;
+	int cons_ro_fd;
+	/* its owner asked for the direct path before opening it: user batches
+	 * are written as SHN_REC_DELIVERY2 (they name their publisher) */
+	bool direct;
 	uint64_t seq;
 	uint64_t delivered, dropped;
 	uint64_t wakeups;             /* eventfd writes to a sleeping consumer */
@@ -189,6 +218,8 @@ struct shnd_client {
 	 * (DIRECT_SETUP): it holds the filter table and its port map */
 	bool direct, direct_setup;
 	struct shn_segment pmap_seg;  /* its port map: the broker writes, sealed read-only */
+	uint32_t pmap_used;           /* port map slots used (never reused) */
+	struct shnd_list drings;      /* the direct rings it writes (shnd_dring.by_pub) */
 	struct shnd_conn conn;
 	int refs;                     /* loop objects not yet released */
 	struct shnd_list doom_link;
@@ -293,6 +324,8 @@ struct shnd_broker {
 	uint32_t next_port_id;
 	uint64_t next_sub_serial;
 	size_t nports, nsubs;
+	uint32_t next_ring_id, ndrings; /* direct rings: the last id, how many open */
+	uint64_t dring_bytes;         /* their capacities together */
 	struct shnd_totals tot;
 	uint64_t started_ns;          /* CLOCK_MONOTONIC at start, for uptime */
 	bool stop;

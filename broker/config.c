@@ -41,6 +41,10 @@ void shnd_config_defaults(struct shnd_config *cfg)
 	cfg->lim.max_key = SHN_KEY_MAX_WIRE;
 	cfg->lim.max_data = SHN_DATA_MAX_WIRE;
 	cfg->lim.direct_max_filters = SHND_DEFAULT_DIRECT_MAX_FILTERS;
+	cfg->lim.max_direct_rings = SHND_DEFAULT_MAX_DIRECT_RINGS;
+	cfg->lim.direct_rings_per_port = SHND_DEFAULT_DIRECT_RINGS_PER_PORT;
+	cfg->lim.direct_ring_size = SHND_DEFAULT_DIRECT_RING_SIZE;
+	cfg->lim.max_direct_bytes = SHND_DEFAULT_MAX_DIRECT_BYTES;
 	cfg->direct = true;
 	cfg->sock_mode = -1;
 }
@@ -118,7 +122,8 @@ enum key_id {
 	K_SOCKET, K_LOG_LEVEL, K_IO, K_DEFAULT_CAP, K_MAX_CAP, K_FOREGROUND, K_SPIN_US,
 	K_DIRECT,
 	K_MAX_CLIENTS, K_MAX_PORTS, K_MAX_SUBS, K_MAX_RING_BYTES, K_MAX_KEY, K_MAX_DATA,
-	K_DIRECT_MAX_FILTERS,
+	K_DIRECT_MAX_FILTERS, K_MAX_DIRECT_RINGS, K_DIRECT_RINGS_PER_PORT, K_DIRECT_RING_SIZE,
+	K_MAX_DIRECT_BYTES,
 	K_MODE, K_GROUP,
 	K_COUNT
 };
@@ -142,6 +147,10 @@ static const struct {
 	[K_MAX_KEY] = { SEC_LIMITS, "max-key-size" },
 	[K_MAX_DATA] = { SEC_LIMITS, "max-data-size" },
 	[K_DIRECT_MAX_FILTERS] = { SEC_LIMITS, "direct-max-filters" },
+	[K_MAX_DIRECT_RINGS] = { SEC_LIMITS, "max-direct-rings" },
+	[K_DIRECT_RINGS_PER_PORT] = { SEC_LIMITS, "direct-rings-per-port" },
+	[K_DIRECT_RING_SIZE] = { SEC_LIMITS, "direct-ring-size" },
+	[K_MAX_DIRECT_BYTES] = { SEC_LIMITS, "max-direct-bytes" },
 	[K_MODE] = { SEC_SOCKET, "mode" },
 	[K_GROUP] = { SEC_SOCKET, "group" },
 };
@@ -307,6 +316,28 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 			fail(r, "direct-max-filters '%s': expected a number from 1 to %u", v,
 			     SHND_DIRECT_MAX_FILTERS_MAX);
 		break;
+	case K_MAX_DIRECT_RINGS:
+		if (!parse_u32(v, 0, 1000000, &cfg->lim.max_direct_rings))
+			fail(r, "max-direct-rings '%s': expected a number from 0 (no direct ring) "
+			     "to 1000000", v);
+		break;
+	case K_DIRECT_RINGS_PER_PORT:
+		if (!parse_u32(v, 0, SHND_DIRECT_RINGS_PER_PORT_MAX, &cfg->lim.direct_rings_per_port))
+			fail(r, "direct-rings-per-port '%s': expected a number from 0 to %u", v,
+			     SHND_DIRECT_RINGS_PER_PORT_MAX);
+		break;
+	case K_DIRECT_RING_SIZE:
+		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
+			fail(r, "direct-ring-size '%s': expected bytes (K, M, G suffixes) from 1 "
+			     "to %u", v, SHN_RING_MAX_CAPACITY);
+		else
+			cfg->lim.direct_ring_size = shn_ring_round_capacity((uint32_t)x);
+		break;
+	case K_MAX_DIRECT_BYTES:
+		if (shnd_parse_size(v, 0, 1ull << 40, &cfg->lim.max_direct_bytes) < 0)
+			fail(r, "max-direct-bytes '%s': expected bytes (K, M, G suffixes) from 0 "
+			     "to 1024G", v);
+		break;
 	case K_MAX_CLIENTS:
 		if (!parse_u32(v, 1, 1000000, &cfg->lim.max_clients))
 			fail(r, "max-clients '%s': expected a number from 1 to 1000000", v);
@@ -426,8 +457,9 @@ static int handler(void *user, const char *section, const char *name, const char
 			     "default-capacity, max-capacity, spin-us or direct", name);
 		else if (sec == SEC_LIMITS)
 			fail(r, "unknown key '%s' in [limits]: expected max-clients, max-ports, "
-			     "max-subscriptions, max-ring-bytes, max-key-size, max-data-size or "
-			     "direct-max-filters", name);
+			     "max-subscriptions, max-ring-bytes, max-key-size, max-data-size, "
+			     "direct-max-filters, max-direct-rings, direct-rings-per-port, "
+			     "direct-ring-size or max-direct-bytes", name);
 		else
 			fail(r, "unknown key '%s' in [socket]: expected mode or group (the path is "
 			     "[broker] socket)", name);
@@ -610,6 +642,10 @@ void shnd_config_print(const struct shnd_config *cfg, FILE *f)
 	fprintf(f, "max-key-size = %u\n", cfg->lim.max_key);
 	fprintf(f, "max-data-size = %u\n", cfg->lim.max_data);
 	fprintf(f, "direct-max-filters = %u\n", cfg->lim.direct_max_filters);
+	fprintf(f, "max-direct-rings = %u\n", cfg->lim.max_direct_rings);
+	fprintf(f, "direct-rings-per-port = %u\n", cfg->lim.direct_rings_per_port);
+	print_size(f, "direct-ring-size", cfg->lim.direct_ring_size);
+	print_size(f, "max-direct-bytes", cfg->lim.max_direct_bytes);
 	fprintf(f, "\n[socket]\n");
 	if (cfg->sock_mode >= 0)
 		fprintf(f, "mode = 0%03o\n", (unsigned)cfg->sock_mode);

@@ -28,6 +28,11 @@
  * more the table says DISABLED and everything takes the broker path. */
 #define SHND_DEFAULT_DIRECT_MAX_FILTERS 65536u
 #define SHND_DIRECT_MAX_FILTERS_MAX (1u << 22)
+#define SHND_DEFAULT_MAX_DIRECT_RINGS 1024u
+#define SHND_DEFAULT_DIRECT_RINGS_PER_PORT 16u
+#define SHND_DIRECT_RINGS_PER_PORT_MAX 32u      /* a port's slots are a 32-bit mask */
+#define SHND_DEFAULT_DIRECT_RING_SIZE (256u << 10)
+#define SHND_DEFAULT_MAX_DIRECT_BYTES (256ull << 20)
 /* Connections accepted beyond max-clients only to be told -EUSERS in the
  * HELLO reply; past this many more they are closed at once. */
 #define SHND_REFUSE_SLACK 64u
@@ -44,6 +49,10 @@ struct shnd_limits {
 	uint32_t max_key;         /* bytes in a key, 1..SHN_KEY_MAX_WIRE: -EMSGSIZE */
 	uint32_t max_data;        /* payload bytes, 0..SHN_DATA_MAX_WIRE: -EMSGSIZE */
 	uint32_t direct_max_filters; /* broker-wide: filters the direct path's table holds */
+	uint32_t max_direct_rings;   /* broker-wide: direct rings open */
+	uint32_t direct_rings_per_port;
+	uint32_t direct_ring_size;   /* bytes of one direct ring (power of two), at most the port's */
+	uint64_t max_direct_bytes;   /* broker-wide: their capacities together */
 };
 
 struct shnd_config {

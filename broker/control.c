@@ -18,6 +18,7 @@
 
 #include "client.h"
 #include "deliver.h"
+#include "dring.h"
 #include "ftab.h"
 #include "log.h"
 #include "port.h"
@@ -438,17 +439,16 @@ static void do_direct_setup(struct shnd_client *c, const struct shn_msg_hdr *req
 	shnd_client_send(c, &rep, sizeof(rep), fds, SHN_DSETUP_NFDS, false);
 }
 
-/* DIRECT_CLOSE and DIRECT_FAULT name a direct ring.  The broker has opened
- * none yet, so a client holds none: DIRECT_CLOSE is answered -ENOENT, and
- * a DIRECT_FAULT (a claim about a ring the client must hold) is a protocol
- * error, as is either from a client not granted the direct path. */
+/* DIRECT_CLOSE and DIRECT_FAULT name a direct ring (dring.c).  Either
+ * from a client not granted the direct path is a protocol error; so is a
+ * DIRECT_FAULT about a ring the client does not hold. */
 static void do_direct_close(struct shnd_client *c, const struct shn_msg_direct_close *req)
 {
 	if (!c->direct) {
 		proto_error(c, "DIRECT_CLOSE without SHN_HELLO_F_DIRECT granted", req->hdr.type);
 		return;
 	}
-	reply_status(c, &req->hdr, -ENOENT);
+	reply_status(c, &req->hdr, shnd_dring_close_request(c->b, c, req));
 }
 
 static void do_direct_fault(struct shnd_client *c, const struct shn_msg_direct_fault *req)
@@ -457,9 +457,13 @@ static void do_direct_fault(struct shnd_client *c, const struct shn_msg_direct_f
 		proto_error(c, "DIRECT_FAULT without SHN_HELLO_F_DIRECT granted", req->hdr.type);
 		return;
 	}
-	shnd_client_fail(c, &c->b->tot.protocol_errors,
-			 "protocol error: DIRECT_FAULT for port %u slot %u ring %u, which it does "
-			 "not hold", req->port_id, req->slot, req->ring_id);
+	if (!shnd_dring_fault(c->b, c, req)) {
+		shnd_client_fail(c, &c->b->tot.protocol_errors,
+				 "protocol error: DIRECT_FAULT for port %u slot %u ring %u, which "
+				 "it does not hold", req->port_id, req->slot, req->ring_id);
+		return;
+	}
+	reply_status(c, &req->hdr, 0);
 }
 
 /* Framing, type, state, length and argument checks are validate.c's

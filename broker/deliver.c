@@ -202,7 +202,8 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 		    const struct shn_pub_batch *pb, uint32_t token)
 {
 	struct shnd_router *r = &b->router;
-	uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
+	uint32_t hdr = shnd_deliver_hdr_size(p);
+	uint64_t size = hdr + p->bytes;
 	bool clear = shnd_deliver_flush(b, p);
 	/* out of memory matching it, or it can never fit: dropped, reported now */
 	bool never = p->lost || size > shn_ring_max_record(p->capacity);
@@ -223,7 +224,7 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 	if (db == NULL)
 		goto drop;
 	db->h.len = (uint32_t)size;
-	db->h.type = SHN_REC_DELIVERY;
+	db->h.type = p->direct ? SHN_REC_DELIVERY2 : SHN_REC_DELIVERY;
 	db->h.flags = token != 0 ? SHN_DEL_SYNC : 0;
 	db->count = p->count;
 	db->sender_pid = src->pid;
@@ -231,7 +232,13 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 	db->sync_token = token;
 	db->batch_id = pb->batch_id;
 	db->time_ns = pb->time_ns;
-	out = (uint8_t *)(db + 1);
+	if (p->direct) {
+		struct shn_del_batch2 *db2 = (void *)db;
+
+		db2->client_id = src->id;
+		db2->reserved = 0;
+	}
+	out = (uint8_t *)db + hdr;
 	for (m = p->first; m != SHND_NO_MATCH; m = r->match[m].next) {
 		const struct shn_pub_note *pn = (const void *)(r->scratch + r->match[m].note);
 		struct shn_del_note *dn = (void *)out;

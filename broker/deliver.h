@@ -17,6 +17,14 @@
 
 #include "broker.h"
 
+/* The header of a user batch delivered to p: a port of a client that asked
+ * for the direct path gets the one that names the publisher. */
+static inline uint32_t shnd_deliver_hdr_size(const struct shnd_port *p)
+{
+	return (p->direct ? (uint32_t)sizeof(struct shn_del_batch2)
+			  : (uint32_t)sizeof(struct shn_del_batch));
+}
+
 /* Write, for port p, the notes of the batch in b->router.scratch that
  * matched it (match.h) as one delivered batch, or drop them all and report
  * the count by SHN_EV_OVERFLOW (docs/design.md, rule 4): no room (p is

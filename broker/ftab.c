@@ -110,14 +110,12 @@ static int fill_half(struct shnd_broker *b, unsigned h)
 	return (0);
 }
 
-void shnd_ftab_sync(struct shnd_broker *b)
+static void publish(struct shnd_broker *b)
 {
 	struct shnd_ftab *f = &b->ftab;
 	uint64_t gen;
 	unsigned h;
 
-	if (f->t == NULL || f->holders == 0 || f->built_changes == b->index.changes)
-		return;
 	gen = atomic_load_explicit(&f->t->gen, memory_order_relaxed);
 	h = (unsigned)((gen + 1) & 1);
 	clear_half(f, h, 0);
@@ -139,6 +137,21 @@ void shnd_ftab_sync(struct shnd_broker *b)
 	atomic_store_explicit(&f->t->gen, gen + 1, memory_order_seq_cst);
 	f->built_changes = b->index.changes;
 	f->builds++;
+}
+
+void shnd_ftab_sync(struct shnd_broker *b)
+{
+	struct shnd_ftab *f = &b->ftab;
+
+	if (f->t == NULL || f->holders == 0 || f->built_changes == b->index.changes)
+		return;
+	publish(b);
+}
+
+void shnd_ftab_bump(struct shnd_broker *b)
+{
+	if (b->ftab.t != NULL)
+		publish(b);
 }
 
 int shnd_ftab_setup_client(struct shnd_broker *b, struct shnd_client *c,
@@ -188,5 +201,6 @@ void shnd_ftab_drop_client(struct shnd_broker *b, struct shnd_client *c)
 		return;
 	c->direct_setup = false;
 	b->ftab.holders--;
-	shn_segment_close(&c->pmap_seg);
+	/* its port map stays mapped until its publish ring is drained: the
+	 * router's skips read it (dring.c, shnd_dring_publisher_gone) */
 }

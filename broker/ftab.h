@@ -27,6 +27,10 @@ void shnd_ftab_fini(struct shnd_broker *b);
  * not change since the last build, or no client holds the table. */
 void shnd_ftab_sync(struct shnd_broker *b);
 
+/* A port map changed (dring.c): rewrite the inactive half from the index
+ * all the same and store gen + 1, so that publishers re-check. */
+void shnd_ftab_bump(struct shnd_broker *b);
+
 /* DIRECT_SETUP for c: a port map of its own, the table brought up to date.
  * On success fds[SHN_DSETUP_FD_TABLE] and fds[SHN_DSETUP_FD_PMAP] are new
  * descriptors for the reply (the caller sends and closes them).  0 or
@@ -34,7 +38,8 @@ void shnd_ftab_sync(struct shnd_broker *b);
 int shnd_ftab_setup_client(struct shnd_broker *b, struct shnd_client *c,
 			   int fds[SHN_DSETUP_NFDS], uint64_t *table_size);
 
-/* c goes away: it no longer holds the table; its port map is unmapped. */
+/* c goes away: it no longer holds the table (its port map stays until
+ * shnd_dring_publisher_gone). */
 void shnd_ftab_drop_client(struct shnd_broker *b, struct shnd_client *c);
 
 #endif

@@ -9,12 +9,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "array.h"
+#include "dring.h"
 #include "index.h"
 
 /* Port ids are never reused while the broker runs (32 bits: a wrap would
@@ -41,7 +43,8 @@ int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capa
 		fds[i] = -1;
 	if (p == NULL)
 		return (-ENOMEM);
-	p->ring_seg.fd = p->cons_seg.fd = p->event_fd = -1;
+	p->ring_seg.fd = p->cons_seg.fd = p->event_fd = p->cons_ro_fd = -1;
+	shnd_list_init(&p->drings);
 	err = shn_segment_create(&p->ring_seg, "shmnotify-port", SHN_RING_HDR_SIZE + (size_t)capacity);
 	if (err)
 		goto fail;
@@ -78,6 +81,15 @@ int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capa
 	if (shnd_map_insert(&b->ports, &p->by_id) < 0) {
 		err = -ENOMEM;
 		goto fail;
+	}
+	/* publishers of the direct path read this port's sleep word: keep a
+	 * read-only descriptor of the consumer segment for them */
+	if (c->direct_setup) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", p->cons_seg.fd);
+		p->cons_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+		p->direct = true;
 	}
 	/* the broker keeps its mappings; the segment descriptors go to the
 	 * client and need not stay open here */
@@ -146,6 +158,7 @@ void shnd_port_free(struct shnd_broker *b, struct shnd_port *p)
 	shnd_list_for_each_safe(pos, tmp, &p->subs)
 		shnd_sub_free(b, shnd_list_entry(pos, struct shnd_sub, by_port));
 	unlink_borrowers(b, p);
+	shnd_dring_port_gone(b, p);
 	shnd_map_remove(&b->ports, &p->by_id);
 	shnd_list_del(&p->by_client);
 	p->owner->nports--;

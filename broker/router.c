@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "deliver.h"
+#include "dring.h"
 #include "match.h"
 #include "pubring.h"
 #include "sync.h"
@@ -54,7 +55,7 @@ static bool must_wait(struct shnd_broker *b, struct shnd_client *c)
 
 	for (t = 0; t < r->ntouched; t++) {
 		struct shnd_port *p = r->touched[t];
-		uint64_t size = sizeof(struct shn_del_batch) + p->bytes;
+		uint64_t size = shnd_deliver_hdr_size(p) + p->bytes;
 		int ok;
 
 		if (p->overflow != SHN_OVERFLOW_BLOCK_WIRE || p->lost ||
@@ -106,8 +107,15 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 	} else {
 		if (must_wait(b, c))
 			return (1);
-		for (t = 0; t < r->ntouched; t++)
-			shnd_deliver(b, c, r->touched[t], pb, 0);
+		for (t = 0; t < r->ntouched; t++) {
+			struct shnd_port *p = r->touched[t];
+
+			/* written to p directly at the generation it was matched at */
+			if (shnd_dring_skips(c, p, pb->gen))
+				continue;
+			if (shnd_deliver(b, c, p, pb, 0) && c->direct_setup)
+				shnd_dring_offer(b, c, p);
+		}
 	}
 	shnd_pub_account(b, c, (uint32_t)count);
 	return (0);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "dring.h"
 #include "ftab.h"
 #include "control.h"
 #include "log.h"
@@ -444,6 +445,7 @@ static void new_client(struct shnd_broker *b, int fd)
 	c->state = SHND_CLIENT_HANDSHAKE;
 	c->pub_seg.fd = -1;
 	c->pmap_seg.fd = -1;
+	shnd_list_init(&c->drings);
 	c->doorbell_fd = -1;
 	c->room_fd = -1;
 	shnd_list_init(&c->ports);
@@ -505,6 +507,8 @@ static void finish(struct shnd_broker *b, struct shnd_client *c)
 	shnd_sync_forget(b, c);
 	shn_segment_close(&c->pub_seg);
 	c->has_pub = false;
+	/* after the drain: its last batches were skipped where they went direct */
+	shnd_dring_publisher_gone(b, c);
 	if (c->room_fd >= 0)
 		close(c->room_fd);
 	c->room_fd = -1;

@@ -121,8 +121,12 @@ static json_t *direct_json(const struct shnd_broker *b)
 {
 	const struct shnd_ftab *f = &b->ftab;
 
-	return (json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I}",
+	return (json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I}",
 			  "mode", b->cfg.direct ? "auto" : "off",
+			  "rings", (json_int_t)b->ndrings, "bytes", ju(b->dring_bytes),
+			  "rings_opened", ju(b->tot.direct_rings_opened),
+			  "direct_refused", ju(b->tot.direct_refused),
+			  "direct_faults", ju(b->tot.direct_faults),
 			  "clients", (json_int_t)f->holders,
 			  "generation", ju(f->t ? atomic_load(&f->t->gen) : 0),
 			  "table_builds", ju(f->builds),

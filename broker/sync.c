@@ -217,7 +217,7 @@ static enum sync_write_result sync_write(struct shnd_broker *b, struct shnd_clie
 	shnd_match_collect(b, count, p);
 	if (r->ntouched == 0)
 		return (SYNC_SERVED);   /* its matching filters are gone */
-	size = sizeof(struct shn_del_batch) + p->bytes;
+	size = shnd_deliver_hdr_size(p) + p->bytes;
 	if (p->overflow == SHN_OVERFLOW_BLOCK_WIRE && !p->lost &&
 	    size <= shn_ring_max_record(p->capacity)) {
 		/* the head before the check: a move after it is seen later */

@@ -31,6 +31,7 @@
 
 #include "shm/direct.h"
 #include "shm/proto.h"
+#include "shm/ring.h"
 
 static uint32_t raw_id = 500;
 
@@ -102,7 +103,8 @@ static void raw_close(struct raw *r)
 	for (int i = 0; i < SHN_HELLO_NFDS; i++)
 		if (r->fds[i] >= 0)
 			close(r->fds[i]);
-	close(r->sock);
+	if (r->sock >= 0)
+		close(r->sock);
 }
 
 /* The direct path's segments as a client maps them. */
@@ -482,6 +484,439 @@ static void test_bad_direct_messages(void **state)
 	h_disconnect(c);
 }
 
+/* ---- direct rings -------------------------------------------------------- */
+
+/* A raw client that asked for the direct path, with what a publisher and a
+ * subscriber need. */
+struct dclient {
+	struct raw r;
+	struct direct d;
+	uint8_t *pub;            /* its publish ring, mapped rw */
+	uint64_t tail;
+	uint64_t next_batch;
+	uint32_t port_id;        /* its port, if opened */
+	int port_fds[SHN_PORT_NFDS];
+	const uint8_t *port_ring;
+	uint32_t port_cap;
+};
+
+static void dclient_start(struct harness *h, struct dclient *dc)
+{
+	memset(dc, 0, sizeof(*dc));
+	assert_int_equal(raw_hello(h, &dc->r, SHN_HELLO_F_DIRECT), 0);
+	assert_true(dc->r.rep.flags & SHN_HELLO_F_DIRECT);
+	direct_setup(&dc->r, &dc->d);
+	dc->pub = mmap(NULL, SHN_RING_HDR_SIZE + (size_t)dc->r.rep.pub_capacity,
+		       PROT_READ | PROT_WRITE, MAP_SHARED, dc->r.fds[SHN_HELLO_FD_PUB], 0);
+	assert_true(dc->pub != MAP_FAILED);
+	dc->next_batch = 1;
+	for (int i = 0; i < SHN_PORT_NFDS; i++)
+		dc->port_fds[i] = -1;
+}
+
+static void dclient_stop(struct dclient *dc)
+{
+	munmap(dc->pub, SHN_RING_HDR_SIZE + (size_t)dc->r.rep.pub_capacity);
+	if (dc->port_ring != NULL)
+		munmap((void *)dc->port_ring, SHN_RING_HDR_SIZE + (size_t)dc->port_cap);
+	for (int i = 0; i < SHN_PORT_NFDS; i++)
+		if (dc->port_fds[i] >= 0)
+			close(dc->port_fds[i]);
+	direct_unmap(&dc->d);
+	raw_close(&dc->r);
+}
+
+/* One request, its header-only reply's status (no unsolicited message may
+ * come between in these tests). */
+static int call(struct dclient *dc, void *req, size_t len)
+{
+	union {
+		struct shn_msg_hdr h;
+		uint8_t b[SHN_MSG_MAX];
+	} rep;
+	int fds[4], nfds = 4;
+	ssize_t n;
+
+	raw_send(dc->r.sock, req, len);
+	n = h_raw_recv(dc->r.sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
+	assert_true(n >= (ssize_t)sizeof(rep.h));
+	assert_int_equal(rep.h.id, ((struct shn_msg_hdr *)req)->id);
+	if (rep.h.type == SHN_MSG_PORT_OPEN && rep.h.status == 0) {
+		const struct shn_msg_port_open_reply *po = (const void *)rep.b;
+
+		assert_int_equal(nfds, SHN_PORT_NFDS);
+		dc->port_id = po->port_id;
+		dc->port_cap = po->capacity;
+		memcpy(dc->port_fds, fds, sizeof(dc->port_fds));
+		dc->port_ring = mmap(NULL, SHN_RING_HDR_SIZE + (size_t)po->capacity, PROT_READ,
+				     MAP_SHARED, fds[SHN_PORT_FD_RING], 0);
+		assert_true(dc->port_ring != MAP_FAILED);
+	} else {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+	return rep.h.status;
+}
+
+static void dclient_port_sub(struct dclient *dc, const char *key)
+{
+	struct shn_msg_port_open po;
+	uint8_t buf[sizeof(struct shn_msg_subscribe) + 64];
+	struct shn_msg_subscribe *sub = (void *)buf;
+	size_t klen = strlen(key);
+
+	memset(&po, 0, sizeof(po));
+	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	po.capacity = 65536;
+	assert_int_equal(call(dc, &po, sizeof(po)), 0);
+	memset(buf, 0, sizeof(buf));
+	hdr_init(&sub->hdr, SHN_MSG_SUBSCRIBE);
+	sub->conn = 1;
+	sub->port_id = dc->port_id;
+	sub->event_mask = SHN_EV_ALL_WIRE;
+	sub->key_len = (uint16_t)klen;
+	memcpy(sub->key, key, klen);
+	assert_int_equal(call(dc, sub, sizeof(*sub) + klen), 0);
+}
+
+/* Publish one batch of one note to key, stamped gen, through the raw
+ * publish ring; returns its batch_id. */
+static uint64_t dclient_publish(struct dclient *dc, const char *key, uint64_t gen)
+{
+	struct shn_ring_prod *prod = (void *)(dc->pub + SHN_PUB_PROD_OFF);
+	uint8_t *data = dc->pub + SHN_RING_HDR_SIZE;
+	uint32_t mask = dc->r.rep.pub_capacity - 1, klen = (uint32_t)strlen(key);
+	uint32_t len = sizeof(struct shn_pub_batch) + shn_pub_note_size(klen, 2);
+	struct shn_pub_batch *b = (void *)(data + (dc->tail & mask));
+	struct shn_pub_note *pn = (void *)(b + 1);
+	uint64_t one = 1;
+
+	assert_true((dc->tail & mask) + len <= dc->r.rep.pub_capacity);   /* no wrap here */
+	memset(b, 0, len);
+	b->h.len = len;
+	b->h.type = SHN_REC_BATCH;
+	b->count = 1;
+	b->batch_id = dc->next_batch++;
+	b->gen = gen;
+	pn->event = 1;
+	pn->key_len = (uint16_t)klen;
+	pn->data_len = 2;
+	memcpy(pn + 1, key, klen);
+	memcpy((uint8_t *)(pn + 1) + klen, "hi", 2);
+	dc->tail += len;
+	atomic_store_explicit(&prod->tail, dc->tail, memory_order_release);
+	assert_int_equal(write(dc->r.fds[SHN_HELLO_FD_DOORBELL], &one, sizeof(one)), 8);
+	return b->batch_id;
+}
+
+/* The batch ids of the records now in the port's ring, waiting until there
+ * are want of them (or H_TIMEOUT_MS). */
+static int port_batches(struct dclient *dc, uint64_t *ids, int want)
+{
+	const struct shn_ring_prod *prod = (const void *)dc->port_ring;
+	const uint8_t *data = dc->port_ring + SHN_RING_HDR_SIZE;
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	int n;
+
+	for (;;) {
+		uint64_t tail = atomic_load_explicit(&prod->tail, memory_order_acquire), off = 0;
+
+		n = 0;
+		while (off < tail && n < 16) {
+			const struct shn_del_batch *db = (const void *)(data + (off & (dc->port_cap - 1)));
+
+			ids[n++] = db->batch_id;
+			off += db->h.len;
+		}
+		if (n >= want || h_now_ms() > end)
+			return n;
+		h_sleep_ms(2);
+	}
+}
+
+/* Receive the next message on dc's socket: an unsolicited one. */
+static ssize_t next_msg(struct dclient *dc, void *buf, size_t len, int *fds, int *nfds)
+{
+	ssize_t n = h_raw_recv(dc->r.sock, buf, len, fds, nfds, H_TIMEOUT_MS);
+
+	if (n <= 0)
+		fail_msg("expected a message from the broker: %zd", n);
+	return n;
+}
+
+static bool writable_map_refused(int fd, size_t size)
+{
+	void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (w == MAP_FAILED)
+		return true;
+	munmap(w, size);
+	return false;
+}
+
+static void test_direct_open(void **state)
+{
+	struct harness *h = *state;
+	struct dclient pub, sub;
+	struct shn_msg_direct_open po, so;
+	struct shn_msg_direct_close cl;
+	int pfds[4] = { -1, -1, -1, -1 }, sfds[4] = { -1, -1, -1, -1 }, n;
+	uint64_t ids[16], b1, b2, b3;
+
+	dclient_start(h, &pub);
+	dclient_start(h, &sub);
+	dclient_port_sub(&sub, "k");
+
+	/* traffic begins: the first batch goes through the broker, then the
+	 * ring is offered to both */
+	b1 = dclient_publish(&pub, "k", 0);
+	assert_int_equal(port_batches(&sub, ids, 1), 1);
+	assert_int_equal(ids[0], b1);
+	/* a port of a client that asked: the record names its publisher */
+	{
+		const struct shn_del_batch2 *r2 =
+			(const void *)(sub.port_ring + SHN_RING_HDR_SIZE);
+		const struct shn_del_note *dn = (const void *)(r2 + 1);
+
+		assert_int_equal(r2->b.h.type, SHN_REC_DELIVERY2);
+		assert_int_equal(r2->client_id, pub.r.rep.client_id);
+		assert_int_equal(r2->reserved, 0);
+		assert_int_equal(r2->b.count, 1);
+		assert_int_equal(r2->b.sender_pid, getpid());
+		assert_int_equal(r2->b.h.len, sizeof(*r2) + shn_del_note_size(1, 2));
+		assert_int_equal(dn->key_len, 1);
+		assert_int_equal(dn->data_len, 2);
+		assert_memory_equal(dn + 1, "khi", 3);
+		assert_int_equal(dn->seq, 1);
+	}
+
+	n = 4;
+	assert_int_equal(next_msg(&pub, &po, sizeof(po), pfds, &n), sizeof(po));
+	assert_int_equal(po.hdr.type, SHN_MSG_DIRECT_OPEN);
+	assert_int_equal(po.hdr.id, 0);
+	assert_int_equal(po.role, SHN_DIRECT_PUBLISHER);
+	assert_int_equal(n, SHN_DOPEN_PUB_NFDS);
+	assert_int_equal(po.port_id, sub.port_id);
+	assert_int_equal(po.peer_client_id, sub.r.rep.client_id);
+	assert_true(po.ring_id != 0);
+	assert_true(shn_ring_capacity_ok(po.capacity) && po.capacity <= sub.port_cap);
+	assert_true(po.open_gen >= 1);
+	assert_int_equal(po.sender_pid, 0);
+
+	n = 4;
+	assert_int_equal(next_msg(&sub, &so, sizeof(so), sfds, &n), sizeof(so));
+	assert_int_equal(so.hdr.type, SHN_MSG_DIRECT_OPEN);
+	assert_int_equal(so.role, SHN_DIRECT_SUBSCRIBER);
+	assert_int_equal(n, SHN_DOPEN_SUB_NFDS);
+	assert_int_equal(so.ring_id, po.ring_id);
+	assert_int_equal(so.port_id, sub.port_id);
+	assert_int_equal(so.slot, 0);
+	assert_int_equal(so.open_gen, po.open_gen);
+	assert_int_equal(so.capacity, po.capacity);
+	assert_int_equal(so.peer_client_id, pub.r.rep.client_id);
+	assert_int_equal(so.sender_pid, getpid());     /* SO_PEERCRED of the publisher */
+	assert_int_equal(so.sender_uid, getuid());
+
+	/* the descriptors: each side may write only its own */
+	size_t rsize = SHN_RING_HDR_SIZE + (size_t)po.capacity;
+	uint8_t *ring = mmap(NULL, rsize, PROT_READ | PROT_WRITE, MAP_SHARED,
+			     pfds[SHN_DOPEN_FD_RING], 0);
+	assert_true(ring != MAP_FAILED);
+	assert_int_equal(((struct shn_ring_prod *)(void *)ring)->magic, SHN_RING_MAGIC);
+	assert_int_equal(((struct shn_ring_prod *)(void *)ring)->capacity, po.capacity);
+	munmap(ring, rsize);
+	assert_true(writable_map_refused(pfds[SHN_DOPEN_FD_CONS], SHN_DIRECT_CONS_SEG_SIZE));
+	assert_true(writable_map_refused(pfds[SHN_DOPEN_FD_PORT_CONS], SHN_CONS_SEG_SIZE));
+	uint64_t one = 1;
+	assert_int_equal(write(pfds[SHN_DOPEN_FD_PORT_EVENT], &one, 8), 8);   /* an eventfd */
+	assert_true(writable_map_refused(sfds[SHN_DOPEN_FD_RING], rsize));
+	void *cons = mmap(NULL, SHN_DIRECT_CONS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  sfds[SHN_DOPEN_FD_CONS], 0);
+	assert_true(cons != MAP_FAILED);
+	munmap(cons, SHN_DIRECT_CONS_SEG_SIZE);
+	assert_int_equal(write(sfds[SHN_DOPEN_FD_ROOM], &one, 8), 8);
+
+	/* the port map says so from open_gen on, and the table is there */
+	const struct shn_pmap_slot *slots = (const void *)(pub.d.pm + 1);
+	uint32_t ring_id = 0;
+	assert_true(gen_of(&pub.d) >= po.open_gen);
+	assert_int_equal(shn_pmap_find(slots, pub.d.pm->nslots, sub.port_id, po.open_gen,
+				       &ring_id), (int)po.slot);
+	assert_int_equal(ring_id, po.ring_id);
+	assert_int_equal(shn_pmap_find(slots, pub.d.pm->nslots, sub.port_id, po.open_gen - 1,
+				       &ring_id), -ENOENT);
+
+	/* a batch matched at open_gen went direct: the broker skips the port;
+	 * one stamped before it, or not stamped, is delivered */
+	b2 = dclient_publish(&pub, "k", po.open_gen);
+	b3 = dclient_publish(&pub, "k", po.open_gen - 1);
+	assert_int_equal(port_batches(&sub, ids, 2), 2);
+	assert_int_equal(ids[1], b3);
+	assert_true(b2 != b3);
+
+	/* the port closes: the publisher is told, the slot closes */
+	struct shn_msg_port_close pc;
+	memset(&pc, 0, sizeof(pc));
+	hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+	pc.port_id = sub.port_id;
+	assert_int_equal(call(&sub, &pc, sizeof(pc)), 0);
+	n = 0;
+	assert_int_equal(next_msg(&pub, &cl, sizeof(cl), NULL, &n), sizeof(cl));
+	assert_int_equal(cl.hdr.type, SHN_MSG_DIRECT_CLOSE);
+	assert_int_equal(cl.hdr.status, -EPIPE);
+	assert_int_equal(cl.role, SHN_DIRECT_PUBLISHER);
+	assert_int_equal(cl.ring_id, po.ring_id);
+	assert_int_equal(shn_pmap_find(slots, pub.d.pm->nslots, sub.port_id, gen_of(&pub.d),
+				       &ring_id), -ENOENT);
+	/* a DIRECT_CLOSE of that ring now: already closed, 0 */
+	struct shn_msg_direct_close rq;
+	memset(&rq, 0, sizeof(rq));
+	hdr_init(&rq.hdr, SHN_MSG_DIRECT_CLOSE);
+	rq.role = SHN_DIRECT_PUBLISHER;
+	rq.ring_id = po.ring_id;
+	assert_int_equal(call(&pub, &rq, sizeof(rq)), 0);
+
+	for (int i = 0; i < 4; i++) {
+		if (pfds[i] >= 0)
+			close(pfds[i]);
+		if (sfds[i] >= 0)
+			close(sfds[i]);
+	}
+	dclient_stop(&pub);
+	dclient_stop(&sub);
+}
+
+/* A subscriber's DIRECT_FAULT about a ring it holds cuts the publisher off
+ * (ring_errors); the publisher that leaves closes the subscriber's side. */
+static void test_direct_fault(void **state)
+{
+	struct harness *h = *state;
+	struct dclient pub, sub, pub2;
+	struct shn_msg_direct_open po, so;
+	struct shn_msg_direct_fault df;
+	struct shn_msg_direct_close cl;
+	int fds[4], n;
+	uint64_t ids[16];
+
+	dclient_start(h, &pub);
+	dclient_start(h, &pub2);
+	dclient_start(h, &sub);
+	dclient_port_sub(&sub, "k");
+	dclient_publish(&pub, "k", 0);
+	assert_int_equal(port_batches(&sub, ids, 1), 1);
+	n = 4;
+	next_msg(&pub, &po, sizeof(po), fds, &n);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	n = 4;
+	next_msg(&sub, &so, sizeof(so), fds, &n);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	assert_int_equal(so.role, SHN_DIRECT_SUBSCRIBER);
+	/* a second publisher gets a second slot of the port */
+	dclient_publish(&pub2, "k", 0);
+	assert_int_equal(port_batches(&sub, ids, 2), 2);
+	n = 4;
+	next_msg(&pub2, &po, sizeof(po), fds, &n);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	n = 4;
+	struct shn_msg_direct_open so2;
+	next_msg(&sub, &so2, sizeof(so2), fds, &n);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	assert_int_equal(so2.slot, 1);
+	assert_true(so2.ring_id != so.ring_id);
+
+	/* a fault on the first ring: its publisher is cut off */
+	memset(&df, 0, sizeof(df));
+	hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
+	df.port_id = sub.port_id;
+	df.slot = so.slot;
+	df.ring_id = so.ring_id;
+	assert_int_equal(call(&sub, &df, sizeof(df)), 0);
+	expect_eof(pub.r.sock, "the publisher of a faulty direct ring");
+
+	/* the second publisher leaves: the subscriber is told */
+	close(pub2.r.sock);
+	pub2.r.sock = -1;
+	n = 0;
+	assert_int_equal(next_msg(&sub, &cl, sizeof(cl), NULL, &n), sizeof(cl));
+	assert_int_equal(cl.hdr.type, SHN_MSG_DIRECT_CLOSE);
+	assert_int_equal(cl.hdr.status, -ECONNRESET);
+	assert_int_equal(cl.role, SHN_DIRECT_SUBSCRIBER);
+	assert_int_equal(cl.ring_id, so2.ring_id);
+	assert_int_equal(cl.slot, 1);
+
+	shn_client *c = h_connect(h);
+	char *st = h_stats(c);
+	assert_non_null(strstr(st, "\"direct_faults\":1"));
+	free(st);
+	h_disconnect(c);
+	dclient_stop(&pub);
+	dclient_stop(&pub2);
+	dclient_stop(&sub);
+}
+
+static int setup_norings(void **state)
+{
+	static struct harness h;
+	char path[400];
+	FILE *f;
+
+	h_prepare(&h);
+	snprintf(path, sizeof(path), "%s/norings.conf", h.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "[limits]\nmax-direct-rings = 0\n");
+	fclose(f);
+	const char *const extra[] = { "--config", path, NULL };
+	h_launch(&h, extra);
+	*state = &h;
+	return 0;
+}
+
+/* Past [limits] max-direct-rings nothing is offered; the broker path goes
+ * on and stats count the refusals. */
+static void test_direct_limit(void **state)
+{
+	struct harness *h = *state;
+	struct dclient pub, sub;
+	uint64_t ids[16];
+	uint8_t buf[256];
+	int n = 0;
+
+	dclient_start(h, &pub);
+	dclient_start(h, &sub);
+	dclient_port_sub(&sub, "k");
+	dclient_publish(&pub, "k", 0);
+	dclient_publish(&pub, "k", 0);
+	assert_int_equal(port_batches(&sub, ids, 2), 2);
+	/* a library client (no direct path): plain SHN_REC_DELIVERY records */
+	{
+		shn_client *lc = h_connect(h);
+		shn_conn lconn;
+		shn_port *lp = h_port_sub(lc, 0, "k", 1, SHN_EV_ALL, &lconn);
+		shn_notification out[2];
+
+		dclient_publish(&pub, "k", 0);
+		assert_int_equal(h_get(lp, out, 2), 1);
+		assert_int_equal(out[0].key_len, 1);
+		assert_memory_equal(out[0].data, "hi", 2);
+		h_disconnect(lc);
+	}
+	assert_int_equal(h_raw_recv(pub.r.sock, buf, sizeof(buf), NULL, &n, 200), -ETIMEDOUT);
+	assert_int_equal(h_raw_recv(sub.r.sock, buf, sizeof(buf), NULL, &n, 10), -ETIMEDOUT);
+	shn_client *c = h_connect(h);
+	char *st = h_stats(c);
+	assert_non_null(strstr(st, "\"direct_refused\":3"));
+	assert_non_null(strstr(st, "\"rings\":0"));
+	free(st);
+	h_disconnect(c);
+	dclient_stop(&pub);
+	dclient_stop(&sub);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -492,6 +927,9 @@ int main(int argc, char **argv)
 						h_teardown),
 		cmocka_unit_test_setup_teardown(test_table_limit, setup_small, teardown_off),
 		cmocka_unit_test_setup_teardown(test_bad_direct_messages, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_open, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_fault, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_limit, setup_norings, teardown_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

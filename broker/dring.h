@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dring.h - the direct path's rings (docs/direct-path.md): one per
+ * (publisher, port) pair, offered when the router delivers a batch of a
+ * publisher that asked for the direct path to a port whose owner asked for
+ * it; stamped in the publisher's port map under a new generation;
+ * closed when either side goes away, the port closes, a side reports it
+ * broken, or the subscriber reports a bad record (DIRECT_FAULT).
+ *
+ * The broker keeps its own mapping of each ring and consumer line only
+ * for stats; the memory lives on in the clients' mappings after it closes
+ * its side, so closing never waits for a reader to drain.
+ */
+#ifndef SHND_DRING_H
+#define SHND_DRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+
+/* Would a batch of publisher c matched at generation gen (its publish
+ * record's stamp) have been written to port p directly?  Then the router
+ * skips p for it. */
+bool shnd_dring_skips(const struct shnd_client *c, const struct shnd_port *p, uint64_t gen);
+
+/* The router delivered a user batch of c to p: open a direct ring for the
+ * pair when both asked for the direct path, the ACL lets c publish every
+ * key (an unrestricted publisher), and [limits] allow. */
+void shnd_dring_offer(struct shnd_broker *b, struct shnd_client *c, struct shnd_port *p);
+
+/* p is closing: close its rings (DIRECT_CLOSE to each publisher). */
+void shnd_dring_port_gone(struct shnd_broker *b, struct shnd_port *p);
+
+/* Publisher c is gone and its publish ring drained: close its rings
+ * (DIRECT_CLOSE to each subscriber) and unmap its port map. */
+void shnd_dring_publisher_gone(struct shnd_broker *b, struct shnd_client *c);
+
+/* DIRECT_CLOSE from c: 0 (closed now, or already closed), -ENOENT (a ring
+ * id never issued). */
+int shnd_dring_close_request(struct shnd_broker *b, struct shnd_client *c,
+			     const struct shn_msg_direct_close *req);
+
+/* DIRECT_FAULT from c: false when c does not hold that ring (a protocol
+ * error); true: the ring's publisher was cut off (ring_errors). */
+bool shnd_dring_fault(struct shnd_broker *b, struct shnd_client *c,
+		      const struct shn_msg_direct_fault *req);
+
+#endif
