@@ -105,6 +105,10 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 {
 	struct shn_msg_hdr *h = req;
 	struct shn_msg_hdr *rh = reply;
+	union {
+		struct shn_msg_hdr h;
+		uint8_t buf[SHN_MSG_MAX];
+	} msg;
 	int room = nfds ? *nfds : 0;
 	ssize_t n;
 	int err;
@@ -129,8 +133,10 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 	for (;;) {
 		if (nfds)
 			*nfds = room;
-		n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
-		if (n < 0 || !shn__async_message(c, reply, (size_t)n, fds, nfds ? *nfds : 0))
+		/* into a buffer for any message: one sent unasked (DIRECT_OPEN)
+		 * may be longer than the reply expected */
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, nfds, SHN__CTL_TIMEOUT_MS);
+		if (n < 0 || !shn__async_message(c, msg.buf, (size_t)n, fds, nfds ? *nfds : 0))
 			break;
 		if (nfds)   /* an unasked message's descriptors are not the reply's */
 			shn__close_fds(fds, *nfds);
@@ -139,7 +145,13 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */
 	if (n < 0)
 		return ((int)n);
-	if ((size_t)n < sizeof(*rh) || rh->magic != SHN_PROTO_MAGIC || rh->type != h->type ||
+	if ((size_t)n > reply_max) {
+		shn__broker_lost(c);   /* as a truncated reply was before */
+		n = -EPROTO;
+	} else {
+		memcpy(reply, msg.buf, (size_t)n);
+	}
+	if (n < 0 || (size_t)n < sizeof(*rh) || rh->magic != SHN_PROTO_MAGIC || rh->type != h->type ||
 	    rh->id != h->id) {
 		if (nfds) {
 			shn__close_fds(fds, *nfds);

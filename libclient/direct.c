@@ -31,9 +31,12 @@ uint32_t shn__direct_hello_flag(void)
 {
 	const char *v = getenv("SHMNOTIFY_DIRECT");
 
-	if (v != NULL && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0))
-		return (0);
-	return (SHN_HELLO_F_DIRECT);
+	/* Asked for only when SHMNOTIFY_DIRECT=on, for now: until the
+	 * library's publishers write direct rings, asking buys nothing and
+	 * makes the broker offer rings that are declined at once. */
+	if (v != NULL && (strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0))
+		return (SHN_HELLO_F_DIRECT);
+	return (0);
 }
 
 static void close_fds(int *fds, int n)
@@ -193,6 +196,14 @@ static void close_for_port(shn_client *c, const struct shn_msg_direct_close *m)
 		atomic_store(&p->efd_dirty, true);
 		pthread_mutex_unlock(&p->swap_lock);
 	}
+}
+
+void shn__direct_tell_closed(shn_client *c, uint32_t slot, uint32_t port_id, uint32_t ring_id)
+{
+	pthread_mutex_lock(&c->ctl_lock);
+	if (!atomic_load(&c->broker_gone))
+		send_close(c, SHN_DIRECT_SUBSCRIBER, slot, port_id, ring_id);
+	pthread_mutex_unlock(&c->ctl_lock);
 }
 
 bool shn__direct_async(shn_client *c, const void *msg, size_t len, int *fds, int nfds)

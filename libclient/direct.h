@@ -13,8 +13,9 @@
 
 #include "internal.h"
 
-/* The HELLO flag to ask for: SHN_HELLO_F_DIRECT, or 0 when the environment
- * says SHMNOTIFY_DIRECT=off (tests and the bench compare the two paths). */
+/* The HELLO flag to ask for: SHN_HELLO_F_DIRECT when the environment says
+ * SHMNOTIFY_DIRECT=on, else 0 (the default until the library's publishers
+ * write direct rings; then on will be the default and off the switch). */
 uint32_t shn__direct_hello_flag(void);
 
 /* Map the DIRECT_SETUP reply's descriptors into c (both are consumed,
@@ -25,6 +26,11 @@ int shn__direct_map(shn_client *c, const struct shn_msg_direct_setup_reply *rep,
 
 /* Unmap what shn__direct_map mapped.  Safe when nothing is. */
 void shn__direct_unmap(shn_client *c);
+
+/* A port's reader drained and unmapped a ring the broker closed: tell
+ * the broker (DIRECT_CLOSE), without waiting for the reply, which
+ * shn__direct_async takes like every DIRECT_CLOSE.  Takes ctl_lock. */
+void shn__direct_tell_closed(shn_client *c, uint32_t slot, uint32_t port_id, uint32_t ring_id);
 
 /* A DIRECT_OPEN or DIRECT_CLOSE from the broker, or the reply to a
  * DIRECT_CLOSE this library sent without waiting: handle it; the

@@ -7,7 +7,8 @@
  * private memory and checked (shm/direct.h) before anything of it is
  * believed, its notes matched against the port's own live filters (conn),
  * its sender taken from DIRECT_OPEN, its losses turned into one
- * SHN_EV_OVERFLOW before it.  A bad record ends that ring only: the reader
+ * SHN_EV_OVERFLOW before it (and into a jump of the port's seq, which
+ * port.c's shn__port_fill numbers across the rings).  A bad record ends that ring only: the reader
  * stops reading it and tells the broker (DIRECT_FAULT).
  *
  * The merge (why it keeps each publisher's order is argued in
@@ -18,7 +19,8 @@
  * in it first (the barrier).  The broker ring empty: the direct rings,
  * round robin, up to the tails loaded before the broker's.
  *
- * Calls call.c (DIRECT_FAULT, DIRECT_CLOSE); nothing calls back.
+ * Calls call.c (DIRECT_FAULT) and direct.c (DIRECT_CLOSE, whose reply
+ * nobody waits for); nothing calls back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "call.h"
+#include "direct.h"
 #include "direct_read.h"
 
 static void dring_unmap(struct shn__dring *d)
@@ -66,14 +69,7 @@ static void send_fault(shn_port *p, const struct shn__dring *d)
 
 static void send_closed(shn_port *p, const struct shn__dring *d)
 {
-	struct shn_msg_direct_close req = { .hdr.type = SHN_MSG_DIRECT_CLOSE };
-	struct shn_msg_reply rep;
-
-	req.role = SHN_DIRECT_SUBSCRIBER;
-	req.slot = d->slot;
-	req.port_id = atomic_load(&p->id);
-	req.ring_id = d->ring_id;
-	(void)shn__call(p->client, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
+	shn__direct_tell_closed(p->client, d->slot, atomic_load(&p->id), d->ring_id);
 }
 
 /* A ring held something the library refuses: never read it again. */
@@ -103,8 +99,6 @@ static void adopt(shn_port *p)
 		memset(&p->inbox[i], 0, sizeof(p->inbox[i]));
 		if (k >= p->ndr)
 			p->ndr = k + 1;
-		if (!p->own_seq)
-			p->own_seq = true;   /* from here on the reader numbers seq */
 	}
 	for (uint32_t j = 0; j < p->nclose; j++)
 		for (uint32_t k = 0; k < p->ndr; k++)
@@ -184,6 +178,8 @@ static void synth_overflow(shn_port *p, uint64_t lost)
 	p->cur_off = sizeof(*b);
 	p->cur_synth = true;
 	p->cur_sync_token = 0;
+	p->next_seq += lost;   /* seq skips what was lost, as the broker's does */
+	p->seq_off += lost;
 }
 
 static void make_current_direct(shn_port *p, int i)

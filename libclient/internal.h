@@ -96,7 +96,7 @@ struct shn_client {
 	_Atomic uint32_t max_key, max_data;
 	uint32_t hello_flags;          /* SHN_HELLO_F_* of the current connection */
 	uint32_t hello_ask;            /* SHN_HELLO_F_* HELLO asks for (SHN_HELLO_F_DIRECT
-	                                  unless SHMNOTIFY_DIRECT=off when shn_connect ran) */
+	                                  when SHMNOTIFY_DIRECT=on as shn_connect ran) */
 	/* direct.c: the direct path's filter table and this client's port map
 	 * (DIRECT_SETUP), read-only, both written by the broker; unmapped
 	 * (NULL) when the broker did not grant SHN_HELLO_F_DIRECT.  Replaced
@@ -180,8 +180,10 @@ struct shn_port {
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due
 	                                  after the OVERFLOW now current; -1 none */
 	int cur_dring;                 /* >= 0: cur is dbuf, a record of dr[cur_dring] */
-	bool own_seq;                  /* the reader numbers seq (direct granted) */
+	/* seq: one sequence per port.  A brokered note's is the broker's plus
+	 * seq_off, the notifications that came (or were lost) directly */
 	uint64_t next_seq;             /* the last seq handed out */
+	uint64_t seq_off;
 	bool cur_synth;                /* cur points into synth, not the ring */
 	uint32_t cur_sync_token;       /* non-zero: acknowledge when consumed */
 

@@ -334,19 +334,15 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 		o->conn = dn->conn;
 		o->seq = dn->seq;
 		if ((dn->event & SHN_EV_SYSTEM) == 0) {
-			/* with direct rings the reader numbers every user
-			 * note of the port; before, it follows the broker's */
-			if (p->own_seq)
+			/* one sequence for the port across its rings: the
+			 * broker's numbers shifted by what came directly */
+			if (p->cur_dring >= 0) {
 				o->seq = ++p->next_seq;
-			else
-				p->next_seq = dn->seq;
-		} else if (p->own_seq && dn->event == SHN_EV_OVERFLOW && dn->data_len == 8 &&
-			   sz - sizeof(*dn) >= (uint32_t)dn->key_len + 8u) {
-			uint64_t lost = 0;
-
-			for (int k = 7; k >= 0; k--)   /* little-endian */
-				lost = lost << 8 | ((const uint8_t *)(dn + 1))[dn->key_len + k];
-			p->next_seq += lost;   /* seq skips what was lost, as the broker's */
+				p->seq_off++;
+			} else {
+				o->seq = dn->seq + p->seq_off;
+				p->next_seq = o->seq;
+			}
 		}
 		o->batch_id = b->batch_id;
 		o->batch_index = p->cur_index;

@@ -3,17 +3,19 @@
  * test_direct_lib.c - the library's end of the direct path's control plane
  * (docs/direct-path.md):
  *
- *   test_asks_unless_off   a client asks for the direct path and sets it up
- *                          (the stats document shows "direct": true for it),
- *                          unless SHMNOTIFY_DIRECT=off was set when it
- *                          connected ("direct": false); both publish to and
- *                          receive from each other, each batch once, in order
+ *   test_asks_when_on      a client asks for the direct path and sets it up
+ *                          (the stats document shows "direct": true for it)
+ *                          when SHMNOTIFY_DIRECT=on was set as it connected,
+ *                          not otherwise ("direct": false: the default until
+ *                          the library's publishers write direct rings); they
+ *                          publish to and receive from each other, each
+ *                          batch once, in order
  *   test_broker_off        under shmnotifyd --direct off the broker grants
  *                          nothing, no client shows "direct", and delivery
  *                          works as before
  *   test_reconnect_direct  after the broker is lost and back, the client
  *                          sets the direct path up again with the new broker,
- *                          and one that connected with SHMNOTIFY_DIRECT=off
+ *                          and one that connected without SHMNOTIFY_DIRECT=on
  *                          still does not ask, whatever the environment
  *                          says by then
  *
@@ -100,12 +102,13 @@ static void expect_flow(shn_client *from, shn_port *to, const char *key, int n)
 	assert_int_equal(shn_port_get(to, out, 8, 0), -ETIMEDOUT);   /* nothing twice */
 }
 
-static void test_asks_unless_off(void **state)
+static void test_asks_when_on(void **state)
 {
 	struct harness *h = *state;
-	shn_client *on = connect_with(h, NULL, "on");
-	shn_client *on2 = connect_with(h, "auto", "on2");
+	shn_client *on = connect_with(h, "on", "on");
+	shn_client *on2 = connect_with(h, "1", "on2");
 	shn_client *off = connect_with(h, "off", "off");
+	shn_client *dflt = connect_with(h, NULL, "default");
 	shn_conn conn_p_on;
 	shn_port *p_on = h_port_sub(on, 0, "k.on", 4, SHN_EV_ALL, &conn_p_on);
 	shn_conn conn_p_off;
@@ -114,9 +117,12 @@ static void test_asks_unless_off(void **state)
 	assert_int_equal(shows_direct(on, "on"), 1);
 	assert_int_equal(shows_direct(on, "on2"), 1);
 	assert_int_equal(shows_direct(on, "off"), 0);
+	assert_int_equal(shows_direct(on, "default"), 0);
 	expect_flow(on, p_off, "k.off", 100);
 	expect_flow(off, p_on, "k.on", 100);
 	expect_flow(on2, p_on, "k.on", 100);
+	expect_flow(dflt, p_on, "k.on", 100);
+	h_disconnect(dflt);
 	h_disconnect(off);
 	h_disconnect(on2);
 	h_disconnect(on);
@@ -135,7 +141,7 @@ static int setup_off(void **state)
 static void test_broker_off(void **state)
 {
 	struct harness *h = *state;
-	shn_client *a = connect_with(h, NULL, "a");
+	shn_client *a = connect_with(h, "on", "a");
 	shn_client *b = connect_with(h, "off", "b");
 	shn_conn conn_pa;
 	shn_port *pa = h_port_sub(a, 0, "k.a", 3, SHN_EV_ALL, &conn_pa);
@@ -151,8 +157,8 @@ static void test_broker_off(void **state)
 static void test_reconnect_direct(void **state)
 {
 	struct harness *h = *state;
-	shn_client *c = connect_with(h, NULL, "again");
-	shn_client *off = connect_with(h, "off", "still-off");
+	shn_client *c = connect_with(h, "on", "again");
+	shn_client *off = connect_with(h, NULL, "still-off");
 	shn_conn conn_p;
 	shn_port *p = h_port_sub(c, 0, "k.r", 3, SHN_EV_ALL, &conn_p);
 	shn_notification out[4];
@@ -160,7 +166,7 @@ static void test_reconnect_direct(void **state)
 
 	assert_int_equal(shows_direct(c, "again"), 1);
 	assert_int_equal(shows_direct(c, "still-off"), 0);
-	setenv("SHMNOTIFY_DIRECT", "off", 1);   /* read at shn_connect, not now */
+	setenv("SHMNOTIFY_DIRECT", "on", 1);   /* read at shn_connect, not now */
 	assert_true(WIFSIGNALED(h_kill_broker(h)));
 	h_launch(h, NULL);
 	/* BROKER_STATE, then RECONNECT once every filter is back */
@@ -174,12 +180,12 @@ static void test_reconnect_direct(void **state)
 			break;
 		assert_true(n == -ETIMEDOUT && h_now_ms() < until);
 	}
-	unsetenv("SHMNOTIFY_DIRECT");
 	assert_int_equal(shows_direct(c, "again"), 1);
 	for (until = h_now_ms() + H_TIMEOUT_MS; shows_direct(c, "still-off") != 0;)
 		assert_true(h_now_ms() < until);   /* its own reconnect may lag */
 	expect_flow(c, p, "k.r", 20);
 	expect_flow(off, p, "k.r", 20);
+	unsetenv("SHMNOTIFY_DIRECT");
 	h_disconnect(off);
 	h_disconnect(c);
 }
@@ -188,7 +194,7 @@ int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_asks_unless_off, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_asks_when_on, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_off, setup_off, h_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_direct, h_setup, h_teardown),
 	};
