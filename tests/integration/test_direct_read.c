@@ -11,6 +11,12 @@
  *                          then its note, with seq continuing across the
  *                          two paths (and jumping by the loss), the sender
  *                          from the broker, conn from the port's filter
+ *   test_publisher_order   one publisher's batches, some direct and some
+ *                          brokered, come in its order: a direct batch
+ *                          before a brokered one (the reader re-loads that
+ *                          publisher's ring before the brokered batch),
+ *                          and a brokered one before a direct one written
+ *                          once the broker had routed it
  *   test_hostile_record    a record with a reserved event bit: the reader
  *                          stops reading that ring, reports it
  *                          (DIRECT_FAULT: the broker cuts the publisher
@@ -237,6 +243,55 @@ static void test_direct_record(void **state)
 	h_disconnect(c);
 }
 
+/* The broker released every byte of rp's publish ring: each brokered
+ * batch was routed (a real publisher's condition for writing directly). */
+static void wait_routed(struct rawpub *rp)
+{
+	const struct shn_ring_cons *cons = (const void *)(rp->pub + SHN_PUB_CONS_OFF);
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+
+	while (atomic_load_explicit(&cons->head, memory_order_acquire) != rp->tail) {
+		assert_true(h_now_ms() < end);
+		h_sleep_ms(1);
+	}
+}
+
+static void test_publisher_order(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_conn conn;
+	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
+	struct rawpub rp;
+	shn_notification out[8];
+
+	rawpub_start(h, &rp);
+	rawpub_broker(&rp, "k", "b1");
+	assert_int_equal(h_get(p, out, 8), 1);
+	rawpub_take_ring(&rp);
+	let_reader_adopt();
+
+	/* direct 2, then brokered 3: both there when the reader looks */
+	rawpub_direct(&rp, 1, "k", "d2", 0);
+	rawpub_broker(&rp, "k", "b3");
+	wait_routed(&rp);
+	h_sleep_ms(50);   /* the broker wrote the port's ring before it released ours */
+	/* brokered 4, routed, then direct 5 */
+	rawpub_broker(&rp, "k", "b4");
+	wait_routed(&rp);
+	rawpub_direct(&rp, 1, "k", "d5", 0);
+
+	static const char *const want[] = { "d2", "b3", "b4", "d5" };
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(h_get(p, out, 1), 1);
+		expect_note(&out[0], want[i], (uint64_t)i + 2, conn);
+		assert_int_equal(out[0].batch_id, (uint64_t)i + 2);
+	}
+	assert_int_equal(shn_port_get(p, out, 8, 100), -ETIMEDOUT);
+	rawpub_stop(&rp);
+	h_disconnect(c);
+}
+
 static void test_hostile_record(void **state)
 {
 	struct harness *h = *state;
@@ -287,6 +342,7 @@ int main(int argc, char **argv)
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_direct_record, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
