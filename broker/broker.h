@@ -76,6 +76,10 @@ struct shnd_totals {
 struct shnd_sysev {
 	uint32_t event; /* SHN_EV_OVERFLOW_WIRE or SHN_EV_HANDLE_CLOSE_WIRE */
 	uint64_t val;   /* OVERFLOW: lost count; HANDLE_CLOSE: conn */
+	/* HANDLE_CLOSE on a port with direct rings: its data, the barrier
+	 * (shm/direct.h), malloc'd, freed once written or with the port */
+	struct shn_direct_barrier *barrier;
+	uint32_t nbarrier;
 };
 
 struct shnd_client;

@@ -327,7 +327,9 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscribe *req)
 {
 	struct shnd_sub *s = shnd_sub_find(c, req->conn);
+	struct shn_direct_barrier *barrier;
 	struct shnd_port *p;
+	uint32_t nbarrier;
 
 	if (s == NULL) {
 		reply_status(c, &req->hdr, -ENOENT);
@@ -336,8 +338,11 @@ static void do_unsubscribe(struct shnd_client *c, const struct shn_msg_unsubscri
 	p = s->port;
 	shnd_sub_free(c->b, s);
 	shnd_ftab_sync(c->b);
-	/* behind everything already routed for it (docs/design.md, rule 8) */
-	if (shnd_deliver_queue_event(c->b, p, SHN_EV_HANDLE_CLOSE_WIRE, req->conn) < 0)
+	/* behind everything already routed for it (docs/design.md, rule 8),
+	 * and, on a port with direct rings, behind what they hold now: the
+	 * barrier is read after the new generation was stored */
+	barrier = shnd_dring_barrier(p, &nbarrier);
+	if (shnd_deliver_queue_close(c->b, p, req->conn, barrier, nbarrier) < 0)
 		shnd_err("port %u: out of memory, HANDLE_CLOSE for conn %llu lost", p->id,
 			 (unsigned long long)req->conn);
 	reply_status(c, &req->hdr, 0);

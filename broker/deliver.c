@@ -53,7 +53,8 @@ static void put_le64(uint8_t *d, uint64_t v)
  * (or the consumer line is corrupt: then the owner is failed too). */
 static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct shnd_sysev *ev)
 {
-	uint32_t data_len = (ev->event == SHN_EV_OVERFLOW_WIRE) ? 8u : 0u;
+	uint32_t data_len = (ev->event == SHN_EV_OVERFLOW_WIRE) ? 8u :
+			    ev->nbarrier * (uint32_t)sizeof(struct shn_direct_barrier);
 	uint32_t size = (uint32_t)sizeof(struct shn_del_batch) + shn_del_note_size(0, data_len);
 	struct shn_del_batch *db;
 	struct shn_del_note *dn;
@@ -73,10 +74,13 @@ static bool write_sysev(struct shnd_broker *b, struct shnd_port *p, const struct
 	dn = (struct shn_del_note *)(db + 1);
 	dn->event = ev->event;
 	dn->data_len = data_len;
-	if (ev->event == SHN_EV_OVERFLOW_WIRE)
+	if (ev->event == SHN_EV_OVERFLOW_WIRE) {
 		put_le64((uint8_t *)(dn + 1), ev->val);
-	else
+	} else {
 		dn->conn = ev->val;
+		if (data_len != 0)
+			memcpy(dn + 1, ev->barrier, data_len);
+	}
 	shn_ring_commit(&p->ring, size);
 	mark_dirty(b, p);
 	return (true);
@@ -108,6 +112,7 @@ bool shnd_deliver_flush(struct shnd_broker *b, struct shnd_port *p)
 	while (p->pend_n > 0) {
 		if (!write_sysev(b, p, &p->pend[p->pend_head]))
 			break;
+		free(p->pend[p->pend_head].barrier);
 		p->pend_head = (p->pend_head + 1) % p->pend_cap;
 		p->pend_n--;
 	}
@@ -139,7 +144,8 @@ static int push_sysev(struct shnd_port *p, uint32_t event, uint64_t val)
 		p->pend_cap = ncap;
 		p->pend_head = 0;
 	}
-	p->pend[(p->pend_head + p->pend_n) % p->pend_cap] = (struct shnd_sysev){ event, val };
+	p->pend[(p->pend_head + p->pend_n) % p->pend_cap] =
+		(struct shnd_sysev){ .event = event, .val = val };
 	p->pend_n++;
 	return (0);
 }
@@ -171,6 +177,21 @@ int shnd_deliver_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_
 	if (err == 0)
 		shnd_deliver_flush(b, p);
 	return (err);
+}
+
+int shnd_deliver_queue_close(struct shnd_broker *b, struct shnd_port *p, uint64_t conn,
+			     struct shn_direct_barrier *barrier, uint32_t n)
+{
+	int err = push_sysev(p, SHN_EV_HANDLE_CLOSE_WIRE, conn);
+
+	if (err) {
+		free(barrier);
+		return (err);
+	}
+	p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap].barrier = barrier;
+	p->pend[(p->pend_head + p->pend_n - 1) % p->pend_cap].nbarrier = barrier ? n : 0;
+	shnd_deliver_flush(b, p);
+	return (0);
 }
 
 /* The batch being routed is dropped for p: its user notes leave a gap in

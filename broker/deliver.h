@@ -52,6 +52,11 @@ void shnd_deliver_port_corrupt(struct shnd_port *p);
 int shnd_deliver_queue_event(struct shnd_broker *b, struct shnd_port *p, uint32_t event,
 			     uint64_t val);
 
+/* The same for SHN_EV_HANDLE_CLOSE of conn, with the direct rings' barrier
+ * (n entries, malloc'd, owned from here on; NULL: none) as its data. */
+int shnd_deliver_queue_close(struct shnd_broker *b, struct shnd_port *p, uint64_t conn,
+			     struct shn_direct_barrier *barrier, uint32_t n);
+
 /* Publish the tails of ports written to since the last call; wake their
  * sleeping consumers (one eventfd write per sleep). */
 void shnd_deliver_publish(struct shnd_broker *b);

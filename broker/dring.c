@@ -267,6 +267,80 @@ static uint64_t next_gen(const struct shnd_broker *b)
 	return (atomic_load_explicit(&b->ftab.t->gen, memory_order_relaxed) + 1);
 }
 
+struct shn_direct_barrier *shnd_dring_barrier(const struct shnd_port *p, uint32_t *n)
+{
+	struct shn_direct_barrier *e;
+	const struct shnd_list *pos;
+	uint32_t i = 0;
+
+	*n = 0;
+	if (p->ndrings == 0)
+		return (NULL);
+	e = calloc(p->ndrings, sizeof(*e));
+	if (e == NULL)
+		return (NULL);
+	shnd_list_for_each(pos, &p->drings) {
+		const struct shnd_dring *d = shnd_list_entry(pos, const struct shnd_dring, by_port);
+		const struct shn_ring_prod *prod =
+			(const void *)((const uint8_t *)d->ring_seg.addr + SHN_DIRECT_PROD_OFF);
+
+		e[i].slot = d->port_slot;
+		/* the publisher's value, a bound for the reader only */
+		e[i].tail = atomic_load_explicit(&prod->tail, memory_order_acquire);
+		i++;
+	}
+	*n = i;
+	return (e);
+}
+
+/* A counter a client wrote: anything above 2^53 (what JSON numbers carry
+ * exactly; more than a ring could see in centuries) is taken for 2^53. */
+static uint64_t clamp(uint64_t v)
+{
+	return (v > (1ull << 53) ? (1ull << 53) : v);
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return (a + b < a ? UINT64_MAX : a + b);
+}
+
+void shnd_dring_port_counts(const struct shnd_port *p, struct shnd_dring_counts *out)
+{
+	const struct shnd_list *pos;
+
+	memset(out, 0, sizeof(*out));
+	shnd_list_for_each(pos, &p->drings) {
+		const struct shnd_dring *d = shnd_list_entry(pos, const struct shnd_dring, by_port);
+		struct shn_direct_reader_stats *rs =
+			(void *)((uint8_t *)d->cons_seg.addr + SHN_DIRECT_RSTATS_OFF);
+
+		out->rings++;
+		out->a = add_sat(out->a, clamp(atomic_load_explicit(&rs->delivered,
+								    memory_order_relaxed)));
+		out->b = add_sat(out->b, clamp(atomic_load_explicit(&rs->late,
+								    memory_order_relaxed)));
+	}
+}
+
+void shnd_dring_pub_counts(const struct shnd_client *c, struct shnd_dring_counts *out)
+{
+	const struct shnd_list *pos;
+
+	memset(out, 0, sizeof(*out));
+	shnd_list_for_each(pos, &c->drings) {
+		const struct shnd_dring *d = shnd_list_entry(pos, const struct shnd_dring, by_pub);
+		struct shn_direct_pub_stats *ps =
+			(void *)((uint8_t *)d->ring_seg.addr + SHN_DIRECT_PSTATS_OFF);
+
+		out->rings++;
+		out->a = add_sat(out->a, clamp(atomic_load_explicit(&ps->routed,
+								    memory_order_relaxed)));
+		out->b = add_sat(out->b, clamp(atomic_load_explicit(&ps->dropped,
+								    memory_order_relaxed)));
+	}
+}
+
 void shnd_dring_port_gone(struct shnd_broker *b, struct shnd_port *p)
 {
 	struct shnd_list *pos, *tmp;

@@ -29,6 +29,22 @@ bool shnd_dring_skips(const struct shnd_client *c, const struct shnd_port *p, ui
  * key (an unrestricted publisher), and [limits] allow. */
 void shnd_dring_offer(struct shnd_broker *b, struct shnd_client *c, struct shnd_port *p);
 
+/* The HANDLE_CLOSE barrier of p (docs/direct-path.md): each direct ring's
+ * tail as read now, after the new generation was stored.  malloc'd array
+ * of *n entries, or NULL (no ring, or out of memory: *n 0). */
+struct shn_direct_barrier *shnd_dring_barrier(const struct shnd_port *p, uint32_t *n);
+
+/* What the rings' counter lines say (written by the clients: untrusted,
+ * each value clamped to what a ring could hold, sums saturating): for a
+ * port, notifications its reader delivered and dropped as late; for a
+ * publisher, notifications it wrote and dropped for lack of room. */
+struct shnd_dring_counts {
+	uint32_t rings;
+	uint64_t a, b;
+};
+void shnd_dring_port_counts(const struct shnd_port *p, struct shnd_dring_counts *out);
+void shnd_dring_pub_counts(const struct shnd_client *c, struct shnd_dring_counts *out);
+
 /* p is closing: close its rings (DIRECT_CLOSE to each publisher). */
 void shnd_dring_port_gone(struct shnd_broker *b, struct shnd_port *p);
 

@@ -167,6 +167,8 @@ void shnd_port_free(struct shnd_broker *b, struct shnd_port *p)
 	shn_segment_close(&p->cons_seg);
 	if (p->event_fd >= 0)
 		close(p->event_fd);
+	for (uint32_t i = 0; i < p->pend_n; i++)
+		free(p->pend[(p->pend_head + i) % p->pend_cap].barrier);
 	free(p->pend);
 	free(p);
 }

@@ -16,6 +16,7 @@
 
 #include "stats.h"
 
+#include "dring.h"
 #include "loop.h"
 
 /* jansson's integers are signed (json_int_t, long long) and our counters
@@ -60,10 +61,16 @@ static const char *client_state(const struct shnd_client *c)
 		c->draining ? "draining" : "closing");
 }
 
-/* One port's object, or NULL when out of memory. */
+/* One port's object, or NULL when out of memory.  direct_*: its direct
+ * rings and what their reader says it did (untrusted, clamped). */
 static json_t *port_json(const struct shnd_port *p)
 {
-	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	struct shnd_dring_counts dc;
+
+	shnd_dring_port_counts(p, &dc);
+	return (json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			  "direct_rings", (json_int_t)dc.rings, "direct_delivered", ju(dc.a),
+			  "direct_late", ju(dc.b),
 			  "id", (json_int_t)p->id, "capacity", (json_int_t)p->capacity,
 			  "used", ju(port_used(p)), "delivered", ju(p->delivered),
 			  "dropped", ju(p->dropped), "subscriptions", (json_int_t)p->nsubs,
@@ -76,6 +83,7 @@ static json_t *port_json(const struct shnd_port *p)
 static json_t *client_json(const struct shnd_client *c)
 {
 	const struct shnd_list *pos;
+	struct shnd_dring_counts dc;
 	json_t *o, *ports;
 
 	/* name: null when the client gave none (shn_set_name); it passed
@@ -104,8 +112,12 @@ static json_t *client_json(const struct shnd_client *c)
 		if (json_array_append_new(ports, port_json(p)) < 0)
 			goto fail;
 	}
+	shnd_dring_pub_counts(c, &dc);
 	if (json_object_set_new(o, "ports", ports) < 0 ||
-	    json_object_set_new(o, "direct", json_boolean(c->direct_setup)) < 0) {
+	    json_object_set_new(o, "direct", json_boolean(c->direct_setup)) < 0 ||
+	    json_object_set_new(o, "direct_rings", json_integer((json_int_t)dc.rings)) < 0 ||
+	    json_object_set_new(o, "direct_routed", json_integer(ju(dc.a))) < 0 ||
+	    json_object_set_new(o, "direct_dropped", json_integer(ju(dc.b))) < 0) {
 		json_decref(o);
 		return (NULL);
 	}

@@ -194,6 +194,32 @@ static void control_seeds(const char *dir)
 	small(&o, SHN_MSG_PORT_CLOSE, 1);
 	save(dir, "control", "session", &o);
 
+	/* the direct path: a HELLO asking for it, then its messages (and a
+	 * DIRECT_CLOSE role and a DIRECT_FAULT reserved field never sent) */
+	o.n = 0;
+	hello(&o, 0, SHN_HELLO_F_DIRECT, SHN_PROTO_VERSION);
+	small(&o, SHN_MSG_DIRECT_SETUP, 0);
+	{
+		struct shn_msg_direct_close dc;
+		struct shn_msg_direct_fault df;
+
+		memset(&dc, 0, sizeof(dc));
+		hdr(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
+		dc.role = SHN_DIRECT_SUBSCRIBER;
+		dc.ring_id = 1;
+		msg(&o, &dc, sizeof(dc));
+		memset(&df, 0, sizeof(df));
+		hdr(&df.hdr, SHN_MSG_DIRECT_FAULT);
+		df.port_id = 1;
+		df.ring_id = 1;
+		msg(&o, &df, sizeof(df));
+		dc.role = 3;
+		msg(&o, &dc, sizeof(dc));
+		df.reserved = 1;
+		msg(&o, &df, sizeof(df));
+	}
+	save(dir, "control", "direct", &o);
+
 	/* argument errors, answered */
 	o.n = 0;
 	hello(&o, 1u << 20, 0, SHN_PROTO_VERSION);

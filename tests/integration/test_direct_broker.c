@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -644,6 +645,22 @@ static ssize_t next_msg(struct dclient *dc, void *buf, size_t len, int *fds, int
 	return n;
 }
 
+/* Descriptors the broker holds. */
+static int broker_fds(const struct harness *h)
+{
+	char path[64];
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)h->broker);
+	d = opendir(path);
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
 static bool writable_map_refused(int fd, size_t size)
 {
 	void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -736,6 +753,34 @@ static void test_direct_open(void **state)
 	munmap(cons, SHN_DIRECT_CONS_SEG_SIZE);
 	assert_int_equal(write(sfds[SHN_DOPEN_FD_ROOM], &one, 8), 8);
 
+	/* stats read the counter lines each side writes (untrusted: clamped) */
+	ring = mmap(NULL, rsize, PROT_READ | PROT_WRITE, MAP_SHARED, pfds[SHN_DOPEN_FD_RING], 0);
+	cons = mmap(NULL, SHN_DIRECT_CONS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    sfds[SHN_DOPEN_FD_CONS], 0);
+	assert_true(ring != MAP_FAILED && cons != MAP_FAILED);
+	{
+		struct shn_direct_pub_stats *ps = (void *)(ring + SHN_DIRECT_PSTATS_OFF);
+		struct shn_direct_reader_stats *rs =
+			(void *)((uint8_t *)cons + SHN_DIRECT_RSTATS_OFF);
+
+		atomic_store(&ps->routed, 5);
+		atomic_store(&ps->dropped, UINT64_MAX);
+		atomic_store(&rs->delivered, 7);
+		atomic_store(&rs->late, 1);
+		shn_client *lc = h_connect(h);
+		char *st = h_stats(lc);
+
+		assert_non_null(strstr(st, "\"direct_routed\":5"));
+		assert_non_null(strstr(st, "\"direct_dropped\":9007199254740992"));
+		assert_non_null(strstr(st, "\"direct_delivered\":7"));
+		assert_non_null(strstr(st, "\"direct_late\":1"));
+		assert_non_null(strstr(st, "\"rings\":1"));
+		free(st);
+		h_disconnect(lc);
+	}
+	munmap(ring, rsize);
+	munmap(cons, SHN_DIRECT_CONS_SEG_SIZE);
+
 	/* the port map says so from open_gen on, and the table is there */
 	const struct shn_pmap_slot *slots = (const void *)(pub.d.pm + 1);
 	uint32_t ring_id = 0;
@@ -753,6 +798,40 @@ static void test_direct_open(void **state)
 	assert_int_equal(port_batches(&sub, ids, 2), 2);
 	assert_int_equal(ids[1], b3);
 	assert_true(b2 != b3);
+
+	/* UNSUBSCRIBE: the HANDLE_CLOSE carries the barrier, the direct ring's
+	 * tail as the broker read it (the publisher's value) */
+	ring = mmap(NULL, rsize, PROT_READ | PROT_WRITE, MAP_SHARED, pfds[SHN_DOPEN_FD_RING], 0);
+	assert_true(ring != MAP_FAILED);
+	atomic_store(&((struct shn_ring_prod *)(void *)ring)->tail, 64);
+	munmap(ring, rsize);
+	struct shn_msg_unsubscribe us;
+	memset(&us, 0, sizeof(us));
+	hdr_init(&us.hdr, SHN_MSG_UNSUBSCRIBE);
+	us.conn = 1;
+	assert_int_equal(call(&sub, &us, sizeof(us)), 0);
+	assert_int_equal(port_batches(&sub, ids, 3), 3);
+	{
+		const uint8_t *data = sub.port_ring + SHN_RING_HDR_SIZE;
+		uint64_t off = 0;
+
+		for (int i = 0; i < 2; i++)
+			off += ((const struct shn_rec_hdr *)(const void *)(data + off))->len;
+		const struct shn_del_batch *hc = (const void *)(data + off);
+		const struct shn_del_note *dn = (const void *)(hc + 1);
+		struct shn_direct_barrier e;
+
+		assert_int_equal(hc->h.type, SHN_REC_DELIVERY);
+		assert_int_equal(hc->count, 1);
+		assert_int_equal(dn->event, SHN_EV_HANDLE_CLOSE_WIRE);
+		assert_int_equal(dn->conn, 1);
+		assert_int_equal(dn->data_len, sizeof(e));
+		assert_int_equal(shn_direct_barrier_check((const uint8_t *)(dn + 1), dn->data_len,
+							  32), 1);
+		memcpy(&e, dn + 1, sizeof(e));
+		assert_int_equal(e.slot, so.slot);
+		assert_int_equal(e.tail, 64);
+	}
 
 	/* the port closes: the publisher is told, the slot closes */
 	struct shn_msg_port_close pc;
@@ -795,8 +874,14 @@ static void test_direct_fault(void **state)
 	struct shn_msg_direct_open po, so;
 	struct shn_msg_direct_fault df;
 	struct shn_msg_direct_close cl;
-	int fds[4], n;
+	int fds[4], n, fds_before = -1;
 	uint64_t ids[16];
+
+	/* the harness's probe connection may still be being reclaimed */
+	for (int i = 0; i < 200 && broker_fds(h) != fds_before; i++) {
+		fds_before = broker_fds(h);
+		h_sleep_ms(50);
+	}
 
 	dclient_start(h, &pub);
 	dclient_start(h, &pub2);
@@ -856,6 +941,10 @@ static void test_direct_fault(void **state)
 	dclient_stop(&pub);
 	dclient_stop(&pub2);
 	dclient_stop(&sub);
+	/* every ring's descriptors went back: the broker holds what it held */
+	for (int i = 0; i < 1000 && broker_fds(h) != fds_before; i++)
+		h_sleep_ms(5);
+	assert_int_equal(broker_fds(h), fds_before);
 }
 
 static int setup_norings(void **state)
