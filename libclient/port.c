@@ -331,6 +331,12 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 		o->data_len = dn->data_len;
 		o->key = dn->key_len ? (const void *)(dn + 1) : NULL;
 		o->data = dn->data_len ? (const uint8_t *)(dn + 1) + dn->key_len : NULL;
+		if (dn->event == SHN_EV_HANDLE_CLOSE) {
+			/* its data is the direct rings' barrier, for the reader
+			 * (direct_read.c), not the application's */
+			o->data_len = 0;
+			o->data = NULL;
+		}
 		o->conn = dn->conn;
 		o->seq = dn->seq;
 		if ((dn->event & SHN_EV_SYSTEM) == 0) {
