@@ -17,6 +17,11 @@
  *                          publisher's ring before the brokered batch),
  *                          and a brokered one before a direct one written
  *                          once the broker had routed it
+ *   test_barrier           a direct record written before an UNSUBSCRIBE
+ *                          returned comes before that subscription's
+ *                          HANDLE_CLOSE (the barrier the broker put in it),
+ *                          taken by the port's other filter; the
+ *                          HANDLE_CLOSE shows no data
  *   test_hostile_record    a record with a reserved event bit: the reader
  *                          stops reading that ring, reports it
  *                          (DIRECT_FAULT: the broker cuts the publisher
@@ -292,6 +297,35 @@ static void test_publisher_order(void **state)
 	h_disconnect(c);
 }
 
+static void test_barrier(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_conn conn, any;
+	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
+	struct rawpub rp;
+	shn_notification out[8];
+
+	assert_int_equal(shn_subscribe(p, NULL, 0, SHN_EV_ALL, 0, &any), 0);
+	rawpub_start(h, &rp);
+	rawpub_broker(&rp, "k", "b1");
+	assert_int_equal(h_get(p, out, 8), 1);
+	rawpub_take_ring(&rp);
+	let_reader_adopt();
+
+	rawpub_direct(&rp, 1, "k", "d2", 0);
+	assert_int_equal(shn_unsubscribe(c, conn), 0);
+	assert_int_equal(h_get(p, out, 1), 1);
+	expect_note(&out[0], "d2", 2, any);
+	assert_int_equal(h_get(p, out, 1), 1);
+	assert_int_equal(out[0].event, SHN_EV_HANDLE_CLOSE);
+	assert_int_equal(out[0].conn, conn);
+	assert_int_equal(out[0].data_len, 0);
+	assert_int_equal(shn_port_get(p, out, 8, 100), -ETIMEDOUT);
+	rawpub_stop(&rp);
+	h_disconnect(c);
+}
+
 static void test_hostile_record(void **state)
 {
 	struct harness *h = *state;
@@ -343,6 +377,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_direct_record, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_barrier, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
