@@ -3,10 +3,11 @@
  * call.c - the control conversation with the broker: send a request and
  * wait for its reply (shn__call), receive one message with its descriptors
  * (shn__recv), note the messages that are not replies (SYNC_DONE, for the
- * publisher waiting for it), and mark the connection lost when the stream
- * broke.  The bottom of libclient: it calls no other file of it, so that
- * the files that ask the broker something (client.c, port.c, acl.c) do not
- * call each other to do so.
+ * publisher waiting for it; the direct path's, which direct.c answers),
+ * and mark the connection lost when the stream broke.  Near the bottom of
+ * libclient: it calls only direct.c (which calls nothing of libclient), so
+ * that the files that ask the broker something (client.c, port.c, acl.c)
+ * do not call each other to do so.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "call.h"
+#include "direct.h"
 
 void shn__broker_lost(shn_client *c)
 {
@@ -103,6 +105,10 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 {
 	struct shn_msg_hdr *h = req;
 	struct shn_msg_hdr *rh = reply;
+	union {
+		struct shn_msg_hdr h;
+		uint8_t buf[SHN_MSG_MAX];
+	} msg;
 	int room = nfds ? *nfds : 0;
 	ssize_t n;
 	int err;
@@ -127,15 +133,25 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 	for (;;) {
 		if (nfds)
 			*nfds = room;
-		n = shn__recv(c, reply, reply_max, fds, nfds, SHN__CTL_TIMEOUT_MS);
-		if (n < 0 || !shn__async_message(c, reply, (size_t)n))
+		/* into a buffer for any message: one sent unasked (DIRECT_OPEN)
+		 * may be longer than the reply expected */
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, nfds, SHN__CTL_TIMEOUT_MS);
+		if (n < 0 || !shn__async_message(c, msg.buf, (size_t)n, fds, nfds ? *nfds : 0))
 			break;
+		if (nfds)   /* an unasked message's descriptors are not the reply's */
+			shn__close_fds(fds, *nfds);
 	}
 	if (n == -ETIMEDOUT || n == -EPROTO)
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */
 	if (n < 0)
 		return ((int)n);
-	if ((size_t)n < sizeof(*rh) || rh->magic != SHN_PROTO_MAGIC || rh->type != h->type ||
+	if ((size_t)n > reply_max) {
+		shn__broker_lost(c);   /* as a truncated reply was before */
+		n = -EPROTO;
+	} else {
+		memcpy(reply, msg.buf, (size_t)n);
+	}
+	if (n < 0 || (size_t)n < sizeof(*rh) || rh->magic != SHN_PROTO_MAGIC || rh->type != h->type ||
 	    rh->id != h->id) {
 		if (nfds) {
 			shn__close_fds(fds, *nfds);
@@ -161,10 +177,12 @@ int shn__call(shn_client *c, void *req, size_t req_len, void *reply, size_t repl
 	return (err);
 }
 
-bool shn__async_message(shn_client *c, const void *msg, size_t len)
+bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, int nfds)
 {
 	const struct shn_msg_sync_done *m = msg;
 
+	if (shn__direct_async(c, msg, len, fds, nfds))
+		return (true);
 	if (len != sizeof(*m) || m->hdr.magic != SHN_PROTO_MAGIC ||
 	    m->hdr.type != SHN_MSG_SYNC_DONE)
 		return (false);

@@ -38,9 +38,11 @@ ssize_t shn__recv(shn_client *c, void *buf, size_t len, int *fds, int *nfds, int
  * thread (client.c) then reconnects. */
 void shn__broker_lost(shn_client *c);
 
-/* A message that is not a reply (SYNC_DONE): note it for its waiter.
+/* A message that is not a reply (SYNC_DONE, DIRECT_OPEN, DIRECT_CLOSE):
+ * note it for its waiter, or hand it to direct.c with its nfds
+ * descriptors (those it keeps become -1; the caller closes the rest).
  * Caller holds ctl_lock.  Returns true when msg was such a message. */
-bool shn__async_message(shn_client *c, const void *msg, size_t len);
+bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, int nfds);
 
 /* Close the n descriptors of fds that are open (>= 0). */
 void shn__close_fds(int *fds, int n);

@@ -22,6 +22,7 @@
 #include "call.h"
 #include "port.h"
 #include "acl.h"
+#include "direct.h"
 #include "shm/sockpath.h"
 
 int shn_default_socket_path(char *buf, size_t len)
@@ -52,10 +53,32 @@ static int connect_socket(const char *path, int *out)
 	return (0);
 }
 
-/* HELLO: learn the broker's limits and receive the publish ring. */
+/* DIRECT_SETUP, once after a HELLO that granted the direct path: the
+ * filter table and our port map (docs/direct-path.md). */
+static int direct_setup(shn_client *c)
+{
+	struct shn_msg_hdr req = { .type = SHN_MSG_DIRECT_SETUP };
+	struct shn_msg_direct_setup_reply rep;
+	int fds[SHN_DSETUP_NFDS], nfds = SHN_DSETUP_NFDS, err;
+	size_t rlen = 0;
+
+	err = shn__call(c, &req, sizeof(req), &rep, sizeof(rep), &rlen, fds, &nfds);
+	if (err < 0) {
+		shn__close_fds(fds, nfds);
+		return (err);
+	}
+	if (rlen != sizeof(rep)) {
+		shn__close_fds(fds, nfds);
+		return (-EPROTO);
+	}
+	return (shn__direct_map(c, &rep, fds, nfds));
+}
+
+/* HELLO: learn the broker's limits and receive the publish ring; ask for
+ * the direct path unless SHMNOTIFY_DIRECT=off. */
 static int hello(shn_client *c)
 {
-	struct shn_msg_hello req = { .hdr.type = SHN_MSG_HELLO };
+	struct shn_msg_hello req = { .hdr.type = SHN_MSG_HELLO, .flags = c->hello_ask };
 	struct shn_msg_hello_reply rep;
 	int fds[SHN_HELLO_NFDS], nfds = SHN_HELLO_NFDS, err;
 	size_t rlen = 0;
@@ -106,6 +129,8 @@ static int hello(shn_client *c)
 	shn_ring_init_view(&c->pub, prod,
 			   (void *)((uint8_t *)c->pub_seg.addr + SHN_PUB_CONS_OFF),
 			   (uint8_t *)c->pub_seg.addr + SHN_RING_HDR_SIZE, rep.pub_capacity);
+	if (c->hello_flags & SHN_HELLO_F_DIRECT)
+		return (direct_setup(c));
 	return (0);
 }
 
@@ -161,6 +186,7 @@ static void conn_close(shn_client *c)
 {
 	shn_segment_close(&c->pub_seg);
 	shn_segment_close(&c->broker_seg);
+	shn__direct_unmap(c);
 	if (c->doorbell_fd >= 0)
 		close(c->doorbell_fd);
 	if (c->room_fd >= 0)
@@ -204,6 +230,7 @@ static shn_client *client_alloc(void)
 		return (NULL);
 	c->sock = c->doorbell_fd = c->room_fd = c->stop_fd = -1;
 	c->pub_seg.fd = c->broker_seg.fd = -1;
+	c->ftab_seg.fd = c->pmap_seg.fd = -1;
 	c->next_conn = 1;
 	c->next_batch_id = 1;
 	c->sync_timeout_ms = -1;
@@ -240,6 +267,7 @@ static int reconnect(shn_client *c)
 
 	if (n == NULL)
 		return (-ENOMEM);
+	n->hello_ask = c->hello_ask;
 	err = connect_socket(c->path, &n->sock);
 	if (err == 0)
 		err = hello(n);
@@ -294,6 +322,15 @@ static int reconnect(shn_client *c)
 	c->broker_seg = n->broker_seg;
 	n->pub_seg.addr = n->broker_seg.addr = NULL;
 	n->pub_seg.fd = n->broker_seg.fd = -1;
+	shn__direct_unmap(c);
+	c->ftab_seg = n->ftab_seg;
+	c->pmap_seg = n->pmap_seg;
+	c->ftab = n->ftab;
+	c->pmap = n->pmap;
+	n->ftab_seg.addr = n->pmap_seg.addr = NULL;
+	n->ftab_seg.fd = n->pmap_seg.fd = -1;
+	n->ftab = NULL;
+	n->pmap = NULL;
 	c->pub = n->pub;
 	c->bshm = n->bshm;
 	c->interest = n->interest;
@@ -332,6 +369,34 @@ static int reconnect(shn_client *c)
 	return (0);
 }
 
+/* The socket has something while nobody waits for a reply: messages the
+ * broker sends unasked (DIRECT_OPEN for a port whose reader sleeps).  A
+ * caller that holds ctl_lock takes them itself; once it let go, what is
+ * left is read here.  Anything else is a reply nobody asked for. */
+static void take_unasked(shn_client *c)
+{
+	union {
+		struct shn_msg_hdr h;
+		uint8_t buf[SHN_MSG_MAX];
+	} msg;
+	int fds[SHN_MSG_MAX_FDS], nfds;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->ctl_lock);
+	for (;;) {
+		nfds = SHN_MSG_MAX_FDS;
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, 0);
+		if (n < 0)
+			break;   /* -ETIMEDOUT: nothing left; a hang-up: seen by poll */
+		if (!shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
+			shn__broker_lost(c);
+		shn__close_fds(fds, nfds);
+		if (atomic_load(&c->broker_gone))
+			break;
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+}
+
 /* The watcher thread: blocks until the control socket closes (the broker
  * went away), tells every port, then reconnects with backoff.  Costs
  * nothing while the broker lives: it sleeps in poll(). */
@@ -351,12 +416,16 @@ static void *watcher_main(void *arg)
 			pthread_mutex_lock(&c->pub_lock);
 			pfd[1].fd = c->sock;
 			pthread_mutex_unlock(&c->pub_lock);
+			pfd[1].events = POLLIN;
 			if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 				return (NULL);
 			if (pfd[0].revents)
 				return (NULL);
-			if (!(pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)))
+			if (!(pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+				if (pfd[1].revents & POLLIN)
+					take_unasked(c);
 				continue;
+			}
 		}
 		atomic_store(&c->broker_gone, true);
 		atomic_fetch_add(&c->loss_epoch, 1);
@@ -408,6 +477,7 @@ int shn_connect(const char *socket_path, shn_client **out)
 	c = client_alloc();
 	if (c == NULL)
 		return (-ENOMEM);
+	c->hello_ask = shn__direct_hello_flag();   /* once: a reconnect asks the same */
 	err = shn__resolve_socket_path(socket_path, c->path, sizeof(c->path));
 	if (err >= 0)
 		err = connect_socket(c->path, &c->sock);
@@ -484,7 +554,7 @@ int shn_stats_json(shn_client *c, char **json)
 			err = (int)n;
 			goto out;
 		}
-		if (shn__async_message(c, rep.buf, (size_t)n))
+		if (shn__async_message(c, rep.buf, (size_t)n, NULL, 0))
 			continue;
 		if ((size_t)n < sizeof(rep.r) || rep.r.hdr.magic != SHN_PROTO_MAGIC ||
 		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.id ||

@@ -95,6 +95,15 @@ struct shn_client {
 	 * SHN_BROKER_F_LIMITS), else the protocol's; read by shn_notify. */
 	_Atomic uint32_t max_key, max_data;
 	uint32_t hello_flags;          /* SHN_HELLO_F_* of the current connection */
+	uint32_t hello_ask;            /* SHN_HELLO_F_* HELLO asks for (SHN_HELLO_F_DIRECT
+	                                  when SHMNOTIFY_DIRECT=on as shn_connect ran) */
+	/* direct.c: the direct path's filter table and this client's port map
+	 * (DIRECT_SETUP), read-only, both written by the broker; unmapped
+	 * (NULL) when the broker did not grant SHN_HELLO_F_DIRECT.  Replaced
+	 * on reconnect under pub_lock. */
+	struct shn_segment ftab_seg, pmap_seg;
+	const struct shn_ftab_hdr *ftab;
+	const struct shn_pmap_hdr *pmap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
 	_Atomic bool pub_acl;          /* SHN_HELLO_F_PUB_ACL: ask before publishing */
 	pthread_mutex_t acl_lock;
@@ -111,6 +120,28 @@ struct shn__port_rings {
 	struct shn_segment ring_seg;
 	struct shn_segment cons_seg;
 	int event_fd;
+};
+
+/* One direct ring a port reads (docs/direct-path.md): a publisher writes
+ * it, this port's reader consumes it.  The reader owns it once adopted;
+ * until then it waits in the port's inbox (under swap_lock), where the
+ * thread that read DIRECT_OPEN put it. */
+#define SHN__DRINGS 16                 /* the broker's direct-rings-per-port, at most */
+struct shn__dring {
+	bool live;                     /* mapped */
+	bool faulted;                  /* held a bad record: never read again */
+	bool closing;                  /* the broker closed it: drain, unmap, answer */
+	uint32_t slot, ring_id;
+	uint64_t publisher;            /* the publisher's client id (DIRECT_OPEN) */
+	int32_t sender_pid;            /* from DIRECT_OPEN, never from the ring */
+	uint32_t sender_uid;
+	struct shn_segment ring_seg;   /* read-only: the publisher's records */
+	struct shn_segment cons_seg;   /* ours: the head */
+	int room_fd;                   /* the publisher's: write when room_head is reached */
+	struct shn_ring ring;
+	struct shn_direct_limits lim;
+	struct shn_direct_seen seen;
+	uint64_t room_rung;
 };
 
 struct shn_port {
@@ -133,6 +164,26 @@ struct shn_port {
 	struct shn__port_rings next_rings;
 	uint32_t told_epoch;           /* loss_epoch we delivered BROKER_STATE for */
 	uint64_t synth[(sizeof(struct shn_del_batch) + sizeof(struct shn_del_note)) / 8 + 2];
+
+	/* direct_read.c.  inbox and close_ids: under swap_lock, filled by
+	 * whichever thread read DIRECT_OPEN / DIRECT_CLOSE; the rest the
+	 * reader's own. */
+	struct shn__dring inbox[SHN__DRINGS];
+	uint32_t close_ids[SHN__DRINGS];
+	uint32_t nclose;
+	_Atomic bool dmail;            /* inbox or close_ids has something */
+	struct shn__dring dr[SHN__DRINGS];
+	uint32_t ndr;                  /* dr[0..ndr) may be live */
+	uint32_t rr;                   /* round robin among direct rings */
+	uint8_t *dbuf;                 /* the private copy of the direct record */
+	uint32_t dbuf_cap;
+	int held;                      /* >= 0: dbuf holds a record of dr[held], due
+	                                  after the OVERFLOW now current; -1 none */
+	int cur_dring;                 /* >= 0: cur is dbuf, a record of dr[cur_dring] */
+	/* seq: one sequence per port.  A brokered note's is the broker's plus
+	 * seq_off, the notifications that came (or were lost) directly */
+	uint64_t next_seq;             /* the last seq handed out */
+	uint64_t seq_off;
 	bool cur_synth;                /* cur points into synth, not the ring */
 	uint32_t cur_sync_token;       /* non-zero: acknowledge when consumed */
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "call.h"
+#include "direct_read.h"
 #include "port.h"
 
 void shn__port_free(shn_port *p)
@@ -21,6 +22,7 @@ void shn__port_free(shn_port *p)
 	free(p->snap);
 	free(p->all);
 	free(p->subset);
+	shn__dread_free(p);
 	shn_segment_close(&p->ring_seg);
 	shn_segment_close(&p->cons_seg);
 	if (p->event_fd >= 0)
@@ -126,6 +128,7 @@ int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
 		return (-ENOMEM);
 	p->event_fd = -1;
 	p->ring_seg.fd = p->cons_seg.fd = -1;
+	p->held = p->cur_dring = -1;
 	p->client = c;
 	if (opt != NULL)
 		p->opt = *opt;
@@ -222,6 +225,11 @@ static void release_current(shn_port *p)
 		p->cur_synth = false;
 		return;
 	}
+	if (p->cur_dring >= 0) {   /* a private copy: its ring was released */
+		p->cur = NULL;
+		shn__dread_release(p);
+		return;
+	}
 	shn_ring_consume(&p->ring, p->cur_len);
 	shn_ring_release(&p->ring);
 	p->cur = NULL;
@@ -233,28 +241,13 @@ static void release_current(shn_port *p)
 	}
 }
 
-/* Take the next delivered record as the current one.  1: got one, 0:
- * empty, -EBADMSG: the ring holds something the broker never writes. */
+/* Take the next delivered record as the current one: direct_read.c
+ * merges the broker ring with the port's direct rings.  1: got one, 0:
+ * empty, -EBADMSG: the broker ring holds something the broker never
+ * writes. */
 static int load_record(shn_port *p)
 {
-	const struct shn_del_batch *b;
-	const uint8_t *rec;
-	uint32_t len;
-	int r;
-
-	r = shn_ring_next(&p->ring, &rec, &len);
-	if (r <= 0)
-		return (r);
-	b = (const void *)rec;
-	if (len < sizeof(*b) || b->h.type != SHN_REC_DELIVERY || b->count == 0)
-		return (-EBADMSG);
-	p->cur = rec;
-	p->cur_len = len;
-	p->cur_count = b->count;
-	p->cur_index = 0;
-	p->cur_off = sizeof(*b);
-	p->cur_sync_token = (b->h.flags & SHN_DEL_SYNC) ? b->sync_token : 0;
-	return (1);
+	return (shn__dread_load(p));
 }
 
 void shn__sync_ack(shn_port *p, uint32_t status)
@@ -338,8 +331,25 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 		o->data_len = dn->data_len;
 		o->key = dn->key_len ? (const void *)(dn + 1) : NULL;
 		o->data = dn->data_len ? (const uint8_t *)(dn + 1) + dn->key_len : NULL;
+		if (dn->event == SHN_EV_HANDLE_CLOSE) {
+			/* its data is the direct rings' barrier, for the reader
+			 * (direct_read.c), not the application's */
+			o->data_len = 0;
+			o->data = NULL;
+		}
 		o->conn = dn->conn;
 		o->seq = dn->seq;
+		if ((dn->event & SHN_EV_SYSTEM) == 0) {
+			/* one sequence for the port across its rings: the
+			 * broker's numbers shifted by what came directly */
+			if (p->cur_dring >= 0) {
+				o->seq = ++p->next_seq;
+				p->seq_off++;
+			} else {
+				o->seq = dn->seq + p->seq_off;
+				p->next_seq = o->seq;
+			}
+		}
 		o->batch_id = b->batch_id;
 		o->batch_index = p->cur_index;
 		o->batch_count = p->cur_count;
@@ -404,6 +414,10 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		 * drained first, or a caller's poll loop would spin. */
 		if (!shn_ring_prepare_sleep(&p->ring))
 			continue;
+		if (shn__dread_readable(p)) {   /* after the fence: every ring */
+			shn_ring_finish_sleep(&p->ring);
+			continue;
+		}
 		atomic_store(&p->efd_dirty, true);   /* armed: the broker may write it */
 		if (timeout_ms == 0)
 			return (-ETIMEDOUT);

@@ -201,11 +201,14 @@ static int wait_sync(shn_client *c, struct shn__sync_wait *w)
 		} else if (slice == 0) {
 			err = -ETIMEDOUT;
 		} else {
-			n = shn__recv(c, msg.buf, sizeof(msg.buf), NULL, NULL, slice);
-			if (n >= 0 && !shn__async_message(c, msg.buf, (size_t)n))
+			int fds[SHN_MSG_MAX_FDS], nfds = SHN_MSG_MAX_FDS;
+
+			n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, slice);
+			if (n >= 0 && !shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
 				shn__broker_lost(c);   /* a reply nobody asked for */
 			else if (n < 0 && n != -ETIMEDOUT)
 				err = (int)n;
+			shn__close_fds(fds, n >= 0 ? nfds : 0);
 			if (err == 0 && !w->done) {
 				pthread_mutex_unlock(&c->ctl_lock);
 				continue;

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * direct_read.c - a port's reader of its rings as one stream
+ * (docs/direct-path.md, "A port reads several rings, as one stream"): the
+ * broker ring and the direct rings publishers write, merged so that each
+ * publisher's batches come in its order; each direct record copied into
+ * private memory and checked (shm/direct.h) before anything of it is
+ * believed, its notes matched against the port's own live filters (conn),
+ * its sender taken from DIRECT_OPEN, its losses turned into one
+ * SHN_EV_OVERFLOW before it (and into a jump of the port's seq, which
+ * port.c's shn__port_fill numbers across the rings).  A bad record ends that ring only: the reader
+ * stops reading it and tells the broker (DIRECT_FAULT).
+ *
+ * The merge (why it keeps each publisher's order is argued in
+ * docs/direct-path.md): load every direct ring's tail, then the broker
+ * ring's.  A brokered batch R of publisher P: when P has a direct ring
+ * here, re-load its tail and deliver its batches older than R first.  A
+ * HANDLE_CLOSE: deliver each direct ring up to the tail the broker wrote
+ * in it first (the barrier).  The broker ring empty: the direct rings,
+ * round robin, up to the tails loaded before the broker's.
+ *
+ * Calls call.c (DIRECT_FAULT) and direct.c (DIRECT_CLOSE, whose reply
+ * nobody waits for); nothing calls back.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "call.h"
+#include "direct.h"
+#include "direct_read.h"
+
+static void dring_unmap(struct shn__dring *d)
+{
+	shn_segment_close(&d->ring_seg);
+	shn_segment_close(&d->cons_seg);
+	if (d->room_fd >= 0)
+		close(d->room_fd);
+	d->room_fd = -1;
+	d->live = false;
+}
+
+void shn__dread_free(shn_port *p)
+{
+	for (uint32_t i = 0; i < SHN__DRINGS; i++) {
+		if (p->inbox[i].live)
+			dring_unmap(&p->inbox[i]);
+		if (p->dr[i].live)
+			dring_unmap(&p->dr[i]);
+	}
+	free(p->dbuf);
+	p->dbuf = NULL;
+}
+
+/* Tell the broker, without keeping the reader from its other rings any
+ * longer than one request. */
+static void send_fault(shn_port *p, const struct shn__dring *d)
+{
+	struct shn_msg_direct_fault req = { .hdr.type = SHN_MSG_DIRECT_FAULT };
+	struct shn_msg_reply rep;
+
+	req.port_id = atomic_load(&p->id);
+	req.slot = d->slot;
+	req.ring_id = d->ring_id;
+	(void)shn__call(p->client, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
+}
+
+static void send_closed(shn_port *p, const struct shn__dring *d)
+{
+	shn__direct_tell_closed(p->client, d->slot, atomic_load(&p->id), d->ring_id);
+}
+
+/* A ring held something the library refuses: never read it again. */
+static void fault(shn_port *p, struct shn__dring *d)
+{
+	d->faulted = true;
+	send_fault(p, d);
+	dring_unmap(d);
+}
+
+/* Take what the thread that read DIRECT_OPEN / DIRECT_CLOSE left. */
+static void adopt(shn_port *p)
+{
+	if (!atomic_exchange(&p->dmail, false))
+		return;
+	pthread_mutex_lock(&p->swap_lock);
+	for (uint32_t i = 0; i < SHN__DRINGS; i++) {
+		uint32_t k;
+
+		if (!p->inbox[i].live)
+			continue;
+		for (k = 0; k < SHN__DRINGS && p->dr[k].live; k++)
+			;
+		if (k == SHN__DRINGS)
+			break;   /* the broker offers at most this many */
+		p->dr[k] = p->inbox[i];
+		memset(&p->inbox[i], 0, sizeof(p->inbox[i]));
+		if (k >= p->ndr)
+			p->ndr = k + 1;
+	}
+	for (uint32_t j = 0; j < p->nclose; j++)
+		for (uint32_t k = 0; k < p->ndr; k++)
+			if (p->dr[k].live && p->dr[k].ring_id == p->close_ids[j])
+				p->dr[k].closing = true;
+	p->nclose = 0;
+	pthread_mutex_unlock(&p->swap_lock);
+}
+
+/* The conn hook of shn_direct_record_check: the oldest live filter of the
+ * port that takes this note; none: the note is late (conn 0, dropped).
+ * ctx: the port; the caller holds ctl_lock. */
+static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64_t gen)
+{
+	shn_port *p = ctx;
+	shn_conn best = 0;
+
+	(void)gen;
+	for (struct shn__sub *s = p->client->subs; s; s = s->next) {
+		if (s->port != p || s->closing || s->monitor || (n->event & s->mask) == 0)
+			continue;
+		if (!s->any_key && (s->key_len != n->key_len || memcmp(s->key, key, n->key_len) != 0))
+			continue;
+		if (best == 0 || s->conn < best)
+			best = s->conn;
+	}
+	/* A note no live filter takes matched one removed since (rule 8
+	 * lets the port read it or not): dropped quietly.  The library keeps
+	 * no history of removed filters to tell such a note from a forged
+	 * one; a forged note harms nobody once dropped. */
+	n->conn = best;
+	return (0);
+}
+
+/* Drop the notes marked late (conn 0) from the private copy; returns the
+ * notes left. */
+static uint32_t compact(uint8_t *rec)
+{
+	struct shn_direct_batch *b = (void *)rec;
+	uint32_t off = sizeof(*b), out = sizeof(*b), kept = 0;
+
+	for (uint32_t i = 0; i < b->count; i++) {
+		struct shn_direct_note *n = (void *)(rec + off);
+		uint32_t sz = shn_direct_note_size(n->key_len, n->data_len);
+
+		if (n->conn != 0) {
+			if (out != off)
+				memmove(rec + out, rec + off, sz);
+			out += sz;
+			kept++;
+		}
+		off += sz;
+	}
+	b->count = kept;
+	b->h.len = out;
+	return (kept);
+}
+
+/* The OVERFLOW a direct record's lost count becomes, current now. */
+static void synth_overflow(shn_port *p, uint64_t lost)
+{
+	struct shn_del_batch *b = (void *)p->synth;
+	struct shn_del_note *n = (void *)(b + 1);
+
+	memset(p->synth, 0, sizeof(p->synth));
+	b->h.len = sizeof(*b) + sizeof(*n) + 8;
+	b->h.type = SHN_REC_DELIVERY;
+	b->count = 1;
+	n->event = SHN_EV_OVERFLOW;
+	n->data_len = 8;
+	for (int i = 0; i < 8; i++)
+		((uint8_t *)(n + 1))[i] = (uint8_t)(lost >> (8 * i));   /* little-endian */
+	p->cur = (const uint8_t *)p->synth;
+	p->cur_len = b->h.len;
+	p->cur_count = 1;
+	p->cur_index = 0;
+	p->cur_off = sizeof(*b);
+	p->cur_synth = true;
+	p->cur_sync_token = 0;
+	p->next_seq += lost;   /* seq skips what was lost, as the broker's does */
+	p->seq_off += lost;
+}
+
+static void make_current_direct(shn_port *p, int i)
+{
+	const struct shn_direct_batch *b = (const void *)p->dbuf;
+
+	p->cur = p->dbuf;
+	p->cur_len = b->h.len;
+	p->cur_count = b->count;
+	p->cur_index = 0;
+	p->cur_off = sizeof(*b);
+	p->cur_sync_token = 0;
+	p->cur_dring = i;
+}
+
+/* Consume the direct record at dr[i]'s head (already copied or refused). */
+static void consume(shn_port *p, struct shn__dring *d, uint32_t len)
+{
+	uint64_t one = 1;
+
+	(void)p;
+	shn_ring_consume(&d->ring, len);
+	shn_ring_release(&d->ring);
+	if (shn_ring_room_wanted(&d->ring, &d->room_rung) && d->room_fd >= 0 &&
+	    write(d->room_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the publisher has a wake-up pending */
+	}
+}
+
+/* Does dr[i] hold a record below the tail loaded last (no re-load)? */
+static bool has_loaded(const struct shn__dring *d)
+{
+	return d->live && !d->faulted && d->ring.head != d->ring.tail_cache;
+}
+
+/* Take the record at dr[i]'s head: copy, check, and make it (or the
+ * OVERFLOW before it) current.  1: current; 0: nothing to deliver from it
+ * (every note late, or the ring faulted); the caller looks again. */
+static int take_direct(shn_port *p, int i)
+{
+	struct shn__dring *d = &p->dr[i];
+	shn_client *c = p->client;
+	const uint8_t *rec;
+	uint32_t len;
+	struct shn_direct_batch *b;
+	int r;
+
+	r = shn_ring_next(&d->ring, &rec, &len);
+	if (r == 0)
+		return (0);
+	if (r < 0 || len > d->ring.capacity / 2) {
+		fault(p, d);
+		return (0);
+	}
+	if (len > p->dbuf_cap) {
+		uint8_t *grown = realloc(p->dbuf, len);
+
+		if (grown == NULL)
+			return (-ENOMEM);
+		p->dbuf = grown;
+		p->dbuf_cap = len;
+	}
+	memcpy(p->dbuf, rec, len);   /* from here on the publisher cannot change it */
+	pthread_mutex_lock(&c->ctl_lock);
+	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_note, p);
+	pthread_mutex_unlock(&c->ctl_lock);
+	if (r < 0) {
+		fault(p, d);
+		return (0);
+	}
+	consume(p, d, len);
+	b = (void *)p->dbuf;
+	b->sender_pid = d->sender_pid;   /* the broker's word, never the ring's */
+	b->sender_uid = d->sender_uid;
+	uint64_t lost = b->lost;
+	if (compact(p->dbuf) == 0) {
+		if (lost == 0)
+			return (0);
+		synth_overflow(p, lost);   /* the loss is still reported */
+		return (1);
+	}
+	if (lost != 0) {
+		p->held = i;
+		synth_overflow(p, lost);
+		return (1);
+	}
+	make_current_direct(p, i);
+	return (1);
+}
+
+/* The broker ring's record becomes current (the path every port took
+ * before direct rings). */
+static int take_broker(shn_port *p, const uint8_t *rec, uint32_t len)
+{
+	const struct shn_del_batch *b = (const void *)rec;
+
+	if (b->h.type == SHN_REC_DELIVERY)
+		p->cur_off = sizeof(*b);
+	else if (b->h.type == SHN_REC_DELIVERY2 && len >= sizeof(struct shn_del_batch2))
+		p->cur_off = sizeof(struct shn_del_batch2);   /* names its publisher */
+	else
+		return (-EBADMSG);
+	p->cur = rec;
+	p->cur_len = len;
+	p->cur_count = b->count;
+	p->cur_index = 0;
+	p->cur_dring = -1;
+	p->cur_sync_token = (b->h.flags & SHN_DEL_SYNC) ? b->sync_token : 0;
+	return (1);
+}
+
+/* A HANDLE_CLOSE with a barrier: a direct ring still short of its barrier
+ * tail, or -1. */
+static int below_barrier(shn_port *p, const uint8_t *rec, uint32_t len)
+{
+	const struct shn_del_batch *b = (const void *)rec;
+	const struct shn_del_note *n = (const void *)(rec + sizeof(*b));
+	const uint8_t *data;
+	int k;
+
+	if (b->h.type != SHN_REC_DELIVERY || len < sizeof(*b) + sizeof(*n) ||
+	    n->event != SHN_EV_HANDLE_CLOSE || n->data_len == 0 ||
+	    len - sizeof(*b) - sizeof(*n) < (uint64_t)n->key_len + n->data_len)
+		return (-1);
+	data = (const uint8_t *)(n + 1) + n->key_len;
+	k = shn_direct_barrier_check(data, n->data_len, SHN__DRINGS);
+	for (int e = 0; e < k; e++) {
+		struct shn_direct_barrier bar;
+
+		memcpy(&bar, data + (size_t)e * sizeof(bar), sizeof(bar));
+		for (uint32_t i = 0; i < p->ndr; i++) {
+			struct shn__dring *d = &p->dr[i];
+
+			if (!d->live || d->faulted || d->slot != bar.slot || d->ring.head >= bar.tail)
+				continue;
+			if (d->ring.head == d->ring.tail_cache && shn_ring_load_tail(&d->ring) < 0) {
+				fault(p, d);
+				continue;
+			}
+			if (has_loaded(d))
+				return ((int)i);
+		}
+	}
+	return (-1);
+}
+
+/* A closed ring that is drained: unmap it and tell the broker. */
+static void finish_closed(shn_port *p)
+{
+	for (uint32_t i = 0; i < p->ndr; i++) {
+		struct shn__dring *d = &p->dr[i];
+
+		if (!d->live || !d->closing)
+			continue;
+		if (shn_ring_load_tail(&d->ring) < 0 || d->ring.head == d->ring.tail_cache) {
+			struct shn__dring gone = *d;
+
+			dring_unmap(d);
+			send_closed(p, &gone);
+		}
+	}
+}
+
+int shn__dread_load(shn_port *p)
+{
+	const uint8_t *rec;
+	uint32_t len;
+	int r;
+
+	if (p->held >= 0) {
+		int i = p->held;
+
+		p->held = -1;
+		make_current_direct(p, i);
+		return (1);
+	}
+	adopt(p);
+	for (;;) {
+		bool any = false;
+
+		for (uint32_t i = 0; i < p->ndr; i++) {
+			struct shn__dring *d = &p->dr[i];
+
+			if (!d->live || d->faulted)
+				continue;
+			any = true;
+			if (shn_ring_load_tail(&d->ring) < 0)
+				fault(p, d);
+		}
+		/* acquire after every direct tail: see the top of this file */
+		r = shn_ring_next(&p->ring, &rec, &len);
+		if (r < 0)
+			return (r);
+		if (r == 1 && any) {
+			const struct shn_del_batch *b = (const void *)rec;
+			int i = below_barrier(p, rec, len);
+
+			if (i < 0 && b->h.type == SHN_REC_DELIVERY2 &&
+			    len >= sizeof(struct shn_del_batch2)) {
+				uint64_t pub = ((const struct shn_del_batch2 *)rec)->client_id;
+
+				for (uint32_t k = 0; k < p->ndr && i < 0; k++) {
+					struct shn__dring *d = &p->dr[k];
+					const struct shn_rec_hdr *h;
+
+					if (!d->live || d->faulted || d->publisher != pub)
+						continue;
+					if (shn_ring_load_tail(&d->ring) < 0) {
+						fault(p, d);
+						continue;
+					}
+					if (!has_loaded(d))
+						continue;
+					/* the batch id there is the publisher's word:
+					 * it only orders that publisher's own batches */
+					h = (const void *)(d->ring.data + (d->ring.head & d->ring.mask));
+					if (*(const volatile uint16_t *)&h->type == SHN_REC_PAD ||
+					    *(const volatile uint64_t *)&((const struct shn_direct_batch *)h)->batch_id <
+						    b->batch_id)
+						i = (int)k;
+				}
+			}
+			if (i >= 0) {
+				r = take_direct(p, i);
+				if (r != 0)
+					return (r);
+				continue;
+			}
+		}
+		if (r == 1)
+			return (take_broker(p, rec, len));
+		if (!any)
+			return (0);
+		/* the broker ring is empty at the tail just loaded */
+		for (uint32_t n = 0; n < p->ndr; n++) {
+			int i = (int)((p->rr + n) % p->ndr);
+
+			if (!has_loaded(&p->dr[i]))
+				continue;
+			p->rr = (uint32_t)i + 1;
+			r = take_direct(p, i);
+			if (r != 0)
+				return (r);
+			n = (uint32_t)-1;   /* something was dropped: look again from the start */
+			if (p->ndr == 0)
+				break;
+		}
+		finish_closed(p);
+		return (0);
+	}
+}
+
+void shn__dread_release(shn_port *p)
+{
+	p->cur_dring = -1;   /* consumed when it was copied */
+}
+
+bool shn__dread_readable(shn_port *p)
+{
+	if (atomic_load(&p->dmail))
+		return (true);
+	for (uint32_t i = 0; i < p->ndr; i++) {
+		struct shn__dring *d = &p->dr[i];
+
+		if (d->live && !d->faulted && (d->closing || shn_ring_readable(&d->ring)))
+			return (true);
+	}
+	return (false);
+}
