@@ -32,31 +32,8 @@
 #include "shm/proto.h"
 #include "shm/ring.h"
 
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "fuzz_ring: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                     \
-		}                                                                    \
-	} while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t n, pos;
-};
-
-static uint64_t take(struct input *in, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++) {
-		uint8_t b = in->pos < in->n ? in->p[in->pos] : 0;
-
-		in->pos++;
-		v |= (uint64_t)b << (8 * i);
-	}
-	return v;
-}
+#define FUZZ_NAME "fuzz_ring"
+#include "hostile_ring.h"
 
 static volatile uint64_t sink;
 
@@ -127,85 +104,27 @@ static bool check_record(const uint8_t *rec, uint32_t len)
 	return true;
 }
 
-/* The broker as the consumer of a publish ring. */
+/* The broker as the consumer of a publish ring: each record is copied and
+ * validated; with mode bit 1 the publisher then rewrites it, and a SYNC
+ * batch is copied and validated again (sync.c sync_load). */
+static bool broker_record(void *ctx, const uint8_t *rec, uint32_t len, uint8_t *w, int iter)
+{
+	uint8_t mode = *(const uint8_t *)ctx;
+
+	if (!check_record(rec, len))
+		return false;
+	if (mode & 2) {
+		w[(iter * 7u) % len] ^= (uint8_t)(0x5a + iter);
+		if (len > 8)
+			w[8 + (iter * 13u) % (len - 8)] ^= 0xff;
+		(void)check_record(rec, len);
+	}
+	return true;
+}
+
 static void consume(struct input *in, uint32_t cap, uint8_t mode)
 {
-	struct shn_ring_prod *prod = aligned_alloc(64, 64);
-	struct shn_ring_cons *cons = aligned_alloc(64, 64);
-	uint8_t *data = malloc(cap);
-	struct shn_ring r;
-	uint64_t head0 = take(in, 8) & ~(uint64_t)7;
-	uint64_t tail = take(in, 8);
-	unsigned ntails = (unsigned)take(in, 1) % 8;
-	uint64_t tails[8];
-	unsigned next_tail = 0;
-	size_t body;
-
-	CHECK(prod != NULL && cons != NULL && data != NULL);
-	for (unsigned i = 0; i < ntails; i++)
-		tails[i] = take(in, 8);
-	if (mode & 1) {
-		tail = head0 + tail % ((uint64_t)cap + 64);
-		for (unsigned i = 0; i < ntails; i++)
-			tails[i] = head0 + tails[i] % (2ull * cap + 64);
-	}
-	/* the ring's bytes, laid from the head's offset */
-	memset(data, 0, cap);
-	body = in->pos < in->n ? in->n - in->pos : 0;
-	for (size_t i = 0; i < body && i < cap; i++)
-		data[(head0 + i) & (cap - 1)] = in->p[in->pos + i];
-
-	memset(prod, 0, 64);
-	memset(cons, 0, 64);
-	prod->capacity = cap;
-	prod->magic = SHN_RING_MAGIC;
-	atomic_store(&prod->tail, head0);
-	atomic_store(&cons->head, head0);
-	shn_ring_init_view(&r, prod, cons, data, cap);
-	atomic_store(&prod->tail, tail);
-
-	for (int iter = 0; iter < 4096; iter++) {
-		const uint8_t *rec;
-		uint32_t len;
-		int ret = shn_ring_next(&r, &rec, &len);
-
-		if (ret < 0) {
-			CHECK(ret == -EBADMSG);
-			break;               /* the client is cut off */
-		}
-		if (ret == 0) {
-			if (next_tail >= ntails)
-				break;
-			atomic_store(&prod->tail, tails[next_tail++]);
-			continue;
-		}
-		/* shn_ring_next's promises */
-		CHECK(ret == 1);
-		CHECK(rec >= data && len >= sizeof(struct shn_rec_hdr) && len % 8 == 0);
-		CHECK((uint64_t)(rec - data) + len <= cap);
-		CHECK((uint64_t)(rec - data) == (r.head & (cap - 1)));
-		CHECK(len <= r.tail_cache - r.head);
-		CHECK(r.tail_cache - r.head <= cap);
-		if (!check_record(rec, len))
-			break;
-		if (mode & 2) {
-			/* the publisher rewrites the record; a SYNC batch is copied
-			 * and validated again (sync.c sync_load) */
-			uint8_t *w = data + (r.head & (cap - 1));
-			w[(iter * 7u) % len] ^= (uint8_t)(0x5a + iter);
-			if (len > 8)
-				w[8 + (iter * 13u) % (len - 8)] ^= 0xff;
-			(void)check_record(rec, len);
-		}
-		shn_ring_consume(&r, len);
-		if (iter % 4 == 3)
-			shn_ring_release(&r);
-	}
-	shn_ring_release(&r);
-	CHECK(atomic_load(&cons->head) == r.head);
-	free(data);
-	free(cons);
-	free(prod);
+	hostile_ring_drain(in, cap, mode, broker_record, &mode);
 }
 
 /* The broker as the producer of a delivery ring whose consumer head the
