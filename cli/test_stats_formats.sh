@@ -25,6 +25,11 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 "$cli" publish --socket "$tmp/s.sock" some/key one two three
+# publish returns once the batch is in its ring: wait until the broker routed it
+for _ in $(seq 100); do
+	"$cli" stats --socket "$tmp/s.sock" --json | grep -q '"delivered": *3' && break
+	sleep 0.05
+done
 
 "$cli" stats --socket "$tmp/s.sock" --json >"$tmp/stats.json"
 python3 - "$tmp/stats.json" <<'PY' || fail "stats --json"

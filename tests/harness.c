@@ -22,6 +22,8 @@
 
 #include <liburing.h>
 
+#include "shm/proto.h"
+
 #ifndef SHMNOTIFYD_PATH
 #error "SHMNOTIFYD_PATH (the broker binary) must be defined by the build"
 #endif
@@ -608,4 +610,42 @@ long long h_cpu_ticks(pid_t pid)
 	if (sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (long long)(ut + st);
+}
+
+static uint32_t h_raw_id = 100;
+
+void h_hdr_init(struct shn_msg_hdr *h, uint16_t type)
+{
+	h->magic = SHN_PROTO_MAGIC;
+	h->version = SHN_PROTO_VERSION;
+	h->type = type;
+	h->id = ++h_raw_id;
+	h->status = 0;
+}
+
+void h_raw_send(int fd, const void *msg, size_t len)
+{
+	ssize_t n = send(fd, msg, len, MSG_NOSIGNAL);
+
+	if (n != (ssize_t)len)
+		fail_msg("send(%zu bytes): %zd (%s)", len, n, strerror(errno));
+}
+
+void h_expect_eof(int fd, const char *what)
+{
+	uint8_t buf[SHN_MSG_MAX + 64];
+	int fds[8], nfds = 8;
+	ssize_t n = h_raw_recv(fd, buf, sizeof(buf), fds, &nfds, H_TIMEOUT_MS);
+
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (n == -ETIMEDOUT)
+		fail_msg("%s: the broker kept the connection open for %d ms", what, H_TIMEOUT_MS);
+	if (n > 0) {
+		struct shn_msg_hdr hd = { 0 };
+		memcpy(&hd, buf, n < (ssize_t)sizeof(hd) ? (size_t)n : sizeof(hd));
+		fail_msg("%s: the broker answered (%zd bytes, type %u, status %d) instead of "
+			 "closing", what, n, hd.type, hd.status);
+	}
+	assert_int_equal(n, 0);
 }

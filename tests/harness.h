@@ -174,8 +174,21 @@ static inline uint64_t h_le64(const void *p)
 		v = (v << 8) | d[i];
 	return v;
 }
+
 /* Receive one message with a timeout; returns its length, 0 on EOF,
  * -ETIMEDOUT or -errno.  fds (may be NULL) receives up to *nfds descriptors. */
 ssize_t h_raw_recv(int fd, void *buf, size_t len, int *fds, int *nfds, int timeout_ms);
+
+/* A control-message header of this protocol version and type, with the
+ * next request id of this process. */
+struct shn_msg_hdr;
+void h_hdr_init(struct shn_msg_hdr *h, uint16_t type);
+
+/* Send one whole message on a raw connection, or fail the test. */
+void h_raw_send(int fd, const void *msg, size_t len);
+
+/* Expect the broker to close a raw connection without answering (a
+ * protocol error cuts the client off), or fail the test naming `what`. */
+void h_expect_eof(int fd, const char *what);
 
 #endif

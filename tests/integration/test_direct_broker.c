@@ -34,40 +34,6 @@
 #include "shm/proto.h"
 #include "shm/ring.h"
 
-static uint32_t raw_id = 500;
-
-static void raw_send(int fd, const void *msg, size_t len)
-{
-	ssize_t n = send(fd, msg, len, MSG_NOSIGNAL);
-
-	if (n != (ssize_t)len)
-		fail_msg("send(%zu bytes): %zd (%s)", len, n, strerror(errno));
-}
-
-static void hdr_init(struct shn_msg_hdr *h, uint16_t type)
-{
-	h->magic = SHN_PROTO_MAGIC;
-	h->version = SHN_PROTO_VERSION;
-	h->type = type;
-	h->id = ++raw_id;
-	h->status = 0;
-}
-
-static void expect_eof(int fd, const char *what)
-{
-	uint8_t buf[SHN_MSG_MAX + 64];
-	int fds[8], nfds = 8;
-	ssize_t n = h_raw_recv(fd, buf, sizeof(buf), fds, &nfds, H_TIMEOUT_MS);
-
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-	if (n == -ETIMEDOUT)
-		fail_msg("%s: the broker kept the connection open", what);
-	if (n > 0)
-		fail_msg("%s: the broker answered (%zd bytes) instead of closing", what, n);
-	assert_int_equal(n, 0);
-}
-
 struct raw {
 	int sock;
 	int fds[SHN_HELLO_NFDS];
@@ -86,9 +52,9 @@ static int raw_hello(struct harness *h, struct raw *r, uint32_t flags)
 	for (int i = 0; i < SHN_HELLO_NFDS; i++)
 		r->fds[i] = -1;
 	r->sock = h_raw_connect(h);
-	hdr_init(&req.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
 	req.flags = flags;
-	raw_send(r->sock, &req, sizeof(req));
+	h_raw_send(r->sock, &req, sizeof(req));
 	n = h_raw_recv(r->sock, &r->rep, sizeof(r->rep), r->fds, &nfds, H_TIMEOUT_MS);
 	assert_true(n >= (ssize_t)sizeof(struct shn_msg_hdr));
 	assert_int_equal(r->rep.hdr.type, SHN_MSG_HELLO);
@@ -124,8 +90,8 @@ static void direct_setup(struct raw *r, struct direct *d)
 	int fds[4] = { -1, -1, -1, -1 }, nfds = 4;
 	ssize_t n;
 
-	hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-	raw_send(r->sock, &req, sizeof(req));
+	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	h_raw_send(r->sock, &req, sizeof(req));
 	n = h_raw_recv(r->sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
 	assert_int_equal(n, sizeof(rep));
 	assert_int_equal(rep.hdr.type, SHN_MSG_DIRECT_SETUP);
@@ -221,9 +187,9 @@ static void test_hello_flag_off(void **state)
 	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	assert_false(r.rep.flags & SHN_HELLO_F_DIRECT);
 	/* not granted: DIRECT_SETUP is a protocol error */
-	hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-	raw_send(r.sock, &req, sizeof(req));
-	expect_eof(r.sock, "DIRECT_SETUP under --direct off");
+	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	h_raw_send(r.sock, &req, sizeof(req));
+	h_expect_eof(r.sock, "DIRECT_SETUP under --direct off");
 	raw_close(&r);
 	/* the library's path still works */
 	shn_client *c = h_connect(h);
@@ -404,17 +370,17 @@ static void test_bad_direct_messages(void **state)
 		memset(&df, 0, sizeof(df));
 		memset(&dc, 0, sizeof(dc));
 		if (k == 0) {
-			hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-			raw_send(r.sock, &req, sizeof(req));
+			h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+			h_raw_send(r.sock, &req, sizeof(req));
 		} else if (k == 1) {
-			hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
-			raw_send(r.sock, &df, sizeof(df));
+			h_hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
+			h_raw_send(r.sock, &df, sizeof(df));
 		} else {
-			hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
+			h_hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
 			dc.role = SHN_DIRECT_SUBSCRIBER;
-			raw_send(r.sock, &dc, sizeof(dc));
+			h_raw_send(r.sock, &dc, sizeof(dc));
 		}
-		expect_eof(r.sock, "a direct message without SHN_HELLO_F_DIRECT");
+		h_expect_eof(r.sock, "a direct message without SHN_HELLO_F_DIRECT");
 		raw_close(&r);
 	}
 
@@ -422,19 +388,19 @@ static void test_bad_direct_messages(void **state)
 	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	direct_setup(&r, &d);
 	memset(&dc, 0, sizeof(dc));
-	hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
+	h_hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
 	dc.role = SHN_DIRECT_PUBLISHER;
 	dc.ring_id = 77;
-	raw_send(r.sock, &dc, sizeof(dc));
+	h_raw_send(r.sock, &dc, sizeof(dc));
 	assert_int_equal(h_raw_recv(r.sock, &rep, sizeof(rep), NULL, &nfds, H_TIMEOUT_MS),
 			 sizeof(rep));
 	assert_int_equal(rep.hdr.type, SHN_MSG_DIRECT_CLOSE);
 	assert_int_equal(rep.hdr.id, dc.hdr.id);
 	assert_int_equal(rep.hdr.status, -ENOENT);
 	/* a second DIRECT_SETUP: protocol error */
-	hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-	raw_send(r.sock, &req, sizeof(req));
-	expect_eof(r.sock, "second DIRECT_SETUP");
+	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	h_raw_send(r.sock, &req, sizeof(req));
+	h_expect_eof(r.sock, "second DIRECT_SETUP");
 	direct_unmap(&d);
 	raw_close(&r);
 
@@ -442,12 +408,12 @@ static void test_bad_direct_messages(void **state)
 	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	direct_setup(&r, &d);
 	memset(&df, 0, sizeof(df));
-	hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
+	h_hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
 	df.port_id = 1;
 	df.slot = 0;
 	df.ring_id = 1;
-	raw_send(r.sock, &df, sizeof(df));
-	expect_eof(r.sock, "DIRECT_FAULT for a ring the client does not hold");
+	h_raw_send(r.sock, &df, sizeof(df));
+	h_expect_eof(r.sock, "DIRECT_FAULT for a ring the client does not hold");
 	direct_unmap(&d);
 	raw_close(&r);
 
@@ -463,17 +429,17 @@ static void test_bad_direct_messages(void **state)
 		if (bad[i].kind == 0) {
 			struct shn_msg_direct_close *m = (void *)buf;
 
-			hdr_init(&m->hdr, SHN_MSG_DIRECT_CLOSE);
+			h_hdr_init(&m->hdr, SHN_MSG_DIRECT_CLOSE);
 			m->role = bad[i].v;
-			raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
+			h_raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
 		} else {
 			struct shn_msg_direct_fault *m = (void *)buf;
 
-			hdr_init(&m->hdr, SHN_MSG_DIRECT_FAULT);
+			h_hdr_init(&m->hdr, SHN_MSG_DIRECT_FAULT);
 			m->reserved = bad[i].v;
-			raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
+			h_raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
 		}
-		expect_eof(r.sock, "a malformed direct message");
+		h_expect_eof(r.sock, "a malformed direct message");
 		raw_close(&r);
 	}
 
@@ -538,7 +504,7 @@ static int call(struct dclient *dc, void *req, size_t len)
 	int fds[4], nfds = 4;
 	ssize_t n;
 
-	raw_send(dc->r.sock, req, len);
+	h_raw_send(dc->r.sock, req, len);
 	n = h_raw_recv(dc->r.sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
 	assert_true(n >= (ssize_t)sizeof(rep.h));
 	assert_int_equal(rep.h.id, ((struct shn_msg_hdr *)req)->id);
@@ -567,11 +533,11 @@ static void dclient_port_sub(struct dclient *dc, const char *key)
 	size_t klen = strlen(key);
 
 	memset(&po, 0, sizeof(po));
-	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
 	po.capacity = 65536;
 	assert_int_equal(call(dc, &po, sizeof(po)), 0);
 	memset(buf, 0, sizeof(buf));
-	hdr_init(&sub->hdr, SHN_MSG_SUBSCRIBE);
+	h_hdr_init(&sub->hdr, SHN_MSG_SUBSCRIBE);
 	sub->conn = 1;
 	sub->port_id = dc->port_id;
 	sub->event_mask = SHN_EV_ALL_WIRE;
@@ -807,7 +773,7 @@ static void test_direct_open(void **state)
 	munmap(ring, rsize);
 	struct shn_msg_unsubscribe us;
 	memset(&us, 0, sizeof(us));
-	hdr_init(&us.hdr, SHN_MSG_UNSUBSCRIBE);
+	h_hdr_init(&us.hdr, SHN_MSG_UNSUBSCRIBE);
 	us.conn = 1;
 	assert_int_equal(call(&sub, &us, sizeof(us)), 0);
 	assert_int_equal(port_batches(&sub, ids, 3), 3);
@@ -836,7 +802,7 @@ static void test_direct_open(void **state)
 	/* the port closes: the publisher is told, the slot closes */
 	struct shn_msg_port_close pc;
 	memset(&pc, 0, sizeof(pc));
-	hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+	h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 	pc.port_id = sub.port_id;
 	assert_int_equal(call(&sub, &pc, sizeof(pc)), 0);
 	n = 0;
@@ -850,7 +816,7 @@ static void test_direct_open(void **state)
 	/* a DIRECT_CLOSE of that ring now: already closed, 0 */
 	struct shn_msg_direct_close rq;
 	memset(&rq, 0, sizeof(rq));
-	hdr_init(&rq.hdr, SHN_MSG_DIRECT_CLOSE);
+	h_hdr_init(&rq.hdr, SHN_MSG_DIRECT_CLOSE);
 	rq.role = SHN_DIRECT_PUBLISHER;
 	rq.ring_id = po.ring_id;
 	assert_int_equal(call(&pub, &rq, sizeof(rq)), 0);
@@ -915,12 +881,12 @@ static void test_direct_fault(void **state)
 
 	/* a fault on the first ring: its publisher is cut off */
 	memset(&df, 0, sizeof(df));
-	hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
+	h_hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
 	df.port_id = sub.port_id;
 	df.slot = so.slot;
 	df.ring_id = so.ring_id;
 	assert_int_equal(call(&sub, &df, sizeof(df)), 0);
-	expect_eof(pub.r.sock, "the publisher of a faulty direct ring");
+	h_expect_eof(pub.r.sock, "the publisher of a faulty direct ring");
 
 	/* the second publisher leaves: the subscriber is told */
 	close(pub2.r.sock);

@@ -40,17 +40,6 @@
 #include "shm/direct.h"
 #include "shm/proto.h"
 
-static uint32_t raw_id = 900;
-
-static void hdr_init(struct shn_msg_hdr *h, uint16_t type)
-{
-	h->magic = SHN_PROTO_MAGIC;
-	h->version = SHN_PROTO_VERSION;
-	h->type = type;
-	h->id = ++raw_id;
-	h->status = 0;
-}
-
 /* A publisher that asked for the direct path, spoken raw. */
 struct rawpub {
 	int sock;
@@ -77,13 +66,13 @@ static void rawpub_start(struct harness *h, struct rawpub *rp)
 	memset(rp, 0, sizeof(*rp));
 	rp->sock = h_raw_connect(h);
 	memset(&req, 0, sizeof(req));
-	hdr_init(&req.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
 	req.flags = SHN_HELLO_F_DIRECT;
 	assert_int_equal(send(rp->sock, &req, sizeof(req), MSG_NOSIGNAL), sizeof(req));
 	assert_int_equal(h_raw_recv(rp->sock, &rp->rep, sizeof(rp->rep), rp->fds, &nfds,
 				    H_TIMEOUT_MS), sizeof(rp->rep));
 	assert_true(rp->rep.flags & SHN_HELLO_F_DIRECT);
-	hdr_init(&sreq, SHN_MSG_DIRECT_SETUP);
+	h_hdr_init(&sreq, SHN_MSG_DIRECT_SETUP);
 	assert_int_equal(send(rp->sock, &sreq, sizeof(sreq), MSG_NOSIGNAL), sizeof(sreq));
 	assert_int_equal(h_raw_recv(rp->sock, &srep, sizeof(srep), sfds, &sn, H_TIMEOUT_MS),
 			 sizeof(srep));

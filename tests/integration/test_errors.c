@@ -69,45 +69,6 @@ static void good_fini(struct good *g)
 
 /* ---- helpers: the raw protocol ------------------------------------------ */
 
-static uint32_t raw_id = 100;
-
-static void raw_send(int fd, const void *msg, size_t len)
-{
-	ssize_t n = send(fd, msg, len, MSG_NOSIGNAL);
-
-	if (n != (ssize_t)len)
-		fail_msg("send(%zu bytes): %zd (%s)", len, n, strerror(errno));
-}
-
-static void hdr_init(struct shn_msg_hdr *h, uint16_t type)
-{
-	h->magic = SHN_PROTO_MAGIC;
-	h->version = SHN_PROTO_VERSION;
-	h->type = type;
-	h->id = ++raw_id;
-	h->status = 0;
-}
-
-/* Expect the broker to close the connection without answering. */
-static void expect_eof(int fd, const char *what)
-{
-	uint8_t buf[SHN_MSG_MAX + 64];
-	int fds[8], nfds = 8;
-	ssize_t n = h_raw_recv(fd, buf, sizeof(buf), fds, &nfds, H_TIMEOUT_MS);
-
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-	if (n == -ETIMEDOUT)
-		fail_msg("%s: the broker kept the connection open for %d ms", what, H_TIMEOUT_MS);
-	if (n > 0) {
-		struct shn_msg_hdr hd = { 0 };
-		memcpy(&hd, buf, n < (ssize_t)sizeof(hd) ? (size_t)n : sizeof(hd));
-		fail_msg("%s: the broker answered (%zd bytes, type %u, status %d) instead of "
-			 "closing", what, n, hd.type, hd.status);
-	}
-	assert_int_equal(n, 0);
-}
-
 struct raw_client {
 	int sock;
 	int fds[SHN_HELLO_NFDS];
@@ -121,8 +82,8 @@ static void raw_hello(struct harness *h, struct raw_client *r)
 
 	memset(&req, 0, sizeof(req));
 	r->sock = h_raw_connect(h);
-	hdr_init(&req.hdr, SHN_MSG_HELLO);
-	raw_send(r->sock, &req, sizeof(req));
+	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
+	h_raw_send(r->sock, &req, sizeof(req));
 	ssize_t n = h_raw_recv(r->sock, &r->rep, sizeof(r->rep), r->fds, &nfds, H_TIMEOUT_MS);
 	assert_int_equal(n, sizeof(r->rep));
 	assert_int_equal(nfds, SHN_HELLO_NFDS);
@@ -152,7 +113,7 @@ static int raw_call(int sock, void *req, size_t len, int *fds, int *nfds)
 	struct shn_msg_hdr *rq = req;
 	int dummy = 0;
 
-	raw_send(sock, req, len);
+	h_raw_send(sock, req, len);
 	ssize_t n = h_raw_recv(sock, &rep, sizeof(rep), fds, nfds ? nfds : &dummy, H_TIMEOUT_MS);
 	if (n <= 0)
 		fail_msg("request type %u: no reply (%zd)", rq->type, n);
@@ -293,9 +254,9 @@ static void test_version_mismatch(void **state)
 	good_init(&g, h);
 	int s = h_raw_connect(h);
 	memset(&req, 0, sizeof(req));
-	hdr_init(&req.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
 	req.hdr.version = 99;
-	raw_send(s, &req, sizeof(req));
+	h_raw_send(s, &req, sizeof(req));
 	ssize_t n = h_raw_recv(s, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
 	if (n <= 0)
 		fail_msg("no reply to a HELLO of version 99: %zd", n);
@@ -306,20 +267,20 @@ static void test_version_mismatch(void **state)
 	assert_int_equal(rep.r.hdr.id, req.hdr.id);
 	assert_int_equal(rep.r.hdr.status, -EPROTONOSUPPORT);
 	assert_int_equal(rep.r.hdr.version, SHN_PROTO_VERSION);  /* the broker's own */
-	expect_eof(s, "after refusing version 99");
+	h_expect_eof(s, "after refusing version 99");
 	close(s);
 	good_roundtrip(&g);
 
 	/* version 0 too */
 	s = h_raw_connect(h);
-	hdr_init(&req.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
 	req.hdr.version = 0;
-	raw_send(s, &req, sizeof(req));
+	h_raw_send(s, &req, sizeof(req));
 	nfds = 8;
 	n = h_raw_recv(s, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
 	assert_true(n >= (ssize_t)sizeof(struct shn_msg_hdr));
 	assert_int_equal(rep.r.hdr.status, -EPROTONOSUPPORT);
-	expect_eof(s, "after refusing version 0");
+	h_expect_eof(s, "after refusing version 0");
 	close(s);
 	good_roundtrip(&g);
 	good_fini(&g);
@@ -400,8 +361,8 @@ static void test_control_validation(void **state)
 
 	/* open a port the raw way */
 	memset(&po, 0, sizeof(po));
-	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
-	raw_send(r.sock, &po, sizeof(po));
+	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	h_raw_send(r.sock, &po, sizeof(po));
 	union {
 		struct shn_msg_port_open_reply r;
 		uint8_t b[SHN_MSG_MAX];
@@ -420,7 +381,7 @@ static void test_control_validation(void **state)
 #define SUB(conn_, port_, mask_, flags_, klen_, len_)                                  \
 	({                                                                             \
 		memset(&sub, 0, sizeof(sub));                                          \
-		hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);                               \
+		h_hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);                               \
 		sub.m.conn = (conn_);                                                  \
 		sub.m.port_id = (port_);                                               \
 		sub.m.event_mask = (mask_);                                            \
@@ -448,13 +409,13 @@ static void test_control_validation(void **state)
 
 	struct shn_msg_unsubscribe un;
 	memset(&un, 0, sizeof(un));
-	hdr_init(&un.hdr, SHN_MSG_UNSUBSCRIBE);
+	h_hdr_init(&un.hdr, SHN_MSG_UNSUBSCRIBE);
 	un.conn = 77;
 	assert_int_equal(raw_call(r.sock, &un, sizeof(un), NULL, NULL), -ENOENT);
-	hdr_init(&un.hdr, SHN_MSG_UNSUBSCRIBE);
+	h_hdr_init(&un.hdr, SHN_MSG_UNSUBSCRIBE);
 	un.conn = 1;
 	assert_int_equal(raw_call(r.sock, &un, sizeof(un), NULL, NULL), 0);
-	hdr_init(&un.hdr, SHN_MSG_UNSUBSCRIBE);
+	h_hdr_init(&un.hdr, SHN_MSG_UNSUBSCRIBE);
 	assert_int_equal(raw_call(r.sock, &un, sizeof(un), NULL, NULL), -ENOENT);
 	/* conn numbers belong to their client: ours (2 is live) is not the
 	 * good client's */
@@ -462,22 +423,22 @@ static void test_control_validation(void **state)
 
 	struct shn_msg_port_close pc;
 	memset(&pc, 0, sizeof(pc));
-	hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+	h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 	pc.port_id = port + 1000;
 	assert_int_equal(raw_call(r.sock, &pc, sizeof(pc), NULL, NULL), -ENOENT);
-	hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+	h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 	pc.port_id = port;
 	assert_int_equal(raw_call(r.sock, &pc, sizeof(pc), NULL, NULL), 0);
-	hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+	h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 	assert_int_equal(raw_call(r.sock, &pc, sizeof(pc), NULL, NULL), -ENOENT);
 	/* a port of capacity above the maximum, and an unknown policy */
 	memset(&po, 0, sizeof(po));
-	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
 	po.capacity = 1u << 31;
 	nfds = 4;
 	assert_int_equal(raw_call(r.sock, &po, sizeof(po), fds, &nfds), -EINVAL);
 	assert_int_equal(nfds, 0);
-	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
 	po.capacity = 0;
 	po.overflow = 7;
 	nfds = 4;
@@ -488,12 +449,12 @@ static void test_control_validation(void **state)
 	/* a SUBSCRIBE whose length disagrees with its key_len: refused, either
 	 * as a bad key length (-EINVAL) or as a protocol error (closed) */
 	memset(&sub, 0, sizeof(sub));
-	hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);
+	h_hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);
 	sub.m.conn = 9;
 	sub.m.port_id = port;
 	sub.m.event_mask = 1;
 	sub.m.key_len = 10;
-	raw_send(r.sock, &sub, sizeof(sub.m) + 5);  /* key_len says 10, 5 sent */
+	h_raw_send(r.sock, &sub, sizeof(sub.m) + 5);  /* key_len says 10, 5 sent */
 	{
 		union {
 			struct shn_msg_hdr h;
@@ -516,9 +477,9 @@ static void test_control_validation(void **state)
 	 * on through all of them; a message shorter than its type's fixed part
 	 * is a protocol error: closed without an answer */
 	memset(&sub, 0, sizeof(sub));
-	hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);
-	raw_send(r.sock, &sub, sizeof(sub.m) - 8);
-	expect_eof(r.sock, "SUBSCRIBE shorter than its fixed part");
+	h_hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);
+	h_raw_send(r.sock, &sub, sizeof(sub.m) - 8);
+	h_expect_eof(r.sock, "SUBSCRIBE shorter than its fixed part");
 	raw_close(&r);
 	good_roundtrip(&g);
 	good_fini(&g);
@@ -544,79 +505,79 @@ static void test_garbage(void **state)
 
 	/* random bytes */
 	int s = h_raw_connect(h);
-	raw_send(s, junk, 100);
-	expect_eof(s, "100 random bytes");
+	h_raw_send(s, junk, 100);
+	h_expect_eof(s, "100 random bytes");
 	close(s);
 	good_roundtrip(&g);
 
 	/* a HELLO with a wrong magic */
 	struct shn_msg_hello hello;
 	memset(&hello, 0, sizeof(hello));
-	hdr_init(&hello.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&hello.hdr, SHN_MSG_HELLO);
 	hello.hdr.magic = 0x12345678;
 	s = h_raw_connect(h);
-	raw_send(s, &hello, sizeof(hello));
-	expect_eof(s, "HELLO with a wrong magic");
+	h_raw_send(s, &hello, sizeof(hello));
+	h_expect_eof(s, "HELLO with a wrong magic");
 	close(s);
 	good_roundtrip(&g);
 
 	/* shorter than a header */
 	s = h_raw_connect(h);
-	hdr_init(&hello.hdr, SHN_MSG_HELLO);
-	raw_send(s, &hello, 8);
-	expect_eof(s, "8-byte message");
+	h_hdr_init(&hello.hdr, SHN_MSG_HELLO);
+	h_raw_send(s, &hello, 8);
+	h_expect_eof(s, "8-byte message");
 	close(s);
 
 	/* a HELLO cut short: header only */
 	s = h_raw_connect(h);
-	hdr_init(&hello.hdr, SHN_MSG_HELLO);
-	raw_send(s, &hello, sizeof(hello.hdr));
-	expect_eof(s, "HELLO without its body");
+	h_hdr_init(&hello.hdr, SHN_MSG_HELLO);
+	h_raw_send(s, &hello, sizeof(hello.hdr));
+	h_expect_eof(s, "HELLO without its body");
 	close(s);
 	good_roundtrip(&g);
 
 	/* first message not a HELLO */
 	struct shn_msg_port_open po;
 	memset(&po, 0, sizeof(po));
-	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
 	s = h_raw_connect(h);
-	raw_send(s, &po, sizeof(po));
-	expect_eof(s, "PORT_OPEN before HELLO");
+	h_raw_send(s, &po, sizeof(po));
+	h_expect_eof(s, "PORT_OPEN before HELLO");
 	close(s);
 
 	/* longer than SHN_MSG_MAX */
 	s = h_raw_connect(h);
 	memcpy(junk, &hello, sizeof(hello));
-	raw_send(s, junk, SHN_MSG_MAX + 1000);
-	expect_eof(s, "a message over SHN_MSG_MAX");
+	h_raw_send(s, junk, SHN_MSG_MAX + 1000);
+	h_expect_eof(s, "a message over SHN_MSG_MAX");
 	close(s);
 	good_roundtrip(&g);
 
 	/* after a good HELLO: an unknown type, a second HELLO, garbage */
 	raw_hello(h, &r);
 	struct shn_msg_hdr unk;
-	hdr_init(&unk, 99);
-	raw_send(r.sock, &unk, sizeof(unk));
-	expect_eof(r.sock, "unknown message type 99");
+	h_hdr_init(&unk, 99);
+	h_raw_send(r.sock, &unk, sizeof(unk));
+	h_expect_eof(r.sock, "unknown message type 99");
 	raw_close(&r);
 
 	raw_hello(h, &r);
-	hdr_init(&unk, 0);
-	raw_send(r.sock, &unk, sizeof(unk));
-	expect_eof(r.sock, "message type 0");
+	h_hdr_init(&unk, 0);
+	h_raw_send(r.sock, &unk, sizeof(unk));
+	h_expect_eof(r.sock, "message type 0");
 	raw_close(&r);
 
 	raw_hello(h, &r);
-	hdr_init(&hello.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&hello.hdr, SHN_MSG_HELLO);
 	hello.hdr.magic = SHN_PROTO_MAGIC;
-	raw_send(r.sock, &hello, sizeof(hello));
-	expect_eof(r.sock, "a second HELLO");
+	h_raw_send(r.sock, &hello, sizeof(hello));
+	h_expect_eof(r.sock, "a second HELLO");
 	raw_close(&r);
 	good_roundtrip(&g);
 
 	raw_hello(h, &r);
-	raw_send(r.sock, junk + 200, 300);
-	expect_eof(r.sock, "garbage after HELLO");
+	h_raw_send(r.sock, junk + 200, 300);
+	h_expect_eof(r.sock, "garbage after HELLO");
 	raw_close(&r);
 
 	/* a client that vanishes mid-way */
@@ -746,7 +707,7 @@ static void corrupt(struct harness *h, enum corruption what, struct good *g)
 	assert_int_equal(write(r.fds[SHN_HELLO_FD_DOORBELL], &one, 8), 8);
 	char what_s[128];
 	snprintf(what_s, sizeof(what_s), "publish ring with %s", cname[what]);
-	expect_eof(r.sock, what_s);
+	h_expect_eof(r.sock, what_s);
 	munmap(m, size);
 	raw_close(&r);
 	/* nothing of it reached anyone, and the broker serves others */
@@ -778,8 +739,8 @@ static void test_hostile_consumer_line(void **state)
 	raw_hello(h, &r);
 	struct shn_msg_port_open po;
 	memset(&po, 0, sizeof(po));
-	hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
-	raw_send(r.sock, &po, sizeof(po));
+	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
+	h_raw_send(r.sock, &po, sizeof(po));
 	struct shn_msg_port_open_reply rep;
 	assert_int_equal(h_raw_recv(r.sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS),
 			 sizeof(rep));
@@ -797,7 +758,7 @@ static void test_hostile_consumer_line(void **state)
 		uint8_t b[sizeof(struct shn_msg_subscribe)];
 	} sub;
 	memset(&sub, 0, sizeof(sub));
-	hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);
+	h_hdr_init(&sub.m.hdr, SHN_MSG_SUBSCRIBE);
 	sub.m.conn = 1;
 	sub.m.port_id = rep.port_id;
 	sub.m.event_mask = SHN_EV_ALL;

@@ -274,17 +274,6 @@ static void good_roundtrip(struct good *g)
 
 /* ---- the raw protocol ----------------------------------------------------- */
 
-static uint32_t raw_id;
-
-static void hdr_init(struct shn_msg_hdr *h, uint16_t type)
-{
-	h->magic = SHN_PROTO_MAGIC;
-	h->version = SHN_PROTO_VERSION;
-	h->type = type;
-	h->id = ++raw_id;
-	h->status = 0;
-}
-
 static int raw_connect_path(const char *sock)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -383,7 +372,7 @@ static int raw_hello(const char *sock, struct raw *r)
 	if (r->sock < 0)
 		return r->sock;
 	memset(&req, 0, sizeof(req));
-	hdr_init(&req.hdr, SHN_MSG_HELLO);
+	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
 	int st = raw_call(r->sock, &req, sizeof(req), &r->rep, sizeof(r->rep), r->fds, &nfds);
 	if (st != 0 || nfds != SHN_HELLO_NFDS)
 		return st != 0 ? st : -EPROTO;
@@ -433,7 +422,7 @@ static int raw_port_open(struct raw *r, uint32_t capacity, uint32_t overflow,
 	int nfds = SHN_PORT_NFDS;
 
 	memset(&req, 0, sizeof(req));
-	hdr_init(&req.hdr, SHN_MSG_PORT_OPEN);
+	h_hdr_init(&req.hdr, SHN_MSG_PORT_OPEN);
 	req.capacity = capacity;
 	req.overflow = overflow;
 	memset(&rep, 0, sizeof(rep));
@@ -458,7 +447,7 @@ static int raw_subscribe(struct raw *r, uint32_t port, uint64_t conn, const char
 	size_t klen = key ? strlen(key) : 0;
 
 	memset(&u, 0, sizeof(u));
-	hdr_init(&u.m.hdr, SHN_MSG_SUBSCRIBE);
+	h_hdr_init(&u.m.hdr, SHN_MSG_SUBSCRIBE);
 	u.m.conn = conn;
 	u.m.port_id = port;
 	u.m.event_mask = SHN_EV_ALL_WIRE;
@@ -552,7 +541,7 @@ static size_t random_request(uint64_t *s, uint8_t *m)
 			sub->event_mask = 1;
 		}
 	}
-	hdr_init((struct shn_msg_hdr *)(void *)m, type);
+	h_hdr_init((struct shn_msg_hdr *)(void *)m, type);
 	return len;
 }
 
@@ -577,7 +566,7 @@ static size_t random_garbage(uint64_t *s, uint8_t *m, bool ready, struct storm_r
 		if (!ready) {
 			full = sizeof(struct shn_msg_hello);
 			memset(m, 0, full);
-			hdr_init(h, SHN_MSG_HELLO);
+			h_hdr_init(h, SHN_MSG_HELLO);
 		} else {
 			full = random_request(s, m);
 			if (h->type == SHN_MSG_SUBSCRIBE)
@@ -596,7 +585,7 @@ static size_t random_garbage(uint64_t *s, uint8_t *m, bool ready, struct storm_r
 	case 2:     /* a header the broker refuses: unknown type, or HELLO at the wrong time */
 		len = sizeof(struct shn_msg_hello);
 		fill_random(s, m, len);
-		hdr_init(h, (uint16_t)(ready ? (rnd(s) % 2 ? SHN_MSG_HELLO : 7 + rnd(s) % 60000)
+		h_hdr_init(h, (uint16_t)(ready ? (rnd(s) % 2 ? SHN_MSG_HELLO : 7 + rnd(s) % 60000)
 				       : SHN_MSG_PORT_OPEN + rnd(s) % 10));
 		atomic_fetch_add(&res->bad_header, 1);
 		return len;
@@ -605,7 +594,7 @@ static size_t random_garbage(uint64_t *s, uint8_t *m, bool ready, struct storm_r
 
 		if (!ready) {
 			memset(m, 0, full);
-			hdr_init(h, SHN_MSG_HELLO);
+			h_hdr_init(h, SHN_MSG_HELLO);
 		}
 		if (h->type == SHN_MSG_SUBSCRIBE || rnd(s) % 4 == 0)
 			len = SHN_MSG_MAX + 1 + rnd(s) % 300;   /* SUBSCRIBE: only past the max */
@@ -815,14 +804,14 @@ static void test_unread_and_fds(void **state)
 		uint8_t buf[SHN_MSG_MAX];
 
 		memset(&hello, 0, sizeof(hello));
-		hdr_init(&hello.hdr, SHN_MSG_HELLO);
+		h_hdr_init(&hello.hdr, SHN_MSG_HELLO);
 		assert_int_equal(send_fds(s, &hello, sizeof(hello), mine, 4), sizeof(hello));
 		assert_true(h_raw_recv(s, buf, sizeof(buf), got, &nfds, H_TIMEOUT_MS) > 0);
 		assert_int_equal(((struct shn_msg_hdr *)(void *)buf)->status, 0);
 		close_fds(got, nfds);
 		struct shn_msg_port_close pc;
 		memset(&pc, 0, sizeof(pc));
-		hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+		h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 		pc.port_id = 12345;
 		assert_int_equal(send_fds(s, &pc, sizeof(pc), mine, 1 + i % 4), sizeof(pc));
 		nfds = 8;
@@ -848,7 +837,7 @@ static void test_unread_and_fds(void **state)
 		struct shn_msg_port_close pc;
 
 		memset(&pc, 0, sizeof(pc));
-		hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
+		h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 		pc.port_id = 999999;
 		if (poll(&pfd, 1, 2000) != 1 || (pfd.revents & (POLLHUP | POLLERR)) ||
 		    send(r.sock, &pc, sizeof(pc), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(pc))
