@@ -187,7 +187,7 @@ static void close_for_port(shn_client *c, const struct shn_msg_direct_close *m)
 		if (atomic_load(&p->id) != m->port_id)
 			continue;
 		pthread_mutex_lock(&p->swap_lock);
-		if (p->nclose < SHN__DRINGS * 2)
+		if (p->nclose < sizeof(p->close_ids) / sizeof(p->close_ids[0]))
 			p->close_ids[p->nclose++] = m->ring_id;
 		atomic_store(&p->dmail, true);
 		if (write(p->event_fd, &one, sizeof(one)) < 0) {

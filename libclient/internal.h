@@ -169,7 +169,7 @@ struct shn_port {
 	 * whichever thread read DIRECT_OPEN / DIRECT_CLOSE; the rest the
 	 * reader's own. */
 	struct shn__dring inbox[SHN__DRINGS];
-	uint32_t close_ids[SHN__DRINGS];
+	uint32_t close_ids[SHN__DRINGS * 2];  /* a ring in the inbox or read, closed */
 	uint32_t nclose;
 	_Atomic bool dmail;            /* inbox or close_ids has something */
 	struct shn__dring dr[SHN__DRINGS];
