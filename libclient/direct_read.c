@@ -160,24 +160,11 @@ static uint32_t compact(uint8_t *rec)
 /* The OVERFLOW a direct record's lost count becomes, current now. */
 static void synth_overflow(shn_port *p, uint64_t lost)
 {
-	struct shn_del_batch *b = (void *)p->synth;
-	struct shn_del_note *n = (void *)(b + 1);
+	uint8_t le[8];
 
-	memset(p->synth, 0, sizeof(p->synth));
-	b->h.len = sizeof(*b) + sizeof(*n) + 8;
-	b->h.type = SHN_REC_DELIVERY;
-	b->count = 1;
-	n->event = SHN_EV_OVERFLOW;
-	n->data_len = 8;
 	for (int i = 0; i < 8; i++)
-		((uint8_t *)(n + 1))[i] = (uint8_t)(lost >> (8 * i));   /* little-endian */
-	p->cur = (const uint8_t *)p->synth;
-	p->cur_len = b->h.len;
-	p->cur_count = 1;
-	p->cur_index = 0;
-	p->cur_off = sizeof(*b);
-	p->cur_synth = true;
-	p->cur_sync_token = 0;
+		le[i] = (uint8_t)(lost >> (8 * i));   /* little-endian */
+	shn__port_synth(p, SHN_EV_OVERFLOW, le, sizeof(le));
 	p->next_seq += lost;   /* seq skips what was lost, as the broker's does */
 	p->seq_off += lost;
 }

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "shm/proto.h"
@@ -203,5 +204,31 @@ struct shn_port {
 	uint32_t cur_index;            /* next note to hand out */
 	uint32_t cur_off;              /* byte offset of that note in the record */
 };
+
+/* Make a one-note system event of the library's own (BROKER_STATE,
+ * RECONNECT, a direct ring's OVERFLOW) the port's current record, built in
+ * port-local memory: data_len bytes of data (at most 8) follow the note. */
+static inline void shn__port_synth(shn_port *p, uint32_t event, const void *data,
+				   uint32_t data_len)
+{
+	struct shn_del_batch *b = (void *)p->synth;
+	struct shn_del_note *n = (void *)(b + 1);
+
+	memset(p->synth, 0, sizeof(p->synth));
+	b->h.len = (uint32_t)(sizeof(*b) + sizeof(*n) + ((data_len + 7u) & ~7u));
+	b->h.type = SHN_REC_DELIVERY;
+	b->count = 1;
+	n->event = event;
+	n->data_len = data_len;
+	if (data_len)
+		memcpy(n + 1, data, data_len);
+	p->cur = (const uint8_t *)p->synth;
+	p->cur_len = b->h.len;
+	p->cur_count = 1;
+	p->cur_index = 0;
+	p->cur_off = sizeof(*b);
+	p->cur_synth = true;
+	p->cur_sync_token = 0;
+}
 
 #endif

@@ -265,27 +265,6 @@ void shn__sync_ack(shn_port *p, uint32_t status)
 	}
 }
 
-/* Make a system event (BROKER_STATE, RECONNECT) the current record: the
- * library's own, from port-local memory. */
-static void synth_event(shn_port *p, uint32_t event)
-{
-	struct shn_del_batch *b = (void *)p->synth;
-	struct shn_del_note *n = (void *)(b + 1);
-
-	memset(p->synth, 0, sizeof(p->synth));
-	b->h.len = sizeof(*b) + sizeof(*n);
-	b->h.type = SHN_REC_DELIVERY;
-	b->count = 1;
-	n->event = event;
-	p->cur = (const uint8_t *)p->synth;
-	p->cur_len = b->h.len;
-	p->cur_count = 1;
-	p->cur_index = 0;
-	p->cur_off = sizeof(*b);
-	p->cur_synth = true;
-	p->cur_sync_token = 0;
-}
-
 /* The ring is empty: was the broker lost since we last said so (then
  * BROKER_STATE), or are new rings waiting (switch, then RECONNECT)?
  * 1 when a system event is now current. */
@@ -297,12 +276,12 @@ static int check_broker(shn_port *p)
 
 	if (p->told_epoch != epoch) {
 		p->told_epoch = epoch;
-		synth_event(p, SHN_EV_BROKER_STATE);
+		shn__port_synth(p, SHN_EV_BROKER_STATE, NULL, 0);
 		return (1);
 	}
 	pthread_mutex_lock(&p->swap_lock);
 	if (p->next_rings.ready && shn__port_attach(p, &p->next_rings) == 0) {
-		synth_event(p, SHN_EV_RECONNECT);
+		shn__port_synth(p, SHN_EV_RECONNECT, NULL, 0);
 		r = 1;
 	}
 	pthread_mutex_unlock(&p->swap_lock);
