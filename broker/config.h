@@ -31,7 +31,7 @@
 #define SHND_DEFAULT_MAX_DIRECT_RINGS 1024u
 #define SHND_DEFAULT_DIRECT_RINGS_PER_PORT 16u
 #define SHND_DIRECT_RINGS_PER_PORT_MAX 32u      /* a port's slots are a 32-bit mask */
-#define SHND_DEFAULT_DIRECT_RING_SIZE (256u << 10)
+#define SHND_DEFAULT_DIRECT_RING_SIZE (4u << 20)
 #define SHND_DEFAULT_MAX_DIRECT_BYTES (256ull << 20)
 /* Connections accepted beyond max-clients only to be told -EUSERS in the
  * HELLO reply; past this many more they are closed at once. */

@@ -142,7 +142,13 @@ void shnd_dring_offer(struct shnd_broker *b, struct shnd_client *c, struct shnd_
 	 * checks each batch, a direct ring could not */
 	if (!c->acl.pub_all)
 		return;
-	cap = p->capacity < b->cfg.lim.direct_ring_size ? p->capacity : b->cfg.lim.direct_ring_size;
+	/* as large as the port's own ring: a port's capacity is the backlog
+	 * it holds from each publisher, whichever path carries it */
+	cap = p->capacity;
+	if (cap > b->cfg.lim.direct_ring_size) {
+		refuse(b, "direct-ring-size below the port's capacity", b->cfg.lim.direct_ring_size);
+		return;
+	}
 	if (!within_limits(b, c, p, cap))
 		return;
 	for (port_slot = 0; port_slot < 32 && (p->dring_slots & (1u << port_slot)); port_slot++)

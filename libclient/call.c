@@ -196,3 +196,27 @@ bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, in
 		}
 	return (true);   /* a waiter that gave up (timeout) no longer listens */
 }
+
+void shn__take_unasked(shn_client *c)
+{
+	union {
+		struct shn_msg_hdr h;
+		uint8_t buf[SHN_MSG_MAX];
+	} msg;
+	int fds[SHN_MSG_MAX_FDS], nfds;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->ctl_lock);
+	for (;;) {
+		nfds = SHN_MSG_MAX_FDS;
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, 0);
+		if (n < 0)
+			break;   /* -ETIMEDOUT: nothing left; a hang-up: the watcher's */
+		if (!shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
+			shn__broker_lost(c);
+		shn__close_fds(fds, nfds);
+		if (atomic_load(&c->broker_gone))
+			break;
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+}

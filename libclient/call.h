@@ -44,6 +44,12 @@ void shn__broker_lost(shn_client *c);
  * Caller holds ctl_lock.  Returns true when msg was such a message. */
 bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, int nfds);
 
+/* Take every message waiting on the control socket that is not a reply
+ * (DIRECT_OPEN for a port whose reader sleeps, or for a publisher that
+ * found its port map ahead of its mail): for a caller that holds no lock.
+ * Anything else is a reply nobody asked for: the connection is lost. */
+void shn__take_unasked(shn_client *c);
+
 /* Close the n descriptors of fds that are open (>= 0). */
 void shn__close_fds(int *fds, int n);
 

@@ -23,6 +23,7 @@
 #include "port.h"
 #include "acl.h"
 #include "direct.h"
+#include "direct_pub.h"
 #include "shm/sockpath.h"
 
 int shn_default_socket_path(char *buf, size_t len)
@@ -187,6 +188,7 @@ static void conn_close(shn_client *c)
 	shn_segment_close(&c->pub_seg);
 	shn_segment_close(&c->broker_seg);
 	shn__direct_unmap(c);
+	shn__dpub_free(c);
 	if (c->doorbell_fd >= 0)
 		close(c->doorbell_fd);
 	if (c->room_fd >= 0)
@@ -211,6 +213,7 @@ static void client_free(shn_client *c)
 		free(s);
 	}
 	conn_close(c);
+	free(c->dp_notes);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
 	if (c->watcher_stack != NULL)
@@ -323,6 +326,7 @@ static int reconnect(shn_client *c)
 	n->pub_seg.addr = n->broker_seg.addr = NULL;
 	n->pub_seg.fd = n->broker_seg.fd = -1;
 	shn__direct_unmap(c);
+	shn__dpub_free(c);   /* the old broker's rings: the new one offers its own */
 	c->ftab_seg = n->ftab_seg;
 	c->pmap_seg = n->pmap_seg;
 	c->ftab = n->ftab;
@@ -369,34 +373,6 @@ static int reconnect(shn_client *c)
 	return (0);
 }
 
-/* The socket has something while nobody waits for a reply: messages the
- * broker sends unasked (DIRECT_OPEN for a port whose reader sleeps).  A
- * caller that holds ctl_lock takes them itself; once it let go, what is
- * left is read here.  Anything else is a reply nobody asked for. */
-static void take_unasked(shn_client *c)
-{
-	union {
-		struct shn_msg_hdr h;
-		uint8_t buf[SHN_MSG_MAX];
-	} msg;
-	int fds[SHN_MSG_MAX_FDS], nfds;
-	ssize_t n;
-
-	pthread_mutex_lock(&c->ctl_lock);
-	for (;;) {
-		nfds = SHN_MSG_MAX_FDS;
-		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, 0);
-		if (n < 0)
-			break;   /* -ETIMEDOUT: nothing left; a hang-up: seen by poll */
-		if (!shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
-			shn__broker_lost(c);
-		shn__close_fds(fds, nfds);
-		if (atomic_load(&c->broker_gone))
-			break;
-	}
-	pthread_mutex_unlock(&c->ctl_lock);
-}
-
 /* The watcher thread: blocks until the control socket closes (the broker
  * went away), tells every port, then reconnects with backoff.  Costs
  * nothing while the broker lives: it sleeps in poll(). */
@@ -423,7 +399,7 @@ static void *watcher_main(void *arg)
 				return (NULL);
 			if (!(pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
 				if (pfd[1].revents & POLLIN)
-					take_unasked(c);
+					shn__take_unasked(c);
 				continue;
 			}
 		}

@@ -7,15 +7,13 @@
  * messages the broker sends unasked.
  *
  * A ring for one of our ports goes to that port's inbox (its reader,
- * direct_read.c, adopts it).  Until the library's publishers write direct
- * rings, it declines each ring offered to a publisher: it closes the
+ * direct_read.c, adopts it); a ring for this client to write goes to
+ * direct_pub.c.  A ring it cannot take is declined: it closes the
  * descriptors and answers DIRECT_CLOSE ("done with the ring"), so the
- * broker closes it and the pair keeps the broker path; its publishers
- * stamp brokered batches with generation 0, which no port-map interval
- * covers, so the broker skips no port for them.
+ * broker closes it and the pair keeps the broker path.
  *
  * Below call.c: it sends its answers itself (they need no reply the caller
- * waits for) and calls no other file of libclient.
+ * waits for) and calls only direct_pub.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +24,7 @@
 #include <unistd.h>
 
 #include "direct.h"
+#include "direct_pub.h"
 
 uint32_t shn__direct_hello_flag(void)
 {
@@ -198,11 +197,12 @@ static void close_for_port(shn_client *c, const struct shn_msg_direct_close *m)
 	}
 }
 
-void shn__direct_tell_closed(shn_client *c, uint32_t slot, uint32_t port_id, uint32_t ring_id)
+void shn__direct_tell_closed(shn_client *c, uint32_t role, uint32_t slot, uint32_t port_id,
+			     uint32_t ring_id)
 {
 	pthread_mutex_lock(&c->ctl_lock);
 	if (!atomic_load(&c->broker_gone))
-		send_close(c, SHN_DIRECT_SUBSCRIBER, slot, port_id, ring_id);
+		send_close(c, role, slot, port_id, ring_id);
 	pthread_mutex_unlock(&c->ctl_lock);
 }
 
@@ -220,9 +220,10 @@ bool shn__direct_async(shn_client *c, const void *msg, size_t len, int *fds, int
 			return (false);   /* not the broker's: the caller calls it a protocol error */
 		if (m->role == SHN_DIRECT_SUBSCRIBER && offer_to_port(c, m, fds, nfds) == 0)
 			return (true);
-		/* declined (a publisher's ring: see the top of this file; or
-		 * a port we no longer have); the caller closes what is left
-		 * of its descriptors */
+		if (m->role == SHN_DIRECT_PUBLISHER && shn__dpub_open(c, m, fds, nfds) == 0)
+			return (true);
+		/* declined (a ring we could not map, or a port we no longer
+		 * have); the caller closes what is left of its descriptors */
 		send_close(c, m->role, m->slot, m->port_id, m->ring_id);
 		return (true);
 	}
@@ -233,6 +234,8 @@ bool shn__direct_async(shn_client *c, const void *msg, size_t len, int *fds, int
 		 * sent without waiting: nothing waits for either */
 		if (len == sizeof(*m) && h->id == 0 && m->role == SHN_DIRECT_SUBSCRIBER)
 			close_for_port(c, m);
+		else if (len == sizeof(*m) && h->id == 0 && m->role == SHN_DIRECT_PUBLISHER)
+			shn__dpub_close(c, m->ring_id);
 		return (true);
 	}
 	default:

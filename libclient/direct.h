@@ -27,10 +27,13 @@ int shn__direct_map(shn_client *c, const struct shn_msg_direct_setup_reply *rep,
 /* Unmap what shn__direct_map mapped.  Safe when nothing is. */
 void shn__direct_unmap(shn_client *c);
 
-/* A port's reader drained and unmapped a ring the broker closed: tell
- * the broker (DIRECT_CLOSE), without waiting for the reply, which
- * shn__direct_async takes like every DIRECT_CLOSE.  Takes ctl_lock. */
-void shn__direct_tell_closed(shn_client *c, uint32_t slot, uint32_t port_id, uint32_t ring_id);
+/* Tell the broker we are done with a ring (DIRECT_CLOSE), without waiting
+ * for the reply, which shn__direct_async takes like every DIRECT_CLOSE:
+ * role SHN_DIRECT_SUBSCRIBER, a port's reader drained and unmapped a ring
+ * the broker closed; SHN_DIRECT_PUBLISHER, a publisher found the ring's
+ * head not valid.  Takes ctl_lock. */
+void shn__direct_tell_closed(shn_client *c, uint32_t role, uint32_t slot, uint32_t port_id,
+			     uint32_t ring_id);
 
 /* A DIRECT_OPEN or DIRECT_CLOSE from the broker, or the reply to a
  * DIRECT_CLOSE this library sent without waiting: handle it; the

@@ -69,7 +69,7 @@ static void send_fault(shn_port *p, const struct shn__dring *d)
 
 static void send_closed(shn_port *p, const struct shn__dring *d)
 {
-	shn__direct_tell_closed(p->client, d->slot, atomic_load(&p->id), d->ring_id);
+	shn__direct_tell_closed(p->client, SHN_DIRECT_SUBSCRIBER, d->slot, atomic_load(&p->id), d->ring_id);
 }
 
 /* A ring held something the library refuses: never read it again. */
@@ -118,7 +118,9 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 
 	(void)gen;
 	for (struct shn__sub *s = p->client->subs; s; s = s->next) {
-		if (s->port != p || s->closing || s->monitor || (n->event & s->mask) == 0)
+		/* an ended filter (closing) still takes notes until its
+		 * HANDLE_CLOSE: rule 8 lets them be read */
+		if (s->port != p || s->monitor || (n->event & s->mask) == 0)
 			continue;
 		if (!s->any_key && (s->key_len != n->key_len || memcmp(s->key, key, n->key_len) != 0))
 			continue;
@@ -212,6 +214,7 @@ static int take_direct(shn_port *p, int i)
 	const uint8_t *rec;
 	uint32_t len;
 	struct shn_direct_batch *b;
+	uint64_t told;
 	int r;
 
 	r = shn_ring_next(&d->ring, &rec, &len);
@@ -230,6 +233,7 @@ static int take_direct(shn_port *p, int i)
 		p->dbuf_cap = len;
 	}
 	memcpy(p->dbuf, rec, len);   /* from here on the publisher cannot change it */
+	told = d->seen.lost;
 	pthread_mutex_lock(&c->ctl_lock);
 	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_note, p);
 	pthread_mutex_unlock(&c->ctl_lock);
@@ -241,7 +245,7 @@ static int take_direct(shn_port *p, int i)
 	b = (void *)p->dbuf;
 	b->sender_pid = d->sender_pid;   /* the broker's word, never the ring's */
 	b->sender_uid = d->sender_uid;
-	uint64_t lost = b->lost;
+	uint64_t lost = b->lost - told;   /* all told, checked not to go back */
 	if (compact(p->dbuf) == 0) {
 		if (lost == 0)
 			return (0);
@@ -311,6 +315,43 @@ static int below_barrier(shn_port *p, const uint8_t *rec, uint32_t len)
 		}
 	}
 	return (-1);
+}
+
+/* The publisher's count of what it dropped on d, all told (untrusted). */
+static uint64_t dropped_count(const struct shn__dring *d)
+{
+	const struct shn_direct_pub_stats *ps =
+		(const void *)((const uint8_t *)d->ring_seg.addr + SHN_DIRECT_PSTATS_OFF);
+
+	return (atomic_load_explicit(&ps->dropped, memory_order_acquire));
+}
+
+/* A loss d's publisher counted that no record of it told yet, while d is
+ * empty: report it now, without waiting for its next record (which would
+ * tell it too; the broker path reports a loss without more traffic as
+ * well).  The count is loaded before the tail: every record published
+ * before the count was stored is then below the tail, so a ring empty at
+ * that tail holds no older record that could still tell this loss.
+ * 1: the OVERFLOW is current; 0: nothing owed. */
+static int empty_ring_loss(shn_port *p, struct shn__dring *d)
+{
+	uint64_t cnt;
+
+	if (!d->live || d->faulted || d->ring.head != d->ring.tail_cache)
+		return (0);
+	cnt = dropped_count(d);
+	if (cnt == d->seen.lost)
+		return (0);
+	if (shn_ring_load_tail(&d->ring) < 0 || cnt < d->seen.lost ||
+	    cnt - d->seen.lost > SHN_DIRECT_LOST_MAX) {
+		fault(p, d);   /* a count that goes back, or more than it could lose */
+		return (0);
+	}
+	if (d->ring.head != d->ring.tail_cache)
+		return (0);   /* a record came: it tells the loss itself */
+	synth_overflow(p, cnt - d->seen.lost);
+	d->seen.lost = cnt;
+	return (1);
 }
 
 /* A closed ring that is drained: unmap it and tell the broker. */
@@ -414,6 +455,9 @@ int shn__dread_load(shn_port *p)
 			if (p->ndr == 0)
 				break;
 		}
+		for (uint32_t i = 0; i < p->ndr; i++)
+			if (empty_ring_loss(p, &p->dr[i]))
+				return (1);
 		finish_closed(p);
 		return (0);
 	}
@@ -431,7 +475,8 @@ bool shn__dread_readable(shn_port *p)
 	for (uint32_t i = 0; i < p->ndr; i++) {
 		struct shn__dring *d = &p->dr[i];
 
-		if (d->live && !d->faulted && (d->closing || shn_ring_readable(&d->ring)))
+		if (d->live && !d->faulted &&
+		    (d->closing || shn_ring_readable(&d->ring) || dropped_count(d) != d->seen.lost))
 			return (true);
 	}
 	return (false);

@@ -105,11 +105,52 @@ struct shn_client {
 	struct shn_segment ftab_seg, pmap_seg;
 	const struct shn_ftab_hdr *ftab;
 	const struct shn_pmap_hdr *pmap;
+	/* direct_pub.c: the direct rings this client publishes into, one per
+	 * port-map slot it was told of (DIRECT_OPEN), and the matching
+	 * scratch of shn_notify.  Under pub_lock; the thread that reads
+	 * DIRECT_OPEN / DIRECT_CLOSE takes it after ctl_lock. */
+	struct shn__pring **prings;
+	uint32_t nprings, prings_cap;
+	uint32_t pmap_known;           /* port-map slots below this were announced */
+	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
+	                                  every batch takes the broker path, gen 0 */
+	uint64_t *dp_notes;            /* per note: bit j = goes to plan port j */
+	size_t dp_cap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
 	_Atomic bool pub_acl;          /* SHN_HELLO_F_PUB_ACL: ask before publishing */
 	pthread_mutex_t acl_lock;
 	uint64_t acl_gen;              /* +1 per connection: older answers are void */
 	struct shn__acl_slot *acl_slots;
+};
+
+/* A direct ring this client publishes into (docs/direct-path.md): it
+ * writes the records and the tail; the port's reader writes the head.
+ * Owned by the client, under pub_lock (closed: also set without it, read
+ * by a publisher waiting for room). */
+struct shn__pring {
+	uint32_t slot;                 /* in this client's port map */
+	uint32_t port_id, ring_id;
+	bool mapped;                   /* false: declined (could not map it) */
+	bool block;                    /* the port's overflow is SHN_OVERFLOW_BLOCK */
+	bool broken;                   /* the reader's head was not valid: told the
+	                                  broker, the pair takes the broker path */
+	bool reported;                 /* broken, and the broker was told */
+	bool waiting;                  /* a publisher sleeps on it: keep it mapped */
+	_Atomic bool closed;           /* the broker closed it (DIRECT_CLOSE) */
+	struct shn_segment ring_seg;   /* rw: prod line, our counters, data */
+	struct shn_segment cons_seg;   /* read-only: the reader's head */
+	struct shn_segment pcons_seg;  /* read-only: the port's sleep word */
+	int port_efd;                  /* the port's eventfd: wakes its reader */
+	struct shn_ring ring;
+	struct shn_direct_pub_stats *stats;
+	_Atomic uint32_t *port_sleep;
+	uint32_t rung;                 /* port sleep value we already rang for */
+	uint64_t dropped;              /* notes dropped here, all told */
+	uint64_t told;                 /* dropped, as of our last record */
+	/* shn_notify's scratch for the batch being written */
+	uint64_t save_tail;
+	uint32_t nnotes, size;
+	bool written;
 };
 
 /* A port's rings from a new broker, waiting for the port's reader to

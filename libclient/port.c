@@ -288,6 +288,23 @@ static int check_broker(shn_port *p)
 	return (r);
 }
 
+/* A pull subscription kept for its direct rings' late notes (see
+ * shn_unsubscribe) reached its HANDLE_CLOSE: nothing of it can follow. */
+static void forget_ended(shn_client *c, shn_conn conn)
+{
+	struct shn__sub *gone = NULL;
+
+	pthread_mutex_lock(&c->ctl_lock);
+	for (struct shn__sub **sp = &c->subs; *sp; sp = &(*sp)->next)
+		if ((*sp)->conn == conn && (*sp)->closing && (*sp)->fn == NULL) {
+			gone = *sp;
+			*sp = gone->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->ctl_lock);
+	free(gone);
+}
+
 int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 {
 	const struct shn_del_batch *b = (const void *)p->cur;
@@ -315,6 +332,7 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 			 * (direct_read.c), not the application's */
 			o->data_len = 0;
 			o->data = NULL;
+			forget_ended(p->client, dn->conn);
 		}
 		o->conn = dn->conn;
 		o->seq = dn->seq;
@@ -546,9 +564,13 @@ int shn_unsubscribe(shn_client *c, shn_conn conn)
 	err = shn__call_locked(c, &req, sizeof(req), &rep, sizeof(rep), NULL, NULL, NULL);
 	if (err == 0 || err == -ENOENT || err == -ENOTCONN) {
 		atomic_fetch_add(&s->port->sinks_gen, 1);   /* dispatch re-reads its sinks */
-		if (s->fn != NULL && err == 0) {
+		if (err == 0 && (s->fn != NULL || (c->hello_flags & SHN_HELLO_F_DIRECT))) {
 			/* an advise sink stays listed until its HANDLE_CLOSE
-			 * has been dispatched to it */
+			 * has been dispatched to it; with direct rings, any
+			 * subscription does, until the reader passed its
+			 * HANDLE_CLOSE: notes a publisher matched before the
+			 * unsubscribe may still be in a direct ring, and the
+			 * reader takes them by this filter (direct_read.c) */
 			s->closing = true;
 		} else {
 			*sp = s->next;   /* no HANDLE_CLOSE will come for it */

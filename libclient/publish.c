@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +28,8 @@
 
 #include "acl.h"
 #include "call.h"
+#include "direct.h"
+#include "direct_pub.h"
 #include "publish.h"
 
 /* Header-only xxHash: the library needs no libxxhash at run time, and
@@ -76,24 +79,28 @@ static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t 
 	return (false);
 }
 
-static void write_record(shn_client *c, uint8_t *dst, const shn_notification *batch, size_t n,
-			 uint32_t len, uint32_t flags, struct shn__sync_wait *sw)
+static uint64_t now_ns(void)
 {
-	struct shn_pub_batch *b = (void *)dst;
 	struct timespec ts;
-	uint8_t *w = dst + sizeof(*b);
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+static void write_record(uint8_t *dst, const shn_notification *batch, size_t n, uint32_t len,
+			 uint32_t flags, uint64_t batch_id, uint64_t time_ns, uint64_t gen)
+{
+	struct shn_pub_batch *b = (void *)dst;
+	uint8_t *w = dst + sizeof(*b);
+
 	b->h.len = len;
 	b->h.type = SHN_REC_BATCH;
 	b->h.flags = 0;
 	b->count = (uint32_t)n;
 	b->flags = flags;
-	b->batch_id = c->next_batch_id++;
-	if (sw != NULL)
-		atomic_store(&sw->batch_id, b->batch_id);
-	b->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	b->gen = 0;   /* the direct path stamps it (shm/proto.h) */
+	b->batch_id = batch_id;
+	b->time_ns = time_ns;
+	b->gen = gen;   /* 0, or the generation the direct path matched at */
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 		struct shn_pub_note *pn = (void *)w;
@@ -113,12 +120,16 @@ static void write_record(shn_client *c, uint8_t *dst, const shn_notification *ba
 	}
 }
 
-/* Sleep until the broker makes room (it writes room_fd once the ring is at
- * most half full: hysteresis), or the broker goes away.  Caller holds
- * room_lock (it is the client's one room waiter: the ring's wait word has
- * one sleeper) and pub_lock; pub_lock is dropped for the sleep, so that the
- * client's other threads publish meanwhile, and held again on return. */
-static int wait_for_room(shn_client *c, uint32_t len)
+/* Sleep until the consumer of r makes room for len bytes, or the broker
+ * goes away.  r is the publish ring (the broker writes room_fd once the
+ * ring is at most half full: hysteresis) or, d not NULL, the direct ring
+ * d (its reader writes room_fd once it released the head we ask for; the
+ * sleep is cut into slices so that a ring the broker closes meanwhile
+ * stops the wait).  Caller holds room_lock (it is the client's one room
+ * waiter: a ring's wait word has one sleeper, and room_fd is shared) and
+ * pub_lock; pub_lock is dropped for the sleep, so that the client's other
+ * threads publish meanwhile, and held again on return. */
+static int wait_for_room(shn_client *c, struct shn_ring *r, struct shn__pring *d, uint32_t len)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = -1, .events = POLLIN },
@@ -126,9 +137,11 @@ static int wait_for_room(shn_client *c, uint32_t len)
 	};
 	uint32_t epoch = atomic_load(&c->loss_epoch);
 	bool hup = false;
-	int err, r;
+	int err, n;
 
-	if (!shn_ring_prepare_wait(&c->pub, len, &err))
+	if (d != NULL)
+		shn_ring_ask_room(r, r->head_cache);
+	if (!shn_ring_prepare_wait(r, len, &err))
 		return (err);
 	/* Our own copies: a reconnect replaces and closes the client's
 	 * descriptors under pub_lock, which we do not hold while asleep. */
@@ -138,32 +151,194 @@ static int wait_for_room(shn_client *c, uint32_t len)
 		err = -errno;
 		if (pfd[0].fd >= 0)
 			close(pfd[0].fd);
-		shn_ring_finish_wait(&c->pub);
+		shn_ring_finish_wait(r);
 		return (err);
 	}
+	if (d != NULL)
+		d->waiting = true;   /* kept mapped until we are back */
 	pthread_mutex_unlock(&c->pub_lock);
 	do {
-		r = poll(pfd, 2, -1);
-	} while (r < 0 && errno == EINTR);
-	err = r < 0 ? -errno : 0;
-	if (r > 0 && (pfd[0].revents & POLLIN)) {
+		n = poll(pfd, 2, d != NULL ? 50 : -1);
+	} while (n < 0 && errno == EINTR);
+	err = n < 0 ? -errno : 0;
+	if (n > 0 && (pfd[0].revents & POLLIN)) {
 		uint64_t v;
 		if (read(pfd[0].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			err = -errno;
 	}
-	if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR)))
+	if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR)))
 		hup = true;
 	close(pfd[0].fd);
 	close(pfd[1].fd);
 	pthread_mutex_lock(&c->pub_lock);
-	shn_ring_finish_wait(&c->pub);   /* a no-op on a ring a reconnect brought */
 	if (atomic_load(&c->loss_epoch) != epoch)
-		return (-ENOTCONN);   /* the ring we waited on is gone */
+		return (-ENOTCONN);   /* the ring we waited on is gone (d too) */
+	if (d != NULL)
+		d->waiting = false;
+	shn_ring_finish_wait(r);
 	if (hup) {
 		shn__broker_lost(c);   /* still the connection we waited on */
 		return (-ENOTCONN);
 	}
 	return (err);
+}
+
+/* Queue up as the client's room waiter (the ring is full).  Lock order:
+ * room_lock before pub_lock, never the other way.  0: look for room again
+ * (it may have come while we queued), or -errno. */
+static int become_room_waiter(shn_client *c, bool *room_waiter, uint32_t size)
+{
+	pthread_mutex_unlock(&c->pub_lock);
+	pthread_mutex_lock(&c->room_lock);
+	pthread_mutex_lock(&c->pub_lock);
+	*room_waiter = true;
+	if (atomic_load(&c->broker_gone))
+		return (-ENOTCONN);
+	if (size > shn_ring_max_record(c->pub.capacity))
+		return (-EMSGSIZE);
+	return (0);
+}
+
+/* Has the broker taken every batch of our publish ring (released every
+ * byte)?  Only then may a batch go directly: it must not overtake one of
+ * ours still on its way through the broker (docs/direct-path.md). */
+static bool pub_ring_empty(shn_client *c)
+{
+	if (c->pub.head_cache == c->pub.tail)
+		return (true);
+	return (shn_ring_load_head(&c->pub) == 0 && c->pub.head_cache == c->pub.tail);
+}
+
+/* Write one batch: through the direct rings its notes reach (direct_pub.c)
+ * and, for whatever they do not cover, through the publish ring stamped
+ * with the generation matched at; or through the publish ring alone,
+ * generation 0 (SYNC, gap reports, no direct path, or anything the direct
+ * path cannot send exactly as the filter table says).  Caller holds
+ * pub_lock (dropped and retaken while it waits for room or mail).
+ * Returns 0 or -errno. */
+static int publish_locked(shn_client *c, const shn_notification *batch, size_t n,
+			  unsigned flags, uint32_t size, struct shn__sync_wait *w,
+			  bool *room_waiter)
+{
+	struct shn__dplan pl = { .brokered = true };
+	int mail = 0, err;
+
+	for (;;) {
+		struct shn__pring *full = NULL;
+		uint64_t bid = c->next_batch_id, pub_tail = c->pub.tail, t_ns;
+		int route = SHN__DP_BROKER;
+		bool need_pub;
+		uint8_t *dst;
+
+		if (atomic_load(&c->broker_gone))
+			return (-ENOTCONN);
+		if (!(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)) && c->ftab != NULL) {
+			route = shn__dpub_plan(c, batch, n, &pl);
+			if (route < 0)
+				return (route);
+			if (route == SHN__DP_MAIL) {
+				if (mail++ < 3) {
+					pthread_mutex_unlock(&c->pub_lock);
+					shn__take_unasked(c);
+					pthread_mutex_lock(&c->pub_lock);
+					continue;
+				}
+				route = SHN__DP_BROKER;   /* the broker path is always right */
+			}
+			if (route == 0 && pl.nports > 0 && !pub_ring_empty(c)) {
+				/* a loss this ring owes its port must reach it
+				 * before our next batch does: wait for the broker
+				 * to take our publish ring, then go directly */
+				if (!shn__dpub_owes_loss(&pl)) {
+					route = SHN__DP_BROKER;
+				} else if (flags & SHN_NOTIFY_NONBLOCK) {
+					return (-EAGAIN);
+				} else {
+					pthread_mutex_unlock(&c->pub_lock);
+					sched_yield();
+					pthread_mutex_lock(&c->pub_lock);
+					continue;
+				}
+			}
+		}
+		t_ns = now_ns();
+		if (route == 0 && pl.nports > 0) {
+			err = shn__dpub_write(c, batch, n, &pl, bid, t_ns, &full);
+			if (err == SHN__DP_FULL) {
+				if (flags & SHN_NOTIFY_NONBLOCK)
+					return (-EAGAIN);
+				err = *room_waiter ? wait_for_room(c, &full->ring, full, full->size)
+						   : become_room_waiter(c, room_waiter, size);
+				if (err == -EBADMSG)
+					full->broken = true;   /* its reader's head: broker path */
+				else if (err < 0)
+					return (err);
+				continue;
+			}
+			if (err == SHN__DP_BROKER)
+				route = SHN__DP_BROKER;
+		}
+		need_pub = route != 0 || pl.brokered;
+		if (need_pub) {
+			dst = shn_ring_reserve(&c->pub, size, &err);
+			if (dst == NULL) {
+				if (route == 0)
+					shn__dpub_rollback(&pl);
+				if (err == 0 && (flags & SHN_NOTIFY_NONBLOCK))
+					err = -EAGAIN;
+				if (err == 0)
+					err = *room_waiter ? wait_for_room(c, &c->pub, NULL, size)
+							   : become_room_waiter(c, room_waiter, size);
+				if (err < 0)
+					return (err == -EBADMSG ? -EPROTO : err);
+				continue;
+			}
+			write_record(dst, batch, n, size, w ? SHN_PUB_SYNC : 0, bid, t_ns,
+				     route == 0 ? pl.gen : 0);
+			shn_ring_commit(&c->pub, size);
+		}
+		if (route == 0) {
+			/* rule 8 (docs/direct-path.md): written, not yet
+			 * accepted; full fence, and only if the filters did not
+			 * change since the match does the batch go in */
+			atomic_thread_fence(memory_order_seq_cst);
+			if (atomic_load_explicit(&c->ftab->gen, memory_order_relaxed) != pl.gen) {
+				shn__dpub_rollback(&pl);
+				shn_ring_rollback(&c->pub, pub_tail);
+				continue;
+			}
+			shn__dpub_publish(&pl);   /* the direct tails first */
+		}
+		c->next_batch_id = bid + 1;
+		if (w != NULL)
+			atomic_store(&w->batch_id, bid);
+		if (need_pub) {
+			shn_ring_publish(&c->pub);
+			if (shn_wake_needed(&c->bshm->sleep_seq, &c->rung_seq)) {
+				uint64_t one = 1;
+				if (write(c->doorbell_fd, &one, sizeof(one)) < 0) {
+					/* EAGAIN: counter saturated, the broker has a
+					 * wake-up pending */
+				}
+			}
+		}
+		return (0);
+	}
+}
+
+/* Let go of pub_lock (and room_lock), then tell the broker of a direct
+ * ring whose reader wrote a head that is not valid: it closes the ring and
+ * the pair takes the broker path. */
+static void report_broken(shn_client *c, bool *room_waiter)
+{
+	uint32_t slot = 0, port_id = 0, ring_id = shn__dpub_take_broken(c, &slot, &port_id);
+
+	pthread_mutex_unlock(&c->pub_lock);
+	if (*room_waiter)
+		pthread_mutex_unlock(&c->room_lock);
+	*room_waiter = false;
+	if (ring_id != 0)
+		shn__direct_tell_closed(c, SHN_DIRECT_PUBLISHER, slot, port_id, ring_id);
 }
 
 /* Wait for the broker's SYNC_DONE for w, reading the control socket in
@@ -238,7 +413,6 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 	struct shn__sync_wait *w = NULL;
 	bool room_waiter = false;   /* holds room_lock */
 	uint64_t size;
-	uint8_t *dst;
 	int err;
 
 	if (c == NULL || batch == NULL || n == 0 || n > UINT32_MAX)
@@ -281,46 +455,10 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		err = 0;   /* no matching subscription: done, even for SYNC (rule 7) */
 		goto refused;
 	}
-	for (;;) {
-		dst = shn_ring_reserve(&c->pub, (uint32_t)size, &err);
-		if (dst != NULL)
-			break;
-		if (err == 0 && (flags & SHN_NOTIFY_NONBLOCK))
-			err = -EAGAIN;
-		if (err == 0 && !room_waiter) {
-			/* Full: queue up as the room waiter.  Lock order:
-			 * room_lock before pub_lock, never the other way. */
-			pthread_mutex_unlock(&c->pub_lock);
-			pthread_mutex_lock(&c->room_lock);
-			pthread_mutex_lock(&c->pub_lock);
-			room_waiter = true;
-			if (atomic_load(&c->broker_gone))
-				err = -ENOTCONN;
-			else if (size > shn_ring_max_record(c->pub.capacity))
-				err = -EMSGSIZE;
-			else
-				continue;   /* room may have come while we queued */
-		}
-		if (err == 0)
-			err = wait_for_room(c, (uint32_t)size);
-		if (err < 0) {
-			if (err == -EBADMSG)
-				err = -EPROTO;
-			goto refused;
-		}
-	}
-	write_record(c, dst, batch, n, (uint32_t)size, w ? SHN_PUB_SYNC : 0, w);
-	shn_ring_commit(&c->pub, (uint32_t)size);
-	shn_ring_publish(&c->pub);
-	if (shn_wake_needed(&c->bshm->sleep_seq, &c->rung_seq)) {
-		uint64_t one = 1;
-		if (write(c->doorbell_fd, &one, sizeof(one)) < 0) {
-			/* EAGAIN: counter saturated, the broker has a wake-up pending */
-		}
-	}
-	pthread_mutex_unlock(&c->pub_lock);
-	if (room_waiter)
-		pthread_mutex_unlock(&c->room_lock);
+	err = publish_locked(c, batch, n, flags, (uint32_t)size, w, &room_waiter);
+	if (err < 0)
+		goto refused;
+	report_broken(c, &room_waiter);
 	if (w == NULL)
 		return (0);
 	err = wait_sync(c, w);
@@ -328,9 +466,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 	return (err);
 
 refused:
-	pthread_mutex_unlock(&c->pub_lock);
-	if (room_waiter)
-		pthread_mutex_unlock(&c->room_lock);
+	report_broken(c, &room_waiter);
 	if (w != NULL) {
 		pthread_mutex_lock(&c->ctl_lock);
 		for (struct shn__sync_wait **wp = &c->sync_waits; *wp; wp = &(*wp)->next)

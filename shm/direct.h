@@ -52,8 +52,13 @@
 #define SHN_DIRECT_PROD_OFF   0u
 #define SHN_DIRECT_PSTATS_OFF 64u
 
-/* Publisher writes (relaxed, monotonic); the broker reads them for stats,
- * untrusted: clamped, never used for a decision. */
+/* Publisher writes (monotonic; dropped with a release store).  The broker
+ * reads them for stats, untrusted: clamped, never used for a decision.  The
+ * ring's reader reads dropped too: once it has read every record published
+ * before it loaded the value, the difference from the losses the records
+ * told is a loss no record will tell before the publisher's next one, and
+ * it reports it at once (docs/direct-path.md, overflow).  A publisher that
+ * lies here only misreports its own losses. */
 struct shn_direct_pub_stats {
 	alignas(SHN_CACHELINE) _Atomic uint64_t routed;  /* notifications written */
 	_Atomic uint64_t dropped;  /* notifications lost for lack of room (DROP) */
@@ -104,8 +109,10 @@ struct shn_direct_batch {
 	uint64_t batch_id;     /* the publisher's batch id, increasing per ring */
 	uint64_t time_ns;      /* CLOCK_MONOTONIC at publish */
 	uint64_t gen;          /* filter-table generation the publisher matched at */
-	uint64_t lost;         /* notifications dropped for this port since this
-	                          ring's previous record; at most SHN_DIRECT_LOST_MAX */
+	uint64_t lost;         /* notifications this ring dropped before this
+	                          record, all told (= its shn_direct_pub_stats
+	                          dropped then): never less than the previous
+	                          record's, at most SHN_DIRECT_LOST_MAX more */
 };
 #define SHN_DIRECT_F_KNOWN  0u
 #define SHN_DIRECT_LOST_MAX 0xffffffffull
@@ -148,6 +155,7 @@ struct shn_direct_limits {
 struct shn_direct_seen {
 	uint64_t batch_id;  /* last accepted; 0 before the first */
 	uint64_t gen;       /* last accepted; a publisher's gen never decreases */
+	uint64_t lost;      /* the ring's losses reported so far, all told */
 };
 
 /* The library's part of the check: does this note (its key follows it)
@@ -174,7 +182,8 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 
 	if (len < sizeof(*b) || (len & 7u) || b->h.len != len || b->h.type != SHN_REC_DIRECT ||
 	    b->h.flags != 0 || b->sender_pid != 0 || b->sender_uid != 0 ||
-	    (b->flags & ~SHN_DIRECT_F_KNOWN) != 0 || b->lost > SHN_DIRECT_LOST_MAX ||
+	    (b->flags & ~SHN_DIRECT_F_KNOWN) != 0 || b->lost < seen->lost ||
+	    b->lost - seen->lost > SHN_DIRECT_LOST_MAX ||
 	    b->batch_id <= seen->batch_id || b->gen < seen->gen || b->gen < lim->min_gen)
 		return -EBADMSG;
 	count = b->count;
@@ -206,6 +215,7 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		return -EBADMSG;
 	seen->batch_id = b->batch_id;
 	seen->gen = b->gen;
+	seen->lost = b->lost;
 	return (int)count;
 }
 

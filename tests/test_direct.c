@@ -87,7 +87,7 @@ static void good(struct rec *r)
 static void test_record_good(void **state)
 {
 	struct rec r;
-	struct shn_direct_seen seen = { 0, 0 };
+	struct shn_direct_seen seen = { 0, 0, 0 };
 
 	(void)state;
 	good(&r);
@@ -105,6 +105,7 @@ static void test_record_good(void **state)
 	memset(key, 'k', SHN_KEY_MAX_WIRE);
 	key[SHN_KEY_MAX_WIRE] = 0;
 	rec_start(&r, 12, 9);
+	((struct shn_direct_batch *)(void *)r.b)->lost = SHN_DIRECT_LOST_MAX;   /* none since */
 	rec_note(&r, 2, key, 0);
 	assert_int_equal(check(&r, &seen), 1);
 	assert_int_equal(seen.gen, 9);
@@ -113,7 +114,7 @@ static void test_record_good(void **state)
 /* Each bad record is refused, and *seen is left as it was. */
 static void expect_bad(struct rec *r, uint32_t len)
 {
-	struct shn_direct_seen seen = { 3, 4 };
+	struct shn_direct_seen seen = { 3, 4, 0 };
 	uint8_t *copy = aligned_alloc(8, 4096);
 
 	assert_non_null(copy);
@@ -145,6 +146,17 @@ static void test_record_bad_header(void **state)
 	good(&r); HDR(r)->flags = 1; expect_bad(&r, r.len);       /* unknown flag */
 	good(&r); HDR(r)->lost = SHN_DIRECT_LOST_MAX + 1; expect_bad(&r, r.len);
 	good(&r); HDR(r)->count = 0; expect_bad(&r, r.len);
+	/* lost counts all losses so far: it never goes back */
+	{
+		struct shn_direct_seen s0 = { 3, 4, 10 };
+		good(&r); HDR(r)->lost = 9;
+		assert_int_equal(check(&r, &s0), -EBADMSG);
+		HDR(r)->lost = 10 + SHN_DIRECT_LOST_MAX + 1;
+		assert_int_equal(check(&r, &s0), -EBADMSG);
+		HDR(r)->lost = 10 + SHN_DIRECT_LOST_MAX;
+		assert_int_equal(check(&r, &s0), 3);
+		assert_int_equal(s0.lost, 10 + SHN_DIRECT_LOST_MAX);
+	}
 	good(&r); HDR(r)->count = 2; expect_bad(&r, r.len);       /* notes left over */
 	good(&r); HDR(r)->count = 4; expect_bad(&r, r.len);       /* runs past the end */
 	good(&r); HDR(r)->count = UINT32_MAX; expect_bad(&r, r.len);
@@ -154,7 +166,7 @@ static void test_record_bad_header(void **state)
 	good(&r); HDR(r)->gen = 3; expect_bad(&r, r.len);        /* below seen.gen 4 */
 	good(&r); HDR(r)->gen = 1;
 	{
-		struct shn_direct_seen fresh = { 0, 0 };   /* below lim.min_gen 2 */
+		struct shn_direct_seen fresh = { 0, 0, 0 };   /* below lim.min_gen 2 */
 		assert_int_equal(check(&r, &fresh), -EBADMSG);
 		HDR(r)->gen = 2;
 		assert_int_equal(check(&r, &fresh), 3);
@@ -188,7 +200,7 @@ static void test_record_bad_notes(void **state)
 	/* key too long for the broker's limit, key_len 0 */
 	{
 		struct shn_direct_limits small = lim;
-		struct shn_direct_seen seen = { 0, 0 };
+		struct shn_direct_seen seen = { 0, 0, 0 };
 
 		small.max_key_len = 4;
 		rec_start(&r, 10, 5); rec_note(&r, 1, "abcde", 0);
@@ -248,7 +260,7 @@ static int hook(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64
 static void test_record_hook(void **state)
 {
 	struct rec r;
-	struct shn_direct_seen seen = { 0, 0 };
+	struct shn_direct_seen seen = { 0, 0, 0 };
 	struct hook_ctx h = { 0, NULL };
 	uint32_t a, b;
 

@@ -117,7 +117,7 @@ static bool reader_record(void *ctx, const uint8_t *rec, uint32_t len, uint8_t *
 
 static void consume(struct input *in, uint32_t cap, uint8_t mode)
 {
-	struct reader_ctx rc = { .mode = mode, .seen = { 0, 0 } };
+	struct reader_ctx rc = { .mode = mode, .seen = { 0, 0, 0 } };
 
 	hostile_ring_drain(in, cap, mode, reader_record, &rc);
 }

@@ -20,7 +20,8 @@
  *   test_barrier           a direct record written before an UNSUBSCRIBE
  *                          returned comes before that subscription's
  *                          HANDLE_CLOSE (the barrier the broker put in it),
- *                          taken by the port's other filter; the
+ *                          with the conn of the oldest filter that took it
+ *                          when it was sent (the ended one, rule 15); the
  *                          HANDLE_CLOSE shows no data
  *   test_hostile_record    a record with a reserved event bit: the reader
  *                          stops reading that ring, reports it
@@ -165,7 +166,9 @@ static void rawpub_direct(struct rawpub *rp, uint32_t event, const char *key, co
 	b->batch_id = rp->next_batch++;
 	b->time_ns = 1;
 	b->gen = atomic_load(&((struct shn_ftab_hdr *)(void *)rp->t)->gen);
-	b->lost = lost;
+	b->lost = lost;   /* all told; the counter says so first, as a real publisher's */
+	atomic_store_explicit(&((struct shn_direct_pub_stats *)(void *)(rp->ring + SHN_DIRECT_PSTATS_OFF))->dropped,
+			      lost, memory_order_release);
 	n->event = event;
 	n->key_len = (uint16_t)klen;
 	n->data_len = 2;
@@ -229,7 +232,7 @@ static void test_direct_record(void **state)
 	assert_int_equal(h_le64(out[0].data), 3);
 	assert_int_equal(h_get(p, out, 8), 1);
 	expect_note(&out[0], "d2", 5, conn);   /* 1, then 3 lost, then this */
-	rawpub_direct(&rp, 1, "k", "d3", 0);
+	rawpub_direct(&rp, 1, "k", "d3", 3);   /* none lost since */
 	assert_int_equal(h_get(p, out, 8), 1);
 	expect_note(&out[0], "d3", 6, conn);
 	assert_int_equal(shn_port_get(p, out, 8, 100), -ETIMEDOUT);
@@ -305,7 +308,7 @@ static void test_barrier(void **state)
 	rawpub_direct(&rp, 1, "k", "d2", 0);
 	assert_int_equal(shn_unsubscribe(c, conn), 0);
 	assert_int_equal(h_get(p, out, 1), 1);
-	expect_note(&out[0], "d2", 2, any);
+	expect_note(&out[0], "d2", 2, conn);   /* the oldest filter when it was sent */
 	assert_int_equal(h_get(p, out, 1), 1);
 	assert_int_equal(out[0].event, SHN_EV_HANDLE_CLOSE);
 	assert_int_equal(out[0].conn, conn);

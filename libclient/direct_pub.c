@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * direct_pub.c - the publisher's end of the direct path (docs/direct-path.md,
+ * "Routing reaches the publisher"): the rings this client writes, the match
+ * of a batch against the broker's filter table and this client's port map,
+ * one record per direct port written unpublished, then published (or rolled
+ * back when the generation moved), and each sleeping port woken once.
+ *
+ * What the broker wrote (the table, the port map) is read with every index
+ * bounded (shm/direct.h); a torn read can only make the match wrong at a
+ * generation the caller's re-check then finds stale.  What the port's reader
+ * wrote (the head of our ring) is validated by shn_ring_reserve: a bad head
+ * makes this ring "broken", reported to the broker, and the batch takes the
+ * broker path.
+ *
+ * Whenever a batch cannot be sent exactly as the table says (a ring not
+ * mapped, closed, broken, too small for the record, a table the broker
+ * disabled, more ports than a plan holds), the whole batch goes through the
+ * broker stamped with generation 0: the broker then skips no port and
+ * routes it from its own index, as without the direct path.
+ *
+ * Calls nothing else of libclient: publish.c drives it, direct.c feeds it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "direct_pub.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+static const struct shn_pmap_slot *pmap_slots(const shn_client *c)
+{
+	return (const struct shn_pmap_slot *)((const uint8_t *)c->pmap +
+					      sizeof(struct shn_pmap_hdr));
+}
+
+static void pring_unmap(struct shn__pring *r)
+{
+	shn_segment_close(&r->ring_seg);
+	shn_segment_close(&r->cons_seg);
+	shn_segment_close(&r->pcons_seg);
+	if (r->port_efd >= 0)
+		close(r->port_efd);
+	r->port_efd = -1;
+	r->mapped = false;
+}
+
+/* Keep r in c's list.  Caller holds pub_lock. */
+static int remember(shn_client *c, struct shn__pring *r)
+{
+	if (c->nprings == c->prings_cap) {
+		uint32_t cap = c->prings_cap ? c->prings_cap * 2 : 8;
+		struct shn__pring **grown = realloc(c->prings, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return (-ENOMEM);
+		c->prings = grown;
+		c->prings_cap = cap;
+	}
+	c->prings[c->nprings++] = r;
+	if (r->slot + 1 > c->pmap_known)
+		c->pmap_known = r->slot + 1;
+	return (0);
+}
+
+static int map_ring(struct shn__pring *r, const struct shn_msg_direct_open *m, int *fds)
+{
+	struct shn_ring_prod *prod;
+	struct shn_ring_cons *cons;
+	int err;
+
+	err = shn_segment_map(&r->ring_seg, fds[SHN_DOPEN_FD_RING],
+			      SHN_RING_HDR_SIZE + (size_t)m->capacity, 1);
+	fds[SHN_DOPEN_FD_RING] = -1;
+	if (err == 0)
+		err = shn_segment_map(&r->cons_seg, fds[SHN_DOPEN_FD_CONS], SHN_DIRECT_CONS_SEG_SIZE, 0);
+	fds[SHN_DOPEN_FD_CONS] = -1;
+	if (err == 0)
+		err = shn_segment_map(&r->pcons_seg, fds[SHN_DOPEN_FD_PORT_CONS],
+				      sizeof(struct shn_ring_cons), 0);
+	fds[SHN_DOPEN_FD_PORT_CONS] = -1;
+	r->port_efd = fds[SHN_DOPEN_FD_PORT_EVENT];
+	fds[SHN_DOPEN_FD_PORT_EVENT] = -1;
+	if (err < 0)
+		return (err);
+	prod = (void *)((uint8_t *)r->ring_seg.addr + SHN_DIRECT_PROD_OFF);
+	if (prod->magic != SHN_RING_MAGIC || prod->capacity != m->capacity)
+		return (-EPROTO);
+	cons = (void *)((uint8_t *)r->cons_seg.addr + SHN_DIRECT_CONS_OFF);
+	shn_ring_init_view(&r->ring, prod, cons, (uint8_t *)r->ring_seg.addr + SHN_RING_HDR_SIZE,
+			   m->capacity);
+	/* a new ring: nothing written, nothing read; anything else is not the
+	 * broker's fresh segment */
+	if (r->ring.tail != 0 || r->ring.head_cache != 0)
+		return (-EPROTO);
+	r->stats = (void *)((uint8_t *)r->ring_seg.addr + SHN_DIRECT_PSTATS_OFF);
+	r->port_sleep = &((struct shn_ring_cons *)r->pcons_seg.addr)->sleep_seq;
+	r->mapped = true;
+	return (0);
+}
+
+int shn__dpub_open(shn_client *c, const struct shn_msg_direct_open *m, int *fds, int nfds)
+{
+	struct shn__pring *r;
+	int err;
+
+	if (m->slot >= SHN_PMAP_SLOTS)
+		return (-EINVAL);
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		pthread_mutex_lock(&c->pub_lock);
+		c->dp_untracked = true;   /* see shn__dpub_plan */
+		pthread_mutex_unlock(&c->pub_lock);
+		return (-ENOMEM);
+	}
+	r->ring_seg.fd = r->cons_seg.fd = r->pcons_seg.fd = -1;
+	r->port_efd = -1;
+	r->slot = m->slot;
+	r->port_id = m->port_id;
+	r->ring_id = m->ring_id;
+	r->block = m->overflow == SHN_OVERFLOW_BLOCK_WIRE;
+	err = -EPROTO;
+	if (nfds == SHN_DOPEN_PUB_NFDS && shn_ring_capacity_ok(m->capacity))
+		err = map_ring(r, m, fds);
+	if (err < 0)
+		pring_unmap(r);   /* declined: remembered unmapped */
+	pthread_mutex_lock(&c->pub_lock);
+	if (remember(c, r) < 0) {
+		c->dp_untracked = true;
+		free(r);
+		err = -ENOMEM;
+	}
+	pthread_mutex_unlock(&c->pub_lock);
+	return (err);
+}
+
+void shn__dpub_close(shn_client *c, uint32_t ring_id)
+{
+	pthread_mutex_lock(&c->pub_lock);
+	for (uint32_t i = 0; i < c->nprings; i++)
+		if (c->prings[i]->ring_id == ring_id)
+			atomic_store(&c->prings[i]->closed, true);
+	pthread_mutex_unlock(&c->pub_lock);
+}
+
+void shn__dpub_free(shn_client *c)
+{
+	for (uint32_t i = 0; i < c->nprings; i++) {
+		pring_unmap(c->prings[i]);
+		free(c->prings[i]);
+	}
+	free(c->prings);
+	c->prings = NULL;
+	c->nprings = c->prings_cap = 0;
+	c->pmap_known = 0;
+	c->dp_untracked = false;
+}
+
+/* Forget the rings the broker closed before generation gen (their slot's
+ * close_gen <= gen: no generation from gen on names them) that nobody
+ * sleeps on. */
+static void sweep(shn_client *c, uint64_t gen)
+{
+	const struct shn_pmap_slot *slots = pmap_slots(c);
+
+	for (uint32_t i = 0; i < c->nprings;) {
+		struct shn__pring *r = c->prings[i];
+		uint64_t open = atomic_load_explicit(&slots[r->slot].open_gen, memory_order_acquire);
+		uint64_t close = atomic_load_explicit(&slots[r->slot].close_gen,
+						      memory_order_relaxed);
+
+		/* slots are never reused: closed before gen means closed for
+		 * good, whether or not its DIRECT_CLOSE reached us yet */
+		if (open != 0 && close != 0 && close <= gen && !r->waiting) {
+			pring_unmap(r);
+			free(r);
+			c->prings[i] = c->prings[--c->nprings];
+			continue;
+		}
+		i++;
+	}
+}
+
+/* The ring that feeds port_id at generation gen, by the port map: the
+ * ring (NULL: none, the port takes the broker path), or *odd set when the
+ * map names a ring this client cannot write (declined, closed, broken). */
+static struct shn__pring *ring_for(shn_client *c, uint32_t port_id, uint64_t gen, bool *odd)
+{
+	const struct shn_pmap_slot *slots = pmap_slots(c);
+
+	for (uint32_t i = 0; i < c->nprings; i++) {
+		struct shn__pring *r = c->prings[i];
+		const struct shn_pmap_slot *s = &slots[r->slot];
+		uint64_t open, close;
+
+		if (r->port_id != port_id)
+			continue;
+		open = atomic_load_explicit(&s->open_gen, memory_order_relaxed);
+		close = atomic_load_explicit(&s->close_gen, memory_order_relaxed);
+		if (open == 0 || open > gen || gen >= close ||
+		    *(const volatile uint32_t *)&s->ring_id != r->ring_id)
+			continue;
+		if (!r->mapped || r->broken || atomic_load_explicit(&r->closed, memory_order_relaxed)) {
+			*odd = true;
+			return (NULL);
+		}
+		return (r);
+	}
+	return (NULL);
+}
+
+static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
+		   struct shn__dplan *pl, uint64_t gen)
+{
+	struct shn_ftab_match m[SHN__DPLAN_PORTS];
+	int nm = 0;
+
+	pl->gen = gen;
+	pl->brokered = false;
+	pl->nports = 0;
+	for (size_t i = 0; i < n; i++) {
+		const shn_notification *x = &batch[i];
+		uint64_t bits = 0;
+
+		/* a repeated key matches as the note before it did */
+		if (i == 0 || x->key_len != batch[i - 1].key_len ||
+		    (x->key != batch[i - 1].key && memcmp(x->key, batch[i - 1].key, x->key_len) != 0)) {
+			nm = shn_ftab_lookup(c->ftab, gen, XXH3_64bits(x->key, x->key_len),
+					     (const uint8_t *)x->key, x->key_len, m,
+					     SHN__DPLAN_PORTS);
+			if (nm == -EBADMSG)
+				return (-EAGAIN);   /* torn: the broker rewrote this half */
+			if (nm < 0)
+				return (SHN__DP_BROKER);   /* disabled, or too many ports */
+		}
+		for (int j = 0; j < nm; j++) {
+			struct shn__pring *r;
+			bool odd = false;
+			uint32_t k;
+
+			if ((x->event & m[j].mask) == 0)
+				continue;
+			r = ring_for(c, m[j].port_id, gen, &odd);
+			if (odd)
+				return (SHN__DP_BROKER);
+			if (r == NULL) {
+				pl->brokered = true;
+				continue;
+			}
+			for (k = 0; k < pl->nports && pl->port[k] != r; k++)
+				;
+			if (k == pl->nports) {
+				if (k == SHN__DPLAN_PORTS)
+					return (SHN__DP_BROKER);
+				pl->port[pl->nports++] = r;
+			}
+			bits |= 1ull << k;
+		}
+		c->dp_notes[i] = bits;
+	}
+	return (0);
+}
+
+int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
+		   struct shn__dplan *pl)
+{
+	const struct shn_pmap_slot *slots;
+	uint64_t gen;
+	int r;
+
+	pl->nports = 0;
+	pl->brokered = true;
+	pl->gen = 0;
+	if (c->ftab == NULL || c->pmap == NULL || c->dp_untracked)
+		return (SHN__DP_BROKER);
+	if (n > c->dp_cap) {
+		uint64_t *grown = realloc(c->dp_notes, n * sizeof(*grown));
+
+		if (grown == NULL)
+			return (-ENOMEM);
+		c->dp_notes = grown;
+		c->dp_cap = n;
+	}
+	slots = pmap_slots(c);
+	for (int tries = 0; tries < 64; tries++) {
+		gen = atomic_load_explicit(&c->ftab->gen, memory_order_acquire);
+		/* a slot the broker stamped live that we were not told of: its
+		 * DIRECT_OPEN is already in the socket (docs/protocol.md) */
+		if (c->pmap_known < SHN_PMAP_SLOTS) {
+			uint64_t open = atomic_load_explicit(&slots[c->pmap_known].open_gen,
+							     memory_order_relaxed);
+
+			if (open != 0 && open <= gen)
+				return (SHN__DP_MAIL);
+		}
+		sweep(c, gen);
+		r = plan_at(c, batch, n, pl, gen);
+		if (r != -EAGAIN)
+			return (r);
+	}
+	return (SHN__DP_BROKER);
+}
+
+bool shn__dpub_owes_loss(const struct shn__dplan *pl)
+{
+	for (uint32_t k = 0; k < pl->nports; k++)
+		if (pl->port[k]->dropped != pl->port[k]->told)
+			return (true);
+	return (false);
+}
+
+static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification *batch,
+		      size_t n, const uint64_t *notes, uint64_t bit, uint64_t batch_id,
+		      uint64_t time_ns, uint64_t gen)
+{
+	struct shn_direct_batch *b = (void *)dst;
+	uint8_t *w = dst + sizeof(*b);
+
+	memset(b, 0, sizeof(*b));
+	b->h.len = r->size;
+	b->h.type = SHN_REC_DIRECT;
+	b->count = r->nnotes;
+	b->batch_id = batch_id;
+	b->time_ns = time_ns;
+	b->gen = gen;
+	b->lost = r->dropped;   /* all told: the reader reports what is new */
+	for (size_t i = 0; i < n; i++) {
+		const shn_notification *x = &batch[i];
+		struct shn_direct_note *dn = (void *)w;
+		uint32_t raw = (uint32_t)sizeof(*dn) + x->key_len + x->data_len;
+		uint32_t sz = shn_direct_note_size(x->key_len, x->data_len);
+
+		if (!(notes[i] & bit))
+			continue;
+		memset(dn, 0, sizeof(*dn));
+		dn->event = x->event;
+		dn->key_len = (uint16_t)x->key_len;
+		dn->data_len = x->data_len;
+		memcpy(dn + 1, x->key, x->key_len);
+		if (x->data_len)
+			memcpy((uint8_t *)(dn + 1) + x->key_len, x->data, x->data_len);
+		memset(w + raw, 0, sz - raw);   /* padding is zero: the reader checks */
+		w += sz;
+	}
+}
+
+int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
+		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns,
+		    struct shn__pring **full)
+{
+	for (uint32_t k = 0; k < pl->nports; k++) {
+		struct shn__pring *r = pl->port[k];
+		uint64_t bit = 1ull << k, size = sizeof(struct shn_direct_batch);
+		uint32_t count = 0;
+		uint8_t *dst;
+		int err;
+
+		for (size_t i = 0; i < n; i++)
+			if (c->dp_notes[i] & bit) {
+				size += shn_direct_note_size(batch[i].key_len, batch[i].data_len);
+				count++;
+			}
+		r->written = false;
+		r->nnotes = count;
+		r->save_tail = r->ring.tail;
+		if (size > shn_ring_max_record(r->ring.capacity)) {
+			pl->nports = k;
+			shn__dpub_rollback(pl);
+			return (SHN__DP_BROKER);   /* the broker's ring for the port is larger */
+		}
+		r->size = (uint32_t)size;
+		dst = shn_ring_reserve(&r->ring, r->size, &err);
+		if (dst == NULL) {
+			if (err < 0) {
+				r->broken = true;   /* reported by the caller, unlocked */
+				pl->nports = k;
+				shn__dpub_rollback(pl);
+				return (SHN__DP_BROKER);
+			}
+			if (r->block) {
+				*full = r;
+				pl->nports = k;
+				shn__dpub_rollback(pl);
+				return (SHN__DP_FULL);
+			}
+			continue;   /* SHN_OVERFLOW_DROP: lost for this port, told later */
+		}
+		write_one(r, dst, batch, n, c->dp_notes, bit, batch_id, time_ns, pl->gen);
+		shn_ring_commit(&r->ring, r->size);
+		r->written = true;
+	}
+	return (0);
+}
+
+void shn__dpub_rollback(struct shn__dplan *pl)
+{
+	for (uint32_t k = 0; k < pl->nports; k++) {
+		struct shn__pring *r = pl->port[k];
+
+		if (r->written)
+			shn_ring_rollback(&r->ring, r->save_tail);
+		r->written = false;
+	}
+}
+
+static void add_stat(_Atomic uint64_t *v, uint64_t d)
+{
+	/* we are the only writer: no read-modify-write needed */
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + d,
+			      memory_order_relaxed);
+}
+
+void shn__dpub_publish(struct shn__dplan *pl)
+{
+	uint64_t one = 1;
+
+	for (uint32_t k = 0; k < pl->nports; k++) {
+		struct shn__pring *r = pl->port[k];
+
+		if (!r->written) {
+			/* the reader reports it from this counter once it read
+			 * every record before it, or from our next record */
+			r->dropped += r->nnotes;
+			atomic_store_explicit(&r->stats->dropped, r->dropped, memory_order_release);
+			continue;
+		}
+		shn_ring_publish(&r->ring);
+		r->told = r->dropped;
+		add_stat(&r->stats->routed, r->nnotes);
+	}
+	/* every tail first, then the wake-ups: the need-wakeup fence per port */
+	for (uint32_t k = 0; k < pl->nports; k++) {
+		struct shn__pring *r = pl->port[k];
+
+		if (shn_wake_needed(r->port_sleep, &r->rung) &&
+		    write(r->port_efd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the port has a wake-up pending */
+		}
+		r->written = false;
+	}
+}
+
+uint32_t shn__dpub_take_broken(shn_client *c, uint32_t *slot, uint32_t *port_id)
+{
+	for (uint32_t i = 0; i < c->nprings; i++) {
+		struct shn__pring *r = c->prings[i];
+
+		if (r->broken && !r->reported) {
+			r->reported = true;
+			*slot = r->slot;
+			*port_id = r->port_id;
+			return (r->ring_id);
+		}
+	}
+	return (0);
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * direct_pub.h - direct_pub.c: the publisher's end of the direct path
+ * (docs/direct-path.md): the rings the broker hands this client to write,
+ * matching a batch against the filter table, writing one record per port,
+ * the generation re-check, publishing and waking.  publish.c drives it from
+ * shn_notify; direct.c hands it the DIRECT_OPEN / DIRECT_CLOSE messages.
+ */
+#ifndef SHN_LIBCLIENT_DIRECT_PUB_H
+#define SHN_LIBCLIENT_DIRECT_PUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+/* The most ports one batch feeds directly; a batch matching more takes the
+ * broker path whole (the broker copies it once per port in its own thread:
+ * wide fan-out, docs/direct-path.md). */
+#define SHN__DPLAN_PORTS 64
+
+/* Where shn__dpub_plan sent a batch. */
+struct shn__dplan {
+	uint64_t gen;                  /* the filter-table generation matched at */
+	bool brokered;                 /* some matching port takes the broker path */
+	uint32_t nports;
+	struct shn__pring *port[SHN__DPLAN_PORTS];
+};
+
+/* shn__dpub_plan's and shn__dpub_write's answers besides 0. */
+enum {
+	SHN__DP_BROKER = 1,  /* send the whole batch through the broker, gen 0 */
+	SHN__DP_MAIL,        /* a ring the port map names is not ours yet: read
+	                        the control socket (its DIRECT_OPEN is there), retry */
+	SHN__DP_FULL,        /* a SHN_OVERFLOW_BLOCK ring has no room: wait, retry */
+};
+
+/* A DIRECT_OPEN for the publisher's side: map the ring (the descriptors
+ * kept are set to -1 in fds).  Caller holds ctl_lock; takes pub_lock.
+ * 0, or -errno: the ring is declined (remembered, so that batches matched
+ * while the broker still counts it open take the broker path). */
+int shn__dpub_open(shn_client *c, const struct shn_msg_direct_open *m, int *fds, int nfds);
+
+/* A DIRECT_CLOSE for the publisher's side: stop writing the ring.  Takes
+ * pub_lock only if no publisher waits on that ring. */
+void shn__dpub_close(shn_client *c, uint32_t ring_id);
+
+/* Unmap every ring (disconnect, reconnect).  Caller holds pub_lock, or is
+ * the last user of c. */
+void shn__dpub_free(shn_client *c);
+
+/* Match the batch: which ports it reaches directly (pl->port, and per note
+ * the bitmask c->dp_notes[i]), whether some take the broker path.  0, or
+ * SHN__DP_BROKER, SHN__DP_MAIL, -ENOMEM.  Caller holds pub_lock. */
+int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
+		   struct shn__dplan *pl);
+
+/* True when some ring of the plan dropped notes since its last record: its
+ * port's next notes from us must not overtake that loss through the broker
+ * path (the reader may report it only once it read our records). */
+bool shn__dpub_owes_loss(const struct shn__dplan *pl);
+
+/* Write one record per planned port, unpublished.  0; SHN__DP_FULL
+ * (*full: the ring); SHN__DP_BROKER (a ring turned out broken, or the
+ * record cannot fit it); everything written so far rolled back on any
+ * answer but 0.  Caller holds pub_lock. */
+int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
+		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns,
+		    struct shn__pring **full);
+
+/* Undo shn__dpub_write (the generation moved). */
+void shn__dpub_rollback(struct shn__dplan *pl);
+
+/* Publish every record written, count, and wake each sleeping port (also
+ * one that lost the batch: its reader reports the loss from our counter). */
+void shn__dpub_publish(struct shn__dplan *pl);
+
+/* A ring found broken while writing, for the caller to report once it let
+ * go of pub_lock (DIRECT_CLOSE): its ring_id, or 0 when none.  Clears it. */
+uint32_t shn__dpub_take_broken(shn_client *c, uint32_t *slot, uint32_t *port_id);
+
+#endif
