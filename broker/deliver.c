@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "dring.h"
 #include "log.h"
 #include "match.h"
 
@@ -257,6 +258,7 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 		struct shn_del_batch2 *db2 = (void *)db;
 
 		db2->client_id = src->id;
+		db2->ring_id = shnd_dring_ring_id(src, p);
 		db2->reserved = 0;
 	}
 	out = (uint8_t *)db + hdr;

@@ -74,6 +74,13 @@ static struct shnd_dring *find_pair(const struct shnd_client *c, const struct sh
 	return (NULL);
 }
 
+uint32_t shnd_dring_ring_id(const struct shnd_client *c, const struct shnd_port *p)
+{
+	const struct shnd_dring *d = find_pair(c, p);
+
+	return (d != NULL ? d->ring_id : 0);
+}
+
 static bool refuse(struct shnd_broker *b, const char *why, unsigned long long limit)
 {
 	b->tot.direct_refused++;

@@ -24,6 +24,10 @@
  * skips p for it. */
 bool shnd_dring_skips(const struct shnd_client *c, const struct shnd_port *p, uint64_t gen);
 
+/* The ring_id of c's open direct ring to p, or 0 (SHN_REC_DELIVERY2's
+ * ring_id). */
+uint32_t shnd_dring_ring_id(const struct shnd_client *c, const struct shnd_port *p);
+
 /* The router delivered a user batch of c to p: open a direct ring for the
  * pair when both asked for the direct path, the ACL lets c publish every
  * key (an unrestricted publisher), and [limits] allow. */

@@ -17,6 +17,7 @@
 #include "acl.h"
 #include "array.h"
 #include "client.h"
+#include "deliver.h"
 #include "log.h"
 #include "validate.h"
 
@@ -83,4 +84,27 @@ void shnd_pub_ring_bad(struct shnd_client *c, int err, const char *what)
 	c->ring_failed = true;
 	shnd_client_fail(c, err == -ENOMEM ? &c->b->tot.alloc_failures : &c->b->tot.ring_errors,
 			 "%s: %s", what, err == -ENOMEM ? "out of memory" : "malformed record");
+}
+
+/* Give c back the room of the records routed so far.  A direct publisher
+ * writes directly once its publish ring is empty: the ports must already
+ * hold what it routed, so their tails go out before its head
+ * (docs/direct-path.md, the broker's rule of the merge); and a loss report
+ * still waiting for room in some port must not be overtaken by its next
+ * batch, so its head stays until none waits (its batches keep the broker
+ * path meanwhile, behind the report; the router's round releases it). */
+void shnd_pub_release(struct shnd_broker *b, struct shnd_client *c)
+{
+	struct shn_ring *r = &c->pub;
+
+	if (r->head == c->pub_released)
+		return;
+	if (c->direct_setup) {
+		if (!shnd_list_empty(&b->router.pending))
+			return;
+		shnd_deliver_publish(b);
+	}
+	c->pub_released = r->head;
+	shn_ring_release(r);
+	shnd_pub_wake_room(c);
 }

@@ -121,29 +121,6 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 	return (0);
 }
 
-/* Give c back the room of the records routed so far.  A direct publisher
- * writes directly once its publish ring is empty: the ports must already
- * hold what it routed, so their tails go out before its head
- * (docs/direct-path.md, the broker's rule of the merge); and a loss report
- * still waiting for room in some port must not be overtaken by its next
- * batch, so its head stays until none waits (its batches keep the broker
- * path meanwhile, behind the report; shnd_router_round releases it). */
-static void release(struct shnd_broker *b, struct shnd_client *c)
-{
-	struct shn_ring *r = &c->pub;
-
-	if (r->head == c->pub_released)
-		return;
-	if (c->direct_setup) {
-		if (!shnd_list_empty(&b->router.pending))
-			return;
-		shnd_deliver_publish(b);
-	}
-	c->pub_released = r->head;
-	shn_ring_release(r);
-	shnd_pub_wake_room(c);
-}
-
 /* Drain up to max_records / max_bytes from c's publish ring.  Returns the
  * records consumed, or -1 when the client was failed. */
 static long drain(struct shnd_broker *b, struct shnd_client *c, uint64_t max_records,
@@ -167,7 +144,7 @@ static long drain(struct shnd_broker *b, struct shnd_client *c, uint64_t max_rec
 		shn_ring_consume(r, len);
 		n++;
 	}
-	release(b, c);
+	shnd_pub_release(b, c);
 	if (ret < 0) {
 		shnd_pub_ring_bad(c, ret, "publish ring");
 		return (-1);
@@ -227,7 +204,7 @@ bool shnd_router_round(struct shnd_broker *b)
 		if (shnd_list_empty(&b->router.pending))
 			for (i = 0; i < b->nclients; i++)
 				if (b->clients[i]->has_pub && !b->clients[i]->ring_failed)
-					release(b, b->clients[i]);
+					shnd_pub_release(b, b->clients[i]);
 	}
 	shnd_deliver_publish(b);
 	return (progress);

@@ -175,9 +175,7 @@ static void sync_finish(struct shnd_broker *b, struct shnd_client *c, bool cance
 	b->tot.sync_batches++;
 	if (canceled)
 		b->tot.sync_canceled++;
-	c->pub_released = r->head;
-	shn_ring_release(r);
-	shnd_pub_wake_room(c);
+	shnd_pub_release(b, c);
 	shnd_sync_send_done(c, batch_id, canceled ? SHN_SYNC_CANCELED_WIRE : 0);
 }
 

@@ -30,12 +30,11 @@ uint32_t shn__direct_hello_flag(void)
 {
 	const char *v = getenv("SHMNOTIFY_DIRECT");
 
-	/* Asked for only when SHMNOTIFY_DIRECT=on, for now: until the
-	 * library's publishers write direct rings, asking buys nothing and
-	 * makes the broker offer rings that are declined at once. */
-	if (v != NULL && (strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0))
-		return (SHN_HELLO_F_DIRECT);
-	return (0);
+	/* Asked for unless SHMNOTIFY_DIRECT=off (or 0): the switch for one
+	 * process; the broker's --direct off is the switch for everyone. */
+	if (v != NULL && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0))
+		return (0);
+	return (SHN_HELLO_F_DIRECT);
 }
 
 static void close_fds(int *fds, int n)

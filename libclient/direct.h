@@ -13,9 +13,8 @@
 
 #include "internal.h"
 
-/* The HELLO flag to ask for: SHN_HELLO_F_DIRECT when the environment says
- * SHMNOTIFY_DIRECT=on, else 0 (the default until the library's publishers
- * write direct rings; then on will be the default and off the switch). */
+/* The HELLO flag to ask for: SHN_HELLO_F_DIRECT, or 0 when the environment
+ * says SHMNOTIFY_DIRECT=off. */
 uint32_t shn__direct_hello_flag(void);
 
 /* Map the DIRECT_SETUP reply's descriptors into c (both are consumed,

@@ -161,8 +161,7 @@ void shn__dpub_free(shn_client *c)
 }
 
 /* Forget the rings the broker closed before generation gen (their slot's
- * close_gen <= gen: no generation from gen on names them) that nobody
- * sleeps on. */
+ * close_gen <= gen: no generation from gen on names them). */
 static void sweep(shn_client *c, uint64_t gen)
 {
 	const struct shn_pmap_slot *slots = pmap_slots(c);
@@ -175,7 +174,7 @@ static void sweep(shn_client *c, uint64_t gen)
 
 		/* slots are never reused: closed before gen means closed for
 		 * good, whether or not its DIRECT_CLOSE reached us yet */
-		if (open != 0 && close != 0 && close <= gen && !r->waiting) {
+		if (open != 0 && close != 0 && close <= gen) {
 			pring_unmap(r);
 			free(r);
 			c->prings[i] = c->prings[--c->nprings];
@@ -349,8 +348,7 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 }
 
 int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
-		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns,
-		    struct shn__pring **full)
+		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns)
 {
 	for (uint32_t k = 0; k < pl->nports; k++) {
 		struct shn__pring *r = pl->port[k];
@@ -382,10 +380,13 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
 				return (SHN__DP_BROKER);
 			}
 			if (r->block) {
-				*full = r;
+				/* SHN_OVERFLOW_BLOCK: the broker path holds the
+				 * batch back, behind it our publish ring, and we
+				 * wait when that is full too: the same back-pressure
+				 * and buffering as without the direct path */
 				pl->nports = k;
 				shn__dpub_rollback(pl);
-				return (SHN__DP_FULL);
+				return (SHN__DP_BROKER);
 			}
 			continue;   /* SHN_OVERFLOW_DROP: lost for this port, told later */
 		}

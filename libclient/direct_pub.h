@@ -32,7 +32,6 @@ enum {
 	SHN__DP_BROKER = 1,  /* send the whole batch through the broker, gen 0 */
 	SHN__DP_MAIL,        /* a ring the port map names is not ours yet: read
 	                        the control socket (its DIRECT_OPEN is there), retry */
-	SHN__DP_FULL,        /* a SHN_OVERFLOW_BLOCK ring has no room: wait, retry */
 };
 
 /* A DIRECT_OPEN for the publisher's side: map the ring (the descriptors
@@ -60,13 +59,14 @@ int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
  * path (the reader may report it only once it read our records). */
 bool shn__dpub_owes_loss(const struct shn__dplan *pl);
 
-/* Write one record per planned port, unpublished.  0; SHN__DP_FULL
- * (*full: the ring); SHN__DP_BROKER (a ring turned out broken, or the
- * record cannot fit it); everything written so far rolled back on any
- * answer but 0.  Caller holds pub_lock. */
+/* Write one record per planned port, unpublished; a SHN_OVERFLOW_DROP
+ * ring without room loses the batch (counted at publish).  0, or
+ * SHN__DP_BROKER (a ring turned out broken, a record cannot fit it, or a
+ * SHN_OVERFLOW_BLOCK ring has no room: the broker path then holds the batch
+ * back as it always did), with everything written rolled back.  Caller
+ * holds pub_lock. */
 int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
-		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns,
-		    struct shn__pring **full);
+		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns);
 
 /* Undo shn__dpub_write (the generation moved). */
 void shn__dpub_rollback(struct shn__dplan *pl);

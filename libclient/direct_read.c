@@ -371,6 +371,27 @@ static void finish_closed(shn_port *p)
 	}
 }
 
+/* Does rec, a brokered batch, name a direct ring of its publisher to this
+ * port that the reader does not hold (SHN_REC_DELIVERY2's ring_id)?  Asked
+ * once per ring_id: a ring declined, or already drained and unmapped, is
+ * not looked for again. */
+static bool ring_unknown(shn_port *p, const uint8_t *rec, uint32_t len)
+{
+	const struct shn_del_batch2 *b2 = (const void *)rec;
+	uint32_t id;
+
+	if (b2->b.h.type != SHN_REC_DELIVERY2 || len < sizeof(*b2))
+		return (false);
+	id = b2->ring_id;
+	if (id == 0 || id == p->asked_ring)
+		return (false);
+	for (uint32_t i = 0; i < p->ndr; i++)
+		if (p->dr[i].live && p->dr[i].ring_id == id)
+			return (false);
+	p->asked_ring = id;
+	return (true);
+}
+
 int shn__dread_load(shn_port *p)
 {
 	const uint8_t *rec;
@@ -401,6 +422,14 @@ int shn__dread_load(shn_port *p)
 		r = shn_ring_next(&p->ring, &rec, &len);
 		if (r < 0)
 			return (r);
+		if (r == 1 && ring_unknown(p, rec, len)) {
+			/* its publisher writes a ring here we were not told of
+			 * yet: the DIRECT_OPEN is in our socket; take it before
+			 * this batch (an older one of it may be in that ring) */
+			shn__take_unasked(p->client);
+			adopt(p);
+			continue;
+		}
 		if (r == 1 && any) {
 			const struct shn_del_batch *b = (const void *)rec;
 			int i = below_barrier(p, rec, len);
@@ -411,7 +440,9 @@ int shn__dread_load(shn_port *p)
 
 				for (uint32_t k = 0; k < p->ndr && i < 0; k++) {
 					struct shn__dring *d = &p->dr[k];
-					const struct shn_rec_hdr *h;
+					const uint8_t *drec;
+					uint32_t dlen;
+					int dr;
 
 					if (!d->live || d->faulted || d->publisher != pub)
 						continue;
@@ -419,13 +450,26 @@ int shn__dread_load(shn_port *p)
 						fault(p, d);
 						continue;
 					}
-					if (!has_loaded(d))
+					/* past a PAD to the record itself: the one after
+					 * the wrap may be newer than R */
+					dr = shn_ring_next(&d->ring, &drec, &dlen);
+					if (dr < 0) {
+						fault(p, d);
+						continue;
+					}
+					/* nothing older of it here: a loss it counted
+					 * before R (a SYNC batch takes the broker path
+					 * even while a loss is untold) comes first */
+					if (dr == 0 && empty_ring_loss(p, d))
+						return (1);
+					if (dr == 0)
 						continue;
 					/* the batch id there is the publisher's word:
-					 * it only orders that publisher's own batches */
-					h = (const void *)(d->ring.data + (d->ring.head & d->ring.mask));
-					if (*(const volatile uint16_t *)&h->type == SHN_REC_PAD ||
-					    *(const volatile uint64_t *)&((const struct shn_direct_batch *)h)->batch_id <
+					 * it only orders that publisher's own batches
+					 * (a record too short to hold one is taken, and
+					 * refused by the check) */
+					if (dlen < sizeof(struct shn_direct_batch) ||
+					    *(const volatile uint64_t *)&((const struct shn_direct_batch *)(const void *)drec)->batch_id <
 						    b->batch_id)
 						i = (int)k;
 				}

@@ -125,8 +125,7 @@ struct shn_client {
 
 /* A direct ring this client publishes into (docs/direct-path.md): it
  * writes the records and the tail; the port's reader writes the head.
- * Owned by the client, under pub_lock (closed: also set without it, read
- * by a publisher waiting for room). */
+ * Owned by the client, under pub_lock. */
 struct shn__pring {
 	uint32_t slot;                 /* in this client's port map */
 	uint32_t port_id, ring_id;
@@ -135,7 +134,6 @@ struct shn__pring {
 	bool broken;                   /* the reader's head was not valid: told the
 	                                  broker, the pair takes the broker path */
 	bool reported;                 /* broken, and the broker was told */
-	bool waiting;                  /* a publisher sleeps on it: keep it mapped */
 	_Atomic bool closed;           /* the broker closed it (DIRECT_CLOSE) */
 	struct shn_segment ring_seg;   /* rw: prod line, our counters, data */
 	struct shn_segment cons_seg;   /* read-only: the reader's head */
@@ -217,6 +215,7 @@ struct shn_port {
 	struct shn__dring dr[SHN__DRINGS];
 	uint32_t ndr;                  /* dr[0..ndr) may be live */
 	uint32_t rr;                   /* round robin among direct rings */
+	uint32_t asked_ring;           /* the ring_id we last read the socket for */
 	uint8_t *dbuf;                 /* the private copy of the direct record */
 	uint32_t dbuf_cap;
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due

@@ -346,6 +346,15 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 				o->seq = dn->seq + p->seq_off;
 				p->next_seq = o->seq;
 			}
+		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8) {
+			/* the broker's own loss: its numbers jump by it, so
+			 * must the next direct note's */
+			const uint8_t *le = o->data;
+			uint64_t lost = 0;
+
+			for (int k = 7; k >= 0; k--)
+				lost = lost << 8 | le[k];
+			p->next_seq += lost;
 		}
 		o->batch_id = b->batch_id;
 		o->batch_index = p->cur_index;

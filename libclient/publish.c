@@ -120,16 +120,12 @@ static void write_record(uint8_t *dst, const shn_notification *batch, size_t n, 
 	}
 }
 
-/* Sleep until the consumer of r makes room for len bytes, or the broker
- * goes away.  r is the publish ring (the broker writes room_fd once the
- * ring is at most half full: hysteresis) or, d not NULL, the direct ring
- * d (its reader writes room_fd once it released the head we ask for; the
- * sleep is cut into slices so that a ring the broker closes meanwhile
- * stops the wait).  Caller holds room_lock (it is the client's one room
- * waiter: a ring's wait word has one sleeper, and room_fd is shared) and
- * pub_lock; pub_lock is dropped for the sleep, so that the client's other
- * threads publish meanwhile, and held again on return. */
-static int wait_for_room(shn_client *c, struct shn_ring *r, struct shn__pring *d, uint32_t len)
+/* Sleep until the broker makes room (it writes room_fd once the ring is at
+ * most half full: hysteresis), or the broker goes away.  Caller holds
+ * room_lock (it is the client's one room waiter: the ring's wait word has
+ * one sleeper) and pub_lock; pub_lock is dropped for the sleep, so that the
+ * client's other threads publish meanwhile, and held again on return. */
+static int wait_for_room(shn_client *c, uint32_t len)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = -1, .events = POLLIN },
@@ -137,11 +133,9 @@ static int wait_for_room(shn_client *c, struct shn_ring *r, struct shn__pring *d
 	};
 	uint32_t epoch = atomic_load(&c->loss_epoch);
 	bool hup = false;
-	int err, n;
+	int err, r;
 
-	if (d != NULL)
-		shn_ring_ask_room(r, r->head_cache);
-	if (!shn_ring_prepare_wait(r, len, &err))
+	if (!shn_ring_prepare_wait(&c->pub, len, &err))
 		return (err);
 	/* Our own copies: a reconnect replaces and closes the client's
 	 * descriptors under pub_lock, which we do not hold while asleep. */
@@ -151,31 +145,27 @@ static int wait_for_room(shn_client *c, struct shn_ring *r, struct shn__pring *d
 		err = -errno;
 		if (pfd[0].fd >= 0)
 			close(pfd[0].fd);
-		shn_ring_finish_wait(r);
+		shn_ring_finish_wait(&c->pub);
 		return (err);
 	}
-	if (d != NULL)
-		d->waiting = true;   /* kept mapped until we are back */
 	pthread_mutex_unlock(&c->pub_lock);
 	do {
-		n = poll(pfd, 2, d != NULL ? 50 : -1);
-	} while (n < 0 && errno == EINTR);
-	err = n < 0 ? -errno : 0;
-	if (n > 0 && (pfd[0].revents & POLLIN)) {
+		r = poll(pfd, 2, -1);
+	} while (r < 0 && errno == EINTR);
+	err = r < 0 ? -errno : 0;
+	if (r > 0 && (pfd[0].revents & POLLIN)) {
 		uint64_t v;
 		if (read(pfd[0].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			err = -errno;
 	}
-	if (n > 0 && (pfd[1].revents & (POLLHUP | POLLERR)))
+	if (r > 0 && (pfd[1].revents & (POLLHUP | POLLERR)))
 		hup = true;
 	close(pfd[0].fd);
 	close(pfd[1].fd);
 	pthread_mutex_lock(&c->pub_lock);
+	shn_ring_finish_wait(&c->pub);   /* a no-op on a ring a reconnect brought */
 	if (atomic_load(&c->loss_epoch) != epoch)
-		return (-ENOTCONN);   /* the ring we waited on is gone (d too) */
-	if (d != NULL)
-		d->waiting = false;
-	shn_ring_finish_wait(r);
+		return (-ENOTCONN);   /* the ring we waited on is gone */
 	if (hup) {
 		shn__broker_lost(c);   /* still the connection we waited on */
 		return (-ENOTCONN);
@@ -224,7 +214,6 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 	int mail = 0, err;
 
 	for (;;) {
-		struct shn__pring *full = NULL;
 		uint64_t bid = c->next_batch_id, pub_tail = c->pub.tail, t_ns;
 		int route = SHN__DP_BROKER;
 		bool need_pub;
@@ -262,22 +251,9 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 			}
 		}
 		t_ns = now_ns();
-		if (route == 0 && pl.nports > 0) {
-			err = shn__dpub_write(c, batch, n, &pl, bid, t_ns, &full);
-			if (err == SHN__DP_FULL) {
-				if (flags & SHN_NOTIFY_NONBLOCK)
-					return (-EAGAIN);
-				err = *room_waiter ? wait_for_room(c, &full->ring, full, full->size)
-						   : become_room_waiter(c, room_waiter, size);
-				if (err == -EBADMSG)
-					full->broken = true;   /* its reader's head: broker path */
-				else if (err < 0)
-					return (err);
-				continue;
-			}
-			if (err == SHN__DP_BROKER)
-				route = SHN__DP_BROKER;
-		}
+		if (route == 0 && pl.nports > 0 &&
+		    shn__dpub_write(c, batch, n, &pl, bid, t_ns) == SHN__DP_BROKER)
+			route = SHN__DP_BROKER;
 		need_pub = route != 0 || pl.brokered;
 		if (need_pub) {
 			dst = shn_ring_reserve(&c->pub, size, &err);
@@ -287,7 +263,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 				if (err == 0 && (flags & SHN_NOTIFY_NONBLOCK))
 					err = -EAGAIN;
 				if (err == 0)
-					err = *room_waiter ? wait_for_room(c, &c->pub, NULL, size)
+					err = *room_waiter ? wait_for_room(c, size)
 							   : become_room_waiter(c, room_waiter, size);
 				if (err < 0)
 					return (err == -EBADMSG ? -EPROTO : err);

@@ -419,7 +419,13 @@ struct shn_del_batch {
 struct shn_del_batch2 {
 	struct shn_del_batch b;   /* b.h.type SHN_REC_DELIVERY2 */
 	uint64_t client_id;       /* the publisher's (HELLO reply client_id) */
-	uint64_t reserved;        /* 0 */
+	uint32_t ring_id;         /* 0, or the direct ring this publisher had to
+	                             this port when the broker routed the batch:
+	                             its DIRECT_OPEN was sent before, so a reader
+	                             that does not hold it yet finds it in its
+	                             socket, and must, before it delivers this
+	                             batch (older batches may be in that ring) */
+	uint32_t reserved;        /* 0 */
 };
 struct shn_del_note {
 	uint32_t event;

@@ -5,17 +5,16 @@
  *
  *   test_asks_when_on      a client asks for the direct path and sets it up
  *                          (the stats document shows "direct": true for it)
- *                          when SHMNOTIFY_DIRECT=on was set as it connected,
- *                          not otherwise ("direct": false: the default until
- *                          the library's publishers write direct rings); they
- *                          publish to and receive from each other, each
- *                          batch once, in order
+ *                          unless SHMNOTIFY_DIRECT=off was set as it
+ *                          connected ("direct": false); they publish to and
+ *                          receive from each other, each batch once, in
+ *                          order
  *   test_broker_off        under shmnotifyd --direct off the broker grants
  *                          nothing, no client shows "direct", and delivery
  *                          works as before
  *   test_reconnect_direct  after the broker is lost and back, the client
  *                          sets the direct path up again with the new broker,
- *                          and one that connected without SHMNOTIFY_DIRECT=on
+ *                          and one that connected with SHMNOTIFY_DIRECT=off
  *                          still does not ask, whatever the environment
  *                          says by then
  *
@@ -117,7 +116,7 @@ static void test_asks_when_on(void **state)
 	assert_int_equal(shows_direct(on, "on"), 1);
 	assert_int_equal(shows_direct(on, "on2"), 1);
 	assert_int_equal(shows_direct(on, "off"), 0);
-	assert_int_equal(shows_direct(on, "default"), 0);
+	assert_int_equal(shows_direct(on, "default"), 1);   /* on unless off */
 	expect_flow(on, p_off, "k.off", 100);
 	expect_flow(off, p_on, "k.on", 100);
 	expect_flow(on2, p_on, "k.on", 100);
@@ -170,7 +169,7 @@ static void test_reconnect_direct(void **state)
 {
 	struct harness *h = *state;
 	shn_client *c = connect_with(h, "on", "again");
-	shn_client *off = connect_with(h, NULL, "still-off");
+	shn_client *off = connect_with(h, "off", "still-off");
 	shn_conn conn_p;
 	shn_port *p = h_port_sub(c, 0, "k.r", 3, SHN_EV_ALL, &conn_p);
 	shn_notification out[4];
@@ -178,7 +177,7 @@ static void test_reconnect_direct(void **state)
 
 	assert_int_equal(shows_direct(c, "again"), 1);
 	assert_int_equal(shows_direct(c, "still-off"), 0);
-	setenv("SHMNOTIFY_DIRECT", "on", 1);   /* read at shn_connect, not now */
+	unsetenv("SHMNOTIFY_DIRECT");   /* read at shn_connect, not now: off stays off */
 	assert_true(WIFSIGNALED(h_kill_broker(h)));
 	h_launch(h, NULL);
 	/* BROKER_STATE, then RECONNECT once every filter is back */

@@ -234,6 +234,7 @@ static struct mem mem_of(pid_t pid)
 /* ---- a well-behaved client: proves that nobody else notices ------------ */
 
 struct good {
+	const struct harness *h;
 	shn_client *c;
 	shn_port *p;
 	shn_conn conn;
@@ -245,6 +246,7 @@ struct good {
 static void good_init(struct good *g, struct harness *h, const char *name)
 {
 	memset(g, 0, sizeof(*g));
+	g->h = h;
 	snprintf(g->key, sizeof(g->key), "good-%s-%d", name, (int)getpid());
 	g->c = h_connect(h);
 	g->p = h_port_sub(g->c, 0, g->key, strlen(g->key), SHN_EV_ALL, &g->conn);
@@ -1402,6 +1404,12 @@ static int surv_sub(void *arg)
 				    memcmp(m->key, surv_key[d.pub], m->key_len) == 0);
 			CHILD_CHECK_EQ(m->conn, conn[d.pub]);
 			/* per publisher: in order; a gap only where losses were reported */
+			if (d.counter < next[d.pub])
+				fprintf(stderr, "survivor subscriber %d: publisher %u's counter %llu after %llu "
+					"(batch %llu, %u of %u, seq %llu, lost so far %llu)\n", x->idx, d.pub,
+					(unsigned long long)d.counter, (unsigned long long)next[d.pub] - 1,
+					(unsigned long long)m->batch_id, m->batch_index, m->batch_count,
+					(unsigned long long)m->seq, (unsigned long long)lost);
 			CHILD_CHECK(d.counter >= next[d.pub]);
 			CHILD_CHECK(d.counter == next[d.pub] || lost > 0);
 			next[d.pub] = d.counter + 1;
@@ -1527,9 +1535,15 @@ static struct bstats settle(struct good *g, uint64_t clients)
 			break;
 		h_sleep_ms(5);
 	}
-	if (st.clients != clients)
+	if (st.clients != clients) {
+		char *js = h_stats(g->c);
+
+		fprintf(stderr, "stats: %s\n", js ? js : "(none)");
+		free(js);
+		h_dump_log(g->h);
 		fail_msg("the broker still has %llu clients, %llu expected",
 			 (unsigned long long)st.clients, (unsigned long long)clients);
+	}
 	return st;
 }
 
