@@ -63,8 +63,23 @@ int cli_connect(const char *path, const char *cmd, const char *name, shn_client 
 
 /* ---- output helpers (out.c) ----------------------------------------- */
 
-/* Human form: printable ASCII and valid UTF-8 as is, the rest C-escaped. */
-void cli_put_escaped(FILE *f, const void *s, size_t n);
+/* A value of a key=value line that reads back one way: bare when it has
+ * nothing but visible characters other than '"', '\\' and '='; else in
+ * double quotes, C-escaped (\", \\, \n, \xHH, \uXXXX for invisible
+ * characters).  Empty: "". */
+void cli_put_value(FILE *f, const void *s, size_t n);
+
+/* --color WHEN */
+#define CLI_COLOR_AUTO   0
+#define CLI_COLOR_ALWAYS 1
+#define CLI_COLOR_NEVER  2
+
+/* auto/always/never (and yes/no/force/none); -1 when none of them. */
+int cli_parse_color(const char *s);
+
+/* Colour on fd?  always/never as said; auto: fd is a terminal, $NO_COLOR
+ * is unset or empty (no-color.org) and $TERM is not "dumb". */
+bool cli_use_color(int when, int fd);
 
 /* ---- the statistics document (JSON, parsed by jansson) ---------------- */
 
