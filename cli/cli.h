@@ -26,6 +26,10 @@ int cmd_publish(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
+/* stats --watch (stats_watch.c): a line of rates every interval until
+ * count lines (0: until interrupted).  Takes the connection. */
+int cli_stats_watch(shn_client *c, double interval_s, uint64_t count);
+
 /* "shmnotify: " + message on stderr */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -86,6 +90,17 @@ bool cli_use_color(int when, int fd);
 /* A number member's text as the broker wrote it (integers exactly); false
  * when v is not a number. */
 bool cli_json_number(const json_t *v, char *buf, size_t len);
+
+/* A broker member as the human table and OpenMetrics name it: a refusal
+ * counter limit_X is refused_X_limit (what it counts: requests refused by
+ * limits.max_X), the rest as is. */
+void cli_member_name(const char *name, char *buf, size_t len);
+
+/* Remove the asking client from a statistics document: its entry in
+ * "clients" (matched by this process's pid) and one from the broker's
+ * "clients" count, so that `shmnotify stats` shows the broker as it is
+ * without it. */
+void cli_drop_self(json_t *doc);
 
 /* The statistics document as OpenMetrics text (openmetrics.c); -1 when it
  * has no broker object. */
