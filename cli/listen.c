@@ -189,7 +189,8 @@ static void print_raw(FILE *f, const shn_notification *n)
 		print_plain(stderr, n, false);
 		return;
 	}
-	fwrite(n->data, 1, n->data_len, f);
+	if (n->data_len)   /* empty data may come with a NULL pointer */
+		fwrite(n->data, 1, n->data_len, f);
 	fputc('\n', f);
 }
 
