@@ -23,10 +23,13 @@ pids+=($!)
 for _ in $(seq 100); do [[ -S $S ]] && break; sleep 0.05; done
 [[ -S $S ]] || fail "the broker did not start: $(cat "$tmp/broker.log")"
 
-# wait until the broker has N subscriptions
+# wait until the broker has N subscriptions in all (0: the listeners that
+# exited are gone, so that the next wait counts only new ones)
 subs() {
 	for _ in $(seq 200); do
-		"$cli" stats --socket "$S" --json | grep -q "\"subscriptions\": *$1[,}]" && return 0
+		"$cli" stats --socket "$S" --json | python3 -c '
+import json, sys
+sys.exit(json.load(sys.stdin)["broker"]["subscriptions"] != int(sys.argv[1]))' "$1" && return 0
 		sleep 0.05
 	done
 	fail "the broker never had $1 subscriptions"
@@ -50,6 +53,7 @@ printf 'AAEC/w==\n//79\n' | "$cli" publish --socket "$S" --data-base64 --batch 1
 "$cli" publish --socket "$S" --data-base64 k/arg "$(printf 'tab\there' | base64)" ""
 "$cli" publish --socket "$S" --event 0x4 "k/ütf" "ünïcode" x
 wait "$l1" || fail "listen exited $?: $(cat "$tmp/cap1")"
+subs 0
 grep -q '"data":null,"data_base64":"AAEC/w=="' "$tmp/cap1" || fail "no binary data: $(cat "$tmp/cap1")"
 grep -q '"key":"k/lines","data":"","batch_id":1,"batch_index":2,"batch_count":3' "$tmp/cap1" ||
 	fail "publish KEY - did not make the three lines one batch: $(cat "$tmp/cap1")"
@@ -64,6 +68,7 @@ subs 1
 "$cli" publish --socket "$S" --json - <"$tmp/cap1.in" 2>"$tmp/replay.err" ||
 	fail "publish --json - failed: $(cat "$tmp/replay.err")"
 wait "$l2" || fail "listen exited $?: $(cat "$tmp/cap2")"
+subs 0
 grep -q "skipped 1 system event line" "$tmp/replay.err" ||
 	fail "no note about the skipped system event: $(cat "$tmp/replay.err")"
 diff <(fields "$tmp/cap1") <(fields "$tmp/cap2") >"$tmp/diff" ||
@@ -96,6 +101,7 @@ l4=$!
 subs 2
 "$cli" publish --socket "$S" k/q "a b" 'say "hi"' "" "x=y" "$(printf 'bell\a')" plain
 wait "$l3" "$l4" || fail "listen exited non-zero"
+subs 0
 want='data="a b" 
 data="say \"hi\"" 
 data="" 
@@ -116,6 +122,7 @@ colour_run() {   # ENV... : listen on a terminal for one notification; its outpu
 	subs 1
 	"$cli" publish --socket "$S" k/c hello
 	wait "$p" || fail "listen on a terminal exited $?: $(cat -v "$tmp/tty.out")"
+	subs 0
 }
 if command -v script >/dev/null; then
 	colour_run env -u NO_COLOR TERM=xterm
@@ -133,6 +140,7 @@ l5=$!
 subs 1
 NO_COLOR=1 "$cli" publish --socket "$S" k/c hello
 wait "$l5"
+subs 0
 grep -q $'\033\\[1;36m' "$tmp/always" || fail "--color always: $(cat -v "$tmp/always")"
 
 # ---- 3. publish --sync: --timeout, Ctrl-C ---------------------------------------
