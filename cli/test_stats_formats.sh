@@ -208,9 +208,12 @@ printf '[limits]\nmax-clients = 1\n' >"$tmp/one.conf"
 "$broker" --socket "$tmp/one.sock" --config "$tmp/one.conf" 2>"$tmp/one.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -S $tmp/one.sock ]] && break; sleep 0.05; done
-"$cli" listen --socket "$tmp/one.sock" --timeout 20000 k >/dev/null 2>&1 &
+# the one slot held by a watcher: once it printed a line it is connected
+# (nothing else may knock meanwhile, or it could be the one refused)
+"$cli" stats --socket "$tmp/one.sock" --watch 0.1 >"$tmp/one.watch" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do "$cli" stats --socket "$tmp/one.sock" >/dev/null 2>&1 || break; sleep 0.05; done
+for _ in $(seq 200); do [[ $(wc -l <"$tmp/one.watch") -ge 2 ]] && break; sleep 0.05; done
+[[ $(wc -l <"$tmp/one.watch") -ge 2 ]] || fail "the watcher never connected: $(cat "$tmp/one.watch")"
 "$cli" publish --socket "$tmp/one.sock" k x 2>/dev/null && fail "a second client was let in"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 for _ in $(seq 100); do
