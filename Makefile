@@ -25,6 +25,7 @@ CMAKE_TYPE  ?= RelWithDebInfo
 # chasing a flaky test; off by default: a failure fails the run).
 CTEST_RETRY ?=
 DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev libjansson-dev scdoc python3 \
+               python3-prometheus-client \
                libnats-dev nats-server
 
 # Always say ON or OFF: the CMake cache would otherwise keep an old choice.

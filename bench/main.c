@@ -629,7 +629,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: shmnotify-bench [--quick] [--json[=FILE]] [--peers LIST] [--plot DIR]\n"
 		"                       [--runs N] [--workloads LIST] [--seconds S] [--case LABEL]\n"
-		"                       [--smoke] [--check]\n"
+		"                       [--smoke] [--check] | --help | --version\n"
 		"  --quick           about one minute: short measurements, one run\n"
 		"  --json[=FILE]     results as JSON on stdout (or into FILE, with the table on stdout)\n"
 		"  --peers LIST      comma-separated: shmnotify-block,shmnotify-brokered,shmnotify-lowlat,\n"
@@ -641,7 +641,9 @@ static void usage(FILE *f)
 		"  --seconds S       publishing time of one measurement (default 1; --quick 0.15)\n"
 		"  --case LABEL      only the cases so labelled (e.g. \"1000000 keys\", \"64B batch 64\")\n"
 		"  --smoke           one brief case per workload (the test suite's run)\n"
-		"  --check           exit 1 when a floor or shmnotify count does not add up\n");
+		"  --check           exit 1 when a floor or shmnotify count does not add up\n"
+		"  -h, --help        show this help\n"
+		"  -V, --version     show the version\n");
 }
 
 static int parse_list(const char *s, bool workloads, struct opts *o)
@@ -710,6 +712,7 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'c' },
 		{ "case", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .runs = 0, .seconds = 0, .wl_mask = (1u << WL_COUNT) - 1 };
@@ -717,7 +720,7 @@ int main(int argc, char **argv)
 
 	for (int ti = 0; ti < NT; ti++)
 		tr[ti].on = true;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'q': o.quick = true; break;
 		case 'j': o.json = true; o.json_file = optarg; break;
@@ -742,6 +745,7 @@ int main(int argc, char **argv)
 		case 'c': o.check = true; break;
 		case 'C': o.only = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("shmnotify-bench %s\n", SHN_VERSION_STRING); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

@@ -39,7 +39,8 @@ static void on_signal(int sig)
 	bridge.stop = 1;
 }
 
-static const char usage[] = "usage: shmnotify-bridge --config FILE [--check-config]";
+static const char usage[] =
+	"usage: shmnotify-bridge --config FILE [--check-config] | --help | --version";
 
 static void help(void)
 {
@@ -50,7 +51,8 @@ static void help(void)
 	       "\n"
 	       "  -c, --config FILE   the bridge's INI file (default: $SHMNOTIFY_BRIDGE_CONFIG)\n"
 	       "  -n, --check-config  read and check the file, print what it means, exit\n"
-	       "  -h, --help          show this help\n",
+	       "  -h, --help          show this help\n"
+	       "  -V, --version       show the version\n",
 	       usage);
 }
 
@@ -232,6 +234,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bridge *b = &bridge;
@@ -243,7 +246,7 @@ int main(int argc, char **argv)
 	int64_t next_stats = 0, next_setup = 0, setup_wait = 100;
 	int opt, rc = 0;
 
-	while ((opt = getopt_long(argc, argv, "c:nh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:nhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -253,6 +256,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			help();
+			return (0);
+		case 'V':
+			printf("shmnotify-bridge %s\n", SHN_VERSION_STRING);
 			return (0);
 		default:
 			fprintf(stderr, "%s\n", usage);

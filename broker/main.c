@@ -27,7 +27,7 @@ static const char usage_line[] =
 	"[--log-level error|warn|info|debug] [--io uring|epoll|auto] "
 	"[--default-capacity BYTES] [--max-capacity BYTES] [--spin-us N] [--direct auto|off] "
 	"[--print-config] "
-	"[--check-config FILE] [--help]\n";
+	"[--check-config FILE] [--help] [--version]\n";
 
 static const char help_text[] =
 	"\n"
@@ -42,6 +42,7 @@ static const char help_text[] =
 	"                          Without it: $SHMNOTIFY_CONFIG, else the first that\n"
 	"                          exists of $XDG_CONFIG_HOME/shmnotify/shmnotifyd.conf\n"
 	"                          (~/.config/...) and /etc/shmnotify/shmnotifyd.conf\n"
+	"  --version               print the version and exit\n"
 	"  --print-config          print the effective configuration and exit\n"
 	"  --check-config FILE     check FILE and exit: 0 and 'FILE: ok', or 2 and\n"
 	"                          FILE:LINE: what is wrong\n"
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 		{ "print-config", no_argument, NULL, 'p' },
 		{ "check-config", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct shnd_cmdline o = { 0 };
@@ -129,7 +131,7 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":s:c:fl:i:d:m:S:pk:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":s:c:fl:i:d:m:S:pk:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': o.socket = optarg; break;
 		case 'c': config = optarg; break;
@@ -145,6 +147,9 @@ int main(int argc, char **argv)
 		case 'h':
 			fputs(usage_line, stdout);
 			fputs(help_text, stdout);
+			return (0);
+		case 'V':
+			printf("shmnotifyd %s\n", SHN_VERSION_STRING);
 			return (0);
 		case ':':
 			return (usage_error("option '%s' needs an argument", argv[optind - 1]));

@@ -26,6 +26,10 @@ int cmd_publish(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
+/* stats --watch (stats_watch.c): a line of rates every interval until
+ * count lines (0: until interrupted).  Takes the connection. */
+int cli_stats_watch(shn_client *c, double interval_s, uint64_t count);
+
 /* "shmnotify: " + message on stderr */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -63,14 +67,40 @@ int cli_connect(const char *path, const char *cmd, const char *name, shn_client 
 
 /* ---- output helpers (out.c) ----------------------------------------- */
 
-/* Human form: printable ASCII and valid UTF-8 as is, the rest C-escaped. */
-void cli_put_escaped(FILE *f, const void *s, size_t n);
+/* A value of a key=value line that reads back one way: bare when it has
+ * nothing but visible characters other than '"', '\\' and '='; else in
+ * double quotes, C-escaped (\", \\, \n, \xHH, \uXXXX for invisible
+ * characters).  Empty: "". */
+void cli_put_value(FILE *f, const void *s, size_t n);
+
+/* --color WHEN */
+#define CLI_COLOR_AUTO   0
+#define CLI_COLOR_ALWAYS 1
+#define CLI_COLOR_NEVER  2
+
+/* auto/always/never (and yes/no/force/none); -1 when none of them. */
+int cli_parse_color(const char *s);
+
+/* Colour on fd?  always/never as said; auto: fd is a terminal, $NO_COLOR
+ * is unset or empty (no-color.org) and $TERM is not "dumb". */
+bool cli_use_color(int when, int fd);
 
 /* ---- the statistics document (JSON, parsed by jansson) ---------------- */
 
 /* A number member's text as the broker wrote it (integers exactly); false
  * when v is not a number. */
 bool cli_json_number(const json_t *v, char *buf, size_t len);
+
+/* A broker member as the human table and OpenMetrics name it: a refusal
+ * counter limit_X is refused_X_limit (what it counts: requests refused by
+ * limits.max_X), the rest as is. */
+void cli_member_name(const char *name, char *buf, size_t len);
+
+/* Remove the asking client from a statistics document: its entry in
+ * "clients" (matched by this process's pid) and one from the broker's
+ * "clients" count, so that `shmnotify stats` shows the broker as it is
+ * without it. */
+void cli_drop_self(json_t *doc);
 
 /* The statistics document as OpenMetrics text (openmetrics.c); -1 when it
  * has no broker object. */

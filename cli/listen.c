@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * listen.c - shmnotify listen [--socket PATH] [--events MASK] [--count N]
- *            [--timeout MS] [--json] [KEY...]
+ *            [--timeout MS] [--format json|plain|raw] [--color WHEN] [KEY...]
  *
  * Opens one port, subscribes it to every KEY (no KEY: every key) and prints
  * each notification it receives, one line each, flushed at once.  SIGINT and
@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util/base64.h"
@@ -22,7 +23,7 @@
 
 static const char usage[] =
 	"usage: shmnotify listen [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
-	"[--json] [--name NAME] [KEY...]";
+	"[--format plain|json|raw | --json] [--color auto|always|never] [--name NAME] [KEY...]";
 
 static void help(void)
 {
@@ -39,18 +40,26 @@ static void help(void)
 	       "  -n, --count N       exit 0 after N notifications (system events not counted)\n"
 	       "  -t, --timeout MS    exit when nothing arrives for MS milliseconds: status 0,\n"
 	       "                      or 1 if --count N was given and fewer arrived\n"
-	       "  -j, --json          one JSON object per line: seq, event, key, data,\n"
+	       "  -f, --format FMT    plain (default): key=value lines for people;\n"
+	       "                      json: one JSON object per line: seq, event, key, data,\n"
 	       "                      batch_id, batch_index, batch_count, conn, sender_pid,\n"
 	       "                      sender_uid, time_ns; key/data are null plus\n"
 	       "                      key_base64/data_base64 when not valid UTF-8; system\n"
-	       "                      events add \"system\" (and \"lost\" for overflow)\n"
+	       "                      events add \"system\" (and \"lost\" for overflow);\n"
+	       "                      `shmnotify publish --json -` replays these lines;\n"
+	       "                      raw: the data alone and a newline (system events go\n"
+	       "                      to stderr), like `nats sub --raw`\n"
+	       "  -j, --json          the same as --format json\n"
+	       "      --color WHEN    colour plain lines: auto (default: on a terminal, unless\n"
+	       "                      $NO_COLOR is set), always, never\n"
 	       "      --name NAME     how `shmnotify stats` shows this client (default\n"
 	       "                      \"shmnotify listen\"; 1 to %d bytes of UTF-8)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Plain lines look like\n"
-	       "  seq=3 event=0x1 key=foo data=bar batch=7 [0/2] pid=1234\n"
-	       "with control characters and invalid UTF-8 escaped (\\n, \\xHH).\n"
+	       "  seq=3 event=0x1 key=foo data=\"bar baz\" batch=7 [0/2] pid=1234\n"
+	       "A key or data with a blank, '\"', '\\', '=', a control character or invalid\n"
+	       "UTF-8 is in double quotes, escaped (\\\", \\\\, \\n, \\xHH); empty data is \"\".\n"
 	       "SIGINT/SIGTERM end it cleanly (status 0; 1 if --count N was not reached).\n",
 	       usage, SHN_EV_ALL, SHN_NAME_MAX);
 }
@@ -129,11 +138,18 @@ static bool overflow_lost(const shn_notification *n, uint64_t *lost)
 	return true;
 }
 
-static void print_plain(FILE *f, const shn_notification *n)
+/* ANSI SGR: the key stands out; system events in yellow */
+#define COL_KEY  "\033[1;36m"
+#define COL_SYS  "\033[33m"
+#define COL_OFF  "\033[0m"
+
+static void print_plain(FILE *f, const shn_notification *n, bool color)
 {
 	uint64_t lost;
 
 	if (n->event & SHN_EV_SYSTEM) {
+		if (color)
+			fputs(COL_SYS, f);
 		fprintf(f, "event=0x%x %s", n->event, system_name(n->event));
 		if (n->event & SHN_EV_OVERFLOW) {
 			if (overflow_lost(n, &lost))
@@ -147,15 +163,35 @@ static void print_plain(FILE *f, const shn_notification *n)
 		} else if (n->event & SHN_EV_RECONNECT) {
 			fputs(" (reconnected, filters restored)", f);
 		}
-		fputc('\n', f);
+		fputs(color ? COL_OFF "\n" : "\n", f);
 		return;
 	}
 	fprintf(f, "seq=%llu event=0x%x key=", (unsigned long long)n->seq, n->event);
-	cli_put_escaped(f, n->key, n->key_len);
+	if (color)
+		fputs(COL_KEY, f);
+	cli_put_value(f, n->key, n->key_len);
+	if (color)
+		fputs(COL_OFF, f);
 	fputs(" data=", f);
-	cli_put_escaped(f, n->data, n->data_len);
+	cli_put_value(f, n->data, n->data_len);
 	fprintf(f, " batch=%llu [%u/%u] pid=%d\n", (unsigned long long)n->batch_id,
 		n->batch_index, n->batch_count, n->sender_pid);
+}
+
+/* --format raw: the data bytes and a newline, nothing else on stdout;
+ * a system event goes to stderr as a plain line, never mixed into the
+ * data. */
+static void print_raw(FILE *f, const shn_notification *n)
+{
+	if (n->event & SHN_EV_SYSTEM) {
+		fflush(f);
+		fputs("shmnotify listen: ", stderr);
+		print_plain(stderr, n, false);
+		return;
+	}
+	if (n->data_len)   /* empty data may come with a NULL pointer */
+		fwrite(n->data, 1, n->data_len, f);
+	fputc('\n', f);
 }
 
 /* key or data: a JSON string when the bytes are valid UTF-8
@@ -229,6 +265,9 @@ int cmd_listen(int argc, char **argv)
 		{ "count",   required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json",    no_argument,       NULL, 'j' },
+		{ "format",  required_argument, NULL, 'f' },
+		{ "color",   required_argument, NULL, 'C' },
+		{ "colour",  required_argument, NULL, 'C' },
 		{ "name",    required_argument, NULL, 'N' },
 		{ "help",    no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -237,7 +276,9 @@ int cmd_listen(int argc, char **argv)
 	uint32_t mask = SHN_EV_ALL;
 	uint64_t count = 0, got = 0, v;
 	int timeout_ms = -1;
-	bool json = false, done = false;
+	enum { FMT_PLAIN, FMT_JSON, FMT_RAW } fmt = FMT_PLAIN;
+	int color_when = CLI_COLOR_AUTO;
+	bool done = false, color;
 	char why[256];
 	shn_client *client = NULL;
 	shn_port *port = NULL;
@@ -251,10 +292,10 @@ int cmd_listen(int argc, char **argv)
 	const char *use = monitor ? monitor_usage : usage;
 	shn_port_options popt = { .capacity = monitor ? 16u << 20 : 0 };
 
-	json = monitor;
+	fmt = monitor ? FMT_JSON : FMT_PLAIN;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:e:n:t:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:e:n:t:jf:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (cli_socket_option(cmd, use, optarg, &socket_path))
@@ -282,9 +323,26 @@ int cmd_listen(int argc, char **argv)
 			name = optarg;
 			break;
 		case 'j':
+		case 'f':
 			if (monitor)
 				return cli_usage_error(cmd, use, "monitor always prints JSON lines");
-			json = true;
+			if (c == 'j' || !strcmp(optarg, "json"))
+				fmt = FMT_JSON;
+			else if (!strcmp(optarg, "plain"))
+				fmt = FMT_PLAIN;
+			else if (!strcmp(optarg, "raw"))
+				fmt = FMT_RAW;
+			else
+				return cli_usage_error(cmd, use, "--format: '%s' is none of plain, "
+						       "json, raw", optarg);
+			break;
+		case 'C':
+			if (monitor)
+				return cli_usage_error(cmd, use, "monitor prints JSON lines: no colour");
+			color_when = cli_parse_color(optarg);
+			if (color_when < 0)
+				return cli_usage_error(cmd, use, "--color: '%s' is none of auto, "
+						       "always, never", optarg);
 			break;
 		case 'h':
 			if (monitor)
@@ -309,6 +367,8 @@ int cmd_listen(int argc, char **argv)
 			return cli_usage_error(cmd, use, "KEY must be 1 to %d bytes, not %zu",
 					       SHN_KEY_MAX, len);
 	}
+
+	color = fmt == FMT_PLAIN && cli_use_color(color_when, STDOUT_FILENO);
 
 	/* Block the signals in every thread (the library's too) before any
 	 * exists; the signal thread takes them with sigwait(). */
@@ -395,15 +455,17 @@ int cmd_listen(int argc, char **argv)
 			break;
 		}
 		for (i = 0; i < rc && !done; i++) {
-			if (json && !print_json(stdout, &buf[i])) {
+			if (fmt == FMT_JSON && !print_json(stdout, &buf[i])) {
 				cli_err("out of memory while printing notification seq %llu as JSON",
 					(unsigned long long)buf[i].seq);
 				status = EXIT_RUNTIME;
 				done = true;
 				break;
 			}
-			if (!json)
-				print_plain(stdout, &buf[i]);
+			if (fmt == FMT_PLAIN)
+				print_plain(stdout, &buf[i], color);
+			if (fmt == FMT_RAW)
+				print_raw(stdout, &buf[i]);
 			if (fflush(stdout) == EOF) {
 				cli_err("cannot write to stdout: %s", strerror(errno));
 				status = EXIT_RUNTIME;

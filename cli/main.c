@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,11 +15,14 @@
 #include "util/file_kind.h"
 #include "util/utf8.h"
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define SHN_VERSION_STRING STR(SHN_VERSION_MAJOR) "." STR(SHN_VERSION_MINOR) "." STR(SHN_VERSION_PATCH)
+static const char main_usage[] =
+	"usage: shmnotify [--help | --version] [--socket PATH] COMMAND [ARGS...]";
 
-static const char main_usage[] = "usage: shmnotify [--help | --version] COMMAND [ARGS...]";
+/* every command, for the help, the "did you mean" and the completions
+ * (completion/ lists them too: test_cli_commands.sh compares) */
+static const char *const commands[] = {
+	"publish", "listen", "stats", "monitor", "doctor", "help", NULL,
+};
 
 static void print_main_help(FILE *f)
 {
@@ -38,11 +42,12 @@ static void print_main_help(FILE *f)
 		"  help      show the help of a command (same as COMMAND --help)\n"
 		"\n"
 		"Options:\n"
-		"  -h, --help      show this help\n"
-		"  -V, --version   show the version\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"  -s, --socket PATH   the broker's socket, for any COMMAND\n"
 		"\n"
-		"Every command takes --socket PATH; without it $SHMNOTIFY_SOCKET is used,\n"
-		"else the per-user default (here: %s).\n"
+		"Every command takes --socket PATH, before or after its name; without it\n"
+		"$SHMNOTIFY_SOCKET is used, else the per-user default (here: %s).\n"
 		"Run 'shmnotify COMMAND --help' for a command's options.\n"
 		"\n"
 		"Exit status: 0 success, 1 runtime error, 2 bad arguments,\n"
@@ -261,47 +266,121 @@ static int dispatch(const char *name, int argc, char **argv)
 	return -1;
 }
 
+/* Edit distance of a and b (short words: a row on the stack). */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[32], i, j;
+
+	if (lb >= sizeof row / sizeof row[0])
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0], up;
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* "unknown command", every command, and the nearest one when it is near */
+static int unknown_command(const char *prefix, const char *cmd)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX, d;
+
+	for (int i = 0; commands[i]; i++) {
+		d = distance(cmd, commands[i]);
+		if (!strncmp(cmd, commands[i], strlen(cmd)) && *cmd)
+			d = 1;   /* a prefix: "pub" */
+		if (d < best_d) {
+			best_d = d;
+			best = commands[i];
+		}
+	}
+	fprintf(stderr, "%s: unknown command '%s'", prefix, cmd);
+	if (best && best_d <= 2 && best_d < strlen(cmd))
+		fprintf(stderr, "; did you mean '%s'?", best);
+	fputs("\nCommands:", stderr);
+	for (int i = 0; commands[i]; i++)
+		fprintf(stderr, " %s", commands[i]);
+	fprintf(stderr, "\n%s\nTry 'shmnotify --help' for more information.\n", main_usage);
+	return EXIT_USAGE;
+}
+
+static int main_usage_error(const char *fmt, const char *arg)
+{
+	fputs("shmnotify: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s\nTry 'shmnotify --help' for more information.\n", main_usage);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cmd;
-	int rc;
+	const char *cmd, *sock = NULL;
+	int rc, i;
 
-	if (argc < 2) {
-		fprintf(stderr, "shmnotify: no command given\n%s\n"
-				"Try 'shmnotify --help' for more information.\n", main_usage);
-		return EXIT_USAGE;
-	}
-	cmd = argv[1];
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
-		print_main_help(stdout);
-		return 0;
-	}
-	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-		printf("shmnotify %s\n", SHN_VERSION_STRING);
-		return 0;
-	}
-	if (!strcmp(cmd, "help")) {
-		char *help_argv[] = { argv[2], "--help", NULL };
+	/* options before COMMAND: --help, --version, --socket PATH (for every
+	 * command, as $SHMNOTIFY_SOCKET is; the command's own --socket wins) */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
 
-		if (argc < 3) {
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_main_help(stdout);
 			return 0;
 		}
-		rc = dispatch(argv[2], 2, help_argv);
+		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("shmnotify %s\n", SHN_VERSION_STRING);
+			return 0;
+		}
+		if (!strcmp(a, "-s") || !strcmp(a, "--socket")) {
+			if (i + 1 >= argc)
+				return main_usage_error("option '%s' needs an argument", a);
+			sock = argv[++i];
+		} else if (!strncmp(a, "--socket=", 9)) {
+			sock = a + 9;
+		} else if (!strcmp(a, "--")) {
+			i++;
+			break;
+		} else {
+			return main_usage_error("unknown option '%s'", a);
+		}
+		if (!*sock)
+			return main_usage_error("%s: an empty path; give the broker's socket, or "
+						"leave --socket out for $SHMNOTIFY_SOCKET or the "
+						"per-user default", "--socket");
+	}
+	if (i >= argc)
+		return main_usage_error("no command given%s", "");
+	if (sock && setenv("SHMNOTIFY_SOCKET", sock, 1) < 0) {
+		cli_err("cannot use --socket %s: %s", sock, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	cmd = argv[i];
+	if (!strcmp(cmd, "help")) {
+		char *help_argv[] = { i + 1 < argc ? argv[i + 1] : NULL, "--help", NULL };
+
+		if (i + 1 >= argc) {
+			print_main_help(stdout);
+			return 0;
+		}
+		rc = dispatch(argv[i + 1], 2, help_argv);
 		if (rc >= 0)
 			return rc;
-		fprintf(stderr, "shmnotify help: unknown command '%s'\n%s\n", argv[2], main_usage);
-		return EXIT_USAGE;
+		return unknown_command("shmnotify help", argv[i + 1]);
 	}
-	if (cmd[0] == '-') {
-		fprintf(stderr, "shmnotify: unknown option '%s'\n%s\n"
-				"Try 'shmnotify --help' for more information.\n", cmd, main_usage);
-		return EXIT_USAGE;
-	}
-	rc = dispatch(cmd, argc - 1, argv + 1);
+	rc = dispatch(cmd, argc - i, argv + i);
 	if (rc >= 0)
 		return rc;
-	fprintf(stderr, "shmnotify: unknown command '%s' (commands: publish, listen, stats)\n%s\n"
-			"Try 'shmnotify --help' for more information.\n", cmd, main_usage);
-	return EXIT_USAGE;
+	return unknown_command("shmnotify", cmd);
 }

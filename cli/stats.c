@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stats.c - shmnotify stats [--socket PATH] [--json]
+ * stats.c - shmnotify stats [--socket PATH] [--json | --openmetrics |
+ *           --watch [SECONDS]] [--bridge FILE]
  *
  * Asks the broker for its statistics document (shn_stats_json) and prints
  * it as is (--json) or as tables.  The document looks like
@@ -10,16 +11,19 @@
  *                "delivered","dropped","subscriptions"}]}]}
  * and is parsed with jansson.  Members this file does not know are ignored
  * (broker counters are all printed, whatever their names); missing ones
- * print as "-".
+ * print as "-".  The tables, OpenMetrics and --watch leave this command's
+ * own client out (stats_doc.c); --json prints the document as it came.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bridge_stats.h"
 #include "cli.h"
 
-static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json | --openmetrics] [--bridge FILE]";
+static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json | --openmetrics | "
+			    "--watch [SECONDS] [--count N]] [--bridge FILE]";
 
 static void help(void)
 {
@@ -29,12 +33,21 @@ static void help(void)
 	       "\n"
 	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
 	       "                      the per-user default)\n"
-	       "  -j, --json          print the broker's JSON document as is\n"
+	       "  -j, --json          print the broker's JSON document as is (this stats\n"
+	       "                      client included)\n"
 	       "  -m, --openmetrics   print OpenMetrics text (for a Prometheus textfile\n"
 	       "                      collector): counters end in _total, # EOF last\n"
+	       "  -w, --watch [SECONDS]  a live view: a line every SECONDS (default 1,\n"
+	       "                      fractions allowed) with clients, ports, subscriptions\n"
+	       "                      and rates per second, like `redis-cli --stat`\n"
+	       "  -n, --count N       with --watch: stop after N lines\n"
 	       "  -b, --bridge FILE   show a shmnotify-bridge's counters from its stats-file\n"
 	       "                      instead (with --json: the file as is)\n"
-	       "  -h, --help          show this help\n",
+	       "  -h, --help          show this help\n"
+	       "\n"
+	       "The tables and OpenMetrics leave this command's own client out. A refusal\n"
+	       "counter is named for what it counts: refused_clients_limit is the number\n"
+	       "of connections refused by limits.max_clients.\n",
 	       usage);
 }
 
@@ -152,7 +165,10 @@ static void add_counters(struct table *t, const json_t *obj, const char *prefix)
 	char name[2 * CELL], val[CELL];
 
 	json_object_foreach((json_t *)obj, key, c) {
-		snprintf(name, sizeof name, "%s%s", prefix, key);
+		char shown[CELL];
+
+		cli_member_name(key, shown, sizeof shown);
+		snprintf(name, sizeof name, "%s%s", prefix, *prefix ? key : shown);
 		if (json_is_object(c)) {
 			char sub[2 * CELL + 2];
 
@@ -252,11 +268,15 @@ int cmd_stats(int argc, char **argv)
 		{ "json",   no_argument,       NULL, 'j' },
 		{ "openmetrics", no_argument,  NULL, 'm' },
 		{ "bridge", required_argument, NULL, 'b' },
+		{ "watch",  optional_argument, NULL, 'w' },
+		{ "count",  required_argument, NULL, 'n' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *socket_path = NULL, *bridge = NULL;
-	bool json = false, openmetrics = false;
+	bool json = false, openmetrics = false, watch = false;
+	double interval = 1;
+	uint64_t count = 0;
 	char *doc = NULL, shown_buf[256];
 	shn_client *client;
 	json_t *tree;
@@ -265,7 +285,7 @@ int cmd_stats(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:jmb:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:jmb:w::n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (cli_socket_option("stats", usage, optarg, &socket_path))
@@ -280,6 +300,27 @@ int cmd_stats(int argc, char **argv)
 		case 'm':
 			openmetrics = true;
 			break;
+		case 'w': {
+			/* --watch 2 as well as --watch=2: a number after it is its own */
+			const char *arg = optarg;
+			char *end;
+
+			watch = true;
+			if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+				arg = argv[optind++];
+			if (!arg)
+				break;
+			interval = strtod(arg, &end);
+			if (*end || !isfinite(interval) || interval < 0.01 || interval > 86400)
+				return cli_usage_error("stats", usage, "--watch: '%s' is not a number "
+						       "of seconds from 0.01 to 86400", arg);
+			break;
+		}
+		case 'n':
+			if (!cli_parse_uint(optarg, UINT64_MAX, &count) || count == 0)
+				return cli_usage_error("stats", usage,
+						       "--count: '%s' is not a positive number", optarg);
+			break;
 		case 'h':
 			help();
 			return 0;
@@ -293,8 +334,14 @@ int cmd_stats(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("stats", usage, "unexpected argument '%s'", argv[optind]);
-	if (json && openmetrics)
-		return cli_usage_error("stats", usage, "--json and --openmetrics exclude each other");
+	if (json + openmetrics + watch > 1)
+		return cli_usage_error("stats", usage, "--json, --openmetrics and --watch exclude "
+				       "each other");
+	if (count && !watch)
+		return cli_usage_error("stats", usage, "--count N counts the lines of --watch: "
+				       "give --watch too");
+	if (bridge != NULL && watch)
+		return cli_usage_error("stats", usage, "--bridge reads a file: it takes no --watch");
 	if (bridge != NULL && (openmetrics || socket_path != NULL))
 		return cli_usage_error("stats", usage, "--bridge reads a file: it takes neither "
 				       "--socket nor --openmetrics");
@@ -304,6 +351,8 @@ int cmd_stats(int argc, char **argv)
 	rc = cli_connect(socket_path, "stats", NULL, &client);
 	if (rc)
 		return rc;
+	if (watch)
+		return cli_stats_watch(client, interval, count);
 	rc = shn_stats_json(client, &doc);
 	shn_disconnect(client);
 	if (rc < 0) {
@@ -330,6 +379,7 @@ int cmd_stats(int argc, char **argv)
 		free(doc);
 		return EXIT_RUNTIME;
 	}
+	cli_drop_self(tree);
 	if (openmetrics) {
 		rc = cli_print_openmetrics(stdout, tree) == 0 ? 0 : EXIT_RUNTIME;
 		if (rc)

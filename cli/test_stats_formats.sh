@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # test_stats_formats.sh SHMNOTIFYD SHMNOTIFY - shmnotify stats --json parses
 # as JSON (python3's json module) with the documented members, --openmetrics
-# follows the OpenMetrics text format line by line, and shmnotify doctor
-# passes against a live broker, and monitor shows traffic on any key.
+# follows the OpenMetrics text format line by line and passes the
+# prometheus_client OpenMetrics parser (Debian: python3-prometheus-client)
+# with the right types, a # HELP each, limits, no pid label; the tables name
+# refusal counters as refusals and leave the stats client out; stats
+# --watch prints rates per second; shmnotify doctor passes against a live
+# broker, and monitor shows traffic on any key.
 set -euo pipefail
 broker=$1 cli=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-stats.XXXXXX")
@@ -62,12 +66,19 @@ import re, sys
 lines = open(sys.argv[1]).read().split("\n")
 assert lines[-1] == "" and lines[-2] == "# EOF", "must end with '# EOF' and a newline"
 name = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-typ = re.compile(r"# TYPE (%s) (counter|gauge)$" % name)
+typ = re.compile(r"# TYPE (%s) (counter|gauge|info)$" % name)
+hlp = re.compile(r"# HELP (%s) \S.*$" % name)
 # a label value escapes backslash, double quote and newline (\\ \" \n), nothing else
 val = r'"(?:[^"\\\n]|\\[\\"n])*"'
 smp = re.compile(r"(%s)(\{%s=%s(,%s=%s)*\})? (-?[0-9]+(\.[0-9]+)?)$" % (name, name, val, name, val))
 families, current, samples = {}, None, 0
+helped = set()
 for ln in lines[:-2]:
+    m = hlp.match(ln)
+    if m:
+        assert m.group(1) == current and current not in helped, "HELP out of place: %r" % ln
+        helped.add(current)
+        continue
     m = typ.match(ln)
     if m:
         assert m.group(1) not in families, "family %s declared twice" % m.group(1)
@@ -76,14 +87,58 @@ for ln in lines[:-2]:
         continue
     m = smp.match(ln)
     assert m, "bad line: %r" % ln
-    expect = current + "_total" if families[current] == "counter" else current
+    expect = current + {"counter": "_total", "info": "_info"}.get(families[current], "")
     assert m.group(1) == expect, "sample %s outside its family %s" % (m.group(1), current)
     samples += 1
 assert "shmnotify_port_delivered" in families and samples > 10
+assert helped == set(families), "no # HELP for %s" % (set(families) - helped)
 named = [ln for ln in lines if ln.startswith("shmnotify_client_published_total{")]
 assert any(',name="indexer \\"one\\""}' in ln for ln in named), named
 print("stats --openmetrics: %d families, %d samples, format ok" % (len(families), samples))
 PY
+
+# the real parser: Debian's python3-prometheus-client (in the Makefile's DEPS)
+om_python=
+for py in python3 /usr/bin/python3; do
+	if command -v "$py" >/dev/null &&
+	   "$py" -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
+		om_python=$py
+		break
+	fi
+done
+if [[ -n $om_python ]]; then
+	"$om_python" - "$tmp/stats.om" <<'PY' || fail "stats --openmetrics (prometheus_client parser)"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+def typ(n): return fams[n].type
+for n in ("shmnotify_broker_clients", "shmnotify_broker_acl_rules",
+          "shmnotify_broker_limits_max_clients", "shmnotify_broker_limits_max_data_size",
+          "shmnotify_broker_default_capacity", "shmnotify_port_capacity"):
+    assert typ(n) == "gauge", (n, typ(n))     # configured or current: gauges
+for n in ("shmnotify_broker_notifications_routed", "shmnotify_broker_refused_clients_limit",
+          "shmnotify_port_delivered", "shmnotify_client_published"):
+    assert typ(n) == "counter", (n, typ(n))
+assert "shmnotify_broker_limit_clients" not in fams, "a refusal counter named as a limit"
+assert all(f.documentation for f in fams.values()), "a family without HELP"
+info = fams["shmnotify_broker"]
+assert info.type == "info" and info.samples[0].labels.get("io") in ("uring", "epoll"), info
+for f in fams.values():
+    for s in f.samples:
+        assert "pid" not in s.labels, "a pid label: %s" % (s,)
+clients = fams["shmnotify_broker_clients"].samples[0].value
+named = [s.labels.get("name") for s in fams["shmnotify_client_published"].samples]
+# the stats client neither listed nor counted (a publisher that just left
+# may still be both)
+assert 'indexer "one"' in named and "shmnotify stats" not in named, named
+assert clients == len(named), (clients, named)
+print("stats --openmetrics: prometheus_client parsed %d families; types, HELP, limits, "
+      "no pid label, the stats client not counted" % len(fams))
+PY
+else
+	echo "skip: prometheus_client's OpenMetrics parser: no python3 with the module" \
+	     "(Debian: apt-get install python3-prometheus-client)"
+fi
 
 # monitor: sees a notification on a key nobody subscribed to, as listen --json would
 "$cli" monitor --socket "$tmp/s.sock" --count 2 --timeout 10000 >"$tmp/monitor.out" &
@@ -115,6 +170,58 @@ echo "usage errors: exit 2 with a usage line"
 grep -Eq '^  [0-9]+ +[0-9]+ +[0-9]+ +indexer "one" +[0-9]+ ' "$tmp/stats.txt" ||
 	fail "no client named indexer \"one\" in the table: $(cat "$tmp/stats.txt")"
 echo "stats table: $(grep -c 'indexer "one"' "$tmp/stats.txt") client named indexer \"one\""
+# refusals named as such; the stats client itself neither counted nor listed
+grep -Eq '^  refused_clients_limit +0$' "$tmp/stats.txt" && ! grep -q 'limit_clients' "$tmp/stats.txt" ||
+	fail "refusal counters not named as refusals: $(cat "$tmp/stats.txt")"
+n=$(awk '$1 == "clients" { print $2; exit }' "$tmp/stats.txt")
+[[ -n $n ]] && grep -q "^clients: $n\$" "$tmp/stats.txt" && ! grep -q 'shmnotify stats' "$tmp/stats.txt" ||
+	fail "the stats client counted itself: $(cat "$tmp/stats.txt")"
+echo "stats table: refused_clients_limit, $n client(s) (the stats client left out)"
+
+# stats --watch: a line each interval, with rates per second
+"$cli" stats --socket "$tmp/s.sock" --watch 0.3 --count 4 >"$tmp/watch.txt" &
+wpid=$!
+for i in $(seq 12); do "$cli" publish --socket "$tmp/s.sock" some/key "w$i" w; sleep 0.1; done
+wait "$wpid" || fail "stats --watch exited $?: $(cat "$tmp/watch.txt")"
+python3 - "$tmp/watch.txt" <<'PY' || fail "stats --watch: $(cat "$tmp/watch.txt")"
+import sys
+lines = open(sys.argv[1]).read().split("\n")[:-1]
+head = lines[0].split()
+assert head[:4] == ["time", "clients", "ports", "subs"] and "delivered/s" in head, head
+rows = [dict(zip(head, l.split())) for l in lines[1:]]
+assert len(rows) == 4, rows
+assert max(float(r["delivered/s"]) for r in rows) > 0, rows
+print("stats --watch: %d lines, up to %s delivered/s" %
+      (len(rows), max(float(r["delivered/s"]) for r in rows)))
+PY
+# with no publisher about: the listener alone, the watcher left out
+for _ in $(seq 100); do   # the last publisher gone: the listener and the asking stats
+	"$cli" stats --socket "$tmp/s.sock" --json | grep -q '"clients":2,' && break
+	sleep 0.05
+done
+"$cli" stats --socket "$tmp/s.sock" --watch 0.1 --count 2 >"$tmp/watch2.txt" ||
+	fail "stats --watch exited $?"
+[[ $(awk 'NR > 1 { print $2 }' "$tmp/watch2.txt" | paste -sd' ') == "1 1" ]] ||
+	fail "stats --watch counted itself: $(cat "$tmp/watch2.txt")"
+# a refusal counted under its name (max-clients 1: the listener alone)
+printf '[limits]\nmax-clients = 1\n' >"$tmp/one.conf"
+"$broker" --socket "$tmp/one.sock" --config "$tmp/one.conf" 2>"$tmp/one.log" &
+pids+=($!)
+for _ in $(seq 100); do [[ -S $tmp/one.sock ]] && break; sleep 0.05; done
+# the one slot held by a watcher: once it printed a line it is connected
+# (nothing else may knock meanwhile, or it could be the one refused)
+"$cli" stats --socket "$tmp/one.sock" --watch 0.1 >"$tmp/one.watch" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do [[ $(wc -l <"$tmp/one.watch") -ge 2 ]] && break; sleep 0.05; done
+[[ $(wc -l <"$tmp/one.watch") -ge 2 ]] || fail "the watcher never connected: $(cat "$tmp/one.watch")"
+"$cli" publish --socket "$tmp/one.sock" k x 2>/dev/null && fail "a second client was let in"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+for _ in $(seq 100); do
+	"$cli" stats --socket "$tmp/one.sock" >"$tmp/one.txt" 2>/dev/null && break; sleep 0.05
+done
+grep -Eq '^  refused_clients_limit +[1-9]' "$tmp/one.txt" ||
+	fail "no refusal counted: $(cat "$tmp/one.txt")"
+echo "stats table: $(grep refused_clients_limit "$tmp/one.txt" | xargs)"
 
 # monitor by another user of a shared broker: refused with a clear message
 if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then

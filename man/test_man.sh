@@ -108,7 +108,7 @@ done
 
 # ---- 3. command options --------------------------------------------------------
 options_of() {   # the -x and --xyz options of a --help text: its usage line and option lines
-	grep -E '^usage:|^[[:space:]]+-' | grep -oE '(^|[ ,[|])--?[a-zA-Z][a-zA-Z-]*' |
+	grep -E '^usage:|^[[:space:]]+-' | grep -oE '(^|[ ,[|])--?[a-zA-Z][a-zA-Z0-9-]*' |
 		sed -E 's/^[ ,[|]//' | sort -u
 }
 section_of() {   # section_of FILE HEADING: the lines of "## HEADING" up to the next heading
