@@ -338,6 +338,8 @@ static void print_table(FILE *f, const struct opts *o)
 	if (bench_shn_socket)
 		fprintf(f, "shmnotify: the broker running on %s, as it is configured\n",
 			bench_shn_socket);
+	else if (bench_shn_broker)
+		fprintf(f, "shmnotify: private brokers, %s\n", bench_shn_broker);
 	fprintf(f, "ratios: the figure divided by shmnotify's and by the floor's for the same case "
 		   "(rates: higher is better; latency and CPU: lower is better)\n\n");
 	fprintf(f, "%-10s %-14s %-18s %-18s %-14s %-10s %9s %9s\n", "workload", "case", "metric",

@@ -43,6 +43,7 @@
 #define BENCH_SHN_DEFAULT_MAX_SUBS 65536u
 
 const char *bench_shn_socket;
+const char *bench_shn_broker;
 
 struct shn_state {
 	char *dir;                    /* the private broker's directory; NULL: a running broker */
@@ -142,6 +143,12 @@ static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigne
 	if (bench_shn_socket)
 		return start_running(st, why, whylen, overflow, spin_us, direct_off);
 	bin = broker_binary(binbuf, sizeof binbuf);
+	{
+		static char used[PATH_MAX];
+
+		snprintf(used, sizeof used, "%s", bin);
+		bench_shn_broker = used;
+	}
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
