@@ -6,12 +6,14 @@
 #   make test-asan  the tests under AddressSanitizer+UBSan (build-asan/)
 #   make test-tsan  the tests under ThreadSanitizer (build-tsan/)
 #   make run        build, then run the demo (scripts/demo.sh): broker, listen, publish, flood
+#   make install    build, then cmake --install (PREFIX=/usr/local, DESTDIR=staging root)
 #   make bench      install the peers, build, run shmnotify-bench (BENCH_ARGS="--quick" for 1 min)
 #   make fuzz       the libFuzzer targets (clang), FUZZ_SECONDS each (default 60)
 #   make test-valgrind  the integration tests and their brokers under valgrind memcheck
 #   make clean      remove the build directories
 #
-# Variables: WERROR=1 (warnings are errors), CMAKE_FLAGS="...", JOBS=N.
+# Variables: WERROR=1 (warnings are errors), CMAKE_FLAGS="...", JOBS=N,
+# PREFIX and DESTDIR (install).
 
 SHELL := /bin/bash
 MAKEFLAGS += --no-print-directory
@@ -38,12 +40,12 @@ SAN_ENV := ASAN_OPTIONS=abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
-.PHONY: all deps build test test-asan test-tsan run clean help bench fuzz fuzz-corpus test-valgrind
+.PHONY: all deps build test test-asan test-tsan run install clean help bench fuzz fuzz-corpus test-valgrind
 
 all: build
 
 help:
-	@sed -n '1,15p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '1,17p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 deps:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
@@ -72,8 +74,16 @@ define cmake_build
 	cmake --build $(1) -j$(JOBS)
 endef
 
+# PREFIX is where the files are meant to live (compiled into the unit
+# files), DESTDIR a staging root put before every path (packaging).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
 build: deps
-	$(call cmake_build,$(BUILD_DIR),-DSHN_SANITIZE=)
+	$(call cmake_build,$(BUILD_DIR),-DSHN_SANITIZE= -DCMAKE_INSTALL_PREFIX=$(PREFIX))
+
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR)
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 $(CTEST_RETRY)

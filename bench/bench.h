@@ -130,6 +130,12 @@ struct transport {
 	void (*sub_close)(void *ep);
 };
 
+/* shmnotify-bench --socket PATH: the shmnotify transports use the broker
+ * already running there (NULL: each starts a private one). */
+extern const char *bench_shn_socket;
+/* The shmnotifyd program the bench started (NULL: none yet), for the table. */
+extern const char *bench_shn_broker;
+
 extern const struct transport t_floor;
 extern const struct transport t_shmnotify;
 extern const struct transport t_shmnotify_block;

@@ -5,7 +5,7 @@
  *
  * usage: shmnotify-bench [--quick] [--json[=FILE]] [--peers LIST] [--plot DIR]
  *                        [--runs N] [--workloads LIST] [--seconds S]
- *                        [--smoke] [--check]
+ *                        [--smoke] [--check] [--socket PATH]
  *
  * The measurements of one case alternate between the transports, run after
  * run, so that the noise of a shared machine falls on all of them alike;
@@ -335,6 +335,11 @@ static void print_table(FILE *f, const struct opts *o)
 	machine(mach, sizeof mach);
 	fprintf(f, "\nshmnotify-bench: %s; medians of %d run%s; %.2f s per measurement\n", mach,
 		o->runs, o->runs > 1 ? "s" : "", o->seconds);
+	if (bench_shn_socket)
+		fprintf(f, "shmnotify: the broker running on %s, as it is configured\n",
+			bench_shn_socket);
+	else if (bench_shn_broker)
+		fprintf(f, "shmnotify: private brokers, %s\n", bench_shn_broker);
 	fprintf(f, "ratios: the figure divided by shmnotify's and by the floor's for the same case "
 		   "(rates: higher is better; latency and CPU: lower is better)\n\n");
 	fprintf(f, "%-10s %-14s %-18s %-18s %-14s %-10s %9s %9s\n", "workload", "case", "metric",
@@ -415,8 +420,13 @@ static void print_json(FILE *f, const struct opts *o)
 	machine(mach, sizeof mach);
 	fprintf(f, "{\n  \"machine\": ");
 	json_str(f, mach);
-	fprintf(f, ",\n  \"runs\": %d, \"seconds\": %g, \"quick\": %s,\n  \"transports\": [\n",
+	fprintf(f, ",\n  \"runs\": %d, \"seconds\": %g, \"quick\": %s,\n  \"socket\": ",
 		o->runs, o->seconds, o->quick ? "true" : "false");
+	if (bench_shn_socket)
+		json_str(f, bench_shn_socket);
+	else
+		fprintf(f, "null");
+	fprintf(f, ",\n  \"transports\": [\n");
 	for (int ti = 0, n = 0; ti < NT; ti++) {
 		if (!tr[ti].on)
 			continue;
@@ -629,7 +639,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: shmnotify-bench [--quick] [--json[=FILE]] [--peers LIST] [--plot DIR]\n"
 		"                       [--runs N] [--workloads LIST] [--seconds S] [--case LABEL]\n"
-		"                       [--smoke] [--check] | --help | --version\n"
+		"                       [--smoke] [--check] [--socket PATH] | --help | --version\n"
 		"  --quick           about one minute: short measurements, one run\n"
 		"  --json[=FILE]     results as JSON on stdout (or into FILE, with the table on stdout)\n"
 		"  --peers LIST      comma-separated: shmnotify-block,shmnotify-brokered,shmnotify-lowlat,\n"
@@ -642,6 +652,8 @@ static void usage(FILE *f)
 		"  --case LABEL      only the cases so labelled (e.g. \"1000000 keys\", \"64B batch 64\")\n"
 		"  --smoke           one brief case per workload (the test suite's run)\n"
 		"  --check           exit 1 when a floor or shmnotify count does not add up\n"
+		"  --socket PATH     measure the shmnotifyd already running on PATH, as it is\n"
+		"                    configured, instead of a private one (left running)\n"
 		"  -h, --help        show this help\n"
 		"  -V, --version     show the version\n");
 }
@@ -711,6 +723,7 @@ int main(int argc, char **argv)
 		{ "smoke", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "case", required_argument, NULL, 'C' },
+		{ "socket", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -744,6 +757,14 @@ int main(int argc, char **argv)
 		case 'S': o.smoke = true; break;
 		case 'c': o.check = true; break;
 		case 'C': o.only = optarg; break;
+		case 'k':
+			if (!*optarg) {
+				fprintf(stderr, "shmnotify-bench: --socket needs the path of a running "
+					"broker's socket\n");
+				return 2;
+			}
+			bench_shn_socket = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("shmnotify-bench %s\n", SHN_VERSION_STRING); return 0;
 		default: usage(stderr); return 2;
@@ -865,6 +886,10 @@ int main(int argc, char **argv)
 					continue;
 				if (cell->status == -ENOTSUP && tr[ti].status == 0)
 					continue;   /* a case this transport does not run */
+				/* a variant that cannot run here (--socket: it needs a
+				 * broker of its own); shmnotify itself must run */
+				if (tr[ti].status == -ENOTSUP && ti != T_SHN && ti != T_FLOOR)
+					continue;
 				/* SHN_OVERFLOW_BLOCK is lossless: a reported loss is a bug too */
 				bool lossy = !strcmp(tr[ti].name, "shmnotify-block") && cell->lost_rep > 0;
 

@@ -2,11 +2,15 @@
 /*
  * t_shmnotify.c - shmnotify through a private shmnotifyd.
  *
- * The bench starts its own broker (the binary CMake built, or
- * $SHMNOTIFY_BENCH_BROKER) on a socket in a private directory and stops it
- * by PID.  The parent never links the library into its own state: every
- * client is made after fork() in a child, since shn_connect starts a
- * watcher thread.
+ * The bench starts its own broker on a socket in a private directory and
+ * stops it by PID: $SHMNOTIFY_BENCH_BROKER, else the shmnotifyd installed
+ * beside the bench, else the one CMake built, else shmnotifyd in $PATH.
+ * With --socket PATH (bench_shn_socket) it uses the broker already running
+ * there instead, as it is configured, and leaves it running, as
+ * redis-benchmark -s and nats bench do; the variants that need a broker
+ * configured their own way are then skipped.  The parent never links the
+ * library into its own state: every client is made after fork() in a
+ * child, since shn_connect starts a watcher thread.
  *
  * Variants: "shmnotify" uses the default overflow policy (a full port
  * drops, counts, and reports SHN_EV_OVERFLOW with the number lost) and the
@@ -22,7 +26,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <shmnotify.h>
@@ -32,25 +38,118 @@
 #endif
 
 #define BENCH_SHN_MAX_SUBS 2000000u
+/* A broker's [limits] max-subscriptions unless configured otherwise
+ * (broker/config.h): what a running broker is assumed to allow. */
+#define BENCH_SHN_DEFAULT_MAX_SUBS 65536u
+
+const char *bench_shn_socket;
+const char *bench_shn_broker;
 
 struct shn_state {
-	char *dir;
+	char *dir;                    /* the private broker's directory; NULL: a running broker */
 	char sock[512];
-	pid_t pid;
+	pid_t pid;                    /* the broker's (0: unknown) */
+	bool running;                 /* --socket: not ours to stop */
 	unsigned overflow;
 };
+
+/* Which shmnotifyd to start: $SHMNOTIFY_BENCH_BROKER, else the one beside
+ * this program (both installed in bin/), else the one built with it, else
+ * shmnotifyd in $PATH. */
+static const char *broker_binary(char *buf, size_t len)
+{
+	const char *env = getenv("SHMNOTIFY_BENCH_BROKER");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(buf, len, "%s/shmnotifyd", self) < (int)len &&
+			    access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	if (access(SHMNOTIFYD_PATH, X_OK) == 0)
+		return SHMNOTIFYD_PATH;
+	return "shmnotifyd";
+}
+
+/* --socket: the broker already running on bench_shn_socket. */
+static int start_running(void **st, char *why, size_t whylen, unsigned overflow,
+			 unsigned spin_us, bool direct_off)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t clen = sizeof cred;
+	struct shn_state *s;
+	int fd, err;
+
+	if (spin_us || direct_off) {
+		bench_fmt_why(why, whylen, "needs a broker of its own (shmnotifyd %s); with --socket "
+			      "the running broker is measured as it is configured",
+			      spin_us ? "--spin-us" : "--direct off");
+		return -ENOTSUP;
+	}
+	if (strlen(bench_shn_socket) >= sizeof sa.sun_path ||
+	    strlen(bench_shn_socket) >= sizeof s->sock) {
+		bench_fmt_why(why, whylen, "--socket %s: path too long", bench_shn_socket);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, bench_shn_socket);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		err = -errno;
+		close(fd);
+		bench_fmt_why(why, whylen, "no broker answers on %s (%s): start shmnotifyd there, "
+			      "or run without --socket", bench_shn_socket, strerror(-err));
+		return err;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* its pid, for the CPU it uses in the idle workload */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		s->pid = cred.pid;
+	close(fd);
+	strcpy(s->sock, bench_shn_socket);
+	s->running = true;
+	s->overflow = overflow;
+	*st = s;
+	return 0;
+}
 
 static int start(void **st, char *why, size_t whylen, unsigned overflow, unsigned spin_us,
 		 bool direct_off)
 {
-	const char *bin = getenv("SHMNOTIFY_BENCH_BROKER");
-	struct shn_state *s = calloc(1, sizeof *s);
+	char binbuf[PATH_MAX];
+	const char *bin;
+	struct shn_state *s;
 	char logp[600], conf[600];
 	FILE *f;
 	int err = 0;
 
-	if (!bin || !*bin)
-		bin = SHMNOTIFYD_PATH;
+	if (bench_shn_socket)
+		return start_running(st, why, whylen, overflow, spin_us, direct_off);
+	bin = broker_binary(binbuf, sizeof binbuf);
+	{
+		static char used[PATH_MAX];
+
+		snprintf(used, sizeof used, "%s", bin);
+		bench_shn_broker = used;
+	}
+	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
 	s->overflow = overflow;
@@ -160,17 +259,34 @@ static void shn_stop(void *st)
 {
 	struct shn_state *s = st;
 
-	bench_stop_pid(s->pid, 5000);
-	bench_rmtree(s->dir);
-	free(s->dir);
+	if (!s->running) {
+		bench_stop_pid(s->pid, 5000);
+		bench_rmtree(s->dir);
+		free(s->dir);
+	}
 	free(s);
+}
+
+/* A running broker has its own limits: the keys case past the default
+ * max-subscriptions would only measure a refusal. */
+static int shn_supports(void *st, const struct params *p, char *why, size_t whylen)
+{
+	struct shn_state *s = st;
+
+	if (s->running && p->nkeys > BENCH_SHN_DEFAULT_MAX_SUBS) {
+		bench_fmt_why(why, whylen, "%u subscriptions on one client: past a broker's default "
+			      "[limits] max-subscriptions (%u); run without --socket for this case",
+			      p->nkeys, BENCH_SHN_DEFAULT_MAX_SUBS);
+		return -ENOTSUP;
+	}
+	return 0;
 }
 
 static int shn_server_pids(void *st, pid_t *pids, int max)
 {
 	struct shn_state *s = st;
 
-	if (max < 1)
+	if (max < 1 || s->pid <= 0)
 		return 0;
 	pids[0] = s->pid;
 	return 1;
@@ -319,6 +435,7 @@ const struct transport t_shmnotify = {
 	.loss_policy = "default SHN_OVERFLOW_DROP: a full port drops the batch for that port only, "
 		       "counts it and reports SHN_EV_OVERFLOW with the exact number lost",
 	.start = shn_start_drop,
+	.supports = shn_supports,
 	.fanout_note = SHN_FANOUT_NOTE,
 	SHN_TRANSPORT_OPS,
 };
@@ -328,6 +445,7 @@ const struct transport t_shmnotify_block = {
 	.loss_policy = "SHN_OVERFLOW_BLOCK: lossless; the publishers feeding a full port wait "
 		       "(back-pressure), other ports are not held",
 	.start = shn_start_block,
+	.supports = shn_supports,
 	.fanout_note = SHN_FANOUT_NOTE,
 	SHN_TRANSPORT_OPS,
 };
@@ -337,6 +455,7 @@ const struct transport t_shmnotify_brokered = {
 	.loss_policy = "as shmnotify (SHN_OVERFLOW_DROP); the broker runs with its direct data "
 		       "path off (shmnotifyd --direct off): every notification takes two hops",
 	.start = shn_start_brokered,
+	.supports = shn_supports,
 	.fanout_note = SHN_FANOUT_NOTE,
 	SHN_TRANSPORT_OPS,
 };

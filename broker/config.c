@@ -11,6 +11,11 @@
  * without keys, but [acl "PREFIX"] carries up to 256 bytes of prefix
  * (escaped) and an empty one still denies.  The header is parsed here and
  * inih sees a short name ("acl#N").
+ *
+ * Every error is reported, not only the first: the reader keeps going
+ * after a bad line (a bad section header hides the keys under it, which
+ * would only repeat the mistake), and shnd_config_finish runs every check
+ * across values, so that one --check-config lists all there is to fix.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -286,17 +291,19 @@ static void set_key(struct reader *r, enum key_id k, const char *v)
 		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
 			fail(r, "default-capacity '%s': expected bytes (K, M, G suffixes) from 1 "
 			     "to %u", v, SHN_RING_MAX_CAPACITY);
-		else
+		else {
 			cfg->default_capacity = shn_ring_round_capacity((uint32_t)x);
-		cfg->line_default_capacity = r->ini.lineno;
+			cfg->line_default_capacity = r->ini.lineno;
+		}
 		break;
 	case K_MAX_CAP:
 		if (shnd_parse_size(v, 1, SHN_RING_MAX_CAPACITY, &x) < 0)
 			fail(r, "max-capacity '%s': expected bytes (K, M, G suffixes) from 1 to %u",
 			     v, SHN_RING_MAX_CAPACITY);
-		else
+		else {
 			cfg->max_capacity = round_down_capacity(x);
-		cfg->line_max_capacity = r->ini.lineno;
+			cfg->line_max_capacity = r->ini.lineno;
+		}
 		break;
 	case K_FOREGROUND:
 		break;   /* always in the foreground; accepted for old files */
@@ -410,8 +417,6 @@ static int handler(void *user, const char *section, const char *name, const char
 	enum section sec;
 	unsigned k;
 
-	if (r->ini.err_line)
-		return (1);
 	if (strcmp(section, "!") == 0)
 		return (1);   /* under a bad header: already reported */
 	if (section[0] == '\0' || strcmp(section, "broker") == 0)
@@ -478,6 +483,34 @@ static int handler(void *user, const char *section, const char *name, const char
 	return (1);
 }
 
+/* Every error, as it is found: "shmnotifyd: FILE:LINE: what is wrong".
+ * struct reader starts with its struct shu_ini: ini is r. */
+static void report(struct shu_ini *ini, int line, const char *msg)
+{
+	struct reader *r = (struct reader *)ini;
+
+	shnd_log_untagged(SHND_LOG_ERROR, "%s:%d: %s", r->cfg->file, line, msg);
+}
+
+/* util/ini.c's reader, then a look at what inih is to parse: a line that
+ * is neither a comment, nor a section, nor "key = value" is reported here
+ * and handed on empty, so that every such line is listed (inih would only
+ * return the first one's number). */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct shu_ini *ini = stream;
+
+	if (shu_ini_read_line(str, num, stream) == NULL)
+		return (NULL);
+	if (str[0] != '\n' && str[0] != '[' && str[0] != ';' && str[0] != '#' &&
+	    strpbrk(str, "=:") == NULL) {
+		shu_ini_fail(ini, "expected 'key = value', '[section]' or a comment ('#' or ';' "
+			     "first on the line)");
+		snprintf(str, (size_t)num, "\n");
+	}
+	return (str);
+}
+
 /* The [broker] socket value, kept until finish (the command line wins). */
 static char *file_socket;
 
@@ -488,29 +521,29 @@ int shnd_config_load(struct shnd_config *cfg, const char *path)
 	size_t len;
 	int rc, err;
 
+	cfg->file = path;
 	err = shu_ini_read_file(path, &buf, &len);
 	if (err < 0) {
-		fprintf(stderr, "shmnotifyd: cannot read the configuration file %s: %s\n", path,
-			err == -EFBIG ? "larger than 1 MiB" : strerror(-err));
+		shnd_log_untagged(SHND_LOG_ERROR, "cannot read the configuration file %s: %s", path,
+				  err == -EFBIG ? "larger than 1 MiB" : strerror(-err));
 		return (-1);
 	}
 	memset(&r, 0, sizeof(r));
 	shu_ini_init(&r.ini, buf, len, section_header);
+	r.ini.report = report;
 	r.cfg = cfg;
-	cfg->file = path;
-	rc = ini_parse_stream(shu_ini_read_line, &r.ini, handler, &r);
+	rc = ini_parse_stream(read_line, &r.ini, handler, &r);
 	free(buf);
-	if (r.ini.err_line) {
-		fprintf(stderr, "shmnotifyd: %s:%d: %s\n", path, r.ini.err_line, r.ini.err);
-		free(r.socket_value);
-		return (-1);
+	if (rc > 0) {
+		/* a line read_line let through that inih still refused */
+		r.ini.lineno = rc;
+		fail(&r, "expected 'key = value', '[section]' or a comment ('#' or ';' first on "
+		     "the line)");
+	} else if (rc < 0) {
+		shnd_log_untagged(SHND_LOG_ERROR, "%s: cannot parse (inih error %d)", path, rc);
+		r.ini.nerr++;
 	}
-	if (rc != 0) {
-		if (rc > 0)
-			fprintf(stderr, "shmnotifyd: %s:%d: expected 'key = value', '[section]' or a "
-				"comment ('#' or ';' first on the line)\n", path, rc);
-		else
-			fprintf(stderr, "shmnotifyd: %s: cannot parse (inih error %d)\n", path, rc);
+	if (r.ini.nerr > 0) {
 		free(r.socket_value);
 		return (-1);
 	}
@@ -526,93 +559,144 @@ static int cfg_error(const struct shnd_config *cfg, int line, const char *fmt, .
 
 static int cfg_error(const struct shnd_config *cfg, int line, const char *fmt, ...)
 {
+	char msg[768];
 	va_list ap;
 
-	if (line > 0 && cfg->file != NULL)
-		fprintf(stderr, "shmnotifyd: %s:%d: ", cfg->file, line);
-	else
-		fprintf(stderr, "shmnotifyd: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (line > 0 && cfg->file != NULL)
+		shnd_log_untagged(SHND_LOG_ERROR, "%s:%d: %s", cfg->file, line, msg);
+	else
+		shnd_log_untagged(SHND_LOG_ERROR, "%s", msg);
 	return (-1);
+}
+
+/* v as --print-config writes it: 64M, 512K, 1000. */
+static const char *size_str(uint64_t v, char *buf, size_t len)
+{
+	if (v != 0 && v % (1ull << 30) == 0)
+		snprintf(buf, len, "%lluG", (unsigned long long)(v >> 30));
+	else if (v != 0 && v % (1ull << 20) == 0)
+		snprintf(buf, len, "%lluM", (unsigned long long)(v >> 20));
+	else if (v != 0 && v % (1ull << 10) == 0)
+		snprintf(buf, len, "%lluK", (unsigned long long)(v >> 10));
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	return (buf);
+}
+
+/* Where a capacity came from, for the message. */
+static const char *origin(const char *opt, bool on_cmdline, int line, char *buf, size_t len)
+{
+	if (on_cmdline)
+		snprintf(buf, len, "%s", opt);
+	else if (line > 0)
+		snprintf(buf, len, "line %d", line);
+	else
+		snprintf(buf, len, "the default");
+	return (buf);
+}
+
+/* default-capacity and max-capacity are one set: a default above the
+ * largest ring a client may get would have every client that asks for the
+ * default refused, and changing either for the other would hide the
+ * mistake, whichever of the two was given last or alone.  -1 after the
+ * message. */
+static int check_capacities(const struct shnd_config *cfg, const struct shnd_cmdline *cl)
+{
+	char d[24], m[24], dfrom[32], mfrom[32];
+	int line;
+
+	if (cfg->default_capacity <= cfg->max_capacity)
+		return (0);
+	/* the file's line when one of the two is from the file: the later */
+	line = cfg->line_max_capacity > cfg->line_default_capacity ? cfg->line_max_capacity :
+								     cfg->line_default_capacity;
+	return (cfg_error(cfg, line, "default-capacity %s (%s) is above max-capacity %s (%s): "
+			  "lower default-capacity or raise max-capacity; neither is changed "
+			  "to fit the other",
+			  size_str(cfg->default_capacity, d, sizeof(d)),
+			  origin("--default-capacity", cl->default_cap != NULL,
+				 cfg->line_default_capacity, dfrom, sizeof(dfrom)),
+			  size_str(cfg->max_capacity, m, sizeof(m)),
+			  origin("--max-capacity", cl->max_cap != NULL, cfg->line_max_capacity,
+				 mfrom, sizeof(mfrom))));
 }
 
 int shnd_config_finish(struct shnd_config *cfg, const struct shnd_cmdline *cl)
 {
 	const char *sock = (cl->socket != NULL && cl->socket[0] != '\0') ? cl->socket : file_socket;
 	const char *env = getenv("SHMNOTIFY_SOCKET");
+	bool caps_ok = true;
+	int rc = 0;
 	uint64_t v;
 
+	/* every check runs, so that one run lists every mistake */
 	if (cl->log_level && shnd_log_parse_level(cl->log_level, &cfg->log_level) < 0)
-		return (cfg_error(cfg, 0, "bad --log-level '%s' (error, warn, info or debug)",
-				  cl->log_level));
+		rc = cfg_error(cfg, 0, "bad --log-level '%s' (error, warn, info or debug)",
+			       cl->log_level);
 	if (cl->io && parse_io(cl->io, &cfg->io) < 0)
-		return (cfg_error(cfg, 0, "bad --io '%s' (uring, epoll or auto)", cl->io));
+		rc = cfg_error(cfg, 0, "bad --io '%s' (uring, epoll or auto)", cl->io);
 	if (cl->direct && parse_direct(cl->direct, &cfg->direct) < 0)
-		return (cfg_error(cfg, 0, "bad --direct '%s' (auto or off)", cl->direct));
+		rc = cfg_error(cfg, 0, "bad --direct '%s' (auto or off)", cl->direct);
 	if (cl->spin_us) {
 		if (shnd_parse_size(cl->spin_us, 0, SHND_SPIN_US_MAX, &v) < 0)
-			return (cfg_error(cfg, 0, "bad --spin-us '%s' (microseconds, 0 to %u)",
-					  cl->spin_us, SHND_SPIN_US_MAX));
-		cfg->spin_us = (uint32_t)v;
+			rc = cfg_error(cfg, 0, "bad --spin-us '%s' (microseconds, 0 to %u)",
+				       cl->spin_us, SHND_SPIN_US_MAX);
+		else
+			cfg->spin_us = (uint32_t)v;
 	}
 	if (cl->max_cap) {
-		if (shnd_parse_size(cl->max_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0)
-			return (cfg_error(cfg, 0, "bad --max-capacity '%s' (bytes, K/M/G suffixes, "
-					  "at most %u)", cl->max_cap, SHN_RING_MAX_CAPACITY));
-		cfg->max_capacity = round_down_capacity(v);
-		cfg->line_max_capacity = 0;
+		if (shnd_parse_size(cl->max_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0) {
+			rc = cfg_error(cfg, 0, "bad --max-capacity '%s' (bytes, K/M/G suffixes, "
+				       "at most %u)", cl->max_cap, SHN_RING_MAX_CAPACITY);
+			caps_ok = false;
+		} else {
+			cfg->max_capacity = round_down_capacity(v);
+			cfg->line_max_capacity = 0;
+		}
 	}
 	if (cl->default_cap) {
-		if (shnd_parse_size(cl->default_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0)
-			return (cfg_error(cfg, 0, "bad --default-capacity '%s' (bytes, K/M/G suffixes, "
-					  "at most %u)", cl->default_cap, SHN_RING_MAX_CAPACITY));
-		cfg->default_capacity = shn_ring_round_capacity((uint32_t)v);
-		cfg->line_default_capacity = 0;
+		if (shnd_parse_size(cl->default_cap, 1, SHN_RING_MAX_CAPACITY, &v) < 0) {
+			rc = cfg_error(cfg, 0, "bad --default-capacity '%s' (bytes, K/M/G "
+				       "suffixes, at most %u)", cl->default_cap,
+				       SHN_RING_MAX_CAPACITY);
+			caps_ok = false;
+		} else {
+			cfg->default_capacity = shn_ring_round_capacity((uint32_t)v);
+			cfg->line_default_capacity = 0;
+		}
 	}
-	if (cfg->default_capacity > cfg->max_capacity) {
-		if (cl->default_cap == NULL && cfg->line_default_capacity == 0)
-			cfg->default_capacity = cfg->max_capacity;
-		else
-			return (cfg_error(cfg, cfg->line_default_capacity,
-					  "default-capacity %u is above max-capacity %u: lower it or "
-					  "raise max-capacity", cfg->default_capacity,
-					  cfg->max_capacity));
-	}
+	if (caps_ok && check_capacities(cfg, cl) < 0)
+		rc = -1;
 	if (cfg->lim.max_ring_bytes < cfg->default_capacity)
-		return (cfg_error(cfg, cfg->line_max_ring_bytes,
-				  "max-ring-bytes %llu is below default-capacity %u: no client "
-				  "could even get its publish ring; raise it",
-				  (unsigned long long)cfg->lim.max_ring_bytes, cfg->default_capacity));
+		rc = cfg_error(cfg, cfg->line_max_ring_bytes,
+			       "max-ring-bytes %llu is below default-capacity %u: no client "
+			       "could even get its publish ring; raise it",
+			       (unsigned long long)cfg->lim.max_ring_bytes, cfg->default_capacity);
 	cfg->default_path = (sock == NULL || sock[0] == '\0') && (env == NULL || env[0] == '\0');
 	if (cfg->default_path && (cfg->sock_mode >= 0 || cfg->has_group))
-		return (cfg_error(cfg, 0, "[socket] mode and group are for a system broker's "
-				  "socket: also set [broker] socket or --socket (the per-user "
-				  "default socket stays private: 0700 directory, 0600 socket)"));
+		rc = cfg_error(cfg, 0, "[socket] mode and group are for a system broker's "
+			       "socket: also set [broker] socket or --socket (the per-user "
+			       "default socket stays private: 0700 directory, 0600 socket)");
 	if (cfg->has_group && cfg->sock_mode < 0)
 		cfg->sock_mode = 0660;
 	cfg->shared = cfg->sock_mode >= 0 && (cfg->sock_mode & 0077) != 0;
 	if (shn__resolve_socket_path(sock, cfg->socket_path, sizeof(cfg->socket_path)) < 0)
-		return (cfg_error(cfg, 0, "socket path too long (at most %zu bytes)",
-				  sizeof(cfg->socket_path) - 1));
+		rc = cfg_error(cfg, 0, "socket path too long (at most %zu bytes)",
+			       sizeof(cfg->socket_path) - 1);
 	shnd_acl_sort(&cfg->acl);
-	return (0);
+	return (rc);
 }
 
 /* ---- --print-config ----------------------------------------------------- */
 
 static void print_size(FILE *f, const char *key, uint64_t v)
 {
-	if (v != 0 && v % (1ull << 30) == 0)
-		fprintf(f, "%s = %lluG\n", key, (unsigned long long)(v >> 30));
-	else if (v != 0 && v % (1ull << 20) == 0)
-		fprintf(f, "%s = %lluM\n", key, (unsigned long long)(v >> 20));
-	else if (v != 0 && v % (1ull << 10) == 0)
-		fprintf(f, "%s = %lluK\n", key, (unsigned long long)(v >> 10));
-	else
-		fprintf(f, "%s = %llu\n", key, (unsigned long long)v);
+	char buf[24];
+
+	fprintf(f, "%s = %s\n", key, size_str(v, buf, sizeof(buf)));
 }
 
 void shnd_config_print(const struct shnd_config *cfg, FILE *f)

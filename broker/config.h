@@ -72,7 +72,8 @@ struct shnd_config {
 	gid_t sock_group;
 	bool shared;                  /* the mode lets other users connect */
 	struct shnd_acl acl;
-	/* where values came from, for messages */
+	/* where values came from, for messages: the file's line (0: not
+	 * from the file, or refused there) */
 	const char *file;
 	int line_default_capacity, line_max_capacity, line_max_ring_bytes;
 };
@@ -91,13 +92,14 @@ struct shnd_cmdline {
 /* Every default. */
 void shnd_config_defaults(struct shnd_config *cfg);
 
-/* Read the INI file at path over cfg.  0, or -1 after writing
- * "shmnotifyd: FILE:LINE: what is wrong" to stderr. */
+/* Read the INI file at path over cfg.  0, or -1 after logging
+ * "shmnotifyd: FILE:LINE: what is wrong" for every error of the file. */
 int shnd_config_load(struct shnd_config *cfg, const char *path);
 
-/* Apply the command line over cfg, check what depends on several values,
- * resolve the socket path and sort the ACL.  0, or -1 after writing what is
- * wrong to stderr. */
+/* Apply the command line over cfg, check what depends on several values
+ * (default-capacity at most max-capacity, whichever was given: an error,
+ * never a change of the other), resolve the socket path and sort the ACL.
+ * 0, or -1 after logging every error found. */
 int shnd_config_finish(struct shnd_config *cfg, const struct shnd_cmdline *cl);
 
 /* The effective configuration as an INI file shnd_config_load() reads. */

@@ -45,9 +45,12 @@ static const char help_text[] =
 	"  --version               print the version and exit\n"
 	"  --print-config          print the effective configuration and exit\n"
 	"  --check-config FILE     check FILE and exit: 0 and 'FILE: ok', or 2 and\n"
-	"                          FILE:LINE: what is wrong\n"
+	"                          FILE:LINE: what is wrong, for every error\n"
 	"  --foreground            accepted for compatibility (always in the foreground)\n"
-	"  --log-level LEVEL       error, warn, info (default) or debug; logs go to stderr\n"
+	"  --log-level LEVEL       error, warn, info (default) or debug; logs go to stderr,\n"
+	"                          with <N> priority prefixes for the journal when\n"
+	"                          JOURNAL_STREAM is set or stderr is no terminal, with\n"
+	"                          timestamps on a terminal\n"
 	"  --io BACKEND            uring, epoll or auto (default: io_uring, else epoll)\n"
 	"  --default-capacity N    ring bytes when a client asks 0 (default 1M)\n"
 	"  --max-capacity N        largest ring a client may get (default 64M)\n"
@@ -161,20 +164,29 @@ int main(int argc, char **argv)
 		return (usage_error("unexpected argument '%s'", argv[optind]));
 	shnd_config_defaults(&cfg);
 	if (check != NULL) {
-		/* the file alone, as the broker would read it */
+		/* the file alone, as the broker would read it; every error, as
+		 * plain FILE:LINE: lines (a person or an editor reads them),
+		 * then the checks across values */
 		struct shnd_cmdline none = { 0 };
-		rc = shnd_config_load(&cfg, check) < 0 || shnd_config_finish(&cfg, &none) < 0;
+		int loaded;
+
+		shnd_log_set_style(SHND_LOG_PLAIN);
+		loaded = shnd_config_load(&cfg, check);
+		rc = shnd_config_finish(&cfg, &none) < 0 || loaded < 0;
 		shnd_acl_free(&cfg.acl);
 		if (rc)
 			return (2);
 		printf("%s: ok\n", check);
 		return (0);
 	}
+	shnd_log_init();
 	if (config == NULL)
 		config = find_config(found, sizeof(found), &why);
 	if (config != NULL)
 		shnd_debug("configuration file %s (%s)", config, why);
-	if ((config && shnd_config_load(&cfg, config) < 0) || shnd_config_finish(&cfg, &o) < 0) {
+	/* every mistake of the file and the options, then exit 2 */
+	rc = config != NULL ? shnd_config_load(&cfg, config) : 0;
+	if (shnd_config_finish(&cfg, &o) < 0 || rc < 0) {
 		shnd_acl_free(&cfg.acl);
 		return (2);
 	}

@@ -179,7 +179,16 @@ static void test_prefix(void **state)
 struct ini_run {
 	struct shu_ini ini;
 	char headers[256];
+	char reported[256];           /* "LINE:MESSAGE|" for each error handed to report */
 };
+
+static void on_report(struct shu_ini *ini, int line, const char *msg)
+{
+	struct ini_run *run = (struct ini_run *)ini;
+	size_t n = strlen(run->reported);
+
+	snprintf(run->reported + n, sizeof(run->reported) - n, "%d:%s|", line, msg);
+}
 
 static void on_section(struct shu_ini *ini, const char *hdr, char *out, size_t outlen)
 {
@@ -232,6 +241,23 @@ static void test_ini(void **state)
 	read_all(&run, "[bad]\n[bad]\nx\0\n", 15, 200, got, sizeof(got));
 	assert_int_equal(run.ini.err_line, 1);
 	assert_string_equal(run.ini.err, "bad header bad]");
+	assert_int_equal(run.ini.nerr, 3);
+	assert_string_equal(run.reported, "");   /* no report callback: nothing handed on */
+	/* with a report callback every error reaches it, in order, with its
+	 * line (shmnotifyd --check-config lists them all) */
+	memset(&run, 0, sizeof(run));
+	shu_ini_init(&run.ini, "[bad]\nok = 1\n[bad]\nx\0\n", 22, on_section);
+	run.ini.report = on_report;
+	{
+		char line[200];
+
+		while (shu_ini_read_line(line, sizeof(line), &run.ini) != NULL)
+			;
+	}
+	assert_string_equal(run.reported,
+			    "1:bad header bad]|3:bad header bad]|4:a NUL byte in the line|");
+	assert_int_equal(run.ini.nerr, 3);
+	assert_int_equal(run.ini.err_line, 1);
 	/* empty input: no line at all */
 	read_all(&run, "", 0, 200, got, sizeof(got));
 	assert_string_equal(got, "");

@@ -21,14 +21,19 @@ void shu_ini_init(struct shu_ini *ini, const char *buf, size_t len, shu_ini_sect
 
 void shu_ini_fail(struct shu_ini *ini, const char *fmt, ...)
 {
+	char msg[sizeof(ini->err)];
 	va_list ap;
 
-	if (ini->err_line)
-		return;   /* the first error is the one reported */
-	ini->err_line = ini->lineno;
 	va_start(ap, fmt);
-	vsnprintf(ini->err, sizeof(ini->err), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ini->nerr++;
+	if (ini->err_line == 0) {
+		ini->err_line = ini->lineno;
+		memcpy(ini->err, msg, sizeof(ini->err));
+	}
+	if (ini->report != NULL)
+		ini->report(ini, ini->lineno, msg);
 }
 
 char *shu_ini_read_line(char *str, int num, void *stream)

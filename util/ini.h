@@ -36,6 +36,10 @@ struct shu_ini;
 typedef void (*shu_ini_section_fn)(struct shu_ini *ini, const char *hdr, char *out,
 				   size_t outlen);
 
+/* Told every error as it is found (line, message), when a caller wants
+ * them all rather than the first only. */
+typedef void (*shu_ini_report_fn)(struct shu_ini *ini, int line, const char *msg);
+
 /* One file being read.  Written by the reader and shu_ini_fail; the caller
  * sets buf, len and section (shu_ini_init) and reads lineno, err_line and
  * err.  Embed it in the caller's own state to reach that from the
@@ -46,14 +50,17 @@ struct shu_ini {
 	int lineno;                   /* of the line last handed out (1-based) */
 	int err_line;                 /* of the first error; 0: none yet */
 	char err[512];                /* the first error's message */
+	int nerr;                     /* errors recorded, the first and every later one */
 	shu_ini_section_fn section;
+	shu_ini_report_fn report;     /* NULL: only the first error is kept */
 };
 
 /* Start reading buf[0..len). */
 void shu_ini_init(struct shu_ini *ini, const char *buf, size_t len, shu_ini_section_fn section);
 
-/* Record an error at the current line, unless one was recorded before:
- * the first error is the one reported. */
+/* Record an error at the current line: err_line and err keep the first;
+ * every one is counted in nerr and, when the caller set ini->report after
+ * shu_ini_init, handed to it. */
 void shu_ini_fail(struct shu_ini *ini, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* inih's ini_reader over a struct shu_ini (stream): the next line, as

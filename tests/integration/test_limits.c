@@ -523,6 +523,172 @@ static void test_config_file(void **state)
 	h_stop(&h);
 }
 
+/* --check-config lists every error of a file, each with its line, in the
+ * order of the file, then the checks across values; so does a broker
+ * started with the file (it exits 2 without listening). */
+static void test_check_config_every_error(void **state)
+{
+	struct harness h;
+	char conf[400], sock[400], out[16384], want[600];
+	(void)state;
+
+	h_prepare(&h);
+	snprintf(conf, sizeof(conf), "%s/c.conf", h.dir);
+	snprintf(sock, sizeof(sock), "%s/s.sock", h.dir);
+	write_file(conf,
+		   "[broker]\n"                       /* 1 */
+		   "io = sideways\n"                  /* 2 */
+		   "just words\n"                     /* 3 */
+		   "max-capacity = 64K\n"             /* 4: below the default 1M */
+		   "[limits]\n"                       /* 5 */
+		   "max-ports = lots\n"               /* 6 */
+		   "max-ports = 2\n"                  /* 7: set twice */
+		   "[limts]\n"                        /* 8 */
+		   "ignored = under the bad section\n" /* 9: not reported again */
+		   "[acl \"x\"]\n"                    /* 10 */
+		   "read = *\n"                       /* 11 */
+		   "[limits]\n"                       /* 12 */
+		   "max-data-size = 65537\n");        /* 13 */
+	static const struct {
+		int line;
+		const char *says;
+	} errs[] = {
+		{ 2, "io 'sideways'" },
+		{ 3, "expected 'key = value'" },
+		{ 6, "max-ports 'lots'" },
+		{ 7, "'max-ports' set twice" },
+		{ 8, "unknown section [limts]" },
+		{ 11, "unknown key 'read'" },
+		{ 13, "max-data-size '65537'" },
+		{ 4, "default-capacity 1M (the default) is above max-capacity 64K" },
+	};
+	const char *check[] = { "--check-config", conf, NULL };
+	const char *start[] = { "--socket", sock, "--config", conf, NULL };
+	const char *const *runs[] = { check, start };
+
+	for (size_t r = 0; r < 2; r++) {
+		const char *at = out;
+
+		assert_int_equal(run_broker(runs[r], out, sizeof(out)), 2);
+		for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+			const char *hit;
+
+			snprintf(want, sizeof(want), "shmnotifyd: %s:%d: %s", conf, errs[i].line,
+				 errs[i].says);
+			hit = strstr(at, want);
+			if (hit == NULL)
+				fail_msg("%s: error %zu (\"%s\") missing or out of order:\n%s",
+					 r ? "start" : "--check-config", i, want, out);
+			at = hit + 1;
+		}
+		snprintf(want, sizeof(want), "%s:9:", conf);
+		if (strstr(out, want) != NULL)
+			fail_msg("a key under a bad section header reported again:\n%s", out);
+		/* one line per error, nothing else */
+		size_t nl = 0;
+		for (const char *c = out; *c != '\0'; c++)
+			nl += *c == '\n';
+		if (nl != sizeof(errs) / sizeof(errs[0]))
+			fail_msg("%zu lines, wanted %zu:\n%s", nl, sizeof(errs) / sizeof(errs[0]), out);
+		assert_int_equal(access(sock, F_OK), -1);   /* never listened */
+	}
+	/* a good file: 0 and "FILE: ok" */
+	write_file(conf, "[broker]\nio = epoll\n");
+	assert_int_equal(run_broker(check, out, sizeof(out)), 0);
+	snprintf(want, sizeof(want), "%s: ok\n", conf);
+	assert_string_equal(out, want);
+	h_stop(&h);
+}
+
+/* default-capacity and max-capacity are checked as a set: a default above
+ * the maximum is an error whichever was given, in either order, on the
+ * command line or in the file, never a silent change of the other. */
+static void test_capacity_set(void **state)
+{
+	struct harness h;
+	char conf[400], sock[400], out[16384];
+	(void)state;
+
+	h_prepare(&h);
+	snprintf(conf, sizeof(conf), "%s/c.conf", h.dir);
+	snprintf(sock, sizeof(sock), "%s/s.sock", h.dir);
+	static const char says[] = "default-capacity 4M (--default-capacity) is above "
+				   "max-capacity 1M (--max-capacity)";
+
+	/* the command line, both orders */
+	const char *cl1[] = { "--socket", sock, "--default-capacity", "4M", "--max-capacity", "1M",
+			      "--print-config", NULL };
+	const char *cl2[] = { "--socket", sock, "--max-capacity", "1M", "--default-capacity", "4M",
+			      "--print-config", NULL };
+	assert_int_equal(run_broker(cl1, out, sizeof(out)), 2);
+	if (strstr(out, says) == NULL)
+		fail_msg("--default-capacity 4M --max-capacity 1M said:\n%s", out);
+	assert_int_equal(run_broker(cl2, out, sizeof(out)), 2);
+	if (strstr(out, says) == NULL)
+		fail_msg("--max-capacity 1M --default-capacity 4M said:\n%s", out);
+	/* only the maximum, below the default default: an error too (it used
+	 * to lower default-capacity to 512K without a word) */
+	const char *maxonly[] = { "--socket", sock, "--max-capacity", "512K", "--print-config",
+				  NULL };
+	assert_int_equal(run_broker(maxonly, out, sizeof(out)), 2);
+	if (strstr(out, "default-capacity 1M (the default) is above max-capacity 512K "
+			"(--max-capacity)") == NULL)
+		fail_msg("--max-capacity 512K said:\n%s", out);
+	/* only the default, above the default maximum */
+	const char *defonly[] = { "--socket", sock, "--default-capacity", "128M", "--print-config",
+				  NULL };
+	assert_int_equal(run_broker(defonly, out, sizeof(out)), 2);
+	if (strstr(out, "default-capacity 128M (--default-capacity) is above max-capacity 64M "
+			"(the default)") == NULL)
+		fail_msg("--default-capacity 128M said:\n%s", out);
+
+	/* the file, both orders: the message names the later line */
+	const char *file[] = { "--socket", sock, "--config", conf, "--print-config", NULL };
+	const char *checkf[] = { "--check-config", conf, NULL };
+	static const struct {
+		const char *text;
+		const char *says;
+	} files[] = {
+		{ "[broker]\ndefault-capacity = 4M\nmax-capacity = 1M\n",
+		  ":3: default-capacity 4M (line 2) is above max-capacity 1M (line 3)" },
+		{ "[broker]\nmax-capacity = 1M\ndefault-capacity = 4M\n",
+		  ":3: default-capacity 4M (line 3) is above max-capacity 1M (line 2)" },
+		{ "[broker]\nmax-capacity = 512K\n",
+		  ":2: default-capacity 1M (the default) is above max-capacity 512K (line 2)" },
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		write_file(conf, files[i].text);
+		for (int k = 0; k < 2; k++) {
+			int st = run_broker(k ? checkf : file, out, sizeof(out));
+
+			if (st != 2 || strstr(out, files[i].says) == NULL)
+				fail_msg("file %zu (%s) %s: exit %d, said:\n%s\nwanted \"%s\"", i,
+					 files[i].text, k ? "--check-config" : "--config", st, out,
+					 files[i].says);
+		}
+	}
+	/* the file and the command line together */
+	write_file(conf, "[broker]\ndefault-capacity = 4M\n");
+	const char *mixed[] = { "--socket", sock, "--config", conf, "--max-capacity", "1M",
+				"--print-config", NULL };
+	assert_int_equal(run_broker(mixed, out, sizeof(out)), 2);
+	if (strstr(out, ":2: default-capacity 4M (line 2) is above max-capacity 1M "
+			"(--max-capacity)") == NULL)
+		fail_msg("file default-capacity 4M, --max-capacity 1M said:\n%s", out);
+	/* the command line mends the file: fine, and nothing is changed */
+	const char *mended[] = { "--socket", sock, "--config", conf, "--max-capacity", "4M",
+				 "--print-config", NULL };
+	assert_int_equal(run_broker(mended, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "default-capacity = 4M\n"));
+	assert_non_null(strstr(out, "max-capacity = 4M\n"));
+	/* equal is fine */
+	const char *equal[] = { "--socket", sock, "--default-capacity", "1M", "--max-capacity",
+				"1M", "--print-config", NULL };
+	assert_int_equal(run_broker(equal, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "default-capacity = 1M\nmax-capacity = 1M\n"));
+	h_stop(&h);
+}
+
 /* A shared socket gets the configured mode. */
 static void test_socket_mode(void **state)
 {
@@ -548,6 +714,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_key_and_data_size),
 		cmocka_unit_test(test_max_clients),
 		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_check_config_every_error),
+		cmocka_unit_test(test_capacity_set),
 		cmocka_unit_test(test_socket_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
