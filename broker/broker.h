@@ -110,6 +110,7 @@ struct shnd_port {
 	uint32_t capacity;
 	uint32_t overflow;
 	bool dirty, on_pending;
+	bool dloss;                   /* some direct publisher's SHN_PMAP_F_LOSS set */
 	bool asked;                   /* a room request (ring.prod->room_head) is out */
 	struct shn_segment ring_seg;  /* broker writes; sealed read-only to the client */
 	struct shn_segment cons_seg;  /* the client's consumer line: hostile */

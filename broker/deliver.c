@@ -287,6 +287,8 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 	return (true);
 drop:
 	drop_counted(b, p);
+	if (src->direct_setup)
+		shnd_dring_loss_pending(p, src);
 	if (clear && never)
 		shnd_deliver_flush(b, p); /* room for the report is likely there now */
 	else
@@ -316,6 +318,8 @@ void shnd_deliver_publish(struct shnd_broker *b)
 		shnd_list_del(&p->dirty_link);
 		p->dirty = false;
 		shn_ring_publish(&p->ring);
+		if (p->dloss && p->pend_n == 0)
+			shnd_dring_loss_told(p);   /* the report is out: direct again */
 		/* against the last head seen: an upper bound, as a high-water
 		 * mark should be */
 		if (p->ring.tail - p->ring.head_cache > p->high_water)

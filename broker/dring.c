@@ -74,6 +74,31 @@ static struct shnd_dring *find_pair(const struct shnd_client *c, const struct sh
 	return (NULL);
 }
 
+void shnd_dring_loss_pending(struct shnd_port *p, const struct shnd_client *c)
+{
+	struct shnd_dring *d = find_pair(c, p);
+
+	if (d == NULL || c->pmap_seg.addr == NULL)
+		return;
+	atomic_store_explicit(&pmap_slots(c)[d->pmap_slot].flags, SHN_PMAP_F_LOSS,
+			      memory_order_release);
+	p->dloss = true;
+}
+
+void shnd_dring_loss_told(struct shnd_port *p)
+{
+	const struct shnd_list *pos;
+
+	shnd_list_for_each(pos, &p->drings) {
+		const struct shnd_dring *d = shnd_list_entry(pos, const struct shnd_dring, by_port);
+
+		if (d->pub->pmap_seg.addr != NULL)
+			atomic_store_explicit(&pmap_slots(d->pub)[d->pmap_slot].flags, 0,
+					      memory_order_release);
+	}
+	p->dloss = false;
+}
+
 uint32_t shnd_dring_ring_id(const struct shnd_client *c, const struct shnd_port *p)
 {
 	const struct shnd_dring *d = find_pair(c, p);

@@ -24,6 +24,13 @@
  * skips p for it. */
 bool shnd_dring_skips(const struct shnd_client *c, const struct shnd_port *p, uint64_t gen);
 
+/* A batch of c was dropped for p: while p's loss report is not written,
+ * c's batches for p must take the broker path (SHN_PMAP_F_LOSS). */
+void shnd_dring_loss_pending(struct shnd_port *p, const struct shnd_client *c);
+
+/* p's tail is published with no loss report pending: clear the flags. */
+void shnd_dring_loss_told(struct shnd_port *p);
+
 /* The ring_id of c's open direct ring to p, or 0 (SHN_REC_DELIVERY2's
  * ring_id). */
 uint32_t shnd_dring_ring_id(const struct shnd_client *c, const struct shnd_port *p);

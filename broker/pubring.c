@@ -89,21 +89,17 @@ void shnd_pub_ring_bad(struct shnd_client *c, int err, const char *what)
 /* Give c back the room of the records routed so far.  A direct publisher
  * writes directly once its publish ring is empty: the ports must already
  * hold what it routed, so their tails go out before its head
- * (docs/direct-path.md, the broker's rule of the merge); and a loss report
- * still waiting for room in some port must not be overtaken by its next
- * batch, so its head stays until none waits (its batches keep the broker
- * path meanwhile, behind the report; the router's round releases it). */
+ * (docs/direct-path.md, the broker's rule of the merge).  A loss report a
+ * port still owes for a batch of c is guarded by SHN_PMAP_F_LOSS, set
+ * while routing, before this. */
 void shnd_pub_release(struct shnd_broker *b, struct shnd_client *c)
 {
 	struct shn_ring *r = &c->pub;
 
 	if (r->head == c->pub_released)
 		return;
-	if (c->direct_setup) {
-		if (!shnd_list_empty(&b->router.pending))
-			return;
+	if (c->direct_setup)
 		shnd_deliver_publish(b);
-	}
 	c->pub_released = r->head;
 	shn_ring_release(r);
 	shnd_pub_wake_room(c);

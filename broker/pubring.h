@@ -47,9 +47,8 @@ static inline void shnd_pub_account(struct shnd_broker *b, struct shnd_client *c
 }
 
 /* Release the publish ring's head up to what was routed (and wake a
- * publisher waiting for room).  For a client with the direct path: the
- * ports' tails are published first, and nothing is released while some
- * port holds a loss report it could not write yet (docs/direct-path.md). */
+ * publisher waiting for room).  For a client with the direct path the
+ * ports' tails are published first (docs/direct-path.md). */
 void shnd_pub_release(struct shnd_broker *b, struct shnd_client *c);
 
 #endif

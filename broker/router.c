@@ -198,14 +198,8 @@ bool shnd_router_round(struct shnd_broker *b)
 	}
 	if (!shnd_list_empty(&b->router.syncs) && shnd_sync_run(b))
 		progress = true;
-	if (progress || b->router.kick) {
+	if (progress || b->router.kick)
 		shnd_deliver_retry_pending(b);
-		/* the heads held back for a waiting loss report */
-		if (shnd_list_empty(&b->router.pending))
-			for (i = 0; i < b->nclients; i++)
-				if (b->clients[i]->has_pub && !b->clients[i]->ring_failed)
-					shnd_pub_release(b, b->clients[i]);
-	}
 	shnd_deliver_publish(b);
 	return (progress);
 }

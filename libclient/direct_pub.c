@@ -186,7 +186,8 @@ static void sweep(shn_client *c, uint64_t gen)
 
 /* The ring that feeds port_id at generation gen, by the port map: the
  * ring (NULL: none, the port takes the broker path), or *odd set when the
- * map names a ring this client cannot write (declined, closed, broken). */
+ * map names a ring this client cannot write (declined, closed, broken) or
+ * must not write now (the broker owes the port a loss of ours). */
 static struct shn__pring *ring_for(shn_client *c, uint32_t port_id, uint64_t gen, bool *odd)
 {
 	const struct shn_pmap_slot *slots = pmap_slots(c);
@@ -203,7 +204,8 @@ static struct shn__pring *ring_for(shn_client *c, uint32_t port_id, uint64_t gen
 		if (open == 0 || open > gen || gen >= close ||
 		    *(const volatile uint32_t *)&s->ring_id != r->ring_id)
 			continue;
-		if (!r->mapped || r->broken || atomic_load_explicit(&r->closed, memory_order_relaxed)) {
+		if (!r->mapped || r->broken || atomic_load_explicit(&r->closed, memory_order_relaxed) ||
+		    (atomic_load_explicit(&s->flags, memory_order_acquire) & SHN_PMAP_F_LOSS)) {
 			*odd = true;
 			return (NULL);
 		}

@@ -32,6 +32,9 @@
 #include "direct.h"
 #include "direct_read.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 static void dring_unmap(struct shn__dring *d)
 {
 	shn_segment_close(&d->ring_seg);
@@ -40,6 +43,18 @@ static void dring_unmap(struct shn__dring *d)
 		close(d->room_fd);
 	d->room_fd = -1;
 	d->live = false;
+}
+
+static void fc_free(shn_port *p)
+{
+	free(p->fc_tab);
+	free(p->fc_any);
+	free(p->fc_keys);
+	p->fc_tab = NULL;
+	p->fc_any = NULL;
+	p->fc_keys = NULL;
+	p->fc_cap = p->fc_nany = 0;
+	p->fc_valid = false;
 }
 
 void shn__dread_free(shn_port *p)
@@ -52,6 +67,7 @@ void shn__dread_free(shn_port *p)
 	}
 	free(p->dbuf);
 	p->dbuf = NULL;
+	fc_free(p);
 }
 
 /* Tell the broker, without keeping the reader from its other rings any
@@ -108,29 +124,113 @@ static void adopt(shn_port *p)
 	pthread_mutex_unlock(&p->swap_lock);
 }
 
-/* The conn hook of shn_direct_record_check: the oldest live filter of the
- * port that takes this note; none: the note is late (conn 0, dropped).
- * ctx: the port; the caller holds ctl_lock. */
+/* Copy the port's filters (live, and ended ones still owed their queued
+ * notes: rule 8) into the cache.  Caller holds ctl_lock.  0 or -ENOMEM. */
+static int fc_build(shn_port *p)
+{
+	shn_client *c = p->client;
+	uint32_t nexact = 0, nany = 0, cap = 8, keys = 0;
+
+	fc_free(p);
+	p->fc_gen = atomic_load(&p->sinks_gen);
+	for (const struct shn__sub *s = c->subs; s; s = s->next) {
+		if (s->port != p)
+			continue;
+		if (s->any_key || s->monitor) {
+			nany++;
+		} else {
+			nexact++;
+			keys += s->key_len;
+		}
+	}
+	while (cap < 2 * nexact)
+		cap <<= 1;
+	p->fc_tab = calloc(cap, sizeof(*p->fc_tab));
+	p->fc_any = calloc(nany ? nany : 1, sizeof(*p->fc_any));
+	p->fc_keys = malloc(keys ? keys : 1);
+	if (p->fc_tab == NULL || p->fc_any == NULL || p->fc_keys == NULL) {
+		fc_free(p);
+		return (-ENOMEM);
+	}
+	p->fc_cap = cap;
+	keys = 0;
+	for (const struct shn__sub *s = c->subs; s; s = s->next) {
+		struct shn__fc_ent *e;
+		uint64_t h;
+
+		if (s->port != p)
+			continue;
+		if (s->any_key || s->monitor) {
+			p->fc_any[p->fc_nany++] = (struct shn__fc_any){ s->conn, s->mask };
+			continue;
+		}
+		h = XXH3_64bits(s->key, s->key_len);
+		for (e = &p->fc_tab[h & (cap - 1)]; e->key_len != 0;
+		     e = &p->fc_tab[(uint32_t)(e - p->fc_tab + 1) & (cap - 1)])
+			;
+		memcpy(p->fc_keys + keys, s->key, s->key_len);
+		*e = (struct shn__fc_ent){ .hash = h, .conn = s->conn, .mask = s->mask,
+					   .key_off = keys, .key_len = s->key_len };
+		keys += s->key_len;
+	}
+	p->fc_valid = true;
+	return (0);
+}
+
+/* The oldest filter of the cache that takes this note: its conn, or 0. */
+static shn_conn fc_lookup(const shn_port *p, uint32_t event, const uint8_t *key, uint32_t key_len)
+{
+	shn_conn best = 0;
+	uint64_t h;
+
+	for (uint32_t i = 0; i < p->fc_nany; i++)
+		if ((event & p->fc_any[i].mask) && (best == 0 || p->fc_any[i].conn < best))
+			best = p->fc_any[i].conn;
+	if (p->fc_cap == 0)
+		return (best);
+	h = XXH3_64bits(key, key_len);
+	for (uint32_t i = (uint32_t)h & (p->fc_cap - 1);; i = (i + 1) & (p->fc_cap - 1)) {
+		const struct shn__fc_ent *e = &p->fc_tab[i];
+
+		if (e->key_len == 0)
+			break;
+		if (e->hash == h && e->key_len == key_len && (event & e->mask) &&
+		    memcmp(p->fc_keys + e->key_off, key, key_len) == 0 &&
+		    (best == 0 || e->conn < best))
+			best = e->conn;
+	}
+	return (best);
+}
+
+/* The conn hook of shn_direct_record_check: the oldest filter of the port
+ * that takes this note, live or ended but still owed its queued notes
+ * (rule 15; rule 8); none: the note is dropped (conn 0).  ctx: the port.
+ * The cache answers without a lock; a note it finds no filter for is
+ * asked again under ctl_lock, with the cache rebuilt if the port's
+ * filters changed: a subscription is listed (under ctl_lock) before the
+ * broker knows it, so a note a publisher matched against it is never
+ * taken for one nobody asked for. */
 static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64_t gen)
 {
 	shn_port *p = ctx;
+	shn_client *c = p->client;
 	shn_conn best = 0;
 
 	(void)gen;
-	for (struct shn__sub *s = p->client->subs; s; s = s->next) {
-		/* an ended filter (closing) still takes notes until its
-		 * HANDLE_CLOSE: rule 8 lets them be read */
-		if (s->port != p || s->monitor || (n->event & s->mask) == 0)
-			continue;
-		if (!s->any_key && (s->key_len != n->key_len || memcmp(s->key, key, n->key_len) != 0))
-			continue;
-		if (best == 0 || s->conn < best)
-			best = s->conn;
+	if (p->fc_valid && p->fc_gen == atomic_load_explicit(&p->sinks_gen, memory_order_acquire))
+		best = fc_lookup(p, n->event, key, n->key_len);
+	if (best == 0) {
+		pthread_mutex_lock(&c->ctl_lock);
+		if ((!p->fc_valid || p->fc_gen != atomic_load(&p->sinks_gen)) && fc_build(p) < 0) {
+			pthread_mutex_unlock(&c->ctl_lock);
+			return (-ENOMEM);
+		}
+		best = fc_lookup(p, n->event, key, n->key_len);
+		pthread_mutex_unlock(&c->ctl_lock);
 	}
-	/* A note no live filter takes matched one removed since (rule 8
-	 * lets the port read it or not): dropped quietly.  The library keeps
-	 * no history of removed filters to tell such a note from a forged
-	 * one; a forged note harms nobody once dropped. */
+	/* A note no filter takes was forged, or matched a filter ended and
+	 * closed since (its HANDLE_CLOSE read): dropped quietly either way;
+	 * a forged note harms nobody once dropped. */
 	n->conn = best;
 	return (0);
 }
@@ -210,7 +310,6 @@ static bool has_loaded(const struct shn__dring *d)
 static int take_direct(shn_port *p, int i)
 {
 	struct shn__dring *d = &p->dr[i];
-	shn_client *c = p->client;
 	const uint8_t *rec;
 	uint32_t len;
 	struct shn_direct_batch *b;
@@ -234,9 +333,7 @@ static int take_direct(shn_port *p, int i)
 	}
 	memcpy(p->dbuf, rec, len);   /* from here on the publisher cannot change it */
 	told = d->seen.lost;
-	pthread_mutex_lock(&c->ctl_lock);
 	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_note, p);
-	pthread_mutex_unlock(&c->ctl_lock);
 	if (r < 0) {
 		fault(p, d);
 		return (0);

@@ -151,6 +151,20 @@ struct shn__pring {
 	bool written;
 };
 
+/* direct_read.c's filter cache (struct shn_port): one entry per exact-key
+ * subscription of the port, one per any-key one. */
+struct shn__fc_ent {
+	uint64_t hash;                 /* XXH3_64bits(key); key_len 0: empty */
+	uint64_t conn;
+	uint32_t mask;
+	uint32_t key_off;              /* into fc_keys */
+	uint16_t key_len;
+};
+struct shn__fc_any {
+	uint64_t conn;
+	uint32_t mask;
+};
+
 /* A port's rings from a new broker, waiting for the port's reader to
  * finish the old ones (the reader switches, so it never races itself). */
 struct shn__port_rings {
@@ -216,6 +230,16 @@ struct shn_port {
 	uint32_t ndr;                  /* dr[0..ndr) may be live */
 	uint32_t rr;                   /* round robin among direct rings */
 	uint32_t asked_ring;           /* the ring_id we last read the socket for */
+	/* direct_read.c's copy of this port's filters (live and ended), to
+	 * give each direct note its conn without ctl_lock: rebuilt when
+	 * sinks_gen moved; the reader's own */
+	bool fc_valid;
+	uint32_t fc_gen;
+	struct shn__fc_ent *fc_tab;    /* exact keys, open addressing by hash */
+	uint32_t fc_cap;               /* a power of two, > the exact filters */
+	struct shn__fc_any *fc_any;    /* any-key (and monitor) filters */
+	uint32_t fc_nany;
+	uint8_t *fc_keys;
 	uint8_t *dbuf;                 /* the private copy of the direct record */
 	uint32_t dbuf_cap;
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due
@@ -229,7 +253,10 @@ struct shn_port {
 	uint32_t cur_sync_token;       /* non-zero: acknowledge when consumed */
 
 	/* advise sinks: a snapshot of this port's sinks, rebuilt when the
-	 * generation changes, so callbacks run without the client lock */
+	 * generation changes, so callbacks run without the client lock.
+	 * sinks_gen moves (under ctl_lock) on every change of this port's
+	 * subscriptions, pull ones too: direct_read.c's filter cache follows
+	 * it as well. */
 	_Atomic uint32_t sinks_gen;
 	uint32_t snap_gen;
 	struct shn__sub *snap;

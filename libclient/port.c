@@ -290,8 +290,9 @@ static int check_broker(shn_port *p)
 
 /* A pull subscription kept for its direct rings' late notes (see
  * shn_unsubscribe) reached its HANDLE_CLOSE: nothing of it can follow. */
-static void forget_ended(shn_client *c, shn_conn conn)
+static void forget_ended(shn_port *p, shn_conn conn)
 {
+	shn_client *c = p->client;
 	struct shn__sub *gone = NULL;
 
 	pthread_mutex_lock(&c->ctl_lock);
@@ -299,6 +300,7 @@ static void forget_ended(shn_client *c, shn_conn conn)
 		if ((*sp)->conn == conn && (*sp)->closing && (*sp)->fn == NULL) {
 			gone = *sp;
 			*sp = gone->next;
+			atomic_fetch_add(&p->sinks_gen, 1);
 			break;
 		}
 	pthread_mutex_unlock(&c->ctl_lock);
@@ -332,7 +334,7 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 			 * (direct_read.c), not the application's */
 			o->data_len = 0;
 			o->data = NULL;
-			forget_ended(p->client, dn->conn);
+			forget_ended(p, dn->conn);
 		}
 		o->conn = dn->conn;
 		o->seq = dn->seq;
@@ -346,9 +348,11 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 				o->seq = dn->seq + p->seq_off;
 				p->next_seq = o->seq;
 			}
-		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8) {
-			/* the broker's own loss: its numbers jump by it, so
-			 * must the next direct note's */
+		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8 &&
+			   dn->key_len == 0) {
+			/* the broker's own loss (a publisher's gap report
+			 * has a key and no number): the broker's numbers jump
+			 * by it, so must the next direct note's */
 			const uint8_t *le = o->data;
 			uint64_t lost = 0;
 

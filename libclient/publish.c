@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -243,8 +242,9 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 				} else if (flags & SHN_NOTIFY_NONBLOCK) {
 					return (-EAGAIN);
 				} else {
+					/* the broker routes on; a short nap, no spin */
 					pthread_mutex_unlock(&c->pub_lock);
-					sched_yield();
+					nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 					pthread_mutex_lock(&c->pub_lock);
 					continue;
 				}

@@ -537,11 +537,22 @@ struct shn_pmap_slot {
 	_Atomic uint64_t close_gen;  /* SHN_PMAP_GEN_OPEN while open */
 	uint32_t port_id;
 	uint32_t ring_id;            /* DIRECT_OPEN's ring_id for this slot */
+	_Atomic uint32_t flags;      /* SHN_PMAP_F_*, stored with release */
+	uint32_t reserved;           /* 0 */
 };
+/* The broker dropped a batch of this publisher for this port (no room)
+ * and has not written the port's loss report yet: the publisher's batches
+ * for the port take the broker path (generation 0) until the flag clears,
+ * which the broker does once the report is in the port's published ring.
+ * So a direct batch never overtakes a loss the broker still owes the port
+ * ("exactly one OVERFLOW, before that publisher's next delivered batch").
+ * Set before the broker releases the publish ring's bytes of the dropped
+ * batch: a publisher that sees them released sees the flag. */
+#define SHN_PMAP_F_LOSS 1u
 
 #define SHN_PMAP_SEG_SIZE (sizeof(struct shn_pmap_hdr) + SHN_PMAP_SLOTS * sizeof(struct shn_pmap_slot))
 _Static_assert(sizeof(struct shn_pmap_hdr) == SHN_CACHELINE, "pmap hdr");
-_Static_assert(sizeof(struct shn_pmap_slot) == 24, "pmap slot");
+_Static_assert(sizeof(struct shn_pmap_slot) == 32, "pmap slot");
 
 /* The publisher's question: at generation gen, which slot (if any) feeds
  * port_id directly?  Returns the slot and its ring_id, or -ENOENT.  Reads
