@@ -226,10 +226,17 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 		uint64_t bits = 0;
+		bool same_key = i > 0 && x->key_len == batch[i - 1].key_len &&
+				(x->key == batch[i - 1].key ||
+				 shn__key_eq(x->key, batch[i - 1].key, x->key_len));
 
-		/* a repeated key matches as the note before it did */
-		if (i == 0 || x->key_len != batch[i - 1].key_len ||
-		    (x->key != batch[i - 1].key && memcmp(x->key, batch[i - 1].key, x->key_len) != 0)) {
+		/* floods repeat a key: the same key and event go where the
+		 * note before went */
+		if (same_key && x->event == batch[i - 1].event) {
+			c->dp_notes[i] = c->dp_notes[i - 1];
+			continue;
+		}
+		if (!same_key) {
 			nm = shn_ftab_lookup(c->ftab, gen, XXH3_64bits(x->key, x->key_len),
 					     (const uint8_t *)x->key, x->key_len, m,
 					     SHN__DPLAN_PORTS);

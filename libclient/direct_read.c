@@ -217,6 +217,13 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 	shn_conn best = 0;
 
 	(void)gen;
+	/* floods repeat a key: the previous note of this record with the
+	 * same key and event has the same conn */
+	if (p->mn_key != NULL && p->mn_len == n->key_len && p->mn_event == n->event &&
+	    shn__key_eq(p->mn_key, key, n->key_len)) {
+		n->conn = p->mn_conn;
+		return (0);
+	}
 	if (p->fc_valid && p->fc_gen == atomic_load_explicit(&p->sinks_gen, memory_order_acquire))
 		best = fc_lookup(p, n->event, key, n->key_len);
 	if (best == 0) {
@@ -232,6 +239,10 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 	 * closed since (its HANDLE_CLOSE read): dropped quietly either way;
 	 * a forged note harms nobody once dropped. */
 	n->conn = best;
+	p->mn_key = key;
+	p->mn_len = n->key_len;
+	p->mn_event = n->event;
+	p->mn_conn = best;
 	return (0);
 }
 
@@ -333,6 +344,7 @@ static int take_direct(shn_port *p, int i)
 	}
 	memcpy(p->dbuf, rec, len);   /* from here on the publisher cannot change it */
 	told = d->seen.lost;
+	p->mn_key = NULL;   /* match_note's memory is of one record */
 	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_note, p);
 	if (r < 0) {
 		fault(p, d);

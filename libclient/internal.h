@@ -240,6 +240,9 @@ struct shn_port {
 	struct shn__fc_any *fc_any;    /* any-key (and monitor) filters */
 	uint32_t fc_nany;
 	uint8_t *fc_keys;
+	const uint8_t *mn_key;         /* match_note: the previous note of the record */
+	uint32_t mn_len, mn_event;
+	uint64_t mn_conn;
 	uint8_t *dbuf;                 /* the private copy of the direct record */
 	uint32_t dbuf_cap;
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due
@@ -271,6 +274,28 @@ struct shn_port {
 	uint32_t cur_index;            /* next note to hand out */
 	uint32_t cur_off;              /* byte offset of that note in the record */
 };
+
+/* Are the len bytes at a and b the same?  The repeated-key checks of the
+ * direct path run once per note: word loads, no call, for the short keys
+ * floods use; memcmp past 32 bytes. */
+static inline bool shn__key_eq(const void *a, const void *b, uint32_t len)
+{
+	const uint8_t *x = a, *y = b;
+	uint64_t u, v;
+
+	if (len > 32)
+		return (memcmp(x, y, len) == 0);
+	for (; len >= 8; len -= 8, x += 8, y += 8) {
+		memcpy(&u, x, 8);
+		memcpy(&v, y, 8);
+		if (u != v)
+			return (false);
+	}
+	for (; len > 0; len--, x++, y++)
+		if (*x != *y)
+			return (false);
+	return (true);
+}
 
 /* Make a one-note system event of the library's own (BROKER_STATE,
  * RECONNECT, a direct ring's OVERFLOW) the port's current record, built in
