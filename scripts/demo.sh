@@ -94,7 +94,7 @@ wait "$listener_pid" || fail "the listener failed (status $?)"
 listener_pid=""
 sleep 0.1  # let the listener's last lines through the prefixing sed
 
-say "one second of flood: 1 publisher -> 1 subscriber through the broker"
+say "one second of flood: 1 publisher -> 1 subscriber (the direct path: the broker sets up a ring from the publisher into the port, then stays out of the way)"
 echo "(the subscriber's port uses back-pressure, SHN_OVERFLOW_BLOCK: nothing is dropped)"
 run "$FLOOD" --socket "$sock" --seconds 1 --overflow block
 
