@@ -224,6 +224,13 @@ struct shnd_client {
 	bool direct, direct_setup;
 	struct shn_segment pmap_seg;  /* its port map: the broker writes, sealed read-only */
 	uint32_t pmap_used;           /* port map slots used (never reused) */
+	/* ports whose ring this publisher gave back (it could not map it, or
+	 * its reader's head was not valid): not offered again, so the pair
+	 * stays on the broker path instead of a ring offered per batch; the
+	 * last SHND_DECLINED of them, oldest forgotten first */
+#define SHND_DECLINED 16
+	uint32_t declined[SHND_DECLINED];
+	uint32_t ndeclined;
 	struct shnd_list drings;      /* the direct rings it writes (shnd_dring.by_pub) */
 	struct shnd_conn conn;
 	int refs;                     /* loop objects not yet released */

@@ -170,6 +170,9 @@ void shnd_dring_offer(struct shnd_broker *b, struct shnd_client *c, struct shnd_
 	    c->state != SHND_CLIENT_READY || sub->state != SHND_CLIENT_READY ||
 	    find_pair(c, p) != NULL)
 		return;
+	for (uint32_t i = 0; i < c->ndeclined && i < SHND_DECLINED; i++)
+		if (c->declined[i] == p->id)
+			return;   /* it gave this port's ring back: the broker path */
 	/* only a publisher the ACL lets publish every key: the broker path
 	 * checks each batch, a direct ring could not */
 	if (!c->acl.pub_all)
@@ -424,6 +427,7 @@ int shnd_dring_close_request(struct shnd_broker *b, struct shnd_client *c,
 			struct shnd_dring *d = shnd_list_entry(pos, struct shnd_dring, by_pub);
 
 			if (d->ring_id == req->ring_id) {
+				c->declined[c->ndeclined++ % SHND_DECLINED] = d->port->id;
 				close_one(b, d, next_gen(b), -EPIPE, false, true);
 				shnd_ftab_bump(b);
 				break;

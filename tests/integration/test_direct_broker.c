@@ -831,6 +831,45 @@ static void test_direct_open(void **state)
 	dclient_stop(&sub);
 }
 
+/* A publisher that gives a ring back (it could not map it, or its reader's
+ * head was not valid) keeps the broker path to that port: the broker does
+ * not offer the pair a ring again on each batch. */
+static void test_declined_stays_brokered(void **state)
+{
+	struct harness *h = *state;
+	struct dclient pub, sub;
+	struct shn_msg_direct_open po;
+	struct shn_msg_direct_close rq;
+	int pfds[4] = { -1, -1, -1, -1 }, n = 4;
+	uint64_t ids[8];
+	uint8_t buf[256];
+
+	dclient_start(h, &pub);
+	dclient_start(h, &sub);
+	dclient_port_sub(&sub, "k");
+	dclient_publish(&pub, "k", 0);
+	assert_int_equal(port_batches(&sub, ids, 1), 1);
+	assert_int_equal(next_msg(&pub, &po, sizeof(po), pfds, &n), sizeof(po));
+	assert_int_equal(po.role, SHN_DIRECT_PUBLISHER);
+	for (int i = 0; i < n; i++)
+		close(pfds[i]);
+	memset(&rq, 0, sizeof(rq));
+	h_hdr_init(&rq.hdr, SHN_MSG_DIRECT_CLOSE);
+	rq.role = SHN_DIRECT_PUBLISHER;
+	rq.slot = po.slot;
+	rq.port_id = po.port_id;
+	rq.ring_id = po.ring_id;
+	assert_int_equal(call(&pub, &rq, sizeof(rq)), 0);
+	/* the broker path carries the next batches; no ring is offered again */
+	for (int i = 0; i < 3; i++)
+		dclient_publish(&pub, "k", 0);
+	assert_int_equal(port_batches(&sub, ids, 4), 4);
+	n = 0;
+	assert_int_equal(h_raw_recv(pub.r.sock, buf, sizeof(buf), NULL, &n, 200), -ETIMEDOUT);
+	dclient_stop(&pub);
+	dclient_stop(&sub);
+}
+
 /* A subscriber's DIRECT_FAULT about a ring it holds cuts the publisher off
  * (ring_errors); the publisher that leaves closes the subscriber's side. */
 static void test_direct_fault(void **state)
@@ -980,6 +1019,7 @@ int main(int argc, char **argv)
 	setenv("SHMNOTIFY_DIRECT", "off", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_flag_auto, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_declined_stays_brokered, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hello_flag_off, setup_off, teardown_off),
 		cmocka_unit_test_setup_teardown(test_table_follows_subscriptions, h_setup,
 						h_teardown),
