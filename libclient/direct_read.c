@@ -99,7 +99,10 @@ static void fault(shn_port *p, struct shn__dring *d)
 /* Take what the thread that read DIRECT_OPEN / DIRECT_CLOSE left. */
 static void adopt(shn_port *p)
 {
-	if (!atomic_exchange(&p->dmail, false))
+	/* a plain load first: the exchange is a locked instruction, and
+	 * mail is rare next to the looks a spinning reader takes */
+	if (!atomic_load_explicit(&p->dmail, memory_order_relaxed) ||
+	    !atomic_exchange(&p->dmail, false))
 		return;
 	pthread_mutex_lock(&p->swap_lock);
 	for (uint32_t i = 0; i < SHN__DRINGS; i++) {
