@@ -539,18 +539,20 @@ struct ov_acct {
 
 /* Read p until received + lost == published, checking each note against
  * the losses reported before it. */
-static void ov_drain(shn_port *p, shn_conn conn, pid_t pub, struct ov_acct *a,
+static void ov_drain(shn_client *c, shn_port *p, shn_conn conn, pid_t pub, struct ov_acct *a,
 		     uint64_t published)
 {
 	shn_notification out[64];
 
 	while (a->received + a->lost < published) {
 		int n = shn_port_get(p, out, 64, H_TIMEOUT_MS);
-		if (n < 1)
+		if (n < 1) {
+			char *js = h_stats(c);
 			fail_msg("get: %d (%s) with %llu received + %llu reported lost of %llu "
-				 "published: a loss never reported?", n, shn_strerror(n),
+				 "published: a loss never reported? %s", n, shn_strerror(n),
 				 (unsigned long long)a->received, (unsigned long long)a->lost,
-				 (unsigned long long)published);
+				 (unsigned long long)published, js);
+		}
 		for (int i = 0; i < n; i++) {
 			const shn_notification *o = &out[i];
 			if (o->event == SHN_EV_OVERFLOW) {
@@ -562,6 +564,9 @@ static void ov_drain(shn_port *p, shn_conn conn, pid_t pub, struct ov_acct *a,
 				if (l % OV_BATCH != 0)
 					fail_msg("OVERFLOW of %llu: not whole batches of %u",
 						 (unsigned long long)l, OV_BATCH);
+				if (getenv("SHN_TEST_VERBOSE"))
+					fprintf(stderr, "OVERFLOW %llu after counter %llu\n",
+						(unsigned long long)l, (unsigned long long)a->next);
 				a->lost += l;
 				a->pending += l;
 				a->reports++;
@@ -598,6 +603,37 @@ static void ov_drain(shn_port *p, shn_conn conn, pid_t pub, struct ov_acct *a,
 	assert_int_equal(a->received + a->lost, published);
 }
 
+struct ov_routed {
+	shn_client *c;
+	pid_t pid;
+};
+
+/* The broker took every batch of the publisher's ring: each batch was
+ * routed (or dropped) on the broker path, or written directly. */
+static bool ov_pub_ring_empty(void *arg)
+{
+	struct ov_routed *r = arg;
+
+	return client_stat(r->c, r->pid, "pub_ring_used") == 0;
+}
+
+/* Publish one round ('g') and wait until all of it was routed: the port
+ * is then read with nothing arriving meanwhile, so that each run of lost
+ * batches is one loss, reported once.  (Read while the broker still routes,
+ * a run may be reported in two parts: rule 4 counts each report "since the
+ * previous overflow event".) */
+static void ov_round(struct ov_ctx *x, shn_client *c, pid_t pid)
+{
+	struct ov_routed r = { .c = c, .pid = pid };
+	uint8_t ack;
+
+	assert_int_equal(h_send(&x->cmd, 'g'), 1);
+	assert_int_equal(h_recv(&x->ack, &ack, H_CHILD_TIMEOUT_MS), 1);
+	assert_int_equal(ack, 'd');
+	if (!h_poll_until(ov_pub_ring_empty, &r, H_TIMEOUT_MS))
+		fail_msg("the broker never emptied the publisher's ring");
+}
+
 #define OV_ROUNDS 4
 #define OV_PER_ROUND 300   /* 1500 notes of ~60 bytes a round: the port holds ~60 */
 
@@ -610,7 +646,6 @@ static void test_direct_overflow(void **state)
 	shn_notification out[64];
 	shn_port *p = NULL;
 	shn_conn conn;
-	uint8_t ack;
 
 	h_chan_init(&x.cmd);
 	h_chan_init(&x.ack);
@@ -621,10 +656,9 @@ static void test_direct_overflow(void **state)
 
 	for (int round = 0; round < OV_ROUNDS; round++) {
 		/* the port is not read while the publisher sends */
-		assert_int_equal(h_send(&x.cmd, 'g'), 1);
-		assert_int_equal(h_recv(&x.ack, &ack, H_CHILD_TIMEOUT_MS), 1);
+		ov_round(&x, c, pid);
 		uint64_t before = a.lost;
-		ov_drain(p, conn, pid, &a, (uint64_t)(round + 1) * OV_PER_ROUND * OV_BATCH);
+		ov_drain(c, p, conn, pid, &a, (uint64_t)(round + 1) * OV_PER_ROUND * OV_BATCH);
 		if (a.lost == before)
 			fail_msg("round %d: %d notes into an unread 4096-byte port, nothing lost",
 				 round, OV_PER_ROUND * (int)OV_BATCH);
@@ -665,7 +699,6 @@ static void test_direct_overflow_no_traffic(void **state)
 	shn_notification out[64];
 	shn_port *p = NULL;
 	shn_conn conn;
-	uint8_t ack;
 
 	h_chan_init(&x.cmd);
 	h_chan_init(&x.ack);
@@ -677,9 +710,8 @@ static void test_direct_overflow_no_traffic(void **state)
 	/* twice with the publisher idle and connected: the first round makes
 	 * the ring (after its first routed batch), the second fills it */
 	for (int round = 0; round < 2; round++) {
-		assert_int_equal(h_send(&x.cmd, 'g'), 1);
-		assert_int_equal(h_recv(&x.ack, &ack, H_CHILD_TIMEOUT_MS), 1);
-		ov_drain(p, conn, pid, &a, (uint64_t)(round + 1) * 100 * OV_BATCH);
+		ov_round(&x, c, pid);
+		ov_drain(c, p, conn, pid, &a, (uint64_t)(round + 1) * 100 * OV_BATCH);
 		if (a.pending == 0)
 			fail_msg("round %d: the last note delivered was the last published (%llu "
 				 "received, %llu lost): the loss was not at the end",
@@ -687,15 +719,16 @@ static void test_direct_overflow_no_traffic(void **state)
 		assert_int_equal(a.reports, 1);
 		assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
 	}
-	if (direct_on() && client_stat(c, pid, "direct_dropped") <= 0)
-		fail_msg("direct path on, yet no loss on the direct ring");
+	if (direct_on() && client_stat(c, pid, "direct_dropped") <= 0) {
+		char *js = h_stats(c);
+		fail_msg("direct path on, yet no loss on the direct ring: %s", js);
+	}
 
 	/* once more, and the publisher disconnects before the port is read */
-	assert_int_equal(h_send(&x.cmd, 'g'), 1);
-	assert_int_equal(h_recv(&x.ack, &ack, H_CHILD_TIMEOUT_MS), 1);
+	ov_round(&x, c, pid);
 	assert_int_equal(h_send(&x.cmd, 'x'), 1);
 	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
-	ov_drain(p, conn, pid, &a, 3 * 100 * OV_BATCH);
+	ov_drain(c, p, conn, pid, &a, 3 * 100 * OV_BATCH);
 	assert_true(a.pending > 0);
 	assert_int_equal(a.reports, 1);
 	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
@@ -717,6 +750,7 @@ struct bl_shared {
 	_Atomic int accepted;    /* X: batches accepted */
 	_Atomic int eagain_at;   /* X: batches accepted when NONBLOCK gave -EAGAIN; -1 not yet */
 	_Atomic int finished;
+	_Atomic int go;          /* X: flood now */
 };
 
 struct bl_ctx {
@@ -724,8 +758,10 @@ struct bl_ctx {
 	struct bl_shared *sh;
 };
 
-/* X floods "a" with SHN_NOTIFY_NONBLOCK until -EAGAIN, then goes on with
- * blocking calls (the same batch again first). */
+/* X sends one batch to "a" and waits for the parent's go (by then the
+ * broker offered the pair's direct ring), then floods "a" with
+ * SHN_NOTIFY_NONBLOCK until -EAGAIN, then goes on with blocking calls (the
+ * same batch again first). */
 static int bl_x(void *arg)
 {
 	struct bl_ctx *x = arg;
@@ -741,14 +777,18 @@ static int bl_x(void *arg)
 			b[k] = (shn_notification){ .event = 1, .key = "a", .key_len = 1,
 						   .data = data, .data_len = sizeof(data) };
 		memcpy(data, &i, sizeof(i));
-		int r = shn_notify(c, b, 3, nonblock ? SHN_NOTIFY_NONBLOCK : 0);
-		if (r == -EAGAIN && nonblock) {
+		int r = shn_notify(c, b, 3, nonblock && i > 0 ? SHN_NOTIFY_NONBLOCK : 0);
+		if (r == -EAGAIN && nonblock && i > 0) {
 			atomic_store(&x->sh->eagain_at, i);
 			nonblock = false;
 			continue;
 		}
 		CHILD_CHECK_EQ(r, 0);
 		atomic_store(&x->sh->accepted, ++i);
+		for (int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS; !atomic_load(&x->sh->go);) {
+			CHILD_CHECK(h_now_ms() < end);
+			h_sleep_ms(1);
+		}
 	}
 	CHILD_CHECK(!nonblock);   /* -EAGAIN came */
 	atomic_store(&x->sh->finished, 1);
@@ -800,6 +840,23 @@ static bool bl_eagain(void *arg)
 	return atomic_load(&((struct bl_shared *)arg)->eagain_at) >= 0;
 }
 
+static bool bl_first(void *arg)
+{
+	return atomic_load(&((struct bl_shared *)arg)->accepted) >= 1;
+}
+
+struct bl_ring {
+	shn_client *c;
+	pid_t pid;
+};
+
+static bool bl_ring_offered(void *arg)
+{
+	struct bl_ring *r = arg;
+
+	return client_stat(r->c, r->pid, "direct_rings") >= 1;
+}
+
 static void test_direct_block(void **state)
 {
 	struct harness *h = *state;
@@ -818,6 +875,13 @@ static void test_direct_block(void **state)
 	shn_port *b = h_port_sub(c2, 0, "b", 1, SHN_EV_ALL, &bc);
 
 	pid_t px = h_fork(bl_x, &x);
+	/* its first batch goes through the broker, which then offers the
+	 * pair a direct ring: X floods once it has it */
+	assert_true(h_poll_until(bl_first, sh, H_TIMEOUT_MS));
+	struct bl_ring br = { .c = c, .pid = px };
+	if (direct_on() && !h_poll_until(bl_ring_offered, &br, H_TIMEOUT_MS))
+		fail_msg("direct path on, yet no direct ring for X after its first batch");
+	atomic_store(&sh->go, 1);
 	if (!h_poll_until(bl_eagain, sh, H_CHILD_TIMEOUT_MS))
 		fail_msg("X never got -EAGAIN from SHN_NOTIFY_NONBLOCK (%d batches accepted)",
 			 atomic_load(&sh->accepted));
@@ -856,10 +920,13 @@ static void test_direct_block(void **state)
 	 * fit its ring plus the port */
 	assert_false(atomic_load(&sh->finished));
 	assert_true(atomic_load(&sh->accepted) < BL_BATCHES);
-	if (direct_on())
-		fprintf(stderr, "direct_block: X held after %d batches (-EAGAIN after %d), "
-			"%lld notes of X went directly\n", held_at, atomic_load(&sh->eagain_at),
-			client_stat(c, px, "direct_routed"));
+	long long routed = client_stat(c, px, "direct_routed");
+	/* the flood began on the direct ring: the full BLOCK ring handed the
+	 * rest to the broker path */
+	if (direct_on() && routed < 3)
+		fail_msg("direct path on, yet %lld notes of X went directly", routed);
+	fprintf(stderr, "direct_block: X held after %d batches (-EAGAIN after %d), "
+		"%lld notes of X went directly\n", held_at, atomic_load(&sh->eagain_at), routed);
 
 	/* A is read: everything of X, in order, nothing lost */
 	int batches = 0;
@@ -1000,10 +1067,16 @@ static void test_publisher_killed(void **state)
 		uint32_t idx = 0, size = 0, bn = 0;
 		bool marker = false;
 		for (;;) {
-			int n = marker ? shn_port_get(p, out, 64, 0) : h_get(p, out, 64);
+			int n = shn_port_get(p, out, 64, marker ? 0 : H_TIMEOUT_MS);
 			if (n == -ETIMEDOUT && marker)
 				break;
-			assert_true(n > 0);
+			if (n < 1) {
+				char *js = h_stats(c);
+				fail_msg("iteration %d: get: %d (%s) with %llu notes of the killed "
+					 "publisher read (%llu accepted), no marker yet: %s", it, n,
+					 shn_strerror(n), (unsigned long long)next,
+					 (unsigned long long)accepted, js);
+			}
 			for (int i = 0; i < n; i++) {
 				const shn_notification *o = &out[i];
 				if (o->event == SHN_EV_OVERFLOW)
