@@ -346,9 +346,14 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 				o->seq = dn->seq + p->seq_off;
 				p->next_seq = o->seq;
 			}
-		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8) {
+		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8 &&
+			   dn->key_len == 0) {
 			/* the broker's own loss: its numbers jump by it, so
-			 * must the next direct note's */
+			 * must the next direct note's.  Not a gap report
+			 * (shn_notify_gap: an OVERFLOW note with its key): a
+			 * remote loss uses no number here (rule 3), and taken
+			 * for ours it moved the next direct note's seq on by
+			 * its count */
 			const uint8_t *le = o->data;
 			uint64_t lost = 0;
 
