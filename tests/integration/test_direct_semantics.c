@@ -260,8 +260,16 @@ static void r8_take(struct r8_run *r, const shn_notification *n)
 static void r8_get(shn_port *p, struct r8_run *r)
 {
 	shn_notification out[64];
+	int64_t t0 = h_now_ms();
 	int n = shn_port_get(p, out, 64, H_TIMEOUT_MS);
 
+	/* not an assertion (no timing is): a get that found its note only
+	 * at the end of its wait slept through a wake-up; said, to be seen */
+	if (n > 0 && h_now_ms() - t0 >= H_TIMEOUT_MS)
+		fprintf(stderr, "rule8: iteration %d: a get returned %d notes only at the end of "
+			"its %d ms wait (%llu received, the last %llu, subscribe returned with "
+			"%llu published)\n", r->it, n, H_TIMEOUT_MS, (unsigned long long)r->count,
+			(unsigned long long)r->last, (unsigned long long)r->c0);
 	if (n < 1)
 		fail_msg("iteration %d: get: %d (%s) with %llu received (last %llu), closed %d",
 			 r->it, n, shn_strerror(n), (unsigned long long)r->count,
