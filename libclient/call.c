@@ -110,6 +110,7 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		uint8_t buf[SHN_MSG_MAX];
 	} msg;
 	int room = nfds ? *nfds : 0;
+	int got[SHN_MSG_MAX_FDS], ngot = 0;
 	ssize_t n;
 	int err;
 
@@ -130,16 +131,30 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		}
 		return (err);
 	}
+	if (nfds)
+		*nfds = 0;
 	for (;;) {
-		if (nfds)
-			*nfds = room;
 		/* into a buffer for any message: one sent unasked (DIRECT_OPEN)
-		 * may be longer than the reply expected */
-		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, nfds, SHN__CTL_TIMEOUT_MS);
-		if (n < 0 || !shn__async_message(c, msg.buf, (size_t)n, fds, nfds ? *nfds : 0))
+		 * may be longer than the reply expected, and carry more
+		 * descriptors than the reply (which often carries none).
+		 * Received with no room for them, they were closed and the
+		 * ring declined: what its publisher had written there already
+		 * was lost without a loss report. */
+		ngot = SHN_MSG_MAX_FDS;
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), got, &ngot, SHN__CTL_TIMEOUT_MS);
+		if (n < 0 || !shn__async_message(c, msg.buf, (size_t)n, got, ngot))
 			break;
-		if (nfds)   /* an unasked message's descriptors are not the reply's */
-			shn__close_fds(fds, *nfds);
+		shn__close_fds(got, ngot);   /* an unasked message's are not the reply's */
+	}
+	if (n >= 0) {
+		/* the reply's descriptors, as many as the caller has room for */
+		int keep = ngot < room ? ngot : room;
+
+		if (keep > 0)
+			memcpy(fds, got, (size_t)keep * sizeof(int));
+		shn__close_fds(got + keep, ngot - keep);
+		if (nfds)
+			*nfds = keep;
 	}
 	if (n == -ETIMEDOUT || n == -EPROTO)
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */

@@ -508,6 +508,7 @@ int shn_stats_json(shn_client *c, char **json)
 	} rep;
 	char *doc = NULL;
 	size_t len = 0;
+	int fds[SHN_MSG_MAX_FDS], nfds;
 	ssize_t n;
 	int err;
 
@@ -525,12 +526,18 @@ int shn_stats_json(shn_client *c, char **json)
 		goto out;
 	}
 	for (;;) {
-		n = shn__recv(c, rep.buf, sizeof(rep.buf), NULL, NULL, SHN__CTL_TIMEOUT_MS);
+		/* with room for an unasked message's descriptors: a DIRECT_OPEN
+		 * read here without them was declined, and what its publisher
+		 * had written into the ring lost without a loss report */
+		nfds = SHN_MSG_MAX_FDS;
+		n = shn__recv(c, rep.buf, sizeof(rep.buf), fds, &nfds, SHN__CTL_TIMEOUT_MS);
 		if (n < 0) {
 			err = (int)n;
 			goto out;
 		}
-		if (shn__async_message(c, rep.buf, (size_t)n, NULL, 0))
+		bool unasked = shn__async_message(c, rep.buf, (size_t)n, fds, nfds);
+		shn__close_fds(fds, nfds);   /* what is left of them; a reply carries none */
+		if (unasked)
 			continue;
 		if ((size_t)n < sizeof(rep.r) || rep.r.hdr.magic != SHN_PROTO_MAGIC ||
 		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.id ||

@@ -405,6 +405,15 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		 * for the poll below. */
 		if (atomic_exchange(&p->efd_dirty, false))
 			drain_eventfd(p->event_fd);
+		/* Awake, until prepare_sleep below arms the word again with a
+		 * new value.  Left armed (a poll that returned, a wake-up
+		 * drained above, a get that timed out), the word kept its old
+		 * odd value, which a waker that signalled it once does not
+		 * signal again: when what it woke us for gave us nothing (a
+		 * late direct note, dropped) or its wake-up was drained above
+		 * as stale, its next record came with no wake-up and the get
+		 * slept to its timeout (test_direct_semantics). */
+		shn_ring_finish_sleep(&p->ring);
 		if (atomic_exchange(&p->unblock, false))
 			return (-ECANCELED);
 		if (p->cur == NULL) {
