@@ -30,7 +30,7 @@
  *                          on with what other publishers send
  */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "harness_direct.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -38,19 +38,11 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
-#include "shm/direct.h"
-#include "shm/proto.h"
 
-/* A publisher that asked for the direct path, spoken raw. */
+/* A publisher that asked for the direct path, spoken raw
+ * (harness_direct.h), with its direct ring once offered. */
 struct rawpub {
-	int sock;
-	int fds[SHN_HELLO_NFDS];
-	struct shn_msg_hello_reply rep;
-	uint8_t *pub;
-	uint64_t tail, next_batch;
-	const struct shn_ftab_hdr *t;
-	size_t tsize;
-	/* its direct ring, once offered */
+	struct hd_client dc;
 	struct shn_msg_direct_open open;
 	int dfds[4];
 	uint8_t *ring;
@@ -59,74 +51,26 @@ struct rawpub {
 
 static void rawpub_start(struct harness *h, struct rawpub *rp)
 {
-	struct shn_msg_hello req;
-	struct shn_msg_hdr sreq;
-	struct shn_msg_direct_setup_reply srep;
-	int nfds = SHN_HELLO_NFDS, sfds[4] = { -1, -1, -1, -1 }, sn = 4;
-
 	memset(rp, 0, sizeof(*rp));
-	rp->sock = h_raw_connect(h);
-	memset(&req, 0, sizeof(req));
-	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
-	req.flags = SHN_HELLO_F_DIRECT;
-	assert_int_equal(send(rp->sock, &req, sizeof(req), MSG_NOSIGNAL), sizeof(req));
-	assert_int_equal(h_raw_recv(rp->sock, &rp->rep, sizeof(rp->rep), rp->fds, &nfds,
-				    H_TIMEOUT_MS), sizeof(rp->rep));
-	assert_true(rp->rep.flags & SHN_HELLO_F_DIRECT);
-	h_hdr_init(&sreq, SHN_MSG_DIRECT_SETUP);
-	assert_int_equal(send(rp->sock, &sreq, sizeof(sreq), MSG_NOSIGNAL), sizeof(sreq));
-	assert_int_equal(h_raw_recv(rp->sock, &srep, sizeof(srep), sfds, &sn, H_TIMEOUT_MS),
-			 sizeof(srep));
-	rp->tsize = (size_t)srep.table_size;
-	rp->t = mmap(NULL, rp->tsize, PROT_READ, MAP_SHARED, sfds[SHN_DSETUP_FD_TABLE], 0);
-	assert_true(rp->t != MAP_FAILED);
-	close(sfds[0]);
-	close(sfds[1]);
-	rp->pub = mmap(NULL, SHN_RING_HDR_SIZE + (size_t)rp->rep.pub_capacity,
-		       PROT_READ | PROT_WRITE, MAP_SHARED, rp->fds[SHN_HELLO_FD_PUB], 0);
-	assert_true(rp->pub != MAP_FAILED);
-	rp->next_batch = 1;
+	for (int i = 0; i < 4; i++)
+		rp->dfds[i] = -1;
+	hd_start(h, &rp->dc);
 }
 
 static void rawpub_stop(struct rawpub *rp)
 {
-	munmap(rp->pub, SHN_RING_HDR_SIZE + (size_t)rp->rep.pub_capacity);
-	munmap((void *)rp->t, rp->tsize);
 	if (rp->ring != NULL)
 		munmap(rp->ring, SHN_RING_HDR_SIZE + (size_t)rp->open.capacity);
 	for (int i = 0; i < 4; i++)
-		if (rp->dfds[i] > 0)
+		if (rp->dfds[i] >= 0)
 			close(rp->dfds[i]);
-	for (int i = 0; i < SHN_HELLO_NFDS; i++)
-		close(rp->fds[i]);
-	close(rp->sock);
+	hd_stop(&rp->dc);
 }
 
 /* One brokered batch of one note (key, 2 data bytes), stamped gen 0. */
 static uint64_t rawpub_broker(struct rawpub *rp, const char *key, const char *data)
 {
-	struct shn_ring_prod *prod = (void *)(rp->pub + SHN_PUB_PROD_OFF);
-	uint8_t *d = rp->pub + SHN_RING_HDR_SIZE;
-	uint32_t mask = rp->rep.pub_capacity - 1, klen = (uint32_t)strlen(key);
-	uint32_t len = sizeof(struct shn_pub_batch) + shn_pub_note_size(klen, 2);
-	struct shn_pub_batch *b = (void *)(d + (rp->tail & mask));
-	struct shn_pub_note *pn = (void *)(b + 1);
-	uint64_t one = 1;
-
-	memset(b, 0, len);
-	b->h.len = len;
-	b->h.type = SHN_REC_BATCH;
-	b->count = 1;
-	b->batch_id = rp->next_batch++;
-	pn->event = 1;
-	pn->key_len = (uint16_t)klen;
-	pn->data_len = 2;
-	memcpy(pn + 1, key, klen);
-	memcpy((uint8_t *)(pn + 1) + klen, data, 2);
-	rp->tail += len;
-	atomic_store_explicit(&prod->tail, rp->tail, memory_order_release);
-	assert_int_equal(write(rp->fds[SHN_HELLO_FD_DOORBELL], &one, sizeof(one)), 8);
-	return b->batch_id;
+	return hd_publish(&rp->dc, key, data, 0);
 }
 
 /* Wait for the DIRECT_OPEN the broker sends after the first routed batch. */
@@ -136,7 +80,7 @@ static void rawpub_take_ring(struct rawpub *rp)
 
 	for (int i = 0; i < 4; i++)
 		rp->dfds[i] = -1;
-	assert_int_equal(h_raw_recv(rp->sock, &rp->open, sizeof(rp->open), rp->dfds, &n,
+	assert_int_equal(h_raw_recv(rp->dc.r.sock, &rp->open, sizeof(rp->open), rp->dfds, &n,
 				    H_TIMEOUT_MS), sizeof(rp->open));
 	assert_int_equal(rp->open.hdr.type, SHN_MSG_DIRECT_OPEN);
 	assert_int_equal(rp->open.role, SHN_DIRECT_PUBLISHER);
@@ -163,9 +107,9 @@ static void rawpub_direct(struct rawpub *rp, uint32_t event, const char *key, co
 	b->h.len = len;
 	b->h.type = SHN_REC_DIRECT;
 	b->count = 1;
-	b->batch_id = rp->next_batch++;
+	b->batch_id = rp->dc.next_batch++;
 	b->time_ns = 1;
-	b->gen = atomic_load(&((struct shn_ftab_hdr *)(void *)rp->t)->gen);
+	b->gen = hd_gen(&rp->dc.d);
 	b->lost = lost;   /* all told; the counter says so first, as a real publisher's */
 	atomic_store_explicit(&((struct shn_direct_pub_stats *)(void *)(rp->ring + SHN_DIRECT_PSTATS_OFF))->dropped,
 			      lost, memory_order_release);
@@ -244,10 +188,10 @@ static void test_direct_record(void **state)
  * batch was routed (a real publisher's condition for writing directly). */
 static void wait_routed(struct rawpub *rp)
 {
-	const struct shn_ring_cons *cons = (const void *)(rp->pub + SHN_PUB_CONS_OFF);
+	const struct shn_ring_cons *cons = (const void *)(rp->dc.pub + SHN_PUB_CONS_OFF);
 	int64_t end = h_now_ms() + H_TIMEOUT_MS;
 
-	while (atomic_load_explicit(&cons->head, memory_order_acquire) != rp->tail) {
+	while (atomic_load_explicit(&cons->head, memory_order_acquire) != rp->dc.tail) {
 		assert_true(h_now_ms() < end);
 		h_sleep_ms(1);
 	}
@@ -341,7 +285,7 @@ static void test_hostile_record(void **state)
 	assert_int_equal(shn_port_get(p, out, 8, 300), -ETIMEDOUT);
 	/* reported: the broker cut the publisher off (its socket ends) */
 	for (;;) {
-		ssize_t r = h_raw_recv(rp.sock, b, sizeof(b), fds, &n, H_TIMEOUT_MS);
+		ssize_t r = h_raw_recv(rp.dc.r.sock, b, sizeof(b), fds, &n, H_TIMEOUT_MS);
 
 		for (int i = 0; i < n; i++)
 			close(fds[i]);
