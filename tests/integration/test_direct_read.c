@@ -90,37 +90,91 @@ static void rawpub_take_ring(struct rawpub *rp)
 	assert_true(rp->ring != MAP_FAILED);
 }
 
+/* One note of a direct record written by hand (2 data bytes). */
+struct wnote {
+	uint32_t event;
+	const char *key;
+	uint32_t key_len;   /* 0: strlen(key) */
+	const char *data;
+};
+
+/* Lay a well-formed direct record of n notes in buf[0..cap): the next
+ * batch id, the table's generation now, lost as given.  Returns its length. */
+static uint32_t rec_build(struct rawpub *rp, uint8_t *buf, size_t cap, const struct wnote *w,
+			  int n, uint64_t lost)
+{
+	struct shn_direct_batch *b = (void *)buf;
+	uint32_t off = sizeof(*b);
+
+	memset(buf, 0, cap);
+	for (int i = 0; i < n; i++) {
+		struct shn_direct_note *dn = (void *)(buf + off);
+		uint32_t klen = w[i].key_len ? w[i].key_len : (uint32_t)strlen(w[i].key);
+
+		assert_true(off + shn_direct_note_size(klen, 2) <= cap);
+		dn->event = w[i].event;
+		dn->key_len = (uint16_t)klen;
+		dn->data_len = 2;
+		memcpy(dn + 1, w[i].key, klen);
+		memcpy((uint8_t *)(dn + 1) + klen, w[i].data, 2);
+		off += shn_direct_note_size(klen, 2);
+	}
+	b->h.len = off;
+	b->h.type = SHN_REC_DIRECT;
+	b->count = (uint32_t)n;
+	b->batch_id = rp->dc.next_batch++;
+	b->time_ns = 1;
+	b->gen = hd_gen(&rp->dc.d);
+	b->lost = lost;   /* all told */
+	return off;
+}
+
+static struct shn_direct_pub_stats *rawpub_stats(struct rawpub *rp)
+{
+	return (void *)(rp->ring + SHN_DIRECT_PSTATS_OFF);
+}
+
+/* Wake the port (its eventfd, handed over in DIRECT_OPEN). */
+static void rawpub_poke(struct rawpub *rp)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(rp->dfds[SHN_DOPEN_FD_PORT_EVENT], &one, sizeof(one)), 8);
+}
+
+/* Publish the ring's tail as t, and wake the port. */
+static void rawpub_tail(struct rawpub *rp, uint64_t t)
+{
+	struct shn_ring_prod *prod = (void *)(rp->ring + SHN_DIRECT_PROD_OFF);
+
+	rp->dtail = t;
+	atomic_store_explicit(&prod->tail, t, memory_order_release);
+	rawpub_poke(rp);
+}
+
+/* Copy buf[0..len) to the ring at its tail (no wrap) and publish the tail
+ * advance bytes on. */
+static void rec_put(struct rawpub *rp, const uint8_t *buf, uint32_t len, uint64_t advance)
+{
+	uint32_t off = (uint32_t)(rp->dtail & (rp->open.capacity - 1));
+
+	assert_true(off + len <= rp->open.capacity && off + advance <= rp->open.capacity);
+	memcpy(rp->ring + SHN_RING_HDR_SIZE + off, buf, len);
+	rawpub_tail(rp, rp->dtail + advance);
+}
+
 /* Write one direct record of one note and publish it; event as given (a
  * hostile publisher sets what it likes). */
 static void rawpub_direct(struct rawpub *rp, uint32_t event, const char *key, const char *data,
 			  uint64_t lost)
 {
-	struct shn_ring_prod *prod = (void *)(rp->ring + SHN_DIRECT_PROD_OFF);
-	uint8_t *d = rp->ring + SHN_RING_HDR_SIZE;
-	uint32_t klen = (uint32_t)strlen(key);
-	uint32_t len = sizeof(struct shn_direct_batch) + shn_direct_note_size(klen, 2);
-	struct shn_direct_batch *b = (void *)(d + (rp->dtail & (rp->open.capacity - 1)));
-	struct shn_direct_note *n = (void *)(b + 1);
-	uint64_t one = 1;
+	uint8_t buf[256];
+	struct wnote w = { event, key, 0, data };
+	uint32_t len = rec_build(rp, buf, sizeof(buf), &w, 1, lost);
 
-	memset(b, 0, len);
-	b->h.len = len;
-	b->h.type = SHN_REC_DIRECT;
-	b->count = 1;
-	b->batch_id = rp->dc.next_batch++;
-	b->time_ns = 1;
-	b->gen = hd_gen(&rp->dc.d);
-	b->lost = lost;   /* all told; the counter says so first, as a real publisher's */
-	atomic_store_explicit(&((struct shn_direct_pub_stats *)(void *)(rp->ring + SHN_DIRECT_PSTATS_OFF))->dropped,
-			      lost, memory_order_release);
-	n->event = event;
-	n->key_len = (uint16_t)klen;
-	n->data_len = 2;
-	memcpy(n + 1, key, klen);
-	memcpy((uint8_t *)(n + 1) + klen, data, 2);
-	rp->dtail += len;
-	atomic_store_explicit(&prod->tail, rp->dtail, memory_order_release);
-	assert_int_equal(write(rp->dfds[SHN_DOPEN_FD_PORT_EVENT], &one, sizeof(one)), 8);
+	/* the counter says so first, as a real publisher's */
+	atomic_store_explicit(&rawpub_stats(rp)->dropped, lost, memory_order_release);
+	rec_put(rp, buf, len, len);
 }
 
 static shn_client *connect_direct(struct harness *h)
@@ -307,6 +361,450 @@ static void test_hostile_record(void **state)
 	h_disconnect(c);
 }
 
+/* ---- hostile publishers beside a healthy one ----------------------------- */
+
+/* What a hostile publisher writes into its direct ring (or its counters),
+ * after one good record the port received. */
+enum scribble {
+	/* the reader refuses these: DIRECT_FAULT, the publisher cut off */
+	S_LEN_ODD,         /* record len not a multiple of 8 */
+	S_LEN_PAST_TAIL,   /* len reaching past the published tail */
+	S_LEN_OVER_HALF,   /* len (and tail) over half the ring */
+	S_LEN_SHORT,       /* len shorter than a direct batch header */
+	S_TYPE_PAD,        /* a PAD that does not end the data area */
+	S_TYPE_DELIVERY,   /* a broker's record type */
+	S_HDR_FLAGS,       /* record header flags */
+	S_SENDER_PID,      /* the sender forged */
+	S_SENDER_UID,
+	S_BATCH_FLAGS,     /* flags no version defines */
+	S_COUNT_0,
+	S_COUNT_MORE,      /* one more note than the record holds */
+	S_COUNT_HUGE,
+	S_KEY_LEN_0,
+	S_KEY_LEN_LONG,    /* SHN_KEY_MAX_WIRE + 1, all of it there */
+	S_DATA_PAST,       /* data_len past the record */
+	S_NOTE_RESERVED,
+	S_NOTE_RESERVED2,
+	S_NOTE_CONN,       /* conn / seq are the reader's to fill */
+	S_NOTE_SEQ,
+	S_PADDING,         /* a note's padding not zero */
+	S_EVENT_0,
+	S_EV_OVERFLOW,     /* each system event bit */
+	S_EV_BIT29,
+	S_EV_BIT30,
+	S_EV_HANDLE_CLOSE,
+	S_BATCH_ID_AGAIN,  /* batch_id not increasing */
+	S_GEN_OLD,         /* gen before the ring opened */
+	S_LOST_BACK,       /* lost less than told before */
+	S_LOST_JUMP,       /* lost more than 2^32 - 1 on */
+	S_COUNTER_BACK,    /* the dropped counter going back, ring empty */
+	S_COUNTER_JUMP,    /* ... more than 2^32 - 1 on */
+	S_TAIL_BACK,       /* the tail moves backwards */
+	S_TAIL_JUMP,       /* ... past a ring's worth */
+	S_GARBAGE_DATA,    /* garbage records from the head on */
+	S_GARBAGE_RING,    /* garbage over the whole segment, tail included */
+	/* the reader takes these: notes no filter takes are dropped */
+	S_KEY_UNWATCHED,   /* a key the port never subscribed to */
+	S_EVENT_UNWATCHED, /* the watched key, an event outside the mask */
+	S_MIXED,           /* both of those, and a good note, in one record */
+	S_COUNTER_LOSS,    /* a loss told by the counter alone: one OVERFLOW */
+	S_NKINDS
+};
+#define S_FIRST_TAKEN S_KEY_UNWATCHED
+
+static const char *const scribble_name[S_NKINDS] = {
+	"len-odd", "len-past-tail", "len-over-half", "len-short", "type-pad",
+	"type-delivery", "hdr-flags", "sender-pid", "sender-uid", "batch-flags",
+	"count-0", "count-more", "count-huge", "key-len-0", "key-len-long", "data-past",
+	"note-reserved", "note-reserved2", "note-conn", "note-seq", "padding", "event-0",
+	"ev-overflow", "ev-bit29", "ev-bit30", "ev-handle-close", "batch-id-again", "gen-old",
+	"lost-back", "lost-jump", "counter-back", "counter-jump", "tail-back", "tail-jump",
+	"garbage-data", "garbage-ring", "key-unwatched", "event-unwatched", "mixed",
+	"counter-loss",
+};
+
+#define FLOOD_NOTES 100   /* the healthy publisher's notes per round */
+#define H_MASK 3u         /* the port takes events 1 and 2 of key "h" */
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void fill_garbage(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t v = xorshift(&seed);
+
+		memcpy(p + i, &v, n - i < 8 ? n - i : 8);
+	}
+}
+
+/* The hostile publisher's attack k.  Returns true when a good record may
+ * follow it in the ring (the bad one is whole and first). */
+static bool scribble(struct rawpub *rp, enum scribble k, uint64_t pre_lost)
+{
+	static char long_key[SHN_KEY_MAX_WIRE + 1];
+	uint8_t buf[1024];
+	struct wnote w = { 1, "h", 0, "xx" };
+	struct shn_direct_batch *b = (void *)buf;
+	struct shn_direct_note *n = (void *)(b + 1);
+	uint32_t cap = rp->open.capacity, len;
+	uint64_t advance;
+
+	memset(long_key, 'h', sizeof(long_key));
+	switch (k) {
+	case S_KEY_LEN_LONG:
+		w.key = long_key;
+		w.key_len = sizeof(long_key);
+		break;
+	case S_EVENT_0:
+		w.event = 0;
+		break;
+	case S_EV_OVERFLOW:
+		w.event |= SHN_EV_OVERFLOW_WIRE;
+		break;
+	case S_EV_BIT29:
+		w.event |= 1u << 29;
+		break;
+	case S_EV_BIT30:
+		w.event |= 1u << 30;
+		break;
+	case S_EV_HANDLE_CLOSE:
+		w.event |= SHN_EV_HANDLE_CLOSE_WIRE;
+		break;
+	case S_KEY_UNWATCHED:
+		w.key = "zz";
+		break;
+	case S_EVENT_UNWATCHED:
+		w.event = 4;
+		break;
+	case S_COUNTER_BACK:
+		atomic_store(&rawpub_stats(rp)->dropped, pre_lost - 1);
+		rawpub_poke(rp);
+		return false;
+	case S_COUNTER_JUMP:
+		atomic_store(&rawpub_stats(rp)->dropped, pre_lost + SHN_DIRECT_LOST_MAX + 1);
+		rawpub_poke(rp);
+		return false;
+	case S_COUNTER_LOSS:
+		atomic_store(&rawpub_stats(rp)->dropped, pre_lost + 5);
+		rawpub_poke(rp);
+		return true;
+	case S_TAIL_BACK:
+		rawpub_tail(rp, rp->dtail - 8);
+		return false;
+	case S_TAIL_JUMP:
+		rawpub_tail(rp, rp->dtail + cap + 8);
+		return false;
+	case S_GARBAGE_DATA: {
+		uint32_t off = (uint32_t)(rp->dtail & (cap - 1));
+
+		fill_garbage(rp->ring + SHN_RING_HDR_SIZE + off, cap - off, 0x9e3779b97f4a7c15ull);
+		rawpub_tail(rp, rp->dtail + (cap - off) / 2 / 8 * 8);
+		return false;
+	}
+	case S_GARBAGE_RING:
+		fill_garbage(rp->ring, SHN_RING_HDR_SIZE + (size_t)cap, 0xd1b54a32d192ed03ull);
+		rawpub_poke(rp);
+		return false;
+	default:
+		break;
+	}
+	if (k == S_MIXED) {
+		struct wnote m[3] = { { 1, "zz", 0, "zm" }, { 1, "h", 0, "dm" }, { 4, "h", 0, "dx" } };
+
+		len = rec_build(rp, buf, sizeof(buf), m, 3, pre_lost);
+	} else {
+		len = rec_build(rp, buf, sizeof(buf), &w, 1, pre_lost);
+	}
+	advance = len;
+	switch (k) {
+	case S_LEN_ODD:
+		b->h.len = len - 4;
+		break;
+	case S_LEN_PAST_TAIL:
+		b->h.len = len + 8;
+		break;
+	case S_LEN_OVER_HALF:
+		b->h.len = cap / 2 + 8;
+		advance = b->h.len;
+		break;
+	case S_LEN_SHORT:
+		b->h.len = 8;
+		advance = 8;
+		len = 8;
+		break;
+	case S_TYPE_PAD:
+		b->h.type = SHN_REC_PAD;
+		break;
+	case S_TYPE_DELIVERY:
+		b->h.type = SHN_REC_DELIVERY;
+		break;
+	case S_HDR_FLAGS:
+		b->h.flags = 1;
+		break;
+	case S_SENDER_PID:
+		b->sender_pid = getpid();
+		break;
+	case S_SENDER_UID:
+		b->sender_uid = 1;
+		break;
+	case S_BATCH_FLAGS:
+		b->flags = 1;
+		break;
+	case S_COUNT_0:
+		b->count = 0;
+		break;
+	case S_COUNT_MORE:
+		b->count = 2;
+		break;
+	case S_COUNT_HUGE:
+		b->count = UINT32_MAX;
+		break;
+	case S_KEY_LEN_0:
+		n->key_len = 0;
+		break;
+	case S_DATA_PAST:
+		n->data_len = 64;
+		break;
+	case S_NOTE_RESERVED:
+		n->reserved = 1;
+		break;
+	case S_NOTE_RESERVED2:
+		n->reserved2 = 1;
+		break;
+	case S_NOTE_CONN:
+		n->conn = 1;
+		break;
+	case S_NOTE_SEQ:
+		n->seq = 1;
+		break;
+	case S_PADDING:
+		/* key "h" and 2 data bytes end at 35; padding to 40 */
+		buf[sizeof(*b) + sizeof(*n) + 3 + 1] = 0x5a;
+		break;
+	case S_BATCH_ID_AGAIN:
+		b->batch_id--;   /* the good record's */
+		break;
+	case S_GEN_OLD:
+		b->gen = rp->open.open_gen - 1;
+		break;
+	case S_LOST_BACK:
+		b->lost = pre_lost - 1;
+		break;
+	case S_LOST_JUMP:
+		b->lost = pre_lost + SHN_DIRECT_LOST_MAX + 1;
+		break;
+	default:
+		break;
+	}
+	rec_put(rp, buf, len, advance);
+	/* a record that claims more than was published: the next one would
+	 * cover its claim */
+	return k != S_LEN_PAST_TAIL && k != S_LEN_OVER_HALF && k != S_LEN_SHORT;
+}
+
+struct flood {
+	const char *sock;
+	struct h_chan started;
+	uint32_t notes;
+};
+
+/* A healthy library publisher: notes of key "g", data its index (4
+ * bytes), one per batch; every shn_notify returns 0.  Tells the parent
+ * after the first ten. */
+static int flood_child(void *arg)
+{
+	struct flood *f = arg;
+	shn_client *c;
+
+	setenv("SHMNOTIFY_DIRECT", "on", 1);
+	CHILD_CHECK_EQ(shn_connect(f->sock, &c), 0);
+	for (uint32_t i = 0; i < f->notes; i++) {
+		shn_notification x = { .event = 1, .key = "g", .key_len = 1, .data = &i,
+				       .data_len = sizeof(i) };
+
+		CHILD_CHECK_EQ(shn_notify(c, &x, 1, 0), 0);
+		if (i == 9)
+			CHILD_CHECK(h_send(&f->started, 1));
+	}
+	shn_disconnect(c);
+	return 0;
+}
+
+/* The broker's direct_faults now. */
+static long direct_faults(shn_client *c)
+{
+	char *st = h_stats(c), *at = strstr(st, "\"direct_faults\":");
+	long v;
+
+	assert_non_null(at);
+	v = strtol(at + strlen("\"direct_faults\":"), NULL, 10);
+	free(st);
+	return v;
+}
+
+/* The broker cut rp off: its socket reaches EOF (messages before it are
+ * read and dropped). */
+static void expect_cut_off(struct rawpub *rp, const char *what)
+{
+	uint8_t b[SHN_MSG_MAX];
+	int fds[8], n = 8;
+
+	for (;;) {
+		ssize_t r = h_raw_recv(rp->dc.r.sock, b, sizeof(b), fds, &n, H_TIMEOUT_MS);
+
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		n = 8;
+		if (r <= 0) {
+			if (r != 0)
+				fail_msg("%s: the hostile publisher was not cut off (%zd)", what, r);
+			return;
+		}
+	}
+}
+
+static void test_scribbled_rings(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_port_options opt = { .capacity = 65536, .overflow = SHN_OVERFLOW_BLOCK };
+	shn_port *p;
+	shn_conn gconn, hconn;
+	shn_notification out[16];
+	uint64_t last_seq = 0;
+	long faults = 0;
+
+	assert_int_equal(shn_port_open(c, &opt, &p), 0);
+	assert_int_equal(shn_subscribe(p, "g", 1, SHN_EV_ALL, 0, &gconn), 0);
+	assert_int_equal(shn_subscribe(p, "h", 1, H_MASK, 0, &hconn), 0);
+	for (int k = 0; k < S_NKINDS; k++) {
+		const char *name = scribble_name[k];
+		bool refused = k < S_FIRST_TAKEN;
+		uint64_t pre_lost = (k == S_LOST_BACK || k == S_COUNTER_BACK) ? 2 : 0;
+		const char *want_h[2];
+		int nwant = 0, got_g = 0, got_h = 0;
+		bool overflow_seen = false;
+		struct rawpub rp;
+		struct flood f = { .sock = h->sock, .notes = FLOOD_NOTES };
+		uint8_t byte;
+		pid_t pid;
+
+		/* a hostile publisher with a direct ring to the port, read
+		 * once well (so the reader has adopted it) */
+		rawpub_start(h, &rp);
+		rawpub_broker(&rp, "h", "b1");
+		assert_int_equal(h_get(p, out, 16), 1);
+		assert_memory_equal(out[0].data, "b1", 2);
+		assert_int_equal(out[0].seq, last_seq + 1);
+		last_seq = out[0].seq;
+		rawpub_take_ring(&rp);
+		rawpub_direct(&rp, 1, "h", "d2", pre_lost);
+		if (pre_lost != 0) {
+			assert_int_equal(h_get(p, out, 1), 1);
+			assert_int_equal(out[0].event, SHN_EV_OVERFLOW);
+			assert_int_equal(h_le64(out[0].data), pre_lost);
+			last_seq += pre_lost;
+		}
+		assert_int_equal(h_get(p, out, 1), 1);
+		assert_memory_equal(out[0].data, "d2", 2);
+		assert_int_equal(out[0].conn, hconn);
+		assert_int_equal(out[0].seq, last_seq + 1);
+		last_seq = out[0].seq;
+
+		/* a healthy publisher floods the port meanwhile */
+		h_chan_init(&f.started);
+		pid = h_fork(flood_child, &f);
+		assert_int_equal(h_recv(&f.started, &byte, H_TIMEOUT_MS), 1);
+		if (scribble(&rp, (enum scribble)k, pre_lost)) {
+			/* a good record after it: read only when the bad
+			 * one was not refused */
+			rawpub_direct(&rp, 1, "h", "d3", k == S_COUNTER_LOSS ? pre_lost + 5 : pre_lost);
+			if (!refused) {
+				if (k == S_MIXED)
+					want_h[nwant++] = "dm";
+				want_h[nwant++] = "d3";
+			}
+		}
+
+		/* every healthy note, in order; of the hostile one only what
+		 * was wanted */
+		while (got_g < FLOOD_NOTES || got_h < nwant) {
+			int r = shn_port_get(p, out, 16, H_TIMEOUT_MS);
+
+			if (r <= 0)
+				fail_msg("%s: shn_port_get %d after %d healthy and %d hostile notes",
+					 name, r, got_g, got_h);
+			for (int i = 0; i < r; i++) {
+				const shn_notification *x = &out[i];
+
+				if (x->event == SHN_EV_OVERFLOW) {
+					if (k != S_COUNTER_LOSS || overflow_seen || got_h != 0 ||
+					    h_le64(x->data) != 5)
+						fail_msg("%s: an OVERFLOW of %llu", name,
+							 (unsigned long long)h_le64(x->data));
+					overflow_seen = true;
+					last_seq += 5;
+					continue;
+				}
+				if (x->seq != last_seq + 1)
+					fail_msg("%s: seq %llu after %llu", name,
+						 (unsigned long long)x->seq,
+						 (unsigned long long)last_seq);
+				last_seq = x->seq;
+				assert_int_equal(x->event, 1);
+				assert_int_equal(x->key_len, 1);
+				if (memcmp(x->key, "g", 1) == 0) {
+					uint32_t idx;
+
+					assert_int_equal(x->data_len, sizeof(idx));
+					memcpy(&idx, x->data, sizeof(idx));
+					if (idx != (uint32_t)got_g)
+						fail_msg("%s: healthy note %u where %d was due", name,
+							 idx, got_g);
+					assert_int_equal(x->conn, gconn);
+					got_g++;
+				} else if (memcmp(x->key, "h", 1) == 0) {
+					if (got_h >= nwant || x->data_len != 2 ||
+					    memcmp(x->data, want_h[got_h], 2) != 0)
+						fail_msg("%s: a hostile note delivered (%.2s)", name,
+							 (const char *)x->data);
+					assert_int_equal(x->conn, hconn);
+					got_h++;
+				} else {
+					fail_msg("%s: a note of key %.*s", name, (int)x->key_len,
+						 (const char *)x->key);
+				}
+			}
+		}
+		assert_true(k != S_COUNTER_LOSS || overflow_seen);
+		h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+		h_chan_close(&f.started);
+		/* nothing more; the reader has looked at every ring */
+		assert_int_equal(shn_port_get(p, out, 16, 100), -ETIMEDOUT);
+		if (refused) {
+			expect_cut_off(&rp, name);
+			faults++;
+		}
+		assert_int_equal(direct_faults(c), faults);
+		rawpub_stop(&rp);
+	}
+	/* the port goes on */
+	shn_client *other = h_connect(h);
+	shn_notification x = { .event = 1, .key = "h", .key_len = 1, .data = "o1", .data_len = 2 };
+	assert_int_equal(shn_notify(other, &x, 1, 0), 0);
+	assert_int_equal(h_get(p, out, 16), 1);
+	assert_memory_equal(out[0].data, "o1", 2);
+	assert_int_equal(out[0].seq, last_seq + 1);
+	h_disconnect(other);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -315,6 +813,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_barrier, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_scribbled_rings, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
