@@ -109,7 +109,7 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		struct shn_msg_hdr h;
 		uint8_t buf[SHN_MSG_MAX];
 	} msg;
-	int room = nfds ? *nfds : 0;
+	int room = nfds ? *nfds : 0, mine[SHN_MSG_MAX_FDS], got = 0;
 	ssize_t n;
 	int err;
 
@@ -131,15 +131,28 @@ int shn__call_locked(shn_client *c, void *req, size_t req_len, void *reply, size
 		return (err);
 	}
 	for (;;) {
-		if (nfds)
-			*nfds = room;
 		/* into a buffer for any message: one sent unasked (DIRECT_OPEN)
-		 * may be longer than the reply expected */
-		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, nfds, SHN__CTL_TIMEOUT_MS);
-		if (n < 0 || !shn__async_message(c, msg.buf, (size_t)n, fds, nfds ? *nfds : 0))
+		 * may be longer than the reply expected, and carry more
+		 * descriptors than the reply (none, for most calls): they are
+		 * all received here.  Before, a call with no room for
+		 * descriptors (DIRECT_FAULT, SUBSCRIBE, ...) that met a
+		 * DIRECT_OPEN lost the ring's descriptors, so the ring was
+		 * declined while its publisher wrote into it: those
+		 * notifications never reached the port, and no loss was told. */
+		got = SHN_MSG_MAX_FDS;
+		n = shn__recv(c, msg.buf, sizeof(msg.buf), mine, &got, SHN__CTL_TIMEOUT_MS);
+		if (n < 0 || !shn__async_message(c, msg.buf, (size_t)n, mine, got))
 			break;
-		if (nfds)   /* an unasked message's descriptors are not the reply's */
-			shn__close_fds(fds, *nfds);
+		shn__close_fds(mine, got);   /* an unasked message's are not the reply's */
+	}
+	/* the reply's descriptors, as many as the caller has room for */
+	if (nfds)
+		*nfds = 0;
+	for (int i = 0; n >= 0 && i < got; i++) {
+		if (nfds && *nfds < room)
+			fds[(*nfds)++] = mine[i];
+		else if (mine[i] >= 0)
+			close(mine[i]);   /* more than asked for: never leak */
 	}
 	if (n == -ETIMEDOUT || n == -EPROTO)
 		shn__broker_lost(c);   /* a late reply would desynchronise the stream */

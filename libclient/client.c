@@ -525,13 +525,20 @@ int shn_stats_json(shn_client *c, char **json)
 		goto out;
 	}
 	for (;;) {
-		n = shn__recv(c, rep.buf, sizeof(rep.buf), NULL, NULL, SHN__CTL_TIMEOUT_MS);
+		/* room for an unasked message's descriptors (DIRECT_OPEN): with
+		 * none, a ring offered meanwhile was declined (see call.c) */
+		int fds[SHN_MSG_MAX_FDS], nfds = SHN_MSG_MAX_FDS;
+
+		n = shn__recv(c, rep.buf, sizeof(rep.buf), fds, &nfds, SHN__CTL_TIMEOUT_MS);
 		if (n < 0) {
 			err = (int)n;
 			goto out;
 		}
-		if (shn__async_message(c, rep.buf, (size_t)n, NULL, 0))
+		if (shn__async_message(c, rep.buf, (size_t)n, fds, nfds)) {
+			shn__close_fds(fds, nfds);
 			continue;
+		}
+		shn__close_fds(fds, nfds);   /* the reply carries none */
 		if ((size_t)n < sizeof(rep.r) || rep.r.hdr.magic != SHN_PROTO_MAGIC ||
 		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.id ||
 		    rep.r.len > (size_t)n - sizeof(rep.r)) {
