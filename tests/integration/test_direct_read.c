@@ -805,6 +805,286 @@ static void test_scribbled_rings(void **state)
 	h_disconnect(c);
 }
 
+/* ---- a hostile reader of a library publisher's ring ---------------------- */
+
+/* What the shared page between the test and its children holds. */
+struct cons_shared {
+	_Atomic int stop;            /* the parent: publish no more */
+	_Atomic uint32_t published;  /* the publisher: notes it published */
+	_Atomic int done;            /* the publisher: it published its last */
+	_Atomic uint32_t received;   /* the healthy subscriber: notes it received */
+};
+
+struct cons_child {
+	const char *sock;
+	struct cons_shared *sh;
+	struct h_chan ready;
+};
+
+/* The library publisher: notes of key "K", data their index, until told
+ * to stop; every shn_notify returns 0.  One at a time: the next once the
+ * healthy subscriber has the last, so that its port never fills and each
+ * batch can go directly (a publisher that outruns its subscribers keeps
+ * taking the broker path, and then never looks at the raw subscriber's
+ * head again). */
+static int cons_publisher(void *arg)
+{
+	struct cons_child *a = arg;
+	shn_client *c;
+	uint32_t i;
+
+	setenv("SHMNOTIFY_DIRECT", "on", 1);
+	CHILD_CHECK_EQ(shn_connect(a->sock, &c), 0);
+	for (i = 0; !atomic_load(&a->sh->stop); i++) {
+		shn_notification x = { .event = 1, .key = "K", .key_len = 1, .data = &i,
+				       .data_len = sizeof(i) };
+
+		CHILD_CHECK_EQ(shn_notify(c, &x, 1, 0), 0);
+		atomic_store(&a->sh->published, i + 1);
+		while (atomic_load(&a->sh->received) <= i)
+			usleep(50);   /* bounded by the child's alarm */
+	}
+	atomic_store(&a->sh->done, 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+/* A healthy library subscriber of K (SHN_OVERFLOW_BLOCK: nothing may be
+ * lost): every note the publisher published, in order, seq on by one. */
+static int cons_subscriber(void *arg)
+{
+	struct cons_child *a = arg;
+	shn_port_options opt = { .capacity = 65536, .overflow = SHN_OVERFLOW_BLOCK };
+	shn_notification out[32];
+	shn_client *c;
+	shn_port *p;
+	shn_conn conn;
+	uint32_t got = 0;
+	uint64_t seq = 0;
+
+	setenv("SHMNOTIFY_DIRECT", "on", 1);
+	CHILD_CHECK_EQ(shn_connect(a->sock, &c), 0);
+	CHILD_CHECK_EQ(shn_port_open(c, &opt, &p), 0);
+	CHILD_CHECK_EQ(shn_subscribe(p, "K", 1, SHN_EV_ALL, 0, &conn), 0);
+	CHILD_CHECK(h_send(&a->ready, 1));
+	while (!atomic_load(&a->sh->done) || got < atomic_load(&a->sh->published)) {
+		int r = shn_port_get(p, out, 32, 100);
+
+		CHILD_CHECK(r > 0 || r == -ETIMEDOUT);
+		for (int i = 0; i < r; i++) {
+			uint32_t idx;
+
+			CHILD_CHECK_EQ(out[i].event, 1);
+			CHILD_CHECK_EQ(out[i].conn, conn);
+			CHILD_CHECK_EQ(out[i].seq, seq + 1);
+			CHILD_CHECK_EQ(out[i].data_len, sizeof(idx));
+			memcpy(&idx, out[i].data, sizeof(idx));
+			CHILD_CHECK_EQ(idx, got);
+			seq = out[i].seq;
+			got++;
+			atomic_store(&a->sh->received, got);
+		}
+	}
+	CHILD_CHECK_EQ(shn_port_get(p, out, 32, 100), -ETIMEDOUT);
+	shn_disconnect(c);
+	return 0;
+}
+
+/* What the raw subscriber writes as the head of its direct ring. */
+enum cons_scribble {
+	C_PAST_FULL,   /* one record's worth past a full ring's tail */
+	C_FAR,         /* far past the tail */
+	C_MAX,         /* UINT64_MAX */
+	C_BACK,        /* a valid head first, then one before it */
+	C_STORM,       /* a new random value, over and over, until the ring closes */
+	C_NKINDS
+};
+static const char *const cons_name[C_NKINDS] = { "past-full", "far", "max", "back", "storm" };
+
+#define CONS_ROUNDS 30
+
+/* The raw subscriber's next direct-path message, draining its port's
+ * ring meanwhile (the broker path must find room there).  *brokered
+ * counts the batches drained. */
+static ssize_t cons_next_msg(struct hd_client *rs, void *buf, size_t len, int *fds, int *nfds,
+			     int *brokered, const char *what, int round)
+{
+	int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	int want = *nfds;
+
+	for (;;) {
+		ssize_t n;
+
+		*brokered += hd_port_drain(rs, NULL);
+		*nfds = want;
+		n = h_raw_recv(rs->r.sock, buf, len, fds, nfds, 20);
+		if (n != -ETIMEDOUT) {
+			assert_true(n > 0);
+			return n;
+		}
+		if (h_now_ms() > end)
+			fail_msg("round %d: the raw subscriber waited %d ms for %s (%d brokered)", round,
+				 H_TIMEOUT_MS, what, *brokered);
+	}
+}
+
+/* The raw subscriber's side of the publisher's next ring to its port
+ * (its descriptors into fds[0..3)): offered after a batch the broker routed
+ * there since the last offer (*before: what was drained by then); in the
+ * first round the pair's first batch, later the batches after the last
+ * ring was given up. */
+static void cons_take_open(struct hd_client *rs, struct shn_msg_direct_open *so, int *fds,
+			   int *brokered, int *before, int round)
+{
+	int64_t end;
+	int n = 4;
+
+	assert_int_equal(cons_next_msg(rs, so, sizeof(*so), fds, &n, brokered, "DIRECT_OPEN",
+				       round), sizeof(*so));
+	assert_int_equal(so->hdr.type, SHN_MSG_DIRECT_OPEN);
+	assert_int_equal(so->role, SHN_DIRECT_SUBSCRIBER);
+	assert_int_equal(n, SHN_DOPEN_SUB_NFDS);
+	assert_int_equal(so->port_id, rs->port_id);
+	/* the batch came first (its tail may be published after the message
+	 * is sent) */
+	end = h_now_ms() + H_TIMEOUT_MS;
+	while (*brokered == *before) {
+		if (h_now_ms() > end)
+			fail_msg("round %d: a ring offered, no brokered batch", round);
+		h_sleep_ms(1);
+		*brokered += hd_port_drain(rs, NULL);
+	}
+	*before = *brokered;
+}
+
+static void test_scribbled_consumer_index(void **state)
+{
+	struct harness *h = *state;
+	struct cons_shared *sh = h_shared(sizeof(*sh));
+	struct cons_child a = { .sock = h->sock, .sh = sh };
+	struct hd_client rs;
+	pid_t sub, pub;
+	uint8_t byte;
+	int brokered = 0, before = 0;
+	uint64_t rnd = 0x2545f4914f6cdd1dull;
+
+	hd_start(h, &rs);
+	hd_port_sub(&rs, "K", 4096, SHN_OVERFLOW_DROP_WIRE);
+	h_chan_init(&a.ready);
+	sub = h_fork(cons_subscriber, &a);
+	assert_int_equal(h_recv(&a.ready, &byte, H_TIMEOUT_MS), 1);
+	pub = h_fork(cons_publisher, &a);
+
+	for (int round = 0; round < CONS_ROUNDS; round++) {
+		enum cons_scribble k = (enum cons_scribble)(round % C_NKINDS);
+		struct shn_msg_direct_open so;
+		struct shn_msg_direct_close cl;
+		int fds[4] = { -1, -1, -1, -1 }, n;
+		const struct shn_ring_prod *prod;
+		struct shn_ring_cons *cons;
+		uint8_t *ring;
+		void *cseg;
+		size_t rsize;
+
+		cons_take_open(&rs, &so, fds, &brokered, &before, round);
+		rsize = SHN_RING_HDR_SIZE + (size_t)so.capacity;
+		ring = mmap(NULL, rsize, PROT_READ, MAP_SHARED, fds[SHN_DOPEN_FD_RING], 0);
+		cseg = mmap(NULL, SHN_DIRECT_CONS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			    fds[SHN_DOPEN_FD_CONS], 0);
+		assert_true(ring != MAP_FAILED && cseg != MAP_FAILED);
+		prod = (const void *)(ring + SHN_DIRECT_PROD_OFF);
+		cons = (void *)((uint8_t *)cseg + SHN_DIRECT_CONS_OFF);
+
+		switch (k) {
+		case C_PAST_FULL:
+			/* nothing consumed: the publisher's tail stays within
+			 * one ring's worth of 0 */
+			atomic_store(&cons->head, (uint64_t)so.capacity + 64);
+			break;
+		case C_FAR:
+			atomic_store(&cons->head, 1ull << 40);
+			break;
+		case C_MAX:
+			atomic_store(&cons->head, UINT64_MAX);
+			break;
+		case C_BACK: {
+			/* a valid head (the tail, a record boundary), then,
+			 * once the publisher went past a ring's worth (it read
+			 * that head), one a record before it */
+			int64_t end = h_now_ms() + H_TIMEOUT_MS;
+			uint64_t t;
+
+			while ((t = atomic_load(&prod->tail)) == 0) {
+				assert_true(h_now_ms() < end);
+				h_sleep_ms(1);
+			}
+			atomic_store(&cons->head, t);
+			while (atomic_load(&prod->tail) <= so.capacity) {
+				assert_true(h_now_ms() < end);
+				h_sleep_ms(1);
+			}
+			atomic_store(&cons->head, t - 8);
+			break;
+		}
+		case C_STORM:
+		default:
+			break;
+		}
+		/* the publisher gives the ring up: the broker closes it here */
+		for (int64_t end = h_now_ms() + H_TIMEOUT_MS;;) {
+			n = 0;
+			if (k == C_STORM) {
+				ssize_t r;
+
+				atomic_store(&cons->head, xorshift(&rnd));
+				brokered += hd_port_drain(&rs, NULL);
+				r = h_raw_recv(rs.r.sock, &cl, sizeof(cl), NULL, &n, 1);
+				if (r == -ETIMEDOUT && h_now_ms() > end)
+					fail_msg("round %d: the storm went on %d ms", round, H_TIMEOUT_MS);
+				if (r == -ETIMEDOUT)
+					continue;
+				assert_int_equal(r, sizeof(cl));
+			} else {
+				assert_int_equal(cons_next_msg(&rs, &cl, sizeof(cl), NULL, &n, &brokered,
+							       cons_name[k], round), sizeof(cl));
+			}
+			break;
+		}
+		if (cl.hdr.type != SHN_MSG_DIRECT_CLOSE)
+			fail_msg("%s: message %u where DIRECT_CLOSE was due", cons_name[k],
+				 cl.hdr.type);
+		assert_int_equal(cl.role, SHN_DIRECT_SUBSCRIBER);
+		assert_int_equal(cl.ring_id, so.ring_id);
+		assert_int_equal(cl.hdr.status, -EPIPE);   /* the publisher's DIRECT_CLOSE */
+		munmap(ring, rsize);
+		munmap(cseg, SHN_DIRECT_CONS_SEG_SIZE);
+		for (int i = 0; i < 4; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	/* the pair goes on: through the broker, then a ring again */
+	{
+		struct shn_msg_direct_open so;
+		int fds[4] = { -1, -1, -1, -1 };
+
+		cons_take_open(&rs, &so, fds, &brokered, &before, CONS_ROUNDS);
+		for (int i = 0; i < 4; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	atomic_store(&sh->stop, 1);
+	h_wait_ok(pub, H_CHILD_TIMEOUT_MS);
+	h_wait_ok(sub, H_CHILD_TIMEOUT_MS);
+	assert_true(atomic_load(&sh->published) > CONS_ROUNDS);
+
+	/* no fault: a reader's bad head harms only its own ring */
+	shn_client *c = h_connect(h);
+	assert_int_equal(direct_faults(c), 0);
+	h_disconnect(c);
+	h_chan_close(&a.ready);
+	hd_stop(&rs);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -814,6 +1094,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_barrier, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_rings, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_scribbled_consumer_index, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
