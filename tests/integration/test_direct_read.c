@@ -33,6 +33,7 @@
 #include "harness_direct.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -1085,6 +1086,69 @@ static void test_scribbled_consumer_index(void **state)
 	hd_stop(&rs);
 }
 
+/* ---- a ring offered while the library waits for a reply ----------------- */
+
+/* Another thread of the subscriber's process calls the broker over and
+ * over (shn_stats_json, a call whose reply carries no descriptor), so that
+ * DIRECT_OPENs often arrive while a call waits for its reply. */
+struct hammer {
+	shn_client *c;
+	_Atomic int stop;
+	_Atomic long calls;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *hm = arg;
+
+	while (!atomic_load(&hm->stop)) {
+		char *js = NULL;
+
+		if (shn_stats_json(hm->c, &js) == 0)
+			free(js);
+		atomic_fetch_add(&hm->calls, 1);
+	}
+	return NULL;
+}
+
+#define OFFER_ROUNDS 100
+
+static void test_offer_during_call(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_conn conn;
+	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
+	struct hammer hm = { .c = c };
+	shn_notification out[8];
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, hammer_main, &hm), 0);
+	for (int round = 0; round < OFFER_ROUNDS; round++) {
+		struct rawpub rp;
+		int r;
+
+		rawpub_start(h, &rp);
+		rawpub_broker(&rp, "k", "b1");
+		assert_int_equal(h_get(p, out, 8), 1);
+		assert_memory_equal(out[0].data, "b1", 2);
+		rawpub_take_ring(&rp);
+		/* the subscriber's library was offered the ring too: what is
+		 * written there reaches the port, whichever thread read the
+		 * offer */
+		rawpub_direct(&rp, 1, "k", "d2", 0);
+		r = shn_port_get(p, out, 8, H_TIMEOUT_MS);
+		if (r != 1)
+			fail_msg("round %d: the direct record was not delivered (%d)", round, r);
+		assert_memory_equal(out[0].data, "d2", 2);
+		rawpub_stop(&rp);
+	}
+	atomic_store(&hm.stop, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(atomic_load(&hm.calls) > 0);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -1095,6 +1159,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_rings, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_consumer_index, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_offer_during_call, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
