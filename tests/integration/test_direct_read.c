@@ -28,6 +28,43 @@
  *                          (DIRECT_FAULT: the broker cuts the publisher
  *                          off), delivers nothing of it, and the port goes
  *                          on with what other publishers send
+ *   test_scribbled_rings   40 rounds, each a new hostile publisher (a
+ *                          ring read once well) scribbling its ring one
+ *                          way while a healthy library publisher floods
+ *                          another key of the same SHN_OVERFLOW_BLOCK port:
+ *                          every bad header field, count, note field,
+ *                          padding, system event bit, batch id, gen, lost
+ *                          or dropped counter going back or jumping, a
+ *                          tail backwards or past a ring's worth, garbage
+ *                          records, garbage over the whole segment.  Each:
+ *                          every healthy note delivered in order, seq on
+ *                          by one, nothing of the hostile ring after the
+ *                          bad record (a good one written after it
+ *                          included), the broker counts one more
+ *                          direct_fault and cuts the publisher off (EOF).
+ *                          Notes no filter takes (a key never subscribed,
+ *                          an event outside the mask, both mixed with a
+ *                          good note) are dropped quietly and the ring
+ *                          goes on; a loss told by the counter alone is
+ *                          one SHN_EV_OVERFLOW (a publisher may misreport
+ *                          only its own losses).  The port goes on.
+ *   test_scribbled_consumer_index
+ *                          a raw subscriber (asking for the direct path,
+ *                          port on key K) writes bad heads into the ring a
+ *                          library publisher of K writes it (past a full
+ *                          ring, far past, UINT64_MAX, a valid head then
+ *                          one before it, a storm of random values), 30
+ *                          rounds: the publisher's shn_notify returns 0
+ *                          throughout, a healthy library subscriber of K
+ *                          gets every note in order, the publisher gives
+ *                          the ring up (DIRECT_CLOSE -EPIPE to the raw
+ *                          subscriber), its next batches take the broker
+ *                          path to that port, a new ring is offered only
+ *                          after one, and no direct_fault is counted
+ *   test_offer_during_call a ring offered while another thread of the
+ *                          subscriber's process waits for a reply (stats,
+ *                          over and over) is still read: the direct record
+ *                          written into it is delivered, 100 rounds
  */
 #define _GNU_SOURCE
 #include "harness_direct.h"
