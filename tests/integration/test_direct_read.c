@@ -1141,7 +1141,7 @@ static void *hammer_main(void *arg)
 	while (!atomic_load(&hm->stop)) {
 		char *js = NULL;
 
-		if (shn_stats_json(hm->c, &js) == 0)
+		if (shn_stats_json(hm->c, &js) >= 0)   /* its length */
 			free(js);
 		atomic_fetch_add(&hm->calls, 1);
 	}
