@@ -346,9 +346,13 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 				o->seq = dn->seq + p->seq_off;
 				p->next_seq = o->seq;
 			}
-		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8) {
+		} else if (dn->event == SHN_EV_OVERFLOW && !p->cur_synth && dn->data_len == 8 &&
+			   dn->key_len == 0) {
 			/* the broker's own loss: its numbers jump by it, so
-			 * must the next direct note's */
+			 * must the next direct note's.  Not a gap report (a
+			 * publisher's shn_notify_gap, which names its key):
+			 * that uses no number, the broker's seq does not jump
+			 * by it (before, the next direct note's seq did) */
 			const uint8_t *le = o->data;
 			uint64_t lost = 0;
 
