@@ -28,6 +28,11 @@
  *                          (DIRECT_FAULT: the broker cuts the publisher
  *                          off), delivers nothing of it, and the port goes
  *                          on with what other publishers send
+ *   test_gap_then_direct   a brokered gap report (a bridge's remote loss,
+ *                          naming its key) uses no number: the direct note
+ *                          after it is numbered on by one, as the broker
+ *                          numbers (before the port.c fix: by the gap's
+ *                          count more)
  *   test_scribbled_rings   40 rounds, each a new hostile publisher (a
  *                          ring read once well) scribbling its ring one
  *                          way while a healthy library publisher floods
@@ -396,6 +401,69 @@ static void test_hostile_record(void **state)
 	assert_int_equal(out[0].seq, 2);
 	rawpub_stop(&rp);
 	h_disconnect(other);
+	h_disconnect(c);
+}
+
+/* A brokered gap report (what shn_notify_gap sends: SHN_EV_OVERFLOW, key,
+ * the count little-endian), stamped gen 0. */
+static void rawpub_gap(struct rawpub *rp, const char *key, uint64_t count)
+{
+	struct shn_ring_prod *prod = (void *)(rp->dc.pub + SHN_PUB_PROD_OFF);
+	uint8_t *d = rp->dc.pub + SHN_RING_HDR_SIZE;
+	uint32_t mask = rp->dc.r.rep.pub_capacity - 1, klen = (uint32_t)strlen(key);
+	uint32_t len = sizeof(struct shn_pub_batch) + shn_pub_note_size(klen, 8);
+	struct shn_pub_batch *b = (void *)(d + (rp->dc.tail & mask));
+	struct shn_pub_note *pn = (void *)(b + 1);
+	uint64_t one = 1;
+
+	assert_true((rp->dc.tail & mask) + len <= rp->dc.r.rep.pub_capacity);
+	memset(b, 0, len);
+	b->h.len = len;
+	b->h.type = SHN_REC_BATCH;
+	b->count = 1;
+	b->batch_id = rp->dc.next_batch++;
+	pn->event = SHN_EV_OVERFLOW_WIRE;
+	pn->key_len = (uint16_t)klen;
+	pn->data_len = 8;
+	memcpy(pn + 1, key, klen);
+	for (int k = 0; k < 8; k++)
+		((uint8_t *)(pn + 1))[klen + k] = (uint8_t)(count >> (8 * k));
+	rp->dc.tail += len;
+	atomic_store_explicit(&prod->tail, rp->dc.tail, memory_order_release);
+	assert_int_equal(write(rp->dc.r.fds[SHN_HELLO_FD_DOORBELL], &one, sizeof(one)), 8);
+}
+
+/* A gap report (a bridge's remote loss) uses no number: the broker's
+ * seq does not jump by it, and neither may the seq of the direct note
+ * after it (the broker's own OVERFLOW, which has no key, does move it). */
+static void test_gap_then_direct(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_conn conn;
+	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
+	struct rawpub rp;
+	shn_notification out[8];
+
+	rawpub_start(h, &rp);
+	rawpub_broker(&rp, "k", "b1");
+	assert_int_equal(h_get(p, out, 8), 1);
+	expect_note(&out[0], "b1", 1, conn);
+	rawpub_take_ring(&rp);
+	rawpub_gap(&rp, "k", 5);
+	assert_int_equal(h_get(p, out, 8), 1);
+	assert_int_equal(out[0].event, SHN_EV_OVERFLOW);
+	assert_int_equal(out[0].key_len, 1);
+	assert_int_equal(h_le64(out[0].data), 5);
+	wait_routed(&rp);
+	rawpub_direct(&rp, 1, "k", "d2", 0);
+	assert_int_equal(h_get(p, out, 8), 1);
+	expect_note(&out[0], "d2", 2, conn);   /* not 7 */
+	rawpub_broker(&rp, "k", "b3");
+	assert_int_equal(h_get(p, out, 8), 1);
+	expect_note(&out[0], "b3", 3, conn);
+	assert_int_equal(shn_port_get(p, out, 8, 100), -ETIMEDOUT);
+	rawpub_stop(&rp);
 	h_disconnect(c);
 }
 
@@ -1194,6 +1262,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_barrier, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_gap_then_direct, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_rings, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_consumer_index, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_offer_during_call, h_setup, h_teardown),
