@@ -11,7 +11,10 @@
  * Input (little-endian, missing bytes read as zero):
  *   [0]      capacity: 4096 << (b % 5)
  *   [1]      mode: bit 0 tail near the head, bit 1 rewrite each record
- *            after the check (the publisher racing the reader)
+ *            after the check (the publisher racing the reader), bit 2
+ *            the reader has told 2^40 lost already, bit 3 UINT64_MAX -
+ *            2^16 (a record's lost, all told, may not go back, nor on by
+ *            more than SHN_DIRECT_LOST_MAX)
  *   [2..9]   the consumer's head before (its own, so a multiple of 8)
  *   [10..17] the tail the publisher publishes
  *   [18]     n: how many later tails follow (n % 8), 8 bytes each
@@ -56,7 +59,8 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 	count = shn_direct_record_check(copy, len, &limits, seen, NULL, NULL);
 	if (count < 0) {
 		CHECK(count == -EBADMSG);
-		CHECK(seen->batch_id == before.batch_id && seen->gen == before.gen);
+		CHECK(seen->batch_id == before.batch_id && seen->gen == before.gen &&
+		      seen->lost == before.lost);
 		free(copy);
 		return false;
 	}
@@ -67,8 +71,10 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 	CHECK(b->h.len == len && b->h.type == SHN_REC_DIRECT && b->h.flags == 0);
 	CHECK(b->sender_pid == 0 && b->sender_uid == 0 && b->flags == 0);
 	CHECK(b->batch_id > before.batch_id && b->gen >= before.gen && b->gen >= limits.min_gen);
-	CHECK(b->lost <= SHN_DIRECT_LOST_MAX);
-	CHECK(seen->batch_id == b->batch_id && seen->gen == b->gen);
+	/* lost counts all told: never back, at most SHN_DIRECT_LOST_MAX on
+	 * (what the reader reports is the difference) */
+	CHECK(b->lost >= before.lost && b->lost - before.lost <= SHN_DIRECT_LOST_MAX);
+	CHECK(seen->batch_id == b->batch_id && seen->gen == b->gen && seen->lost == b->lost);
 	for (int i = 0; i < count; i++) {
 		const struct shn_direct_note *n = (const void *)(copy + off);
 		const uint8_t *body = (const uint8_t *)(n + 1);
@@ -118,6 +124,11 @@ static bool reader_record(void *ctx, const uint8_t *rec, uint32_t len, uint8_t *
 static void consume(struct input *in, uint32_t cap, uint8_t mode)
 {
 	struct reader_ctx rc = { .mode = mode, .seen = { 0, 0, 0 } };
+
+	if (mode & 4)
+		rc.seen.lost = 1ull << 40;
+	if (mode & 8)
+		rc.seen.lost = UINT64_MAX - 0xffff;
 
 	hostile_ring_drain(in, cap, mode, reader_record, &rc);
 }

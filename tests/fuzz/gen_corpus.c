@@ -497,6 +497,28 @@ static void direct_seeds(const char *dir)
 	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
 	put(&o, body.b, body.n);
 	save(dir, "direct", "batch-id-repeated", &o);
+
+	/* lost counts all told: three steps of 2^32 - 1, more than 2^32 - 1
+	 * in all, each accepted; then one going back, refused */
+	body.n = 0;
+	direct_rec(&body, 1, 4, 1, 1, 1, 0);
+	direct_rec(&body, 1, 4, 1, 2, 1, 0xffffffffull);
+	direct_rec(&body, 1, 4, 1, 3, 1, 0x1fffffffeull);
+	direct_rec(&body, 1, 4, 1, 4, 1, 0x2fffffffdull);
+	direct_rec(&body, 1, 4, 1, 5, 1, 0x2fffffffcull);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "lost-all-told", &o);
+
+	/* the reader has told 2^40 already (mode bit 2): a record below it
+	 * is refused, one at it or above is taken */
+	body.n = 0;
+	direct_rec(&body, 1, 4, 1, 1, 1, 1ull << 40);
+	direct_rec(&body, 1, 4, 1, 2, 1, (1ull << 40) + 7);
+	direct_rec(&body, 1, 4, 1, 3, 1, 5);
+	ring_hdr(&o, 0, 1 | 4, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "lost-told-before", &o);
 }
 
 int main(int argc, char **argv)

@@ -16,126 +16,21 @@
  *     -ENOENT.
  */
 #define _GNU_SOURCE
-#include "harness.h"
+#include "harness_direct.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <dirent.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <xxhash.h>
 
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE 0x0010
-#endif
-
-#include "shm/direct.h"
-#include "shm/proto.h"
-#include "shm/ring.h"
-
-struct raw {
-	int sock;
-	int fds[SHN_HELLO_NFDS];
-	struct shn_msg_hello_reply rep;
-};
-
-/* HELLO with these flags; returns the reply's status. */
-static int raw_hello(struct harness *h, struct raw *r, uint32_t flags)
-{
-	struct shn_msg_hello req;
-	int nfds = SHN_HELLO_NFDS;
-	ssize_t n;
-
-	memset(&req, 0, sizeof(req));
-	memset(r, 0, sizeof(*r));
-	for (int i = 0; i < SHN_HELLO_NFDS; i++)
-		r->fds[i] = -1;
-	r->sock = h_raw_connect(h);
-	h_hdr_init(&req.hdr, SHN_MSG_HELLO);
-	req.flags = flags;
-	h_raw_send(r->sock, &req, sizeof(req));
-	n = h_raw_recv(r->sock, &r->rep, sizeof(r->rep), r->fds, &nfds, H_TIMEOUT_MS);
-	assert_true(n >= (ssize_t)sizeof(struct shn_msg_hdr));
-	assert_int_equal(r->rep.hdr.type, SHN_MSG_HELLO);
-	if (r->rep.hdr.status == 0) {
-		assert_int_equal(n, sizeof(r->rep));
-		assert_int_equal(nfds, SHN_HELLO_NFDS);
-	}
-	return r->rep.hdr.status;
-}
-
-static void raw_close(struct raw *r)
-{
-	for (int i = 0; i < SHN_HELLO_NFDS; i++)
-		if (r->fds[i] >= 0)
-			close(r->fds[i]);
-	if (r->sock >= 0)
-		close(r->sock);
-}
-
-/* The direct path's segments as a client maps them. */
-struct direct {
-	struct shn_ftab_hdr *t;
-	size_t tsize;
-	struct shn_pmap_hdr *pm;
-	size_t pmsize;
-};
-
-/* DIRECT_SETUP: the reply, both descriptors checked read-only and mapped. */
-static void direct_setup(struct raw *r, struct direct *d)
-{
-	struct shn_msg_hdr req;
-	struct shn_msg_direct_setup_reply rep;
-	int fds[4] = { -1, -1, -1, -1 }, nfds = 4;
-	ssize_t n;
-
-	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-	h_raw_send(r->sock, &req, sizeof(req));
-	n = h_raw_recv(r->sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
-	assert_int_equal(n, sizeof(rep));
-	assert_int_equal(rep.hdr.type, SHN_MSG_DIRECT_SETUP);
-	assert_int_equal(rep.hdr.id, req.id);
-	assert_int_equal(rep.hdr.status, 0);
-	assert_int_equal(nfds, SHN_DSETUP_NFDS);
-	assert_int_equal(rep.pmap_size, SHN_PMAP_SEG_SIZE);
-	d->tsize = (size_t)rep.table_size;
-	d->pmsize = rep.pmap_size;
-	/* sealed: no client may write either */
-	for (int i = 0; i < 2; i++) {
-		size_t sz = i == 0 ? d->tsize : d->pmsize;
-		void *w = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
-
-		assert_true(w == MAP_FAILED);
-		assert_true((fcntl(fds[i], F_GET_SEALS) & F_SEAL_FUTURE_WRITE) != 0);
-	}
-	d->t = mmap(NULL, d->tsize, PROT_READ, MAP_SHARED, fds[SHN_DSETUP_FD_TABLE], 0);
-	d->pm = mmap(NULL, d->pmsize, PROT_READ, MAP_SHARED, fds[SHN_DSETUP_FD_PMAP], 0);
-	assert_true(d->t != MAP_FAILED && d->pm != MAP_FAILED);
-	close(fds[0]);
-	close(fds[1]);
-	assert_true(shn_ftab_geometry_ok(d->t, d->tsize));
-	assert_int_equal(d->pm->magic, SHN_PMAP_MAGIC);
-	assert_int_equal(d->pm->nslots, SHN_PMAP_SLOTS);
-}
-
-static void direct_unmap(struct direct *d)
-{
-	munmap(d->t, d->tsize);
-	munmap(d->pm, d->pmsize);
-}
-
-static uint64_t gen_of(const struct direct *d)
-{
-	return atomic_load_explicit(&d->t->gen, memory_order_acquire);
-}
-
 /* The ports key reaches, as a publisher's library would look it up. */
-static int lookup(const struct direct *d, const char *key, struct shn_ftab_match *m, uint32_t max)
+static int lookup(const struct hd_direct *d, const char *key, struct shn_ftab_match *m, uint32_t max)
 {
 	size_t len = strlen(key);
 
-	return shn_ftab_lookup(d->t, gen_of(d), XXH3_64bits(key, len), (const uint8_t *)key,
+	return shn_ftab_lookup(d->t, hd_gen(d), XXH3_64bits(key, len), (const uint8_t *)key,
 			       (uint32_t)len, m, max);
 }
 
@@ -144,18 +39,18 @@ static int lookup(const struct direct *d, const char *key, struct shn_ftab_match
 static void test_hello_flag_auto(void **state)
 {
 	struct harness *h = *state;
-	struct raw r;
+	struct hd_raw r;
 
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	assert_true(r.rep.flags & SHN_HELLO_F_DIRECT);
-	raw_close(&r);
+	hd_raw_close(&r);
 	/* not asked, not given */
-	assert_int_equal(raw_hello(h, &r, 0), 0);
+	assert_int_equal(hd_hello(h, &r, 0), 0);
 	assert_false(r.rep.flags & SHN_HELLO_F_DIRECT);
-	raw_close(&r);
+	hd_raw_close(&r);
 	/* any other request flag is still an argument error */
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT | 8u), -EINVAL);
-	raw_close(&r);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT | 8u), -EINVAL);
+	hd_raw_close(&r);
 }
 
 static int setup_off(void **state)
@@ -181,16 +76,16 @@ static int teardown_off(void **state)
 static void test_hello_flag_off(void **state)
 {
 	struct harness *h = *state;
-	struct raw r;
+	struct hd_raw r;
 	struct shn_msg_hdr req;
 
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	assert_false(r.rep.flags & SHN_HELLO_F_DIRECT);
 	/* not granted: DIRECT_SETUP is a protocol error */
 	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
 	h_raw_send(r.sock, &req, sizeof(req));
 	h_expect_eof(r.sock, "DIRECT_SETUP under --direct off");
-	raw_close(&r);
+	hd_raw_close(&r);
 	/* the library's path still works */
 	shn_client *c = h_connect(h);
 	shn_conn conn;
@@ -205,7 +100,7 @@ static void test_hello_flag_off(void **state)
 
 /* Find the id the broker gave the port: the only any-key filter after an
  * any-key subscription on it. */
-static uint32_t find_any_port(const struct direct *d)
+static uint32_t find_any_port(const struct hd_direct *d)
 {
 	struct shn_ftab_match m[4];
 	int n = lookup(d, "no-such-key-anywhere", m, 4);
@@ -217,31 +112,31 @@ static uint32_t find_any_port(const struct direct *d)
 static void test_table_follows_subscriptions(void **state)
 {
 	struct harness *h = *state;
-	struct raw r;
-	struct direct d;
+	struct hd_raw r;
+	struct hd_direct d;
 	struct shn_ftab_match m[8];
 	uint64_t g0, g1, g2, g3;
 	shn_conn ca, cb, cany;
 
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	assert_true(r.rep.flags & SHN_HELLO_F_DIRECT);
-	direct_setup(&r, &d);
-	g0 = gen_of(&d);
+	hd_direct_setup(&r, &d);
+	g0 = hd_gen(&d);
 	assert_int_equal(lookup(&d, "alpha", m, 8), 0);
 
 	/* a subscriber: each change is in the table, under a new generation,
 	 * when its call returns */
 	shn_client *c = h_connect(h);
 	shn_port *p = h_port_sub(c, 0, NULL, 0, SHN_EV_ALL, &cany);
-	g1 = gen_of(&d);
+	g1 = hd_gen(&d);
 	assert_true(g1 > g0);
 	uint32_t pid = find_any_port(&d);
 	assert_int_equal(shn_unsubscribe(c, cany), 0);
-	assert_true(gen_of(&d) > g1);
+	assert_true(hd_gen(&d) > g1);
 	assert_int_equal(lookup(&d, "alpha", m, 8), 0);
 
 	assert_int_equal(shn_subscribe(p, "alpha", 5, 0x5, 0, &ca), 0);
-	g2 = gen_of(&d);
+	g2 = hd_gen(&d);
 	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
 	assert_int_equal(m[0].port_id, pid);
 	assert_int_equal(m[0].mask, 0x5);
@@ -249,7 +144,7 @@ static void test_table_follows_subscriptions(void **state)
 	assert_int_equal(lookup(&d, "alph", m, 8), 0);
 	/* a second filter on the same key and port: masks merged */
 	assert_int_equal(shn_subscribe(p, "alpha", 5, 0x12, 0, &cb), 0);
-	assert_true(gen_of(&d) > g2);
+	assert_true(hd_gen(&d) > g2);
 	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
 	assert_int_equal(m[0].mask, 0x17);
 	assert_int_equal(shn_unsubscribe(c, ca), 0);
@@ -263,11 +158,11 @@ static void test_table_follows_subscriptions(void **state)
 	(void)p2;
 	assert_int_equal(lookup(&d, "alpha", m, 8), 2);
 	/* that subscriber goes away: its filters leave the table */
-	g3 = gen_of(&d);
+	g3 = hd_gen(&d);
 	h_disconnect(c2);
-	for (int i = 0; i < 1000 && gen_of(&d) == g3; i++)
+	for (int i = 0; i < 1000 && hd_gen(&d) == g3; i++)
 		h_sleep_ms(5);
-	assert_true(gen_of(&d) > g3);
+	assert_true(hd_gen(&d) > g3);
 	assert_int_equal(lookup(&d, "alpha", m, 8), 1);
 	assert_int_equal(m[0].port_id, pid);
 
@@ -278,11 +173,11 @@ static void test_table_follows_subscriptions(void **state)
 	/* the port map: nothing direct yet */
 	const struct shn_pmap_slot *slots = (const void *)(d.pm + 1);
 	uint32_t ring;
-	assert_int_equal(shn_pmap_find(slots, d.pm->nslots, pid, gen_of(&d), &ring), -ENOENT);
+	assert_int_equal(shn_pmap_find(slots, d.pm->nslots, pid, hd_gen(&d), &ring), -ENOENT);
 
 	h_disconnect(c);
-	direct_unmap(&d);
-	raw_close(&r);
+	hd_direct_unmap(&d);
+	hd_raw_close(&r);
 }
 
 static int setup_small(void **state)
@@ -303,10 +198,10 @@ static int setup_small(void **state)
 	return 0;
 }
 
-static bool half_disabled(const struct direct *d)
+static bool half_disabled(const struct hd_direct *d)
 {
 	const struct shn_ftab_half *hh =
-		(const void *)((const uint8_t *)d->t + d->t->half_off[gen_of(d) & 1]);
+		(const void *)((const uint8_t *)d->t + d->t->half_off[hd_gen(d) & 1]);
 
 	return (hh->flags & SHN_FTAB_DISABLED) != 0;
 }
@@ -314,13 +209,13 @@ static bool half_disabled(const struct direct *d)
 static void test_table_limit(void **state)
 {
 	struct harness *h = *state;
-	struct raw r;
-	struct direct d;
+	struct hd_raw r;
+	struct hd_direct d;
 	struct shn_ftab_match m[4];
 	shn_conn c1, c2, c3;
 
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
-	direct_setup(&r, &d);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	hd_direct_setup(&r, &d);
 	assert_int_equal(d.t->max_filters, 2);
 	shn_client *c = h_connect(h);
 	shn_port *p = h_port_sub(c, 0, "a", 1, 1, &c1);
@@ -347,8 +242,8 @@ static void test_table_limit(void **state)
 	assert_int_equal(lookup(&d, "c", m, 4), 1);
 	assert_int_equal(lookup(&d, "a", m, 4), 0);
 	h_disconnect(c);
-	direct_unmap(&d);
-	raw_close(&r);
+	hd_direct_unmap(&d);
+	hd_raw_close(&r);
 }
 
 /* ---- messages a client may not send ------------------------------------- */
@@ -356,8 +251,8 @@ static void test_table_limit(void **state)
 static void test_bad_direct_messages(void **state)
 {
 	struct harness *h = *state;
-	struct raw r;
-	struct direct d;
+	struct hd_raw r;
+	struct hd_direct d;
 	struct shn_msg_hdr req;
 	struct shn_msg_direct_fault df;
 	struct shn_msg_direct_close dc;
@@ -366,7 +261,7 @@ static void test_bad_direct_messages(void **state)
 
 	/* DIRECT_SETUP, DIRECT_FAULT, DIRECT_CLOSE without the flag granted */
 	for (int k = 0; k < 3; k++) {
-		assert_int_equal(raw_hello(h, &r, 0), 0);
+		assert_int_equal(hd_hello(h, &r, 0), 0);
 		memset(&df, 0, sizeof(df));
 		memset(&dc, 0, sizeof(dc));
 		if (k == 0) {
@@ -381,12 +276,12 @@ static void test_bad_direct_messages(void **state)
 			h_raw_send(r.sock, &dc, sizeof(dc));
 		}
 		h_expect_eof(r.sock, "a direct message without SHN_HELLO_F_DIRECT");
-		raw_close(&r);
+		hd_raw_close(&r);
 	}
 
 	/* granted: DIRECT_CLOSE of a ring it does not hold is -ENOENT */
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
-	direct_setup(&r, &d);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	hd_direct_setup(&r, &d);
 	memset(&dc, 0, sizeof(dc));
 	h_hdr_init(&dc.hdr, SHN_MSG_DIRECT_CLOSE);
 	dc.role = SHN_DIRECT_PUBLISHER;
@@ -401,12 +296,12 @@ static void test_bad_direct_messages(void **state)
 	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
 	h_raw_send(r.sock, &req, sizeof(req));
 	h_expect_eof(r.sock, "second DIRECT_SETUP");
-	direct_unmap(&d);
-	raw_close(&r);
+	hd_direct_unmap(&d);
+	hd_raw_close(&r);
 
 	/* a DIRECT_FAULT for a ring it does not hold: protocol error */
-	assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
-	direct_setup(&r, &d);
+	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+	hd_direct_setup(&r, &d);
 	memset(&df, 0, sizeof(df));
 	h_hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
 	df.port_id = 1;
@@ -414,8 +309,8 @@ static void test_bad_direct_messages(void **state)
 	df.ring_id = 1;
 	h_raw_send(r.sock, &df, sizeof(df));
 	h_expect_eof(r.sock, "DIRECT_FAULT for a ring the client does not hold");
-	direct_unmap(&d);
-	raw_close(&r);
+	hd_direct_unmap(&d);
+	hd_raw_close(&r);
 
 	/* malformed: a role that is neither side, reserved bits, lengths */
 	const struct { int kind; uint32_t v; size_t len_delta; } bad[] = {
@@ -424,7 +319,7 @@ static void test_bad_direct_messages(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t buf[128];
 
-		assert_int_equal(raw_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+		assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 		memset(buf, 0, sizeof(buf));
 		if (bad[i].kind == 0) {
 			struct shn_msg_direct_close *m = (void *)buf;
@@ -440,7 +335,7 @@ static void test_bad_direct_messages(void **state)
 			h_raw_send(r.sock, buf, sizeof(*m) + bad[i].len_delta);
 		}
 		h_expect_eof(r.sock, "a malformed direct message");
-		raw_close(&r);
+		hd_raw_close(&r);
 	}
 
 	/* the broker goes on, and counted them */
@@ -452,164 +347,6 @@ static void test_bad_direct_messages(void **state)
 }
 
 /* ---- direct rings -------------------------------------------------------- */
-
-/* A raw client that asked for the direct path, with what a publisher and a
- * subscriber need. */
-struct dclient {
-	struct raw r;
-	struct direct d;
-	uint8_t *pub;            /* its publish ring, mapped rw */
-	uint64_t tail;
-	uint64_t next_batch;
-	uint32_t port_id;        /* its port, if opened */
-	int port_fds[SHN_PORT_NFDS];
-	const uint8_t *port_ring;
-	uint32_t port_cap;
-};
-
-static void dclient_start(struct harness *h, struct dclient *dc)
-{
-	memset(dc, 0, sizeof(*dc));
-	assert_int_equal(raw_hello(h, &dc->r, SHN_HELLO_F_DIRECT), 0);
-	assert_true(dc->r.rep.flags & SHN_HELLO_F_DIRECT);
-	direct_setup(&dc->r, &dc->d);
-	dc->pub = mmap(NULL, SHN_RING_HDR_SIZE + (size_t)dc->r.rep.pub_capacity,
-		       PROT_READ | PROT_WRITE, MAP_SHARED, dc->r.fds[SHN_HELLO_FD_PUB], 0);
-	assert_true(dc->pub != MAP_FAILED);
-	dc->next_batch = 1;
-	for (int i = 0; i < SHN_PORT_NFDS; i++)
-		dc->port_fds[i] = -1;
-}
-
-static void dclient_stop(struct dclient *dc)
-{
-	munmap(dc->pub, SHN_RING_HDR_SIZE + (size_t)dc->r.rep.pub_capacity);
-	if (dc->port_ring != NULL)
-		munmap((void *)dc->port_ring, SHN_RING_HDR_SIZE + (size_t)dc->port_cap);
-	for (int i = 0; i < SHN_PORT_NFDS; i++)
-		if (dc->port_fds[i] >= 0)
-			close(dc->port_fds[i]);
-	direct_unmap(&dc->d);
-	raw_close(&dc->r);
-}
-
-/* One request, its header-only reply's status (no unsolicited message may
- * come between in these tests). */
-static int call(struct dclient *dc, void *req, size_t len)
-{
-	union {
-		struct shn_msg_hdr h;
-		uint8_t b[SHN_MSG_MAX];
-	} rep;
-	int fds[4], nfds = 4;
-	ssize_t n;
-
-	h_raw_send(dc->r.sock, req, len);
-	n = h_raw_recv(dc->r.sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
-	assert_true(n >= (ssize_t)sizeof(rep.h));
-	assert_int_equal(rep.h.id, ((struct shn_msg_hdr *)req)->id);
-	if (rep.h.type == SHN_MSG_PORT_OPEN && rep.h.status == 0) {
-		const struct shn_msg_port_open_reply *po = (const void *)rep.b;
-
-		assert_int_equal(nfds, SHN_PORT_NFDS);
-		dc->port_id = po->port_id;
-		dc->port_cap = po->capacity;
-		memcpy(dc->port_fds, fds, sizeof(dc->port_fds));
-		dc->port_ring = mmap(NULL, SHN_RING_HDR_SIZE + (size_t)po->capacity, PROT_READ,
-				     MAP_SHARED, fds[SHN_PORT_FD_RING], 0);
-		assert_true(dc->port_ring != MAP_FAILED);
-	} else {
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-	}
-	return rep.h.status;
-}
-
-static void dclient_port_sub(struct dclient *dc, const char *key)
-{
-	struct shn_msg_port_open po;
-	uint8_t buf[sizeof(struct shn_msg_subscribe) + 64];
-	struct shn_msg_subscribe *sub = (void *)buf;
-	size_t klen = strlen(key);
-
-	memset(&po, 0, sizeof(po));
-	h_hdr_init(&po.hdr, SHN_MSG_PORT_OPEN);
-	po.capacity = 65536;
-	assert_int_equal(call(dc, &po, sizeof(po)), 0);
-	memset(buf, 0, sizeof(buf));
-	h_hdr_init(&sub->hdr, SHN_MSG_SUBSCRIBE);
-	sub->conn = 1;
-	sub->port_id = dc->port_id;
-	sub->event_mask = SHN_EV_ALL_WIRE;
-	sub->key_len = (uint16_t)klen;
-	memcpy(sub->key, key, klen);
-	assert_int_equal(call(dc, sub, sizeof(*sub) + klen), 0);
-}
-
-/* Publish one batch of one note to key, stamped gen, through the raw
- * publish ring; returns its batch_id. */
-static uint64_t dclient_publish(struct dclient *dc, const char *key, uint64_t gen)
-{
-	struct shn_ring_prod *prod = (void *)(dc->pub + SHN_PUB_PROD_OFF);
-	uint8_t *data = dc->pub + SHN_RING_HDR_SIZE;
-	uint32_t mask = dc->r.rep.pub_capacity - 1, klen = (uint32_t)strlen(key);
-	uint32_t len = sizeof(struct shn_pub_batch) + shn_pub_note_size(klen, 2);
-	struct shn_pub_batch *b = (void *)(data + (dc->tail & mask));
-	struct shn_pub_note *pn = (void *)(b + 1);
-	uint64_t one = 1;
-
-	assert_true((dc->tail & mask) + len <= dc->r.rep.pub_capacity);   /* no wrap here */
-	memset(b, 0, len);
-	b->h.len = len;
-	b->h.type = SHN_REC_BATCH;
-	b->count = 1;
-	b->batch_id = dc->next_batch++;
-	b->gen = gen;
-	pn->event = 1;
-	pn->key_len = (uint16_t)klen;
-	pn->data_len = 2;
-	memcpy(pn + 1, key, klen);
-	memcpy((uint8_t *)(pn + 1) + klen, "hi", 2);
-	dc->tail += len;
-	atomic_store_explicit(&prod->tail, dc->tail, memory_order_release);
-	assert_int_equal(write(dc->r.fds[SHN_HELLO_FD_DOORBELL], &one, sizeof(one)), 8);
-	return b->batch_id;
-}
-
-/* The batch ids of the records now in the port's ring, waiting until there
- * are want of them (or H_TIMEOUT_MS). */
-static int port_batches(struct dclient *dc, uint64_t *ids, int want)
-{
-	const struct shn_ring_prod *prod = (const void *)dc->port_ring;
-	const uint8_t *data = dc->port_ring + SHN_RING_HDR_SIZE;
-	int64_t end = h_now_ms() + H_TIMEOUT_MS;
-	int n;
-
-	for (;;) {
-		uint64_t tail = atomic_load_explicit(&prod->tail, memory_order_acquire), off = 0;
-
-		n = 0;
-		while (off < tail && n < 16) {
-			const struct shn_del_batch *db = (const void *)(data + (off & (dc->port_cap - 1)));
-
-			ids[n++] = db->batch_id;
-			off += db->h.len;
-		}
-		if (n >= want || h_now_ms() > end)
-			return n;
-		h_sleep_ms(2);
-	}
-}
-
-/* Receive the next message on dc's socket: an unsolicited one. */
-static ssize_t next_msg(struct dclient *dc, void *buf, size_t len, int *fds, int *nfds)
-{
-	ssize_t n = h_raw_recv(dc->r.sock, buf, len, fds, nfds, H_TIMEOUT_MS);
-
-	if (n <= 0)
-		fail_msg("expected a message from the broker: %zd", n);
-	return n;
-}
 
 /* Descriptors the broker holds. */
 static int broker_fds(const struct harness *h)
@@ -640,20 +377,20 @@ static bool writable_map_refused(int fd, size_t size)
 static void test_direct_open(void **state)
 {
 	struct harness *h = *state;
-	struct dclient pub, sub;
+	struct hd_client pub, sub;
 	struct shn_msg_direct_open po, so;
 	struct shn_msg_direct_close cl;
 	int pfds[4] = { -1, -1, -1, -1 }, sfds[4] = { -1, -1, -1, -1 }, n;
 	uint64_t ids[16], b1, b2, b3;
 
-	dclient_start(h, &pub);
-	dclient_start(h, &sub);
-	dclient_port_sub(&sub, "k");
+	hd_start(h, &pub);
+	hd_start(h, &sub);
+	hd_port_sub(&sub, "k", 65536, SHN_OVERFLOW_DROP_WIRE);
 
 	/* traffic begins: the first batch goes through the broker, then the
 	 * ring is offered to both */
-	b1 = dclient_publish(&pub, "k", 0);
-	assert_int_equal(port_batches(&sub, ids, 1), 1);
+	b1 = hd_publish(&pub, "k", "hi", 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 1), 1);
 	assert_int_equal(ids[0], b1);
 	/* a port of a client that asked: the record names its publisher */
 	{
@@ -674,7 +411,7 @@ static void test_direct_open(void **state)
 	}
 
 	n = 4;
-	assert_int_equal(next_msg(&pub, &po, sizeof(po), pfds, &n), sizeof(po));
+	assert_int_equal(hd_next_msg(&pub, &po, sizeof(po), pfds, &n), sizeof(po));
 	assert_int_equal(po.hdr.type, SHN_MSG_DIRECT_OPEN);
 	assert_int_equal(po.hdr.id, 0);
 	assert_int_equal(po.role, SHN_DIRECT_PUBLISHER);
@@ -687,7 +424,7 @@ static void test_direct_open(void **state)
 	assert_int_equal(po.sender_pid, 0);
 
 	n = 4;
-	assert_int_equal(next_msg(&sub, &so, sizeof(so), sfds, &n), sizeof(so));
+	assert_int_equal(hd_next_msg(&sub, &so, sizeof(so), sfds, &n), sizeof(so));
 	assert_int_equal(so.hdr.type, SHN_MSG_DIRECT_OPEN);
 	assert_int_equal(so.role, SHN_DIRECT_SUBSCRIBER);
 	assert_int_equal(n, SHN_DOPEN_SUB_NFDS);
@@ -750,7 +487,7 @@ static void test_direct_open(void **state)
 	/* the port map says so from open_gen on, and the table is there */
 	const struct shn_pmap_slot *slots = (const void *)(pub.d.pm + 1);
 	uint32_t ring_id = 0;
-	assert_true(gen_of(&pub.d) >= po.open_gen);
+	assert_true(hd_gen(&pub.d) >= po.open_gen);
 	assert_int_equal(shn_pmap_find(slots, pub.d.pm->nslots, sub.port_id, po.open_gen,
 				       &ring_id), (int)po.slot);
 	assert_int_equal(ring_id, po.ring_id);
@@ -759,9 +496,9 @@ static void test_direct_open(void **state)
 
 	/* a batch matched at open_gen went direct: the broker skips the port;
 	 * one stamped before it, or not stamped, is delivered */
-	b2 = dclient_publish(&pub, "k", po.open_gen);
-	b3 = dclient_publish(&pub, "k", po.open_gen - 1);
-	assert_int_equal(port_batches(&sub, ids, 2), 2);
+	b2 = hd_publish(&pub, "k", "hi", po.open_gen);
+	b3 = hd_publish(&pub, "k", "hi", po.open_gen - 1);
+	assert_int_equal(hd_port_batches(&sub, ids, 2), 2);
 	assert_int_equal(ids[1], b3);
 	assert_true(b2 != b3);
 
@@ -775,8 +512,8 @@ static void test_direct_open(void **state)
 	memset(&us, 0, sizeof(us));
 	h_hdr_init(&us.hdr, SHN_MSG_UNSUBSCRIBE);
 	us.conn = 1;
-	assert_int_equal(call(&sub, &us, sizeof(us)), 0);
-	assert_int_equal(port_batches(&sub, ids, 3), 3);
+	assert_int_equal(hd_call(&sub, &us, sizeof(us)), 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 3), 3);
 	{
 		const uint8_t *data = sub.port_ring + SHN_RING_HDR_SIZE;
 		uint64_t off = 0;
@@ -804,14 +541,14 @@ static void test_direct_open(void **state)
 	memset(&pc, 0, sizeof(pc));
 	h_hdr_init(&pc.hdr, SHN_MSG_PORT_CLOSE);
 	pc.port_id = sub.port_id;
-	assert_int_equal(call(&sub, &pc, sizeof(pc)), 0);
+	assert_int_equal(hd_call(&sub, &pc, sizeof(pc)), 0);
 	n = 0;
-	assert_int_equal(next_msg(&pub, &cl, sizeof(cl), NULL, &n), sizeof(cl));
+	assert_int_equal(hd_next_msg(&pub, &cl, sizeof(cl), NULL, &n), sizeof(cl));
 	assert_int_equal(cl.hdr.type, SHN_MSG_DIRECT_CLOSE);
 	assert_int_equal(cl.hdr.status, -EPIPE);
 	assert_int_equal(cl.role, SHN_DIRECT_PUBLISHER);
 	assert_int_equal(cl.ring_id, po.ring_id);
-	assert_int_equal(shn_pmap_find(slots, pub.d.pm->nslots, sub.port_id, gen_of(&pub.d),
+	assert_int_equal(shn_pmap_find(slots, pub.d.pm->nslots, sub.port_id, hd_gen(&pub.d),
 				       &ring_id), -ENOENT);
 	/* a DIRECT_CLOSE of that ring now: already closed, 0 */
 	struct shn_msg_direct_close rq;
@@ -819,7 +556,7 @@ static void test_direct_open(void **state)
 	h_hdr_init(&rq.hdr, SHN_MSG_DIRECT_CLOSE);
 	rq.role = SHN_DIRECT_PUBLISHER;
 	rq.ring_id = po.ring_id;
-	assert_int_equal(call(&pub, &rq, sizeof(rq)), 0);
+	assert_int_equal(hd_call(&pub, &rq, sizeof(rq)), 0);
 
 	for (int i = 0; i < 4; i++) {
 		if (pfds[i] >= 0)
@@ -827,8 +564,8 @@ static void test_direct_open(void **state)
 		if (sfds[i] >= 0)
 			close(sfds[i]);
 	}
-	dclient_stop(&pub);
-	dclient_stop(&sub);
+	hd_stop(&pub);
+	hd_stop(&sub);
 }
 
 /* A publisher that gives a ring back (it could not map it, or its reader's
@@ -875,7 +612,7 @@ static void test_declined_stays_brokered(void **state)
 static void test_direct_fault(void **state)
 {
 	struct harness *h = *state;
-	struct dclient pub, sub, pub2;
+	struct hd_client pub, sub, pub2;
 	struct shn_msg_direct_open po, so;
 	struct shn_msg_direct_fault df;
 	struct shn_msg_direct_close cl;
@@ -888,31 +625,31 @@ static void test_direct_fault(void **state)
 		h_sleep_ms(50);
 	}
 
-	dclient_start(h, &pub);
-	dclient_start(h, &pub2);
-	dclient_start(h, &sub);
-	dclient_port_sub(&sub, "k");
-	dclient_publish(&pub, "k", 0);
-	assert_int_equal(port_batches(&sub, ids, 1), 1);
+	hd_start(h, &pub);
+	hd_start(h, &pub2);
+	hd_start(h, &sub);
+	hd_port_sub(&sub, "k", 65536, SHN_OVERFLOW_DROP_WIRE);
+	hd_publish(&pub, "k", "hi", 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 1), 1);
 	n = 4;
-	next_msg(&pub, &po, sizeof(po), fds, &n);
+	hd_next_msg(&pub, &po, sizeof(po), fds, &n);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	n = 4;
-	next_msg(&sub, &so, sizeof(so), fds, &n);
+	hd_next_msg(&sub, &so, sizeof(so), fds, &n);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	assert_int_equal(so.role, SHN_DIRECT_SUBSCRIBER);
 	/* a second publisher gets a second slot of the port */
-	dclient_publish(&pub2, "k", 0);
-	assert_int_equal(port_batches(&sub, ids, 2), 2);
+	hd_publish(&pub2, "k", "hi", 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 2), 2);
 	n = 4;
-	next_msg(&pub2, &po, sizeof(po), fds, &n);
+	hd_next_msg(&pub2, &po, sizeof(po), fds, &n);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	n = 4;
 	struct shn_msg_direct_open so2;
-	next_msg(&sub, &so2, sizeof(so2), fds, &n);
+	hd_next_msg(&sub, &so2, sizeof(so2), fds, &n);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	assert_int_equal(so2.slot, 1);
@@ -924,14 +661,14 @@ static void test_direct_fault(void **state)
 	df.port_id = sub.port_id;
 	df.slot = so.slot;
 	df.ring_id = so.ring_id;
-	assert_int_equal(call(&sub, &df, sizeof(df)), 0);
+	assert_int_equal(hd_call(&sub, &df, sizeof(df)), 0);
 	h_expect_eof(pub.r.sock, "the publisher of a faulty direct ring");
 
 	/* the second publisher leaves: the subscriber is told */
 	close(pub2.r.sock);
 	pub2.r.sock = -1;
 	n = 0;
-	assert_int_equal(next_msg(&sub, &cl, sizeof(cl), NULL, &n), sizeof(cl));
+	assert_int_equal(hd_next_msg(&sub, &cl, sizeof(cl), NULL, &n), sizeof(cl));
 	assert_int_equal(cl.hdr.type, SHN_MSG_DIRECT_CLOSE);
 	assert_int_equal(cl.hdr.status, -ECONNRESET);
 	assert_int_equal(cl.role, SHN_DIRECT_SUBSCRIBER);
@@ -943,9 +680,9 @@ static void test_direct_fault(void **state)
 	assert_non_null(strstr(st, "\"direct_faults\":1"));
 	free(st);
 	h_disconnect(c);
-	dclient_stop(&pub);
-	dclient_stop(&pub2);
-	dclient_stop(&sub);
+	hd_stop(&pub);
+	hd_stop(&pub2);
+	hd_stop(&sub);
 	/* every ring's descriptors went back: the broker holds what it held */
 	for (int i = 0; i < 1000 && broker_fds(h) != fds_before; i++)
 		h_sleep_ms(5);
@@ -975,17 +712,17 @@ static int setup_norings(void **state)
 static void test_direct_limit(void **state)
 {
 	struct harness *h = *state;
-	struct dclient pub, sub;
+	struct hd_client pub, sub;
 	uint64_t ids[16];
 	uint8_t buf[256];
 	int n = 0;
 
-	dclient_start(h, &pub);
-	dclient_start(h, &sub);
-	dclient_port_sub(&sub, "k");
-	dclient_publish(&pub, "k", 0);
-	dclient_publish(&pub, "k", 0);
-	assert_int_equal(port_batches(&sub, ids, 2), 2);
+	hd_start(h, &pub);
+	hd_start(h, &sub);
+	hd_port_sub(&sub, "k", 65536, SHN_OVERFLOW_DROP_WIRE);
+	hd_publish(&pub, "k", "hi", 0);
+	hd_publish(&pub, "k", "hi", 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 2), 2);
 	/* a library client (no direct path): plain SHN_REC_DELIVERY records */
 	{
 		shn_client *lc = h_connect(h);
@@ -993,7 +730,7 @@ static void test_direct_limit(void **state)
 		shn_port *lp = h_port_sub(lc, 0, "k", 1, SHN_EV_ALL, &lconn);
 		shn_notification out[2];
 
-		dclient_publish(&pub, "k", 0);
+		hd_publish(&pub, "k", "hi", 0);
 		assert_int_equal(h_get(lp, out, 2), 1);
 		assert_int_equal(out[0].key_len, 1);
 		assert_memory_equal(out[0].data, "hi", 2);
@@ -1007,8 +744,8 @@ static void test_direct_limit(void **state)
 	assert_non_null(strstr(st, "\"rings\":0"));
 	free(st);
 	h_disconnect(c);
-	dclient_stop(&pub);
-	dclient_stop(&sub);
+	hd_stop(&pub);
+	hd_stop(&sub);
 }
 
 int main(int argc, char **argv)
