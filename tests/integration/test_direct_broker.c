@@ -574,19 +574,19 @@ static void test_direct_open(void **state)
 static void test_declined_stays_brokered(void **state)
 {
 	struct harness *h = *state;
-	struct dclient pub, sub;
+	struct hd_client pub, sub;
 	struct shn_msg_direct_open po;
 	struct shn_msg_direct_close rq;
 	int pfds[4] = { -1, -1, -1, -1 }, n = 4;
 	uint64_t ids[8];
 	uint8_t buf[256];
 
-	dclient_start(h, &pub);
-	dclient_start(h, &sub);
-	dclient_port_sub(&sub, "k");
-	dclient_publish(&pub, "k", 0);
-	assert_int_equal(port_batches(&sub, ids, 1), 1);
-	assert_int_equal(next_msg(&pub, &po, sizeof(po), pfds, &n), sizeof(po));
+	hd_start(h, &pub);
+	hd_start(h, &sub);
+	hd_port_sub(&sub, "k", 0, 0);
+	hd_publish(&pub, "k", "hi", 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 1), 1);
+	assert_int_equal(hd_next_msg(&pub, &po, sizeof(po), pfds, &n), sizeof(po));
 	assert_int_equal(po.role, SHN_DIRECT_PUBLISHER);
 	for (int i = 0; i < n; i++)
 		close(pfds[i]);
@@ -596,15 +596,15 @@ static void test_declined_stays_brokered(void **state)
 	rq.slot = po.slot;
 	rq.port_id = po.port_id;
 	rq.ring_id = po.ring_id;
-	assert_int_equal(call(&pub, &rq, sizeof(rq)), 0);
+	assert_int_equal(hd_call(&pub, &rq, sizeof(rq)), 0);
 	/* the broker path carries the next batches; no ring is offered again */
 	for (int i = 0; i < 3; i++)
-		dclient_publish(&pub, "k", 0);
-	assert_int_equal(port_batches(&sub, ids, 4), 4);
+		hd_publish(&pub, "k", "hi", 0);
+	assert_int_equal(hd_port_batches(&sub, ids, 4), 4);
 	n = 0;
 	assert_int_equal(h_raw_recv(pub.r.sock, buf, sizeof(buf), NULL, &n, 200), -ETIMEDOUT);
-	dclient_stop(&pub);
-	dclient_stop(&sub);
+	hd_stop(&pub);
+	hd_stop(&sub);
 }
 
 /* A subscriber's DIRECT_FAULT about a ring it holds cuts the publisher off
