@@ -37,6 +37,21 @@ uint32_t shn__direct_hello_flag(void)
 	return (SHN_HELLO_F_DIRECT);
 }
 
+uint32_t shn__direct_fanout(void)
+{
+	const char *v = getenv("SHMNOTIFY_DIRECT_FANOUT");
+	char *end;
+	unsigned long n;
+
+	if (v == NULL || *v == '\0')
+		return (SHN__DIRECT_FANOUT);
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1 || n > SHN__DPLAN_PORTS)
+		return (SHN__DIRECT_FANOUT);   /* not a count we take: the default */
+	return ((uint32_t)n);
+}
+
 static void close_fds(int *fds, int n)
 {
 	for (int i = 0; i < n; i++)

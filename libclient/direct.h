@@ -17,6 +17,10 @@
  * says SHMNOTIFY_DIRECT=off. */
 uint32_t shn__direct_hello_flag(void);
 
+/* The most ports one batch is written to directly: SHMNOTIFY_DIRECT_FANOUT
+ * (1..64), default SHN__DIRECT_FANOUT. */
+uint32_t shn__direct_fanout(void);
+
 /* Map the DIRECT_SETUP reply's descriptors into c (both are consumed,
  * whatever the result).  0, or -EPROTO when they are not what the
  * protocol says. */

@@ -262,8 +262,8 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 			for (k = 0; k < pl->nports && pl->port[k] != r; k++)
 				;
 			if (k == pl->nports) {
-				if (k == SHN__DPLAN_PORTS)
-					return (SHN__DP_BROKER);
+				if (k == SHN__DPLAN_PORTS || k == c->dp_fanout)
+					return (SHN__DP_BROKER);   /* fan-out: the broker's */
 				pl->port[pl->nports++] = r;
 			}
 			bits |= 1ull << k;

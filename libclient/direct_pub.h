@@ -16,7 +16,12 @@
 
 /* The most ports one batch feeds directly; a batch matching more takes the
  * broker path whole (the broker copies it once per port in its own thread:
- * wide fan-out, docs/direct-path.md). */
+ * wide fan-out, docs/direct-path.md).  Measured on 2 vCPUs
+ * (docs/performance.md#direct-path): from 1 -> 2 up to 1 -> 32 the broker
+ * path delivered more than the publisher writing every port's ring itself,
+ * so a batch goes directly only to a single port.  SHN__DPLAN_PORTS bounds
+ * the plan's arrays. */
+#define SHN__DIRECT_FANOUT 1          /* SHMNOTIFY_DIRECT_FANOUT overrides it */
 #define SHN__DPLAN_PORTS 64
 
 /* Where shn__dpub_plan sent a batch. */

@@ -112,6 +112,7 @@ struct shn_client {
 	struct shn__pring **prings;
 	uint32_t nprings, prings_cap;
 	uint32_t pmap_known;           /* port-map slots below this were announced */
+	uint32_t dp_fanout;            /* shn__direct_fanout(), read at shn_connect */
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
 	uint64_t *dp_notes;            /* per note: bit j = goes to plan port j */

@@ -1267,6 +1267,9 @@ static void test_offer_during_call(void **state)
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
+	/* a key some tests watch from two ports (a raw one and a healthy
+	 * one): let the publishers write both directly */
+	setenv("SHMNOTIFY_DIRECT_FANOUT", "64", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_direct_record, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
