@@ -244,6 +244,17 @@ static void expect_note(const shn_notification *x, const char *data, uint64_t se
 	assert_int_equal(x->sender_uid, getuid());
 }
 
+/* A raw publisher whose first batch ("b1" to key "k") reached port p
+ * through the broker, and whose direct ring to p is now open; out[0]: that
+ * note. */
+static void rawpub_open(struct harness *h, struct rawpub *rp, shn_port *p, shn_notification *out)
+{
+	rawpub_start(h, rp);
+	rawpub_broker(rp, "k", "b1");
+	assert_int_equal(h_get(p, out, 1), 1);
+	rawpub_take_ring(rp);
+}
+
 /* The library's reader adopts the ring once its DIRECT_OPEN was read (by
  * its watcher thread): give it the time. */
 static void let_reader_adopt(void)
@@ -260,11 +271,8 @@ static void test_direct_record(void **state)
 	struct rawpub rp;
 	shn_notification out[8];
 
-	rawpub_start(h, &rp);
-	rawpub_broker(&rp, "k", "b1");
-	assert_int_equal(h_get(p, out, 8), 1);
+	rawpub_open(h, &rp, p, out);
 	expect_note(&out[0], "b1", 1, conn);
-	rawpub_take_ring(&rp);
 	let_reader_adopt();
 
 	rawpub_direct(&rp, 1, "k", "d2", 3);   /* 3 lost before it */
@@ -304,10 +312,7 @@ static void test_publisher_order(void **state)
 	struct rawpub rp;
 	shn_notification out[8];
 
-	rawpub_start(h, &rp);
-	rawpub_broker(&rp, "k", "b1");
-	assert_int_equal(h_get(p, out, 8), 1);
-	rawpub_take_ring(&rp);
+	rawpub_open(h, &rp, p, out);
 	let_reader_adopt();
 
 	/* direct 2, then brokered 3: both there when the reader looks */
@@ -341,10 +346,7 @@ static void test_barrier(void **state)
 	shn_notification out[8];
 
 	assert_int_equal(shn_subscribe(p, NULL, 0, SHN_EV_ALL, 0, &any), 0);
-	rawpub_start(h, &rp);
-	rawpub_broker(&rp, "k", "b1");
-	assert_int_equal(h_get(p, out, 8), 1);
-	rawpub_take_ring(&rp);
+	rawpub_open(h, &rp, p, out);
 	let_reader_adopt();
 
 	rawpub_direct(&rp, 1, "k", "d2", 0);
@@ -372,10 +374,7 @@ static void test_hostile_record(void **state)
 	uint8_t b[64];
 	int fds[4], n = 4;
 
-	rawpub_start(h, &rp);
-	rawpub_broker(&rp, "k", "b1");
-	assert_int_equal(h_get(p, out, 8), 1);
-	rawpub_take_ring(&rp);
+	rawpub_open(h, &rp, p, out);
 	let_reader_adopt();
 
 	/* SHN_EV_HANDLE_CLOSE from a publisher: never accepted */
@@ -446,11 +445,8 @@ static void test_gap_then_direct(void **state)
 	struct rawpub rp;
 	shn_notification out[8];
 
-	rawpub_start(h, &rp);
-	rawpub_broker(&rp, "k", "b1");
-	assert_int_equal(h_get(p, out, 8), 1);
+	rawpub_open(h, &rp, p, out);
 	expect_note(&out[0], "b1", 1, conn);
-	rawpub_take_ring(&rp);
 	rawpub_gap(&rp, "k", 5);
 	assert_int_equal(h_get(p, out, 8), 1);
 	assert_int_equal(out[0].event, SHN_EV_OVERFLOW);
