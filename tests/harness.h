@@ -144,6 +144,10 @@ int64_t h_now_ms(void);
 int64_t h_now_ns(void);
 void h_sleep_ms(int ms);
 
+/* A process's state letter from /proc/PID/stat ('S' asleep, 'R'
+ * running, ...), or '?' when it cannot be read. */
+char h_proc_state(pid_t pid);
+
 /* Zeroed memory shared with the children forked after this call
  * (MAP_SHARED | MAP_ANONYMOUS), asserting success.  Never freed: a test
  * maps a few pages. */

@@ -211,23 +211,6 @@ static int child_free(void *arg)
 	return 0;
 }
 
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	return (rp != NULL && rp[1] == ' ') ? rp[2] : '?';
-}
-
 /* SHN_OVERFLOW_BLOCK makes the publisher feeding the full port
  * wait, and nobody else: while it waits (asleep, with most of its batches
  * not accepted), another publisher's 10,000 notifications all reach an
@@ -256,12 +239,12 @@ static void test_block_waits_only_its_publishers(void **state)
 	int last = -1;
 	for (;;) {
 		int now = atomic_load(&sh->done_a);
-		if (now == last && proc_state(pa) == 'S')
+		if (now == last && h_proc_state(pa) == 'S')
 			break;
 		last = now;
 		if (h_now_ms() > end)
 			fail_msg("publisher A never settled (accepted %d, state %c)", now,
-				 proc_state(pa));
+				 h_proc_state(pa));
 		h_sleep_ms(50);
 	}
 	assert_false(atomic_load(&sh->finished_a));
@@ -290,9 +273,9 @@ static void test_block_waits_only_its_publishers(void **state)
 	assert_false(atomic_load(&sh->finished_a));
 	assert_true(held_at < HELD_BATCHES);
 	end = h_now_ms() + H_TIMEOUT_MS;
-	while (proc_state(pa) != 'S') {
+	while (h_proc_state(pa) != 'S') {
 		if (h_now_ms() > end)
-			fail_msg("held publisher not asleep (state %c)", proc_state(pa));
+			fail_msg("held publisher not asleep (state %c)", h_proc_state(pa));
 		h_sleep_ms(5);
 	}
 

@@ -860,23 +860,6 @@ static int bl_y(void *arg)
 	return 0;
 }
 
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	return (rp != NULL && rp[1] == ' ') ? rp[2] : '?';
-}
-
 static bool bl_eagain(void *arg)
 {
 	return atomic_load(&((struct bl_shared *)arg)->eagain_at) >= 0;
@@ -931,11 +914,11 @@ static void test_direct_block(void **state)
 	int64_t end = h_now_ms() + H_TIMEOUT_MS;
 	for (int last = -1;;) {
 		int now = atomic_load(&sh->accepted);
-		if (now == last && proc_state(px) == 'S')
+		if (now == last && h_proc_state(px) == 'S')
 			break;
 		last = now;
 		if (h_now_ms() > end)
-			fail_msg("X never settled (accepted %d, state %c)", now, proc_state(px));
+			fail_msg("X never settled (accepted %d, state %c)", now, h_proc_state(px));
 		h_sleep_ms(50);
 	}
 	int held_at = atomic_load(&sh->accepted);

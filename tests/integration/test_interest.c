@@ -95,23 +95,6 @@ out:
 
 static shn_client *stats_client;   /* for the broker's stats on a stall */
 
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	return (rp != NULL && rp[1] == ' ') ? rp[2] : '?';
-}
-
 static uint64_t env_notes(void)
 {
 	const char *e = getenv("SHN_TEST_INTEREST_NOTES");
@@ -149,7 +132,7 @@ static uint64_t run_once(struct cpu_shared *sh, pid_t pub, shn_port *wp, shn_por
 			free(js);
 			fail_msg("run of %llu to '%s': %llu received, no progress and no marker "
 				 "for %d ms (publisher state %c)", (unsigned long long)notes, key,
-				 (unsigned long long)got, H_TIMEOUT_MS, proc_state(pub));
+				 (unsigned long long)got, H_TIMEOUT_MS, h_proc_state(pub));
 		}
 		if (atomic_load(&sh->failed) || kill(pub, 0) != 0)
 			fail_msg("the publisher failed");
