@@ -162,6 +162,7 @@ struct shnd_sub {
 	uint64_t conn;
 	uint64_t serial;              /* broker-wide creation order (SYNC service order) */
 	uint32_t mask;
+	bool prefix;                  /* ke->key is a prefix (SHN_SUB_PREFIX) */
 };
 
 /* A publisher's SHN_PUB_SYNC batch being served (docs/design.md, rule 7): the

@@ -32,6 +32,7 @@ struct shn__sub {
 	bool closing;                  /* unsubscribed sink awaiting its HANDLE_CLOSE */
 	bool any_key;
 	bool monitor;
+	bool prefix;                   /* key is a prefix (SHN_SUBSCRIBE_PREFIX) */
 	uint16_t key_len;
 	uint32_t mask;
 	uint8_t key[SHN_KEY_MAX];      /* the filter, for dispatch and re-registration */

@@ -127,6 +127,8 @@ struct shn_msg_subscribe {
 #define SHN_SUB_ANY_KEY 1u
 #define SHN_SUB_MONITOR 2u  /* with ANY_KEY: see every routed notification (shmnotify
                                monitor); root or the broker's own uid only, -EACCES else */
+#define SHN_SUB_PREFIX  4u  /* key (1..SHN_KEY_MAX_WIRE bytes) is a prefix: the filter
+                               takes every key that starts with it */
 
 struct shn_msg_unsubscribe {
 	struct shn_msg_hdr hdr;

@@ -99,6 +99,9 @@ typedef uint64_t          shn_conn;          /* 0 is never a valid connection nu
 #define SHN_OVERFLOW_BLOCK   1u              /* back-pressure the publishers feeding it */
 
 /* shn_subscribe flags */
+#define SHN_SUBSCRIBE_PREFIX  1u             /* key is a prefix: a notification matches when
+                                                its key starts with those bytes (an empty
+                                                prefix takes every key) */
 #define SHN_SUBSCRIBE_MONITOR 0x100u         /* every notification the broker routes,
                                                 whatever its key (key NULL); root or the
                                                 broker's own uid only (-EACCES) */
