@@ -395,7 +395,12 @@ fail:
 static int shn_sub_recv(void *ep, int timeout_ms, struct rx *rx)
 {
 	struct ssub *e = ep;
-	int n = shn_port_get(e->port, e->buf, SUB_BUF, timeout_ms);
+	/* a spinning reader (timeout 0) arms nothing: nobody pays it a wake-up */
+	int n = timeout_ms == 0 ? shn_port_try_get(e->port, e->buf, SUB_BUF)
+				: shn_port_get(e->port, e->buf, SUB_BUF, timeout_ms);
+
+	if (n == -EAGAIN)
+		n = -ETIMEDOUT;
 
 	for (int i = 0; i < n; i++) {
 		const shn_notification *x = &e->buf[i];

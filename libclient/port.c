@@ -427,6 +427,11 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 			shn_ring_finish_sleep(&p->ring);
 			return (1);
 		}
+		/* shn_port_try_get: empty, and left unarmed, so that nobody
+		 * pays a wake-up for a reader that spins (the word is even:
+		 * finish_sleep above) */
+		if (timeout_ms == SHN__TRY)
+			return (-EAGAIN);
 		/* Empty: arm the need-wakeup flag; it stays armed when we
 		 * return, so shn_port_fd() becomes readable on new data --
 		 * and only then: a wake-up left from an earlier sleep is
@@ -462,19 +467,31 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 	}
 }
 
-int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
+/* Get with timeout_ms (or SHN__TRY): the record, then the notes. */
+static int port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
 {
-	int r;
+	int r = shn__port_wait_record(p, timeout_ms);
 
-	if (p == NULL || out == NULL || max == 0 || timeout_ms < -1)
-		return (-EINVAL);
-	r = shn__port_wait_record(p, timeout_ms);
 	if (r < 0)
 		return (r);
 	r = shn__port_fill(p, out, max);
 	if (r > 0 && p->cur_index == p->cur_count)
 		shn__sync_ack(p, 0);   /* a pull port consumed a batch when get returned it */
 	return (r);
+}
+
+int shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms)
+{
+	if (p == NULL || out == NULL || max == 0 || timeout_ms < -1)
+		return (-EINVAL);
+	return (port_get(p, out, max, timeout_ms));
+}
+
+int shn_port_try_get(shn_port *p, shn_notification *out, size_t max)
+{
+	if (p == NULL || out == NULL || max == 0)
+		return (-EINVAL);
+	return (port_get(p, out, max, SHN__TRY));
 }
 
 int shn__send_subscribe(shn_client *c, const struct shn__sub *s)

@@ -27,9 +27,14 @@ int shn__port_attach(shn_port *p, struct shn__port_rings *r);
 /* Close a port's local resources, no message to the broker. */
 void shn__port_free(shn_port *p);
 
+/* timeout_ms of shn__port_wait_record for shn_port_try_get: look once,
+ * and leave an empty port unarmed. */
+#define SHN__TRY (-2)
+
 /* Release the record fully handed out, then wait (bounded by timeout_ms,
  * -1 none) until a delivered record is current.  1, -ETIMEDOUT,
- * -ECANCELED, -EBADMSG or another -errno. */
+ * -ECANCELED, -EBADMSG or another -errno; with SHN__TRY, -EAGAIN when
+ * nothing is there (and the port is left unarmed). */
 int shn__port_wait_record(shn_port *p, int timeout_ms);
 
 /* Hand out up to max notes of the current record, from the first one not

@@ -189,6 +189,15 @@ int  shn_port_fd(const shn_port *p);
  * stay valid until the next get, dispatch or close on this port. */
 int  shn_port_get(shn_port *p, shn_notification *out, size_t max, int timeout_ms);
 
+/* Like shn_port_get() with a timeout of 0, for a reader that spins on the
+ * port and never waits on shn_port_fd(): -EAGAIN when nothing is there, and
+ * an empty port is left unarmed, so that no publisher and no broker pays a
+ * wake-up (an eventfd write, and the drain in the next get) per
+ * notification.  After -EAGAIN, shn_port_fd() does not become readable on
+ * new data: before waiting on it, call shn_port_get() with a timeout of 0
+ * until it returns -ETIMEDOUT.  -ECANCELED after shn_port_unblock(). */
+int  shn_port_try_get(shn_port *p, shn_notification *out, size_t max);
+
 /* Make an outstanding shn_port_get() (or dispatch) on p return -ECANCELED,
  * or, if none is outstanding, the next one.  Callable from any thread while
  * the port is open; not from a signal handler (it takes a lock). */

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_try_get.c - shn_port_try_get, the get of a reader that spins: it
+ * returns what is there, -EAGAIN when nothing is, and leaves an empty port
+ * unarmed, so that the notifications that follow cost their writer (the
+ * broker, or the publisher on the direct path) no wake-up: the port's
+ * descriptor stays unreadable.  A get with a timeout of 0 arms the port
+ * again, as documented, and the descriptor then wakes a poll.
+ *
+ * Each test starts its own broker (harness.h); run with --io epoll|uring.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+static void publish_one(shn_client *pub, const char *data)
+{
+	shn_notification n;
+
+	memset(&n, 0, sizeof(n));
+	n.key = "spin";
+	n.key_len = 4;
+	n.event = 1;
+	n.data = data;
+	n.data_len = (uint32_t)strlen(data);
+	assert_int_equal(shn_notify(pub, &n, 1, 0), 0);
+}
+
+static bool fd_readable(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return (poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN));
+}
+
+/* Spin until something is there; a bounded spin, failing after 10 s. */
+static int spin_get(shn_port *p, shn_notification *out, size_t max)
+{
+	int64_t end = h_now_ms() + 10000;
+	int n;
+
+	while ((n = shn_port_try_get(p, out, max)) == -EAGAIN)
+		if (h_now_ms() > end)
+			fail_msg("shn_port_try_get: nothing within 10 s");
+	return (n);
+}
+
+static void test_spin_arms_nothing(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[8];
+	shn_conn conn;
+	char want[16];
+
+	shn_client *sub = h_connect(h);
+	shn_client *pub = h_connect(h);
+	shn_port *p = h_port_sub(sub, 0, "spin", 4, SHN_EV_ALL, &conn);
+	int fd = shn_port_fd(p);
+
+	assert_true(fd >= 0);
+	assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
+	/* the first batch of the pair goes through the broker, the rest
+	 * directly (when on): both writers see an unarmed port */
+	for (int round = 0; round < 20; round++) {
+		snprintf(want, sizeof(want), "r%d", round);
+		publish_one(pub, want);
+		assert_int_equal(spin_get(p, out, 8), 1);
+		assert_int_equal(out[0].key_len, 4);
+		assert_memory_equal(out[0].key, "spin", 4);
+		assert_int_equal(out[0].data_len, strlen(want));
+		assert_memory_equal(out[0].data, want, strlen(want));
+		assert_int_equal(out[0].seq, (uint64_t)round + 1);
+		assert_int_equal(out[0].conn, conn);
+		assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
+		/* nobody wrote the port's eventfd for it */
+		assert_false(fd_readable(fd, 0));
+	}
+
+	/* back to waiting, the documented way: a get with timeout 0 arms */
+	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
+	publish_one(pub, "armed");
+	assert_true(fd_readable(fd, H_TIMEOUT_MS));
+	assert_int_equal(shn_port_get(p, out, 8, 0), 1);
+	assert_memory_equal(out[0].data, "armed", 5);
+	assert_int_equal(out[0].seq, 21);
+
+	/* a batch larger than max comes in pieces, as with shn_port_get */
+	shn_notification b[5];
+	for (int i = 0; i < 5; i++) {
+		memset(&b[i], 0, sizeof(b[i]));
+		b[i].key = "spin";
+		b[i].key_len = 4;
+		b[i].event = 1;
+	}
+	assert_int_equal(shn_notify(pub, b, 5, 0), 0);
+	assert_int_equal(spin_get(p, out, 3), 3);
+	assert_int_equal(out[2].batch_index, 2);
+	assert_int_equal(shn_port_try_get(p, out, 8), 2);
+	assert_int_equal(out[1].batch_index, 4);
+	assert_int_equal(out[1].batch_count, 5);
+
+	/* unblock reaches a try_get too */
+	assert_int_equal(shn_port_unblock(p), 0);
+	assert_int_equal(shn_port_try_get(p, out, 8), -ECANCELED);
+	assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
+
+	assert_int_equal(shn_port_try_get(NULL, out, 8), -EINVAL);
+	assert_int_equal(shn_port_try_get(p, NULL, 8), -EINVAL);
+	assert_int_equal(shn_port_try_get(p, out, 0), -EINVAL);
+	h_disconnect(pub);
+	h_disconnect(sub);
+}
+
+int main(int argc, char **argv)
+{
+	h_parse_args(argc, argv);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_spin_arms_nothing, h_setup, h_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
