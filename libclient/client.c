@@ -383,6 +383,7 @@ static void *watcher_main(void *arg)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	sem_post(&c->watcher_started);   /* started: see start_watcher */
 	for (;;) {
 		if (!atomic_load(&c->broker_gone)) {
 			struct pollfd pfd[2] = {
@@ -434,11 +435,22 @@ static int start_watcher(shn_client *c)
 		c->watcher_stack = NULL;
 		return (-errno);
 	}
+	if (sem_init(&c->watcher_started, 0, 0) < 0)
+		return (-errno);
 	pthread_attr_init(&attr);
 	pthread_attr_setstack(&attr, c->watcher_stack, SHN__WATCHER_STACK);
 	err = -pthread_create(&c->watcher, &attr, watcher_main, c);
 	pthread_attr_destroy(&attr);
 	c->watcher_running = (err == 0);
+	/* Return only once the thread runs our code: a thread still
+	 * starting may hold a lock of the runtime (the sanitizers' allocator
+	 * takes one as a thread begins), and a fork() by the caller right
+	 * after shn_connect would copy it into the child locked, where the
+	 * child's own first thread then waits for it forever
+	 * (test_threads: test_fork_after_connect). */
+	while (err == 0 && sem_wait(&c->watcher_started) < 0 && errno == EINTR)
+		;
+	sem_destroy(&c->watcher_started);
 	return (err);
 }
 

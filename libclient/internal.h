@@ -11,6 +11,7 @@
 #define SHN_LIBCLIENT_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,6 +59,7 @@ struct shn_client {
 
 	pthread_t watcher;             /* sees the socket close, reconnects */
 	bool watcher_running;
+	sem_t watcher_started;         /* posted by the watcher as it begins */
 	void *watcher_stack;
 	int stop_fd;                   /* eventfd: tells the watcher to exit */
 	_Atomic int sync_timeout_ms;   /* -1: none */

@@ -13,7 +13,13 @@
  *   advise sink added and removed on the dispatched port meanwhile;
  *   shn_port_unblock and shn_port_fd from another thread while a get
  *   blocks;
- * - a subscription: two threads ending the same one: one 0, one -ENOENT.
+ * - a subscription: two threads ending the same one: one 0, one -ENOENT;
+ * - fork() right after shn_connect: the child connects and publishes (its
+ *   own watcher thread starts).  A library thread still starting when
+ *   shn_connect returned could hold a lock of the runtime's allocator at
+ *   the fork (AddressSanitizer's, in make test-asan), which the child then
+ *   inherits locked forever: its own thread start hung on it
+ *   (test_publishers failed that way under load, once in a few runs).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -306,12 +312,51 @@ static void test_unsubscribe_race(void **state)
 	h_disconnect(r.c);
 }
 
+/* ---- fork right after connect ------------------------------------------ */
+
+static int child_connect_publish(void *arg)
+{
+	const char *sock = arg;
+	shn_client *c = NULL;
+	shn_notification n;
+
+	memset(&n, 0, sizeof(n));
+	n.key = "forked";
+	n.key_len = 6;
+	n.event = 1;
+	CHILD_CHECK_EQ(shn_connect(sock, &c), 0);
+	CHILD_CHECK_EQ(shn_notify(c, &n, 1, 0), 0);
+	shn_disconnect(c);
+	return 0;
+}
+
+static void test_fork_after_connect(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[4];
+	shn_conn conn;
+	shn_client *sub = h_connect(h);
+	shn_port *p = h_port_sub(sub, 0, "forked", 6, SHN_EV_ALL, &conn);
+
+	for (int i = 0; i < 300; i++) {
+		shn_client *c = h_connect(h);   /* its watcher thread just started */
+		pid_t pid = h_fork(child_connect_publish, (void *)h->sock);
+
+		h_wait_ok(pid, 10000);
+		assert_int_equal(h_get(p, out, 4), 1);
+		assert_int_equal(out[0].sender_pid, pid);
+		h_disconnect(c);
+	}
+	h_disconnect(sub);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_one_client_many_threads, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_unsubscribe_race, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_fork_after_connect, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
