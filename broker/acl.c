@@ -172,7 +172,7 @@ int shnd_acl_find(const struct shnd_acl *a, const void *key, size_t len)
 }
 
 bool shnd_acl_may_subscribe(const struct shnd_acl *a, const struct shnd_acl_client *ac,
-			    const void *key, size_t len, int *rule)
+			    const void *key, size_t len, bool prefix, int *rule)
 {
 	uint32_t i;
 	int r;
@@ -182,19 +182,33 @@ bool shnd_acl_may_subscribe(const struct shnd_acl *a, const struct shnd_acl_clie
 	if (ac->sub_all)
 		return (true);
 	if (key == NULL) {
-		/* any key: it would receive keys under every prefix */
-		for (i = 0; i < a->n; i++)
-			if (!(ac->may[i] & SHND_ACL_SUB)) {
-				if (rule != NULL)
-					*rule = (int)i;
-				return (false);
-			}
-		return (true);
+		/* any key (the empty prefix): it would receive keys under
+		 * every prefix */
+		len = 0;
+		prefix = true;
 	}
-	r = shnd_acl_find(a, key, len);
-	if (rule != NULL)
-		*rule = r;
-	return (r < 0 || (ac->may[r] & SHND_ACL_SUB) != 0);
+	r = key == NULL ? -1 : shnd_acl_find(a, key, len);
+	if (r >= 0 && !(ac->may[r] & SHND_ACL_SUB)) {
+		if (rule != NULL)
+			*rule = r;
+		return (false);
+	}
+	if (!prefix)
+		return (true);
+	/* a prefix filter also receives every key under a longer rule that
+	 * starts with it: each of those must allow subscribing too (longest
+	 * first, so the most specific refusal is the one named) */
+	for (i = 0; i < a->n; i++) {
+		const struct shnd_acl_rule *ru = &a->rules[i];
+
+		if (ru->len >= len && (len == 0 || memcmp(ru->prefix, key, len) == 0) &&
+		    !(ac->may[i] & SHND_ACL_SUB)) {
+			if (rule != NULL)
+				*rule = (int)i;
+			return (false);
+		}
+	}
+	return (true);
 }
 
 /* ---- a client's standing ------------------------------------------------ */

@@ -101,9 +101,14 @@ static inline bool shnd_acl_may_publish(const struct shnd_acl *a, const struct s
 }
 
 /* May the client subscribe to key (NULL: any key, which needs every rule's
- * subscribe permission)? */
+ * subscribe permission)?  With prefix, key is a prefix filter: the client
+ * must be let subscribe to every key under it, so the rule governing the
+ * prefix itself (the longest rule prefix that is a prefix of it) and every
+ * rule whose prefix starts with it must allow subscribe.  *rule (may be
+ * NULL) gets the refusing rule's index (-1 when allowed, or when no rule
+ * decided). */
 bool shnd_acl_may_subscribe(const struct shnd_acl *a, const struct shnd_acl_client *ac,
-			    const void *key, size_t len, int *rule);
+			    const void *key, size_t len, bool prefix, int *rule);
 
 /* The rules as config sections, longest prefix first. */
 void shnd_acl_print(const struct shnd_acl *a, FILE *f);

@@ -87,7 +87,7 @@ static int setup_bshm(struct shnd_broker *b)
 	/* publishers skip batches nobody listens to only where this is set */
 	b->bshm->max_key_len = b->cfg.lim.max_key;
 	b->bshm->max_data_len = b->cfg.lim.max_data;
-	b->bshm->flags = SHN_BROKER_F_INTEREST | SHN_BROKER_F_LIMITS;
+	b->bshm->flags = SHN_BROKER_F_INTEREST | SHN_BROKER_F_LIMITS | SHN_BROKER_F_PREFIX;
 	/* clients may only read it: the sleep word and the interest summary
 	 * (index.c) have a single writer, through this mapping */
 	return (shn_segment_seal_readonly(&b->bshm_seg));

@@ -257,11 +257,25 @@ struct shnd_client {
 struct shnd_keyent;
 
 struct shnd_index {
+	/* exact keys: hash → entry (struct shnd_keyent, prefix false) */
 	struct shnd_keyent **buckets;
 	size_t nbuckets;
 	size_t nkeys;
 	struct shnd_list wild;
 	size_t nwild;
+	/* prefixes (SHN_SUB_PREFIX): hash of the prefix bytes → entry
+	 * (prefix true; "ab" exact and "ab" prefix are two entries), and the
+	 * distinct prefix lengths in use: plen_count[p] entries of p bytes,
+	 * plens[0 .. nplens) the lengths with a non-zero count, ascending.  A
+	 * note of key length L costs one lookup per plens[i] <= L. */
+	struct shnd_keyent **pbuckets;
+	size_t npbuckets;
+	size_t nprefixes;
+	uint32_t plen_count[SHN_KEY_MAX_WIRE + 1];
+	uint16_t plens[SHN_KEY_MAX_WIRE];
+	uint32_t nplens;
+	/* the broker segment's prefix_lens (NULL until shnd_index_attach) */
+	_Atomic uint64_t *prefix_lens;
 	/* the interest summary published in the broker segment (NULL until
 	 * shnd_index_attach): per bit, how many key entries hash there */
 	uint32_t *interest_count;

@@ -262,6 +262,7 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 {
 	struct shnd_broker *b = c->b;
 	bool any = (req->flags & SHN_SUB_ANY_KEY) != 0;
+	bool prefix = (req->flags & SHN_SUB_PREFIX) != 0;
 	struct shnd_port *p;
 	int err, rule;
 
@@ -290,18 +291,19 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 	}
 	if (!(req->flags & SHN_SUB_MONITOR) &&
 	    !shnd_acl_may_subscribe(&b->cfg.acl, &c->acl, any ? NULL : req->key, req->key_len,
-				    &rule)) {
+				    prefix, &rule)) {
 		const struct shnd_acl_rule *r = &b->cfg.acl.rules[rule];
 		char k[200], q[200];
 
 		b->tot.acl_subscribe_denied++;
 		c->acl_denied++;
 		shnd_acl_quote(r->prefix, r->len, q, sizeof(q));
-		shnd_warn("client %llu (pid %d, uid %u): subscribe to %s refused: [acl %s] "
-			  "(config line %d) does not let it subscribe", (unsigned long long)c->id,
-			  (int)c->pid, (unsigned)c->uid,
+		shnd_warn("client %llu (pid %d, uid %u): subscribe to %s%s refused: [acl %s] "
+			  "(config line %d) does not let it subscribe%s", (unsigned long long)c->id,
+			  (int)c->pid, (unsigned)c->uid, prefix ? "the keys under prefix " : "",
 			  any ? "every key" : show_key(req->key, req->key_len, k, sizeof(k)), q,
-			  r->line);
+			  r->line, prefix ? " (a prefix filter needs every key under it: subscribe "
+			  "to a longer prefix or to exact keys)" : "");
 		reply_status(c, &req->hdr, -EACCES);
 		return;
 	}
@@ -316,7 +318,7 @@ static void do_subscribe(struct shnd_client *c, const struct shn_msg_subscribe *
 		return;
 	}
 	err = shnd_sub_create(b, c, p, req->conn, req->event_mask, any ? NULL : req->key,
-			      req->key_len);
+			      req->key_len, prefix);
 	/* live in the index, and in the direct path's filter table, before the
 	 * reply leaves (docs/design.md, rule 8) */
 	if (err == 0)

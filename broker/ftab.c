@@ -76,14 +76,40 @@ static void clear_half(struct shnd_ftab *f, unsigned h, uint32_t flags)
 	hh->n_any = 0;
 	hh->n_exact = 0;
 	hh->key_used = 0;
+	memset(hh->plens, 0, sizeof(hh->plens));
 	hh->flags = flags;
+}
+
+/* Every subscription of the entries of one hash table of the index, as
+ * slots of half h (prefix entries flagged SHN_FTAB_SLOT_PREFIX). */
+static int fill_keys(struct shnd_ftab *f, unsigned h, struct shnd_keyent *const *buckets,
+		     size_t nbuckets)
+{
+	const struct shn_ftab_half *hh = (const void *)shn_ftab_half_at(f->t, h);
+	struct shnd_list *pos;
+	int err;
+
+	for (size_t i = 0; i < nbuckets; i++)
+		for (struct shnd_keyent *ke = buckets[i]; ke != NULL; ke = ke->next)
+			shnd_list_for_each(pos, &ke->subs) {
+				struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
+				uint32_t before = hh->n_exact, slot;
+
+				err = shn_ftab_half_add_filter(f->t, h, ke->hash, ke->key, ke->key_len,
+							       ke->prefix ? SHN_FTAB_SLOT_PREFIX : 0,
+							       s->port->id, s->mask, &slot);
+				if (err)
+					return (err);
+				if (hh->n_exact != before)
+					f->used[h][f->nused[h]++] = slot;
+			}
+	return (0);
 }
 
 static int fill_half(struct shnd_broker *b, unsigned h)
 {
 	struct shnd_ftab *f = &b->ftab;
 	struct shnd_index *ix = &b->index;
-	const struct shn_ftab_half *hh = (const void *)shn_ftab_half_at(f->t, h);
 	struct shnd_list *pos;
 	int err;
 
@@ -94,20 +120,10 @@ static int fill_half(struct shnd_broker *b, unsigned h)
 		if (err)
 			return (err);
 	}
-	for (size_t i = 0; i < ix->nbuckets; i++)
-		for (struct shnd_keyent *ke = ix->buckets[i]; ke != NULL; ke = ke->next)
-			shnd_list_for_each(pos, &ke->subs) {
-				struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
-				uint32_t before = hh->n_exact, slot;
-
-				err = shn_ftab_half_add_key(f->t, h, ke->hash, ke->key, ke->key_len,
-							    s->port->id, s->mask, &slot);
-				if (err)
-					return (err);
-				if (hh->n_exact != before)
-					f->used[h][f->nused[h]++] = slot;
-			}
-	return (0);
+	err = fill_keys(f, h, ix->buckets, ix->nbuckets);
+	if (err == 0)
+		err = fill_keys(f, h, ix->pbuckets, ix->npbuckets);
+	return (err);
 }
 
 static void publish(struct shnd_broker *b)
@@ -150,7 +166,7 @@ void shnd_ftab_sync(struct shnd_broker *b)
 	 * broker path, whose index is current.  Rebuilding per change would
 	 * cost O(filters) for nothing (the 1,000,000-key bench subscribed in
 	 * O(n^2) and timed out). */
-	if (f->disabled && b->index.nkeys + b->index.nwild > f->t->max_filters) {
+	if (f->disabled && shnd_index_entries(&b->index) > f->t->max_filters) {
 		f->built_changes = b->index.changes;
 		return;
 	}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * match.c - matching a validated batch against the subscription index:
- * for each note, the subscriptions whose key and mask take it; per port,
+ * for each note, the subscriptions whose key (exact, prefix of it, or any)
+ * and mask take it; per port,
  * one chain of the notes it takes (the port's oldest matching conn on
  * each), their count and bytes, and the list of ports touched.  Reads the
  * index only; writes the router's per-batch arrays and the ports' routing
@@ -140,6 +141,25 @@ static inline uint64_t collect_prefetch(const struct shnd_index *ix, const struc
 	return (h);
 }
 
+/* The prefix entries that take a key: one lookup per distinct prefix
+ * length in use no longer than the key (O(P), never a scan of the
+ * filters).  Fills pke[] and returns how many. */
+static uint32_t find_prefixes(const struct shnd_index *ix, const uint8_t *key, uint32_t len,
+			      struct shnd_keyent **pke)
+{
+	uint32_t n = 0;
+
+	for (uint32_t j = 0; j < ix->nplens && ix->plens[j] <= len; j++) {
+		uint32_t p = ix->plens[j];
+		struct shnd_keyent *ke = shnd_index_find_prefix(ix, key, p,
+								shnd_index_hash(key, p));
+
+		if (ke != NULL)
+			pke[n++] = ke;
+	}
+	return (n);
+}
+
 /* The index does not change while a batch is collected (it changes only
  * on control messages, between rounds). */
 void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port *only)
@@ -150,12 +170,17 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 	bool sq[COLLECT_AHEAD];       /* and whether each has the previous note's key */
 	uint64_t prev_h = 0;
 	struct shnd_keyent *prev_ke = NULL;
+	/* the prefix entries of the last note looked up, and which note: a
+	 * flood repeating a key looks them up once */
+	struct shnd_keyent *pke[SHN_KEY_MAX_WIRE];
+	uint32_t npke = 0;
+	int pke_note = -1;
 	int i;
 
 	r->gen++;
 	r->nmatch = 0;
 	r->ntouched = 0;
-	if (ix->nkeys == 0 && ix->nwild == 0)
+	if (shnd_index_entries(ix) == 0)
 		return;
 	/* With many keys each lookup misses the cache on the bucket, then on
 	 * the entry, then on the subscription: hash COLLECT_AHEAD notes ahead
@@ -203,6 +228,20 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 						match(b, s, (uint32_t)i, pn, only);
 				}
 			}
+		}
+		if (ix->nplens > 0) {
+			/* match() keeps each port once per note, with the
+			 * smallest conn, whatever mix of filters took it */
+			if (pke_note != i - 1 || !same_key_as_previous(r, i))
+				npke = find_prefixes(ix, (const uint8_t *)(pn + 1), pn->key_len, pke);
+			pke_note = i;
+			for (uint32_t j = 0; j < npke; j++)
+				shnd_list_for_each(pos, &pke[j]->subs) {
+					struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);
+
+					if (ev & s->mask)
+						match(b, s, (uint32_t)i, pn, only);
+				}
 		}
 		shnd_list_for_each(pos, &ix->wild) {
 			struct shnd_sub *s = shnd_list_entry(pos, struct shnd_sub, by_key);

@@ -174,7 +174,7 @@ void shnd_port_free(struct shnd_broker *b, struct shnd_port *p)
 }
 
 int shnd_sub_create(struct shnd_broker *b, struct shnd_client *c, struct shnd_port *p,
-		    uint64_t conn, uint32_t mask, const void *key, size_t key_len)
+		    uint64_t conn, uint32_t mask, const void *key, size_t key_len, bool prefix)
 {
 	struct shnd_sub *s;
 	int err;
@@ -187,6 +187,7 @@ int shnd_sub_create(struct shnd_broker *b, struct shnd_client *c, struct shnd_po
 	s->conn = conn;
 	s->serial = ++b->next_sub_serial;
 	s->mask = mask;
+	s->prefix = prefix && key != NULL;
 	s->port = p;
 	s->by_conn.key = conn;
 	if (shnd_map_insert(&c->subs, &s->by_conn) < 0) {

@@ -24,10 +24,10 @@ struct shnd_port *shnd_port_find(struct shnd_broker *b, struct shnd_client *c, u
 void shnd_port_free(struct shnd_broker *b, struct shnd_port *p);
 
 /* Add a subscription (fields validated by the caller) and make it live in
- * the index before returning.  key NULL: any key.  0, -EEXIST (conn live
- * for c) or -ENOMEM. */
+ * the index before returning.  key NULL: any key; prefix: key is a prefix
+ * (SHN_SUB_PREFIX).  0, -EEXIST (conn live for c) or -ENOMEM. */
 int shnd_sub_create(struct shnd_broker *b, struct shnd_client *c, struct shnd_port *p,
-		    uint64_t conn, uint32_t mask, const void *key, size_t key_len);
+		    uint64_t conn, uint32_t mask, const void *key, size_t key_len, bool prefix);
 
 /* c's live subscription conn, or NULL. */
 struct shnd_sub *shnd_sub_find(struct shnd_client *c, uint64_t conn);

@@ -62,7 +62,11 @@ static int subscribe_args(const struct shn_msg_subscribe *req, size_t len)
 
 	if ((req->flags & SHN_SUB_MONITOR) && !any)
 		return (-EINVAL);   /* a monitor sees every key */
-	if (req->conn == 0 || (req->flags & ~(SHN_SUB_ANY_KEY | SHN_SUB_MONITOR)) != 0 ||
+	/* a prefix has 1.. bytes (the library sends an empty one as ANY_KEY) */
+	if ((req->flags & SHN_SUB_PREFIX) && any)
+		return (-EINVAL);
+	if (req->conn == 0 ||
+	    (req->flags & ~(SHN_SUB_ANY_KEY | SHN_SUB_MONITOR | SHN_SUB_PREFIX)) != 0 ||
 	    (any ? req->key_len != 0 : (req->key_len == 0 || req->key_len > SHN_KEY_MAX_WIRE)) ||
 	    len != sizeof(*req) + req->key_len ||
 	    (req->event_mask & SHN_EV_ALL_WIRE) == 0 || (req->event_mask & SHN_EV_SYSTEM_WIRE) != 0)

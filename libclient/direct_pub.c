@@ -32,6 +32,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+/* The table's hash, for the lookup's prefixes of a key. */
+static uint64_t ftab_hash(const void *key, size_t len)
+{
+	return (XXH3_64bits(key, len));
+}
+
 static const struct shn_pmap_slot *pmap_slots(const shn_client *c)
 {
 	return (const struct shn_pmap_slot *)((const uint8_t *)c->pmap +
@@ -239,7 +245,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		if (!same_key) {
 			nm = shn_ftab_lookup(c->ftab, gen, XXH3_64bits(x->key, x->key_len),
 					     (const uint8_t *)x->key, x->key_len, m,
-					     SHN__DPLAN_PORTS);
+					     SHN__DPLAN_PORTS, ftab_hash);
 			if (nm == -EBADMSG)
 				return (-EAGAIN);   /* torn: the broker rewrote this half */
 			if (nm < 0)

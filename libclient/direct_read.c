@@ -54,6 +54,7 @@ static void fc_free(shn_port *p)
 	p->fc_any = NULL;
 	p->fc_keys = NULL;
 	p->fc_cap = p->fc_nany = 0;
+	memset(p->fc_plens, 0, sizeof(p->fc_plens));
 	p->fc_valid = false;
 }
 
@@ -173,35 +174,55 @@ static int fc_build(shn_port *p)
 			;
 		memcpy(p->fc_keys + keys, s->key, s->key_len);
 		*e = (struct shn__fc_ent){ .hash = h, .conn = s->conn, .mask = s->mask,
-					   .key_off = keys, .key_len = s->key_len };
+					   .key_off = keys, .key_len = s->key_len,
+					   .prefix = s->prefix };
+		if (s->prefix)
+			p->fc_plens[(s->key_len - 1) / 64] |= 1ull << ((s->key_len - 1) % 64);
 		keys += s->key_len;
 	}
 	p->fc_valid = true;
 	return (0);
 }
 
-/* The oldest filter of the cache that takes this note: its conn, or 0. */
+/* The oldest entry of the cache's chain for key[0..len) (hash h, exact or
+ * prefix as asked) that takes event, or best. */
+static shn_conn fc_probe(const shn_port *p, uint64_t h, bool prefix, uint32_t event,
+			 const uint8_t *key, uint32_t len, shn_conn best)
+{
+	for (uint32_t i = (uint32_t)h & (p->fc_cap - 1);; i = (i + 1) & (p->fc_cap - 1)) {
+		const struct shn__fc_ent *e = &p->fc_tab[i];
+
+		if (e->key_len == 0)
+			break;
+		if (e->hash == h && e->key_len == len && e->prefix == prefix && (event & e->mask) &&
+		    memcmp(p->fc_keys + e->key_off, key, len) == 0 &&
+		    (best == 0 || e->conn < best))
+			best = e->conn;
+	}
+	return (best);
+}
+
+/* The oldest filter of the cache that takes this note (any-key, its exact
+ * key, or a prefix of it: one probe per prefix length the port's filters
+ * use, no longer than the key): its conn, or 0. */
 static shn_conn fc_lookup(const shn_port *p, uint32_t event, const uint8_t *key, uint32_t key_len)
 {
 	shn_conn best = 0;
-	uint64_t h;
 
 	for (uint32_t i = 0; i < p->fc_nany; i++)
 		if ((event & p->fc_any[i].mask) && (best == 0 || p->fc_any[i].conn < best))
 			best = p->fc_any[i].conn;
 	if (p->fc_cap == 0)
 		return (best);
-	h = XXH3_64bits(key, key_len);
-	for (uint32_t i = (uint32_t)h & (p->fc_cap - 1);; i = (i + 1) & (p->fc_cap - 1)) {
-		const struct shn__fc_ent *e = &p->fc_tab[i];
+	best = fc_probe(p, XXH3_64bits(key, key_len), false, event, key, key_len, best);
+	for (uint32_t w = 0; w < SHN_PREFIX_LEN_WORDS && 64 * w < key_len; w++)
+		for (uint64_t bits = p->fc_plens[w]; bits != 0; bits &= bits - 1) {
+			uint32_t len = 64 * w + (uint32_t)__builtin_ctzll(bits) + 1;
 
-		if (e->key_len == 0)
-			break;
-		if (e->hash == h && e->key_len == key_len && (event & e->mask) &&
-		    memcmp(p->fc_keys + e->key_off, key, key_len) == 0 &&
-		    (best == 0 || e->conn < best))
-			best = e->conn;
-	}
+			if (len > key_len)
+				break;
+			best = fc_probe(p, XXH3_64bits(key, len), true, event, key, len, best);
+		}
 	return (best);
 }
 

@@ -74,6 +74,8 @@ static bool sink_matches(const struct shn__sub *s, const shn_notification *x)
 		return (false);
 	if (s->any_key)
 		return (true);
+	if (s->prefix)   /* the key starts with the prefix (or is it) */
+		return (x->key_len >= s->key_len && memcmp(x->key, s->key, s->key_len) == 0);
 	return (x->key_len == s->key_len && memcmp(x->key, s->key, s->key_len) == 0);
 }
 

@@ -156,13 +156,14 @@ struct shn__pring {
 };
 
 /* direct_read.c's filter cache (struct shn_port): one entry per exact-key
- * subscription of the port, one per any-key one. */
+ * or prefix subscription of the port, one per any-key one. */
 struct shn__fc_ent {
 	uint64_t hash;                 /* XXH3_64bits(key); key_len 0: empty */
 	uint64_t conn;
 	uint32_t mask;
 	uint32_t key_off;              /* into fc_keys */
 	uint16_t key_len;
+	bool prefix;                   /* the key is a prefix: hash is of its bytes */
 };
 struct shn__fc_any {
 	uint64_t conn;
@@ -239,8 +240,9 @@ struct shn_port {
 	 * sinks_gen moved; the reader's own */
 	bool fc_valid;
 	uint32_t fc_gen;
-	struct shn__fc_ent *fc_tab;    /* exact keys, open addressing by hash */
-	uint32_t fc_cap;               /* a power of two, > the exact filters */
+	struct shn__fc_ent *fc_tab;    /* exact keys and prefixes, open addressing by hash */
+	uint32_t fc_cap;               /* a power of two, > the exact and prefix filters */
+	uint64_t fc_plens[SHN_PREFIX_LEN_WORDS];  /* bit p - 1: a prefix of p bytes */
 	struct shn__fc_any *fc_any;    /* any-key (and monitor) filters */
 	uint32_t fc_nany;
 	uint8_t *fc_keys;

@@ -507,7 +507,8 @@ int shn__send_subscribe(shn_client *c, const struct shn__sub *s)
 	req.m.conn = s->conn;
 	req.m.port_id = atomic_load(&s->port->id);
 	req.m.event_mask = s->mask;
-	req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0);
+	req.m.flags = (s->any_key ? SHN_SUB_ANY_KEY : 0) | (s->monitor ? SHN_SUB_MONITOR : 0) |
+		      (s->prefix ? SHN_SUB_PREFIX : 0);
 	req.m.key_len = s->key_len;
 	memcpy(req.m.key, s->key, s->key_len);
 	return (shn__call(c, &req, sizeof(req.m) + s->key_len, &rep, sizeof(rep), NULL, NULL, NULL));
@@ -520,9 +521,16 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	shn_client *c;
 	int err;
 
-	if (p == NULL || conn == NULL || (flags & ~SHN_SUBSCRIBE_MONITOR) != 0 ||
-	    ((flags & SHN_SUBSCRIBE_MONITOR) && key != NULL))
+	bool prefix = (flags & SHN_SUBSCRIBE_PREFIX) != 0;
+
+	if (p == NULL || conn == NULL ||
+	    (flags & ~(SHN_SUBSCRIBE_MONITOR | SHN_SUBSCRIBE_PREFIX)) != 0 ||
+	    ((flags & SHN_SUBSCRIBE_MONITOR) && (key != NULL || prefix)))
 		return (-EINVAL);
+	/* an empty prefix (key NULL or key_len 0) takes every key: it is an
+	 * any-key filter, and goes to the broker as one */
+	if (prefix && key_len == 0)
+		key = NULL;
 	if ((key == NULL) != (key_len == 0) || key_len > SHN_KEY_MAX)
 		return (-EINVAL);
 	if ((event_mask & SHN_EV_ALL) == 0 || (event_mask & SHN_EV_SYSTEM) != 0)
@@ -537,6 +545,7 @@ int shn__subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_
 	s->ctx = ctx;
 	s->any_key = (key == NULL);
 	s->monitor = (flags & SHN_SUBSCRIBE_MONITOR) != 0;
+	s->prefix = prefix && key != NULL;
 	s->key_len = (uint16_t)key_len;
 	s->mask = event_mask;
 	if (key_len)

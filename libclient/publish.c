@@ -64,17 +64,49 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 	return (0);
 }
 
+/* Does some prefix filter possibly take key?  One bit test per prefix
+ * length in use (lens: the broker segment's prefix_lens) no longer than
+ * the key: the prefix's hash sets its bit as a key's does. */
+static bool prefix_listens(shn_client *c, const uint64_t *lens, const uint8_t *key, size_t len)
+{
+	for (uint32_t w = 0; w < SHN_PREFIX_LEN_WORDS && 64 * w < len; w++)
+		for (uint64_t bits = lens[w]; bits != 0; bits &= bits - 1) {
+			size_t p = 64 * w + (size_t)__builtin_ctzll(bits) + 1;
+
+			if (p > len)
+				break;
+			if (shn_interest_bit(c->interest, XXH3_64bits(key, p)))
+				return (true);
+		}
+	return (false);
+}
+
 /* "If no sink is registered, skip the call": does any key of the batch
  * possibly have a subscriber?  Reads the broker's interest summary; never
- * says no for a key someone subscribed to before this call began.
- * Caller holds pub_lock (the summary moves on reconnect). */
+ * says no for a key someone subscribed to before this call began: the
+ * broker set the key's (or prefix's) bit and the prefix's length before
+ * that SUBSCRIBE's reply (shm/proto.h).  Caller holds pub_lock (the
+ * summary moves on reconnect). */
 static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t n)
 {
+	uint64_t lens[SHN_PREFIX_LEN_WORDS] = { 0 };
+	bool prefixes = false;
+
 	if (!(c->bshm->flags & SHN_BROKER_F_INTEREST))
 		return (true);   /* a broker that keeps no summary */
-	for (size_t i = 0; i < n; i++)
-		if (shn_interest_test(c->bshm, c->interest, XXH3_64bits(batch[i].key, batch[i].key_len)))
+	if (c->bshm->flags & SHN_BROKER_F_PREFIX)
+		for (int w = 0; w < SHN_PREFIX_LEN_WORDS; w++) {
+			lens[w] = atomic_load_explicit(&c->bshm->prefix_lens[w], memory_order_acquire);
+			prefixes |= lens[w] != 0;
+		}
+	for (size_t i = 0; i < n; i++) {
+		const shn_notification *x = &batch[i];
+
+		if (shn_interest_test(c->bshm, c->interest, XXH3_64bits(x->key, x->key_len)))
 			return (true);
+		if (prefixes && prefix_listens(c, lens, x->key, x->key_len))
+			return (true);
+	}
 	return (false);
 }
 

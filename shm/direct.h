@@ -237,15 +237,19 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
  * every client that asked for the direct path (DIRECT_SETUP reply),
  * read-only.  Layout:
  *   [0]                    struct shn_ftab_hdr
- *   [hdr.half_off[0]]      half 0: struct shn_ftab_half, then
+ *   [hdr.half_off[0]]      half 0: struct shn_ftab_half (with the set of
+ *                          prefix lengths in use), then
  *                          any[max_filters] struct shn_ftab_any,
- *                          slots[nslots] struct shn_ftab_slot,
+ *                          slots[nslots] struct shn_ftab_slot (exact keys
+ *                          and prefixes, SHN_FTAB_SLOT_PREFIX),
  *                          keys[key_bytes]
  *   [hdr.half_off[1]]      half 1, the same.
  * The broker rebuilds the half not in use from its index on every change of
  * the filters or of any port map, then stores gen + 1 (seq_cst), and only
  * then replies (rule 8).  The half in use is gen & 1. */
-#define SHN_FTAB_MAGIC 0x42544653u /* "SFTB" */
+/* "SFT2": version 2 holds prefix filters; a library that knows only
+ * version 1 ("SFTB") refuses the table and keeps the broker path. */
+#define SHN_FTAB_MAGIC 0x32544653u
 
 struct shn_ftab_hdr {
 	/* broker writes once, before it hands out a descriptor */
@@ -263,9 +267,13 @@ struct shn_ftab_hdr {
 struct shn_ftab_half {
 	uint32_t flags;    /* SHN_FTAB_DISABLED: more live filters than fit */
 	uint32_t n_any;    /* any-key entries used, <= max_filters */
-	uint32_t n_exact;  /* exact-key filters (slots used), < nslots */
+	uint32_t n_exact;  /* exact-key and prefix filters (slots used), < nslots */
 	uint32_t key_used; /* key bytes used, <= key_bytes */
-	uint8_t  pad[48];
+	/* bit p - 1 (word (p - 1) / 64): some prefix slot of p bytes is in
+	 * this half.  A lookup of a key of length L probes once per length
+	 * p <= L set here (O(P)). */
+	uint64_t plens[4];
+	uint8_t  pad[16];
 };
 /* The broker has more live filters than the table holds: nothing goes
  * direct at this generation, every batch takes the broker path. */
@@ -277,21 +285,30 @@ struct shn_ftab_any {
 	uint32_t mask;
 };
 
-/* An exact-key filter: one slot per (key, port), masks ORed; open
- * addressing with linear probing from hash & (nslots - 1); key_len 0 marks
- * an empty slot, which ends a probe. */
+/* An exact-key or prefix filter: one slot per (key, prefix bit, port),
+ * masks ORed; open addressing with linear probing from hash & (nslots - 1);
+ * key_len 0 marks an empty slot, which ends a probe.  "ab" exact and "ab"
+ * prefix share a hash and a probe chain, and never match for each other. */
 struct shn_ftab_slot {
-	uint64_t hash;     /* XXH3_64bits(key) */
+	uint64_t hash;     /* XXH3_64bits(key), of the prefix bytes for a prefix */
 	uint32_t port_id;
 	uint32_t mask;
 	uint32_t key_off;  /* into keys[] of this half */
 	uint16_t key_len;  /* 1..SHN_KEY_MAX_WIRE; 0: empty */
-	uint16_t reserved;
+	uint16_t flags;    /* SHN_FTAB_SLOT_PREFIX, or 0: an exact key */
 };
+#define SHN_FTAB_SLOT_PREFIX 1u   /* key[0..key_len) is a prefix */
+#define SHN_FTAB_SLOT_KNOWN  1u
+#define SHN_FTAB_PLEN_MAX    256u /* = SHN_KEY_MAX_WIRE (proto.h asserts it) */
+
+/* The hash the table's slots use (XXH3_64bits); the lookup hashes each
+ * prefix of the key with it. */
+typedef uint64_t (*shn_ftab_hash_fn)(const void *key, size_t len);
 
 _Static_assert(sizeof(struct shn_ftab_hdr) == 2 * SHN_CACHELINE, "ftab hdr");
 _Static_assert(sizeof(struct shn_ftab_half) == SHN_CACHELINE, "ftab half");
 _Static_assert(sizeof(struct shn_ftab_slot) == 24, "ftab slot");
+_Static_assert(SHN_FTAB_PLEN_MAX == 64 * 4, "a bit per prefix length");
 
 /* Where the parts of a half lie, relative to the half's start. */
 static inline uint64_t shn_ftab_any_off(void)
@@ -372,18 +389,55 @@ static inline int shn_ftab_add_match(struct shn_ftab_match *out, uint32_t *n, ui
 	return 0;
 }
 
+/* One probe chain of the lookup: the slots of key[0..len) (hash h) whose
+ * prefix bit is want, added to out.  0, -ENOSPC or -EBADMSG. */
+static inline int shn_ftab_probe(const struct shn_ftab_hdr *t,
+				 const volatile struct shn_ftab_slot *slots, const uint8_t *keys,
+				 uint64_t h, const uint8_t *key, uint32_t len, uint16_t want,
+				 struct shn_ftab_match *out, uint32_t *n, uint32_t max)
+{
+	uint32_t smask = t->nslots - 1, i = (uint32_t)h & smask, probes;
+
+	for (probes = 0; probes < t->nslots; probes++, i = (i + 1) & smask) {
+		struct shn_ftab_slot s;
+
+		s.hash = slots[i].hash;
+		s.port_id = slots[i].port_id;
+		s.mask = slots[i].mask;
+		s.key_off = slots[i].key_off;
+		s.key_len = slots[i].key_len;
+		s.flags = slots[i].flags;
+		if (s.key_len == 0)
+			return 0;
+		if (s.flags & ~SHN_FTAB_SLOT_KNOWN)
+			return -EBADMSG;
+		if (s.hash != h || s.key_len != len || (s.flags & SHN_FTAB_SLOT_PREFIX) != want)
+			continue;
+		if (s.key_off > t->key_bytes || t->key_bytes - s.key_off < s.key_len)
+			return -EBADMSG;
+		if (memcmp(keys + s.key_off, key, len) != 0 || s.mask == 0)
+			continue;
+		if (shn_ftab_add_match(out, n, max, s.port_id, s.mask) != 0)
+			return -ENOSPC;
+	}
+	return -EBADMSG;   /* no empty slot: the broker always leaves one */
+}
+
 /* The publisher's lookup: every port whose filters at generation gen take
  * key[0..key_len) (hash = XXH3_64bits of it), with the union of their event
- * masks, one entry per port, into out[0..max).  t was checked with
- * shn_ftab_geometry_ok().  Returns the number of entries; -EAGAIN when the
- * table is disabled at this generation (take the broker path); -ENOSPC when
- * more than max ports match; -EBADMSG when what it read cannot be a table
- * the broker wrote (a torn read: the broker is rewriting this half, so the
- * caller's re-load of gen will differ; it matches again).  Reads each slot
- * once into private memory, bounds every count and offset. */
+ * masks, one entry per port, into out[0..max): its any-key filters, its
+ * exact key, and each prefix of it that some prefix filter names (one probe
+ * per prefix length in use no longer than the key, each prefix hashed with
+ * hash_fn).  t was checked with shn_ftab_geometry_ok().  Returns the number
+ * of entries; -EAGAIN when the table is disabled at this generation (take
+ * the broker path); -ENOSPC when more than max ports match; -EBADMSG when
+ * what it read cannot be a table the broker wrote (a torn read: the broker
+ * is rewriting this half, so the caller's re-load of gen will differ; it
+ * matches again).  Reads each slot once into private memory, bounds every
+ * count, length and offset. */
 static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, uint64_t hash,
 				  const uint8_t *key, uint32_t key_len,
-				  struct shn_ftab_match *out, uint32_t max)
+				  struct shn_ftab_match *out, uint32_t max, shn_ftab_hash_fn hash_fn)
 {
 	const uint8_t *half = (const uint8_t *)t + t->half_off[gen & 1];
 	const volatile struct shn_ftab_half *hh = (const volatile void *)half;
@@ -392,8 +446,8 @@ static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, ui
 	const volatile struct shn_ftab_slot *slots =
 		(const volatile void *)(half + shn_ftab_slots_off(t->max_filters));
 	const uint8_t *keys = half + shn_ftab_keys_off(t->max_filters, t->nslots);
-	uint32_t flags = hh->flags, n_any = hh->n_any, n = 0, i, probes;
-	uint32_t smask = t->nslots - 1;
+	uint32_t flags = hh->flags, n_any = hh->n_any, n = 0, i;
+	int err;
 
 	if (flags & SHN_FTAB_DISABLED)
 		return -EAGAIN;
@@ -405,27 +459,25 @@ static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, ui
 		if (a.mask != 0 && shn_ftab_add_match(out, &n, max, a.port_id, a.mask) != 0)
 			return -ENOSPC;
 	}
-	i = (uint32_t)hash & smask;
-	for (probes = 0; probes < t->nslots; probes++, i = (i + 1) & smask) {
-		struct shn_ftab_slot s;
+	err = shn_ftab_probe(t, slots, keys, hash, key, key_len, 0, out, &n, max);
+	if (err)
+		return err;
+	for (uint32_t w = 0; w < 4 && 64 * w < key_len; w++) {
+		uint64_t bits = hh->plens[w];
 
-		s.hash = slots[i].hash;
-		s.port_id = slots[i].port_id;
-		s.mask = slots[i].mask;
-		s.key_off = slots[i].key_off;
-		s.key_len = slots[i].key_len;
-		if (s.key_len == 0)
-			return (int)n;
-		if (s.hash != hash || s.key_len != key_len)
-			continue;
-		if (s.key_off > t->key_bytes || t->key_bytes - s.key_off < s.key_len)
-			return -EBADMSG;
-		if (memcmp(keys + s.key_off, key, key_len) != 0 || s.mask == 0)
-			continue;
-		if (shn_ftab_add_match(out, &n, max, s.port_id, s.mask) != 0)
-			return -ENOSPC;
+		while (bits != 0) {
+			uint32_t p = 64 * w + (uint32_t)__builtin_ctzll(bits) + 1;
+
+			bits &= bits - 1;
+			if (p > key_len)
+				break;
+			err = shn_ftab_probe(t, slots, keys, hash_fn(key, p), key, p,
+					     SHN_FTAB_SLOT_PREFIX, out, &n, max);
+			if (err)
+				return err;
+		}
 	}
-	return -EBADMSG;   /* no empty slot: the broker always leaves one */
+	return (int)n;
 }
 
 /* The broker's writer of one half (the inactive one: half gen+1 & 1):
@@ -449,6 +501,7 @@ static inline void shn_ftab_half_clear(struct shn_ftab_hdr *t, unsigned h, uint3
 	hh->n_any = 0;
 	hh->n_exact = 0;
 	hh->key_used = 0;
+	memset(hh->plens, 0, sizeof(hh->plens));
 	hh->flags = flags;
 }
 
@@ -472,11 +525,13 @@ static inline int shn_ftab_half_add_any(struct shn_ftab_hdr *t, unsigned h, uint
 	return 0;
 }
 
-/* *slot (may be NULL): the slot written or merged into, so that a writer
+/* A filter on key (sflags 0) or on the prefix key (SHN_FTAB_SLOT_PREFIX,
+ * key_len <= SHN_FTAB_PLEN_MAX), hash = XXH3_64bits of those bytes.
+ * *slot (may be NULL): the slot written or merged into, so that a writer
  * can later clear only the slots it used. */
-static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint64_t hash,
-					const uint8_t *key, uint32_t key_len,
-					uint32_t port_id, uint32_t mask, uint32_t *slot)
+static inline int shn_ftab_half_add_filter(struct shn_ftab_hdr *t, unsigned h, uint64_t hash,
+					   const uint8_t *key, uint32_t key_len, uint16_t sflags,
+					   uint32_t port_id, uint32_t mask, uint32_t *slot)
 {
 	uint8_t *half = shn_ftab_half_at(t, h);
 	struct shn_ftab_half *hh = (void *)half;
@@ -484,7 +539,8 @@ static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint
 	uint8_t *keys = half + shn_ftab_keys_off(t->max_filters, t->nslots);
 	uint32_t smask = t->nslots - 1, i = (uint32_t)hash & smask;
 
-	if (key_len == 0 || key_len > 0xffffu)
+	if (key_len == 0 || key_len > 0xffffu || (sflags & ~SHN_FTAB_SLOT_KNOWN) != 0 ||
+	    ((sflags & SHN_FTAB_SLOT_PREFIX) && key_len > SHN_FTAB_PLEN_MAX))
 		return -EINVAL;
 	for (;;) {
 		struct shn_ftab_slot *s = &slots[i];
@@ -492,7 +548,7 @@ static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint
 		if (s->key_len == 0)
 			break;
 		if (s->hash == hash && s->port_id == port_id && s->key_len == key_len &&
-		    memcmp(keys + s->key_off, key, key_len) == 0) {
+		    s->flags == sflags && memcmp(keys + s->key_off, key, key_len) == 0) {
 			s->mask |= mask;
 			if (slot != NULL)
 				*slot = i;
@@ -509,13 +565,23 @@ static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint
 	slots[i].port_id = port_id;
 	slots[i].mask = mask;
 	slots[i].key_off = hh->key_used;
-	slots[i].reserved = 0;
+	slots[i].flags = sflags;
 	slots[i].key_len = (uint16_t)key_len;
 	hh->key_used += key_len;
 	hh->n_exact++;
+	if (sflags & SHN_FTAB_SLOT_PREFIX)
+		hh->plens[(key_len - 1) / 64] |= (uint64_t)1 << ((key_len - 1) % 64);
 	if (slot != NULL)
 		*slot = i;
 	return 0;
+}
+
+/* An exact-key filter (shn_ftab_half_add_filter with sflags 0). */
+static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint64_t hash,
+					const uint8_t *key, uint32_t key_len,
+					uint32_t port_id, uint32_t mask, uint32_t *slot)
+{
+	return shn_ftab_half_add_filter(t, h, hash, key, key_len, 0, port_id, mask, slot);
 }
 
 /* ---- the port map ----------------------------------------------------- */

@@ -128,7 +128,8 @@ struct shn_msg_subscribe {
 #define SHN_SUB_MONITOR 2u  /* with ANY_KEY: see every routed notification (shmnotify
                                monitor); root or the broker's own uid only, -EACCES else */
 #define SHN_SUB_PREFIX  4u  /* key (1..SHN_KEY_MAX_WIRE bytes) is a prefix: the filter
-                               takes every key that starts with it */
+                               takes every key that starts with it (the key itself
+                               included); never with ANY_KEY or MONITOR (-EINVAL) */
 
 struct shn_msg_unsubscribe {
 	struct shn_msg_hdr hdr;
@@ -332,6 +333,7 @@ struct shn_sync_ack {
 };
 
 /* Broker segment, one per broker, read-only to clients. */
+#define SHN_PREFIX_LEN_WORDS 4   /* 256 bits: prefix lengths 1..SHN_KEY_MAX_WIRE */
 struct shn_broker_shm {
 	uint32_t magic;           /* SHN_BROKER_SHM_MAGIC */
 	uint32_t version;         /* SHN_PROTO_VERSION */
@@ -354,10 +356,20 @@ struct shn_broker_shm {
 	 * notification with -EMSGSIZE before writing it. */
 	alignas(SHN_CACHELINE) uint32_t max_key_len;
 	uint32_t max_data_len;
+	/* With SHN_BROKER_F_PREFIX, broker writes: the prefix lengths in use.
+	 * Bit p - 1 (word (p - 1) / 64) is set while some prefix filter
+	 * (SHN_SUB_PREFIX) of p bytes is live; each such prefix also sets
+	 * bit XXH3_64bits(prefix) of the interest bitmap, as a key does.
+	 * The broker sets the prefix's bit, then its length's (both release),
+	 * before it replies to SUBSCRIBE, and clears a length only when no
+	 * prefix of that length is left.  A publisher tests hash(key), then
+	 * hash(key[0..p)) for each length p in use with p <= key_len. */
+	alignas(SHN_CACHELINE) _Atomic uint64_t prefix_lens[SHN_PREFIX_LEN_WORDS];
 };
 #define SHN_BROKER_SHM_MAGIC 0x4b524253u /* "SBRK" */
 #define SHN_BROKER_F_INTEREST 1u  /* the broker keeps the interest summary */
 #define SHN_BROKER_F_LIMITS   2u  /* max_key_len and max_data_len are set */
+#define SHN_BROKER_F_PREFIX   4u  /* prefix_lens is kept (prefix filters exist) */
 #define SHN_INTEREST_OFF     4096u
 #define SHN_INTEREST_BITS    (1u << 19)   /* 64 KiB of bitmap */
 #define SHN_BROKER_SHM_SIZE  (SHN_INTEREST_OFF + SHN_INTEREST_BITS / 8)
@@ -371,6 +383,14 @@ static inline bool shn_interest_test(const struct shn_broker_shm *b,
 
 	if (atomic_load_explicit(&b->any_key_subs, memory_order_acquire) != 0)
 		return true;
+	return (atomic_load_explicit(&map[bit / 64], memory_order_acquire) >> (bit % 64)) & 1u;
+}
+
+/* Is bit h of the interest bitmap set (any_key_subs not looked at)? */
+static inline bool shn_interest_bit(const _Atomic uint64_t *map, uint64_t h)
+{
+	uint32_t bit = (uint32_t)(h & (SHN_INTEREST_BITS - 1));
+
 	return (atomic_load_explicit(&map[bit / 64], memory_order_acquire) >> (bit % 64)) & 1u;
 }
 
@@ -470,6 +490,7 @@ _Static_assert(sizeof(struct shn_msg_hello_reply) == 40, "hello reply");
 _Static_assert(sizeof(struct shn_msg_pub_check) == 24, "pub check");
 _Static_assert(sizeof(struct shn_msg_set_name) == 24, "set name");
 _Static_assert(sizeof(struct shn_broker_shm) <= SHN_INTEREST_OFF, "broker segment header");
+_Static_assert(SHN_PREFIX_LEN_WORDS * 64 == SHN_KEY_MAX_WIRE, "a bit per prefix length");
 _Static_assert(sizeof(struct shn_pub_batch) == 40, "pub batch");
 _Static_assert(sizeof(struct shn_pub_note) == 16, "pub note");
 _Static_assert(sizeof(struct shn_del_batch) == 40, "del batch");

@@ -300,13 +300,21 @@ static void table_new(struct table *tb, uint32_t max_filters, uint32_t nslots, u
 	shn_ftab_half_clear(tb->t, 1, 0);
 }
 
-static uint64_t hash_of(const char *k)
+/* The table's hash in these tests (the broker's is XXH3; any works as
+ * long as writer and lookup agree). */
+static uint64_t hash_bytes(const void *key, size_t len)
 {
+	const uint8_t *k = key;
 	uint64_t h = 1469598103934665603ull;
 
-	for (; *k; k++)
-		h = (h ^ (uint8_t)*k) * 1099511628211ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ k[i]) * 1099511628211ull;
 	return h;
+}
+
+static uint64_t hash_of(const char *k)
+{
+	return hash_bytes(k, strlen(k));
 }
 
 static int add_key(struct table *tb, unsigned half, const char *key, uint32_t port, uint32_t mask)
@@ -319,7 +327,7 @@ static int lookup(struct table *tb, uint64_t gen, const char *key, struct shn_ft
 		  uint32_t max)
 {
 	return shn_ftab_lookup(tb->t, gen, hash_of(key), (const uint8_t *)key,
-			       (uint32_t)strlen(key), m, max);
+			       (uint32_t)strlen(key), m, max, hash_bytes);
 }
 
 static uint32_t mask_of(const struct shn_ftab_match *m, int n, uint32_t port)
@@ -374,6 +382,84 @@ static void test_table_lookup(void **state)
 
 /* Different keys with the same hash live in one probe chain and never match
  * each other. */
+/* Prefix slots: "ab" exact and "ab" prefix are two filters; a key takes
+ * every prefix of it in use (binary ones too), never a longer prefix, and
+ * the half says which lengths are in use. */
+static int lookup_n(struct table *tb, const void *key, uint32_t len, struct shn_ftab_match *m)
+{
+	return shn_ftab_lookup(tb->t, 0, hash_bytes(key, len), key, len, m, 8, hash_bytes);
+}
+
+static int add_prefix(struct table *tb, const void *p, uint32_t len, uint32_t port, uint32_t mask)
+{
+	return shn_ftab_half_add_filter(tb->t, 0, hash_bytes(p, len), p, len,
+					SHN_FTAB_SLOT_PREFIX, port, mask, NULL);
+}
+
+static void test_table_prefix(void **state)
+{
+	struct table tb;
+	struct shn_ftab_match m[8];
+	const struct shn_ftab_half *hh;
+	static const uint8_t bin[] = { 0, 'x', 0 };
+	uint8_t key[300] = { 0, 'x', 0, 0, 'y' };
+	char big[257];
+	int n;
+
+	(void)state;
+	table_new(&tb, 16, 32, 1024);
+	hh = (const void *)shn_ftab_half_at(tb.t, 0);
+	assert_int_equal(add_key(&tb, 0, "ab", 1, 0x1), 0);
+	assert_int_equal(add_prefix(&tb, "ab", 2, 2, 0x2), 0);
+	assert_int_equal(add_prefix(&tb, "a", 1, 3, 0x4), 0);
+	assert_int_equal(add_prefix(&tb, "a", 1, 3, 0x8), 0);   /* merged */
+	assert_int_equal(add_prefix(&tb, bin, 3, 4, 0x1), 0);
+	assert_int_equal(hh->n_exact, 4);
+	assert_int_equal(hh->plens[0], 0x7u);   /* lengths 1, 2, 3 */
+
+	n = lookup_n(&tb, "ab", 2, m);
+	assert_int_equal(n, 3);
+	assert_int_equal(mask_of(m, n, 1), 0x1);
+	assert_int_equal(mask_of(m, n, 2), 0x2);
+	assert_int_equal(mask_of(m, n, 3), 0xc);
+	n = lookup_n(&tb, "abc", 3, m);   /* not the exact "ab" */
+	assert_int_equal(n, 2);
+	assert_int_equal(mask_of(m, n, 1), 0);
+	assert_int_equal(mask_of(m, n, 2), 0x2);
+	n = lookup_n(&tb, "a", 1, m);   /* shorter than "ab" */
+	assert_int_equal(n, 1);
+	assert_int_equal(mask_of(m, n, 3), 0xc);
+	assert_int_equal(lookup_n(&tb, "b", 1, m), 0);
+	assert_int_equal(lookup_n(&tb, bin, 2, m), 0);   /* shorter than the binary prefix */
+	n = lookup_n(&tb, key, 5, m);
+	assert_int_equal(n, 1);
+	assert_int_equal(mask_of(m, n, 4), 0x1);
+	n = lookup_n(&tb, key, 300, m);   /* longer than any prefix can be */
+	assert_int_equal(n, 1);
+
+	/* a prefix is at most SHN_FTAB_PLEN_MAX bytes; a length of 256 is
+	 * the last bit */
+	memset(big, 'b', sizeof(big));
+	assert_int_equal(add_prefix(&tb, big, 257, 5, 0x1), -EINVAL);
+	assert_int_equal(add_prefix(&tb, big, 256, 5, 0x1), 0);
+	assert_int_equal(hh->plens[3], 1ull << 63);
+	assert_int_equal(lookup_n(&tb, big, 256, m), 1);
+	assert_int_equal(lookup_n(&tb, big, 255, m), 0);
+	/* an unknown slot flag is not a table the broker wrote */
+	struct shn_ftab_slot *slots = (void *)((uint8_t *)shn_ftab_half_at(tb.t, 0) +
+					       shn_ftab_slots_off(tb.t->max_filters));
+	for (uint32_t i = 0; i < tb.t->nslots; i++)
+		if (slots[i].key_len == 2 && slots[i].flags == SHN_FTAB_SLOT_PREFIX)
+			slots[i].flags = 0x8000;
+	assert_int_equal(lookup_n(&tb, "ab", 2, m), -EBADMSG);
+	/* clearing the half clears its lengths */
+	shn_ftab_half_clear(tb.t, 0, 0);
+	for (int w = 0; w < 4; w++)
+		assert_int_equal(hh->plens[w], 0);
+	assert_int_equal(lookup_n(&tb, "ab", 2, m), 0);
+	free(tb.t);
+}
+
 static void test_table_collisions(void **state)
 {
 	struct table tb;
@@ -386,14 +472,14 @@ static void test_table_collisions(void **state)
 		assert_int_equal(shn_ftab_half_add_key(tb.t, 0, 99, (const uint8_t *)keys[i], 2,
 						       100 + i, 1u << i, NULL), 0);
 	for (uint32_t i = 0; i < 6; i++) {
-		int n = shn_ftab_lookup(tb.t, 0, 99, (const uint8_t *)keys[i], 2, m, 4);
+		int n = shn_ftab_lookup(tb.t, 0, 99, (const uint8_t *)keys[i], 2, m, 4, hash_bytes);
 
 		assert_int_equal(n, 1);
 		assert_int_equal(m[0].port_id, 100 + i);
 		assert_int_equal(m[0].mask, 1u << i);
 	}
 	/* the right key under another hash is not found */
-	assert_int_equal(shn_ftab_lookup(tb.t, 0, 98, (const uint8_t *)"k0", 2, m, 4), 0);
+	assert_int_equal(shn_ftab_lookup(tb.t, 0, 98, (const uint8_t *)"k0", 2, m, 4, hash_bytes), 0);
 	free(tb.t);
 }
 
@@ -455,7 +541,7 @@ static void test_table_garbage(void **state)
 			((struct shn_ftab_half *)(void *)half)->n_any = (uint32_t)rnd() % 70;
 		/* the header line the broker writes once stays valid */
 		assert_true(shn_ftab_geometry_ok(tb.t, tb.size));
-		int n = shn_ftab_lookup(tb.t, 1, rnd() % 4, (const uint8_t *)"k", 1, m, 8);
+		int n = shn_ftab_lookup(tb.t, 1, rnd() % 4, (const uint8_t *)"k", 1, m, 8, hash_bytes);
 		assert_true(n == -EAGAIN || n == -EBADMSG || n == -ENOSPC || (n >= 0 && n <= 8));
 	}
 	free(tb.t);
@@ -564,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_record_bad_notes),
 		cmocka_unit_test(test_record_hook),
 		cmocka_unit_test(test_table_lookup),
+		cmocka_unit_test(test_table_prefix),
 		cmocka_unit_test(test_table_collisions),
 		cmocka_unit_test(test_table_full),
 		cmocka_unit_test(test_table_garbage),

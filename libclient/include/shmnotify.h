@@ -100,8 +100,16 @@ typedef uint64_t          shn_conn;          /* 0 is never a valid connection nu
 
 /* shn_subscribe flags */
 #define SHN_SUBSCRIBE_PREFIX  1u             /* key is a prefix: a notification matches when
-                                                its key starts with those bytes (an empty
-                                                prefix takes every key) */
+                                                its key starts with those bytes, byte for
+                                                byte (zero bytes included; a key equal to
+                                                the prefix matches, a shorter one never).
+                                                An empty prefix (key NULL or key_len 0)
+                                                takes every key.  A port still gets each
+                                                note once, conn the oldest matching filter
+                                                whatever their kinds; an advise sink gets
+                                                the keys under its prefix.  Not with
+                                                SHN_SUBSCRIBE_MONITOR (-EINVAL).  Restored
+                                                as a prefix on reconnect. */
 #define SHN_SUBSCRIBE_MONITOR 0x100u         /* every notification the broker routes,
                                                 whatever its key (key NULL); root or the
                                                 broker's own uid only (-EACCES) */
@@ -223,8 +231,11 @@ int  shn_port_dispatch(shn_port *p, int timeout_ms);
 
 /* Register a filter on port p: notifications whose key equals key (key_len
  * bytes; key NULL and key_len 0 for every key) and whose event has a bit in
- * event_mask.  flags: 0, or SHN_SUBSCRIBE_MONITOR (with key NULL) to see all
- * traffic, as `shmnotify monitor` does.  *conn receives a non-zero connection number,
+ * event_mask.  flags: 0; SHN_SUBSCRIBE_PREFIX: key is a prefix, the filter
+ * takes every key that starts with it (see the flag; an [acl] rule must let
+ * this user subscribe to every key under it, else -EACCES); or
+ * SHN_SUBSCRIBE_MONITOR (with key NULL) to see all traffic, as `shmnotify
+ * monitor` does.  *conn receives a non-zero connection number,
  * never reused within this client's life.  Returns once the filter is
  * active. */
 int  shn_subscribe(shn_port *p, const void *key, size_t key_len, uint32_t event_mask,

@@ -137,9 +137,10 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 		bool ok;
 
 		memcpy(&m, msg, sizeof(m));
-		/* flags: 0, ANY_KEY, or ANY_KEY | MONITOR (a monitor sees every key) */
+		/* flags: 0, PREFIX (a key of 1.. bytes), ANY_KEY, or ANY_KEY |
+		 * MONITOR (a monitor sees every key) */
 		ok = m.conn != 0 &&
-		     (m.flags == 0 || m.flags == SHN_SUB_ANY_KEY ||
+		     (m.flags == 0 || m.flags == SHN_SUB_PREFIX || m.flags == SHN_SUB_ANY_KEY ||
 		      m.flags == (SHN_SUB_ANY_KEY | SHN_SUB_MONITOR)) &&
 		     ((m.flags & SHN_SUB_ANY_KEY) ? m.key_len == 0
 						  : m.key_len >= 1 && m.key_len <= 256) &&

@@ -510,6 +510,33 @@ static void direct_seeds(const char *dir)
 	put(&o, body.b, body.n);
 	save(dir, "direct", "lost-all-told", &o);
 
+	/* an empty ring, and as the filter-table half (fuzz_direct's
+	 * lookup: max_filters 16, nslots 32; its key is the half's first 64
+	 * bytes, its prefix hash the first bytes xor the length) a prefix
+	 * slot of 2 bytes the key starts with, its length in plens: the
+	 * lookup finds it */
+	{
+		uint8_t half[1472];
+		struct shn_ftab_half *hh = (void *)half;
+		struct shn_ftab_slot *sl = (void *)(half + shn_ftab_slots_off(16));
+
+		memset(half, 0, sizeof(half));
+		hh->n_exact = 1;
+		hh->key_used = 2;
+		hh->plens[0] = 1u << 1;   /* length 2 */
+		sl[2] = (struct shn_ftab_slot){ .hash = 2, .port_id = 7, .mask = 1, .key_off = 0,
+						.key_len = 2, .flags = SHN_FTAB_SLOT_PREFIX };
+		ring_hdr(&o, 0, 0, 0, 0, 0, NULL);
+		put(&o, half, sizeof(half));
+		save(dir, "direct", "ftab-prefix", &o);
+		/* every length up to 64 in use: a probe per length over the
+		 * same slots */
+		memset(hh->plens, 0xff, sizeof(hh->plens));
+		ring_hdr(&o, 0, 0, 0, 0, 0, NULL);
+		put(&o, half, sizeof(half));
+		save(dir, "direct", "ftab-prefix-all-lengths", &o);
+	}
+
 	/* the reader has told 2^40 already (mode bit 2): a record below it
 	 * is refused, one at it or above is taken */
 	body.n = 0;

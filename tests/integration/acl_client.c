@@ -6,6 +6,7 @@
  *
  *   acl_client SOCKET pub KEY            shn_notify one notification
  *   acl_client SOCKET sub KEY|*          open a port, subscribe (* = any key)
+ *   acl_client SOCKET subprefix KEY      open a port, subscribe to the prefix KEY
  *   acl_client SOCKET subrecv KEY        subscribe, print "ready", wait for one
  *                                        notification, print "got DATA uid N"
  *   acl_client SOCKET rawpub KEY...      past the library: HELLO by hand, one
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
 	int err;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: acl_client SOCKET pub|sub|subrecv|rawpub KEY...\n");
+		fprintf(stderr, "usage: acl_client SOCKET pub|sub|subprefix|subrecv|rawpub KEY...\n");
 		return (2);
 	}
 	const char *sock = argv[1], *cmd = argv[2], *key = argv[3];
@@ -149,6 +150,8 @@ int main(int argc, char **argv)
 		return (fail("shn_port_open", err));
 	if (strcmp(key, "*") == 0)
 		err = shn_subscribe(p, NULL, 0, SHN_EV_ALL, 0, &conn);
+	else if (strcmp(cmd, "subprefix") == 0)
+		err = shn_subscribe(p, key, strlen(key), SHN_EV_ALL, SHN_SUBSCRIBE_PREFIX, &conn);
 	else
 		err = shn_subscribe(p, key, strlen(key), SHN_EV_ALL, 0, &conn);
 	if (err < 0)

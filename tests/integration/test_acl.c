@@ -10,7 +10,10 @@
  * publish on a protected key, and gets -EACCES (exit status 13 here); an
  * allowed one can.  A batch written past the library's check is dropped by
  * the broker and counted.  Without [socket] the broker still refuses other
- * users even where the socket file was loosened by hand.
+ * users even where the socket file was loosened by hand.  A prefix
+ * subscription needs subscribe permission under the rule governing the
+ * prefix and under every rule whose prefix starts with it
+ * (test_prefix_rules).
  *
  * Needs root (setpriv) and util-linux: otherwise exit status 77 (skipped).
  */
@@ -341,6 +344,62 @@ static void test_private_socket(void **state)
 	h_stop(&e.h);
 }
 
+/* A prefix filter is allowed only where every key under it is: the rule
+ * governing the prefix (its longest rule prefix) and every rule whose
+ * prefix starts with it must let the client subscribe; a refusal names
+ * the rule that refused. */
+static const char prefix_conf[] =
+	"[socket]\n"
+	"mode = 0666\n"
+	"[acl \"protected/\"]\n"
+	"publish = *\n"
+	"subscribe = uid:1000, gid:4242\n"
+	"[acl \"protected/public-\"]\n"
+	"publish = *\n"
+	"subscribe = *\n"
+	"[acl \"open/secret/\"]\n"
+	"publish = *\n"
+	"subscribe = uid:1000\n";
+
+static void test_prefix_rules(void **state)
+{
+	struct env e;
+	(void)state;
+
+	start(&e, prefix_conf);
+	/* uid 65534: in no subscribe list but the "*" of protected/public- */
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "protected/"), EACCES);  /* governing */
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "protected/x"), EACCES);
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "prot"), EACCES);   /* a rule under it */
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "open/"), EACCES);  /* open/secret/ */
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "o"), EACCES);
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "open/secret/a"), EACCES);
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "protected/public-"), 0);
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "protected/public-x"), 0);
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "open/other"), 0);
+	assert_int_equal(as(&e, 65534, NULL, "subprefix", "q"), 0);   /* no rule at or under it */
+	/* an exact key under open/ is governed by its own rule only */
+	assert_int_equal(as(&e, 65534, NULL, "sub", "open/"), 0);
+	/* gid 4242 may subscribe under protected/, not under open/secret/ */
+	assert_int_equal(as(&e, 65534, "4242", "subprefix", "protected/"), 0);
+	assert_int_equal(as(&e, 65534, "4242", "subprefix", "p"), 0);
+	assert_int_equal(as(&e, 65534, "4242", "subprefix", "open/"), EACCES);
+	/* uid 1000 is in every list */
+	assert_int_equal(as(&e, 1000, NULL, "subprefix", "o"), 0);
+	assert_int_equal(as(&e, 1000, NULL, "subprefix", "p"), 0);
+
+	shn_client *root = h_connect(&e.h);
+	assert_int_equal(stat_of(root, "acl_subscribe_denied"), 7);
+	h_disconnect(root);
+	assert_true(log_has(&e.h, "subscribe to the keys under prefix \"protected/\" refused: "
+			    "[acl \"protected/\"]"));
+	assert_true(log_has(&e.h, "subscribe to the keys under prefix \"prot\" refused: "
+			    "[acl \"protected/\"]"));
+	assert_true(log_has(&e.h, "subscribe to the keys under prefix \"open/\" refused: "
+			    "[acl \"open/secret/\"]"));
+	h_stop(&e.h);
+}
+
 static const char *find_setpriv(void)
 {
 	static const char *const where[] = { "/usr/bin/setpriv", "/bin/setpriv", NULL };
@@ -369,6 +428,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_allowed_gid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_enforces, setup, teardown),
 		cmocka_unit_test(test_private_socket),
+		cmocka_unit_test(test_prefix_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

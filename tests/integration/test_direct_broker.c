@@ -25,13 +25,18 @@
 #include <sys/socket.h>
 #include <xxhash.h>
 
+static uint64_t xxh3(const void *key, size_t len)
+{
+	return XXH3_64bits(key, len);
+}
+
 /* The ports key reaches, as a publisher's library would look it up. */
 static int lookup(const struct hd_direct *d, const char *key, struct shn_ftab_match *m, uint32_t max)
 {
 	size_t len = strlen(key);
 
 	return shn_ftab_lookup(d->t, hd_gen(d), XXH3_64bits(key, len), (const uint8_t *)key,
-			       (uint32_t)len, m, max);
+			       (uint32_t)len, m, max, xxh3);
 }
 
 /* ---- the flag ------------------------------------------------------------ */

@@ -28,6 +28,10 @@
  *                          (DIRECT_FAULT: the broker cuts the publisher
  *                          off), delivers nothing of it, and the port goes
  *                          on with what other publishers send
+ *   test_outside_prefix    a hostile publisher's notes outside the port's
+ *                          prefix filter (another key, one shorter than
+ *                          the prefix) are dropped by the reader, those
+ *                          under it kept with its conn; the ring goes on
  *   test_gap_then_direct   a brokered gap report (a bridge's remote loss,
  *                          naming its key) uses no number: the direct note
  *                          after it is numbered on by one, as the broker
@@ -262,6 +266,8 @@ static void let_reader_adopt(void)
 	h_sleep_ms(200);
 }
 
+static long direct_faults(shn_client *c);
+
 static void test_direct_record(void **state)
 {
 	struct harness *h = *state;
@@ -401,6 +407,66 @@ static void test_hostile_record(void **state)
 	assert_int_equal(out[0].seq, 2);
 	rawpub_stop(&rp);
 	h_disconnect(other);
+	h_disconnect(c);
+}
+
+/* The port's only filter is the prefix "k/": a hostile publisher's notes
+ * with keys outside it (another first byte, the prefix's first byte
+ * alone: shorter, a longer look-alike) are dropped by the reader, quietly,
+ * the ones under it kept in order with the prefix filter's conn; a record
+ * of outside keys only leaves nothing, and the ring goes on. */
+static void test_outside_prefix(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_conn conn;
+	shn_port *p;
+	struct rawpub rp;
+	shn_notification out[8];
+	uint8_t buf[512];
+	long faults = direct_faults(c);
+
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	assert_int_equal(shn_subscribe(p, "k/", 2, SHN_EV_ALL, SHN_SUBSCRIBE_PREFIX, &conn), 0);
+	rawpub_start(h, &rp);
+	rawpub_broker(&rp, "k/0", "b1");
+	assert_int_equal(h_get(p, out, 8), 1);
+	assert_int_equal(out[0].conn, conn);
+	rawpub_take_ring(&rp);
+	let_reader_adopt();
+
+	const struct wnote mixed[] = {
+		{ 1, "k/in", 0, "d1" }, { 1, "x/out", 0, "d2" }, { 1, "k", 0, "d3" },
+		{ 1, "k/", 0, "d4" }, { 1, "kk/", 0, "d5" },
+	};
+	uint32_t len = rec_build(&rp, buf, sizeof(buf), mixed, 5, 0);
+	rec_put(&rp, buf, len, len);
+	assert_int_equal(h_get(p, out, 8), 2);
+	assert_int_equal(out[0].key_len, 4);
+	assert_memory_equal(out[0].key, "k/in", 4);
+	assert_memory_equal(out[0].data, "d1", 2);
+	assert_int_equal(out[1].key_len, 2);
+	assert_memory_equal(out[1].key, "k/", 2);
+	assert_memory_equal(out[1].data, "d4", 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(out[i].conn, conn);
+		assert_int_equal(out[i].seq, 2 + i);
+		assert_int_equal(out[i].batch_count, 2);
+		assert_int_equal(out[i].sender_pid, getpid());
+	}
+	const struct wnote outside[] = { { 1, "k", 0, "e1" }, { 1, "j/k", 0, "e2" } };
+	len = rec_build(&rp, buf, sizeof(buf), outside, 2, 0);
+	rec_put(&rp, buf, len, len);
+	assert_int_equal(shn_port_get(p, out, 8, 200), -ETIMEDOUT);
+	rawpub_direct(&rp, 1, "k/z", "f1", 0);
+	assert_int_equal(h_get(p, out, 8), 1);
+	assert_int_equal(out[0].key_len, 3);
+	assert_memory_equal(out[0].key, "k/z", 3);
+	assert_int_equal(out[0].conn, conn);
+	assert_int_equal(out[0].seq, 4);
+	assert_int_equal(shn_port_get(p, out, 8, 100), -ETIMEDOUT);
+	assert_int_equal(direct_faults(c), faults);   /* dropped, not a fault */
+	rawpub_stop(&rp);
 	h_disconnect(c);
 }
 
@@ -1271,6 +1337,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_barrier, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_outside_prefix, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_gap_then_direct, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_rings, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_consumer_index, h_setup, h_teardown),

@@ -21,6 +21,8 @@
  *                          in order.  (Through stats calls and control
  *                          calls made while rings are offered, this also
  *                          caught DIRECT_OPEN descriptors being dropped.)
+ *   test_rule8_race_prefix the same with the second port's filter a prefix
+ *                          of the flooded key
  *   test_sync_interleave   one publisher's batches of 1..8 notes, every
  *                          third one SHN_NOTIFY_SYNC (the broker path), the
  *                          others asynchronous (directly): they arrive in
@@ -297,7 +299,9 @@ static void r8_drain_watcher(shn_port *p, uint64_t *last)
 	assert_int_equal(n, -ETIMEDOUT);
 }
 
-static void test_rule8_race(void **state)
+/* The race with the second port's filter on sub_key[0..sub_len) with
+ * flags (the flooded key, or a prefix of it). */
+static void r8_race(void **state, const char *sub_key, size_t sub_len, unsigned flags)
 {
 	struct harness *h = *state;
 	struct r8_shared *sh = h_shared(sizeof(*sh));
@@ -326,7 +330,7 @@ static void test_rule8_race(void **state)
 		max_store(&sh->allowed, atomic_load(&sh->counter) + 1500);
 		uint64_t before = atomic_load(&sh->counter);
 		r.before = before;
-		assert_int_equal(shn_subscribe(p2, R8_KEY, 2, SHN_EV_ALL, 0, &r.conn), 0);
+		assert_int_equal(shn_subscribe(p2, sub_key, sub_len, SHN_EV_ALL, flags, &r.conn), 0);
 		uint64_t c0 = atomic_load(&sh->counter);
 		r.c0 = c0;
 		if (c0 != before)
@@ -390,6 +394,19 @@ static void test_rule8_race(void **state)
 		(unsigned long long)raced_sub, (unsigned long long)raced_unsub, R8_ITERATIONS);
 	h_disconnect(c);
 	h_disconnect(wc);
+}
+
+static void test_rule8_race(void **state)
+{
+	r8_race(state, R8_KEY, 2, 0);
+}
+
+/* The same with a prefix filter ("r" of "r8"): the publisher's library
+ * matches it in the filter table, the reader by its cache, under the same
+ * generation re-check. */
+static void test_rule8_race_prefix(void **state)
+{
+	r8_race(state, R8_KEY, 1, SHN_SUBSCRIBE_PREFIX);
 }
 
 /* ---- SYNC batches among asynchronous ones --------------------------------- */
@@ -1159,6 +1176,7 @@ int main(int argc, char **argv)
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rule8_race, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_rule8_race_prefix, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_sync_interleave, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_direct_overflow, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_direct_overflow_no_traffic, h_setup,

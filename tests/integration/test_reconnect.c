@@ -4,7 +4,8 @@
  * (docs/design.md, rule 10, and "Broker loss"): every port gets
  * SHN_EV_BROKER_STATE, publishing returns -ENOTCONN, and once a broker runs
  * again the library reconnects, restores every filter with the same
- * connection numbers, and each port gets SHN_EV_RECONNECT.
+ * connection numbers, and each port gets SHN_EV_RECONNECT.  A prefix
+ * filter comes back a prefix filter (test_prefix_restored).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -94,6 +95,58 @@ static void test_broker_loss(void **state)
 	/* and the reconnected client publishes again */
 	roundtrip(c, p1, c1, "loss");
 	assert_int_equal(shn_port_get(p2, out, 8, 0), -ETIMEDOUT);   /* event 1: not 0x2 */
+	h_disconnect(pub);
+	h_disconnect(c);
+}
+
+/* A prefix filter comes back a prefix filter, with its conn: it takes
+ * keys under it, not the prefix alone, and not a shorter key. */
+static void test_prefix_restored(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[8];
+	shn_conn cp, ce;
+	shn_port *p;
+
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, NULL, &p), 0);
+	assert_int_equal(shn_subscribe(p, "pre/", 4, SHN_EV_ALL, SHN_SUBSCRIBE_PREFIX, &cp), 0);
+	assert_int_equal(shn_subscribe(p, "pre/x", 5, SHN_EV_ALL, 0, &ce), 0);   /* exact */
+	roundtrip(c, p, cp, "pre/abc");
+	roundtrip(c, p, cp, "pre/x");   /* both take it: the prefix is older */
+
+	int st = h_kill_broker(h);
+	assert_true(WIFSIGNALED(st));
+	expect_system(p, SHN_EV_BROKER_STATE, "the port after the broker died");
+	h_launch(h, NULL);
+	expect_system(p, SHN_EV_RECONNECT, "the port after the broker came back");
+
+	shn_client *pub = h_connect(h);
+	const char *keys[] = { "pre", "pre/", "pre/abc", "pre/x", "pr", "pre/\0z" };
+	for (int i = 0; i < 6; i++) {
+		shn_notification n = { .event = 1, .key = keys[i], .key_len = (uint16_t)strlen(keys[i]),
+				       .data = "p", .data_len = 1 };
+		assert_int_equal(shn_notify(pub, &n, 1, 0), 0);
+	}
+	for (int i = 1; i < 6; i++) {
+		if (i == 4)
+			continue;   /* "pr": shorter than the prefix */
+		assert_int_equal(h_get(p, out, 8), 1);
+		assert_int_equal(out[0].key_len, strlen(keys[i]));
+		assert_memory_equal(out[0].key, keys[i], strlen(keys[i]));
+		assert_int_equal(out[0].conn, cp);
+	}
+	assert_int_equal(shn_port_get(p, out, 8, 200), -ETIMEDOUT);
+	/* ended after the reconnect: nothing of it after its HANDLE_CLOSE */
+	assert_int_equal(shn_unsubscribe(c, cp), 0);
+	assert_int_equal(h_get(p, out, 8), 1);
+	assert_int_equal(out[0].event, SHN_EV_HANDLE_CLOSE);
+	assert_int_equal(out[0].conn, cp);
+	roundtrip(pub, p, ce, "pre/x");
+	shn_notification n = { .event = 1, .key = "pre/abc", .key_len = 7, .data = "p",
+			       .data_len = 1 };
+	assert_int_equal(shn_notify(pub, &n, 1, 0), 0);
+	assert_int_equal(shn_port_get(p, out, 8, 200), -ETIMEDOUT);
 	h_disconnect(pub);
 	h_disconnect(c);
 }
@@ -398,6 +451,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_broker_loss, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_sigterm, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_restored, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_restart_new_publisher, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -313,9 +313,11 @@ static void test_conn_pairs_never_reused(void **state)
 	shn_client *pubc = h_connect(h);
 	assert_int_equal(shn_port_open(c, NULL, &p), 0);
 	/* the NOTIFY_SYNC of MAPI's Subscribe is a shn_notify flag here:
-	 * subscription flags must be 0 */
-	assert_int_equal(shn_subscribe(p, S("k"), SHN_EV_ALL, SHN_NOTIFY_SYNC, &conn), -EINVAL);
-	assert_int_equal(shn_advise(p, S("k"), SHN_EV_ALL, 1, nop_sink, NULL, &conn), -EINVAL);
+	 * subscription flags are SHN_SUBSCRIBE_PREFIX and _MONITOR only (1u,
+	 * the value SHN_NOTIFY_SYNC also has, is SHN_SUBSCRIBE_PREFIX) */
+	assert_int_equal(shn_subscribe(p, S("k"), SHN_EV_ALL, SHN_NOTIFY_NONBLOCK, &conn), -EINVAL);
+	assert_int_equal(shn_advise(p, S("k"), SHN_EV_ALL, 2, nop_sink, NULL, &conn), -EINVAL);
+	assert_int_equal(shn_advise(p, S("k"), SHN_EV_ALL, 0x200, nop_sink, NULL, &conn), -EINVAL);
 
 	for (int i = 0; i < CYCLES; i++) {
 		conn = 0;
