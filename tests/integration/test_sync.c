@@ -639,6 +639,50 @@ static void test_sync_discontinue_two_processes(void **state)
 	assert_string_equal(sh->sub[0].seen[2], "again");
 }
 
+/* DISCONTINUE on each of 200 SYNC batches in a row, the sink in another
+ * process, half of them from a publisher that just connected: every one
+ * returns SHN_NOTIFY_CANCELED. */
+static void test_sync_discontinue_repeated(void **state)
+{
+	struct harness *h = *state;
+	struct xshared *sh = h_shared(sizeof(*sh));
+	struct sub_cfg s0 = { .sh = sh, .id = 0, .sock = h->sock, .key = "again",
+			      .ret = SHN_CALLBACK_DISCONTINUE };
+	pid_t subs[1];
+	shn_client *c = h_connect(h);
+	int canceled = 0, zero = 0, other = 0;
+
+	subs[0] = start_sub(&s0);
+	for (int i = 0; i < 200; i++) {
+		shn_notification n;
+
+		if (i % 2 == 1) {   /* a new publisher every other batch, as a CLI's */
+			h_disconnect(c);
+			c = h_connect(h);
+		}
+
+		memset(&n, 0, sizeof(n));
+		n.event = 1;
+		n.key = "again";
+		n.key_len = 5;
+		n.data = "x";
+		n.data_len = 1;
+		int r = shn_notify(c, &n, 1, SHN_NOTIFY_SYNC);
+		if (r == SHN_NOTIFY_CANCELED)
+			canceled++;
+		else if (r == 0)
+			zero++;
+		else
+			other++;
+	}
+	if (canceled != 200)
+		fail_msg("200 SYNC batches to a discontinuing sink: %d canceled, %d returned 0, "
+			 "%d failed", canceled, zero, other);
+	stop_all(sh, subs, 1, 0);
+	assert_int_equal(atomic_load(&sh->sub[0].nseen), 200);
+	h_disconnect(c);
+}
+
 /* Rule 7: no matching subscription returns 0 at once, whether the key has
  * no subscriber at all or its subscribers' masks do not match.  A matching
  * subscriber that never reads would hold a wrong implementation forever. */
@@ -838,6 +882,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sync_slow_pull_process, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_discontinue_two_processes, h_setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_sync_discontinue_repeated, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_no_match_process, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_no_match_mask, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_timeout_delivery_goes_on, h_setup,
