@@ -131,6 +131,13 @@ void cli_member_name(const char *name, char *buf, size_t len);
  * without it. */
 void cli_drop_self(json_t *doc);
 
+/* stats --subscriptions (stats_subs.c): the document's "subscriptions"
+ * section as tables.  0 or EXIT_RUNTIME (said why). */
+int cli_print_subscriptions(const json_t *doc, const char *socket_shown);
+/* how many entries of each list the broker sends at most (shmnotify.h:
+ * SHN_STATS_SUBSCRIPTIONS) */
+#define CLI_SUBS_MAX 10000u
+
 /* The statistics document as OpenMetrics text (openmetrics.c); -1 when it
  * has no broker object. */
 int cli_print_openmetrics(FILE *f, const json_t *doc);
