@@ -520,9 +520,11 @@ int shn_stats_json_ex(shn_client *c, unsigned flags, char **json)
 	ssize_t n;
 	int err;
 
-	if (c == NULL || json == NULL || (flags & ~(unsigned)SHN_STATS_SUBSCRIPTIONS) != 0)
+	if (c == NULL || json == NULL)
 		return (-EINVAL);
 	*json = NULL;
+	if ((flags & ~(unsigned)SHN_STATS_SUBSCRIPTIONS) != 0)
+		return (-EINVAL);
 	if (atomic_load(&c->broker_gone))
 		return (-ENOTCONN);
 	pthread_mutex_lock(&c->ctl_lock);
