@@ -156,8 +156,8 @@ int cli_print_subscriptions(const json_t *doc, const char *socket_shown)
 			"with `shmnotify stats --subscriptions --json`");
 		return EXIT_RUNTIME;
 	}
-	printf("broker at %s: %lld filter%s, %lld distinct key%s, prefix%s or any-key\n",
-	       socket_shown, nf, nf == 1 ? "" : "s", nk, nk == 1 ? "" : "s", nk == 1 ? "" : "es");
+	printf("broker at %s: %lld filter%s on %lld distinct key%s, prefixes or any-key\n",
+	       socket_shown, nf, nf == 1 ? "" : "s", nk, nk == 1 ? "" : "s");
 	printf("\nkeys and prefixes: %lld\n", nk);
 	if (json_array_size(keys))
 		table(keys, key_head, 3, key_row);

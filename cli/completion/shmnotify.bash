@@ -54,7 +54,7 @@ _shmnotify() {
 	monitor)
 		opts="--socket --events --count --timeout --name --key --prefix --help" ;;
 	stats)
-		opts="--socket --json --openmetrics --watch --count --bridge --help" ;;
+		opts="--socket --json --openmetrics --watch --count --bridge --subscriptions --help" ;;
 	doctor)
 		opts="--socket --help" ;;
 	help)
