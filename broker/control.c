@@ -396,9 +396,19 @@ static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req, size_
 	char *doc;
 	uint32_t flags = len >= sizeof(struct shn_msg_stats) ?
 			 ((const struct shn_msg_stats *)(const void *)req)->flags : 0;
-	long n = shnd_stats_json(c->b, flags, &doc);
+	long n;
 	size_t off = 0;
 
+	/* Every filter's key, whoever may subscribe to it ([acl]): like a
+	 * monitor, only root or the broker's own user may ask. */
+	if ((flags & SHN_STATS_F_SUBSCRIPTIONS) && c->uid != 0 && c->uid != geteuid()) {
+		shnd_warn("client %llu (pid %d, uid %u): subscriptions list refused: only root or "
+			  "uid %u", (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+			  (unsigned)geteuid());
+		reply_status(c, req, -EACCES);
+		return;
+	}
+	n = shnd_stats_json(c->b, flags, &doc);
 	if (n < 0) {
 		reply_status(c, req, (int)n);
 		return;

@@ -378,6 +378,11 @@ int cmd_stats(int argc, char **argv)
 			cli_socket_display(socket_path, shown_buf, sizeof shown_buf));
 		return EXIT_RUNTIME;
 	}
+	if (rc == -EACCES && subs) {
+		cli_err("cannot list the broker's subscriptions: only root or the broker's own user "
+			"may; run it as that user (or with sudo)");
+		return EXIT_RUNTIME;
+	}
 	if (rc < 0) {
 		cli_err("cannot get the broker's statistics: %s", shn_strerror(rc));
 		return EXIT_RUNTIME;

@@ -293,7 +293,8 @@ int  shn_stats_json(shn_client *c, char **json);
 
 /* shn_stats_json() with flags: 0 (the same document) or
  * SHN_STATS_SUBSCRIPTIONS.  -EINVAL: an unknown flag; -EOPNOTSUPP: this
- * broker is too old to take flags (shn_stats_json still works). */
+ * broker is too old to take flags (shn_stats_json still works); -EACCES:
+ * the subscriptions only for root or the broker's own uid. */
 int  shn_stats_json_ex(shn_client *c, unsigned flags, char **json);
 
 /* --- errors ------------------------------------------------------------ */
