@@ -195,7 +195,25 @@ static long walk(const struct shnd_broker *b, json_t *filters, struct gtab *t)
 	return n;
 }
 
-/* Room for every subscription the broker holds, and a table twice that. */
+/* The filters the walk will see, counted the way it goes (not trusting a
+ * counter kept elsewhere to agree): the groups can be no more. */
+static size_t count_subs(const struct shnd_broker *b)
+{
+	const struct shnd_list *pp, *sp;
+	size_t i, n = 0;
+
+	for (i = 0; i < b->nclients; i++)
+		shnd_list_for_each(pp, &b->clients[i]->ports) {
+			const struct shnd_port *p = shnd_list_entry(pp, struct shnd_port, by_client);
+
+			shnd_list_for_each(sp, &p->subs)
+				n++;
+		}
+	return n;
+}
+
+/* Room for nsubs groups, and a table of more than twice as many slots (so
+ * that a probe always ends at an empty one). */
 static int gtab_init(struct gtab *t, size_t nsubs)
 {
 	size_t slots = 16;
@@ -217,7 +235,7 @@ json_t *shnd_stats_subs_json(const struct shnd_broker *b)
 	long nfilters;
 	size_t i;
 
-	if (filters == NULL || keys == NULL || gtab_init(&t, b->nsubs) < 0)
+	if (filters == NULL || keys == NULL || gtab_init(&t, count_subs(b)) < 0)
 		goto fail;
 	nfilters = walk(b, filters, &t);
 	if (nfilters < 0)

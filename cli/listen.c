@@ -100,8 +100,8 @@ static void monitor_help(void)
 	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
 	       "                      the per-user default)\n"
 	       "  -e, --events MASK   only events with a bit in MASK (default: all)\n"
-	       "  -n, --count N       exit 0 after N notifications\n"
-	       "  -t, --timeout MS    exit when nothing arrives for MS milliseconds\n"
+	       "  -n, --count N       exit 0 after N notifications printed\n"
+	       "  -t, --timeout MS    exit when nothing is printed for MS milliseconds\n"
 	       "      --name NAME     how `shmnotify stats` shows this client (default\n"
 	       "                      \"shmnotify monitor\"; 1 to %d bytes of UTF-8)\n"
 	       "  -h, --help          show this help\n",
