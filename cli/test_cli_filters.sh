@@ -16,7 +16,8 @@
 # With "prefix" (test_cli_prefix, which needs prefix filters in the broker
 # and the library): listen --prefix beside KEYs on one port, on the broker
 # path and the direct path; stats --subscriptions with prefixes (a prefix
-# and the same bytes as a key are two entries; the empty prefix).
+# and the same bytes as a key are two entries; the empty prefix, which takes
+# every key, is an any-key filter).
 set -euo pipefail
 broker=$1 cli=$2 mode=${3:-}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-cli-filters.XXXXXX")
@@ -100,12 +101,12 @@ if [[ $mode == prefix ]]; then
 	python3 - "$tmp/sp.json" <<'EOF' || fail "stats --subscriptions with prefixes: $(cat "$tmp/sp.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))["subscriptions"]
-f = sorted((x["name"], x["kind"], x["key"], x["mask"]) for x in s["filters"])
+f = sorted(((x["name"], x["kind"], x["key"], x["mask"]) for x in s["filters"]), key=repr)
 want = sorted([("one", "prefix", "sensors/", 0x0fffffff), ("one", "exact", "sensors/", 0x0fffffff),
-               ("two", "prefix", "sensors/", 2), ("two", "prefix", "", 2)])
+               ("two", "prefix", "sensors/", 2), ("two", "any", None, 2)], key=repr)
 assert f == want, f
 k = [(x["kind"], x["key"], x["ports"], x["filters"]) for x in s["keys"]]
-assert k == [("prefix", "", 1, 1), ("exact", "sensors/", 1, 1), ("prefix", "sensors/", 2, 2)], k
+assert k == [("any", None, 1, 1), ("exact", "sensors/", 1, 1), ("prefix", "sensors/", 2, 2)], k
 assert (s["filters_total"], s["keys_total"]) == (4, 3)
 EOF
 	"$cli" stats --socket "$S" --subscriptions >"$tmp/sp.txt"
