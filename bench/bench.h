@@ -26,6 +26,11 @@
 #define BENCH_MAX_SUB 32
 #define BENCH_MAX_PROCS (BENCH_MAX_PUB + BENCH_MAX_SUB)
 #define BENCH_KEY_LEN 8          /* "k0000042": fixed width, so no key is a prefix of another */
+/* The prefix case: key i is "p042-abcdefghijk" (16 bytes) and filter i its
+ * first 4, 6, 8, 10 or 12 bytes (i % 5); the first 4 differ, so no filter
+ * is a prefix of another and each key falls under exactly one filter. */
+#define BENCH_PKEY_LEN 16
+#define BENCH_MAX_PREFIXES 1000
 #define BENCH_MIN_PAYLOAD 16     /* tag + publisher + sequence number */
 #define BENCH_WHY 256
 
@@ -51,8 +56,29 @@ struct params {
 	bool spin;               /* latency: busy-poll instead of blocking waits */
 	double seconds;          /* publishing time; idle: observation time */
 	unsigned lat_iters;      /* latency: measured round trips */
-	const char *keys;        /* nkeys * BENCH_KEY_LEN bytes, no NULs */
+	const char *keys;        /* nkeys * bench_key_len(p) bytes, no NULs */
+	bool prefix;             /* keys: the subscriber's nkeys filters are prefixes
+	                            (bench_filter_len), the keys published fall under them */
 };
+
+/* Key i of the key table: what publishers send, and with bench_filter_len
+ * what subscribers subscribe to. */
+static inline unsigned bench_key_len(const struct params *p)
+{
+	return p->prefix ? BENCH_PKEY_LEN : BENCH_KEY_LEN;
+}
+
+static inline const char *bench_key(const struct params *p, unsigned i)
+{
+	return p->keys + (size_t)i * bench_key_len(p);
+}
+
+/* Filter i is the first bench_filter_len(p, i) bytes of key i: all of it,
+ * or in the prefix case 4 to 12 bytes, five lengths in turn. */
+static inline unsigned bench_filter_len(const struct params *p, unsigned i)
+{
+	return p->prefix ? 4 + 2 * (i % 5) : BENCH_KEY_LEN;
+}
 
 struct bmsg {
 	const void *key;

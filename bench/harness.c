@@ -259,7 +259,7 @@ static int pub_sync(const struct transport *t, void *ep, const struct params *p,
 	uint8_t buf[64] = { BENCH_TAG_SYNC, (uint8_t)idx };
 	/* the last key: subscriptions travel in order, so once it matches,
 	 * every earlier one has reached the publisher too */
-	struct bmsg m = { p->keys + (size_t)(p->nkeys - 1) * BENCH_KEY_LEN, BENCH_KEY_LEN, buf,
+	struct bmsg m = { bench_key(p, p->nkeys - 1), bench_key_len(p), buf,
 			  p->payload < 64 ? p->payload : 64 };
 	/* 1,000,000 subscriptions take a while to travel through a proxy */
 	uint64_t end = bench_now_ns() + (p->nkeys > 1000 ? 170ull : 20ull) * 1000000000u;
@@ -301,7 +301,7 @@ static void child_pub(const struct transport *t, void *st, const struct params *
 
 		d[0] = BENCH_TAG_DATA;
 		d[1] = (uint8_t)idx;
-		batch[i] = (struct bmsg){ p->keys, BENCH_KEY_LEN, d, p->payload };
+		batch[i] = (struct bmsg){ p->keys, bench_key_len(p), d, p->payload };
 	}
 	ep = t->pub_open(st, &a, &err);
 	if (!ep) {
@@ -324,7 +324,7 @@ static void child_pub(const struct transport *t, void *st, const struct params *
 		while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
 			if (p->nkeys > 1)
 				for (unsigned i = 0; i < p->batch; i++)
-					batch[i].key = p->keys + (rnd(&seed) % p->nkeys) * BENCH_KEY_LEN;
+					batch[i].key = bench_key(p, (unsigned)(rnd(&seed) % p->nkeys));
 			err = t->pub_send(ep, batch, p->batch);
 			if (err < 0) {
 				s->published = published;

@@ -108,15 +108,17 @@ struct opts {
 };
 
 static char *key_table;
+static char prefix_key_table[BENCH_MAX_PREFIXES * BENCH_PKEY_LEN + 1];
 
-static void add_case(enum workload wl, const char *label, unsigned npub, unsigned nsub,
-		     unsigned batch, unsigned payload, unsigned nkeys, bool spin,
-		     const struct opts *o)
+/* The case, or NULL when the options leave it out. */
+static struct bcase *add_case(enum workload wl, const char *label, unsigned npub, unsigned nsub,
+			      unsigned batch, unsigned payload, unsigned nkeys, bool spin,
+			      const struct opts *o)
 {
 	struct bcase *c;
 
 	if (!(o->wl_mask & (1u << wl)) || ncases >= MAX_CASES || (o->only && strcmp(o->only, label)))
-		return;
+		return NULL;
 	c = &cases[ncases++];
 	snprintf(c->label, sizeof c->label, "%s", label);
 	c->p = (struct params){
@@ -128,6 +130,34 @@ static void add_case(enum workload wl, const char *label, unsigned npub, unsigne
 	if (wl == WL_IDLE)
 		c->p.seconds = o->smoke ? 0.2 : o->quick ? 1.0 : 2.0;
 	c->mk = wl == WL_LATENCY ? MK_LAT : wl == WL_IDLE ? MK_IDLE : MK_RATE;
+	return c;
+}
+
+/* The keys workload with nkeys prefix filters of mixed lengths
+ * (bench_filter_len) beside its exact keys: what a prefix costs per
+ * notification. */
+static void add_prefix_case(const char *label, unsigned nkeys, const struct opts *o)
+{
+	struct bcase *c = add_case(WL_KEYS, label, 1, 1, 64, 64, nkeys, false, o);
+
+	if (c) {
+		c->p.prefix = true;
+		c->p.keys = prefix_key_table;
+	}
+}
+
+/* Key i: "p042-" and the alphabet to 16 bytes; its filter is its first
+ * 4..12 bytes, and the first 4 tell the 1,000 apart. */
+static void fill_prefix_keys(void)
+{
+	static const char fill[] = "abcdefghijk";
+
+	for (unsigned i = 0; i < BENCH_MAX_PREFIXES; i++) {
+		char k[BENCH_PKEY_LEN + 1];
+
+		snprintf(k, sizeof k, "p%03u-%s", i, fill);
+		memcpy(prefix_key_table + (size_t)i * BENCH_PKEY_LEN, k, BENCH_PKEY_LEN);
+	}
 }
 
 static void plan(const struct opts *o)
@@ -160,6 +190,7 @@ static void plan(const struct opts *o)
 	add_case(WL_LATENCY, "spin", 1, 1, 1, 64, 1, true, o);
 	add_case(WL_KEYS, "1 key", 1, 1, 64, 64, 1, false, o);
 	add_case(WL_KEYS, "1000 keys", 1, 1, 64, 64, 1000, false, o);
+	add_prefix_case("1000 prefixes", BENCH_MAX_PREFIXES, o);
 	add_case(WL_KEYS, "1000000 keys", 1, 1, 64, 64, 1000000, false, o);
 	add_case(WL_IDLE, "2 clients", 1, 1, 64, 64, 1, false, o);
 }
@@ -470,8 +501,10 @@ static void print_json(FILE *f, const struct opts *o)
 				fprintf(f, ", \"unit\": ");
 				json_str(f, metric_unit(c->mk));
 				fprintf(f, ", \"better\": \"%s\"", c->mk == MK_RATE ? "higher" : "lower");
-				fprintf(f, ", \"npub\": %u, \"nsub\": %u, \"batch\": %u, \"payload\": %u, \"keys\": %u",
-					c->p.npub, c->p.nsub, c->p.batch, c->p.payload, c->p.nkeys);
+				fprintf(f, ", \"npub\": %u, \"nsub\": %u, \"batch\": %u, \"payload\": %u, \"keys\": %u"
+					", \"prefix\": %s",
+					c->p.npub, c->p.nsub, c->p.batch, c->p.payload, c->p.nkeys,
+					c->p.prefix ? "true" : "false");
 				if (cell->n == 0) {
 					fprintf(f, ", \"status\": \"%s\", \"why\": ",
 						tr[ti].status < 0 ? "skipped" : "failed");
@@ -792,6 +825,7 @@ int main(int argc, char **argv)
 		snprintf(k, sizeof k, "k%07u", i);
 		memcpy(key_table + (size_t)i * BENCH_KEY_LEN, k, BENCH_KEY_LEN);
 	}
+	fill_prefix_keys();
 	plan(&o);
 
 	/* start every transport's private servers once */

@@ -143,6 +143,11 @@ static int d_server_pids(void *st, pid_t *pids, int max)
 static int d_supports(void *st, const struct params *p, char *why, size_t whylen)
 {
 	(void)st;
+	if (p->prefix) {
+		bench_fmt_why(why, whylen, "a D-Bus match rule compares an argument whole "
+			      "(arg0namespace takes only whole dot-separated names): no byte prefix");
+		return -ENOTSUP;
+	}
 	if (p->nkeys > DBUS_MAX_MATCH) {
 		bench_fmt_why(why, whylen, "dbus-daemon keeps match rules in a list per connection and "
 			      "bounds them (max_match_rules_per_connection; %d here, 50,000 on a session bus)",
@@ -259,7 +264,7 @@ static void *d_sub_open(void *st, const struct ep_args *a, int *err)
 	for (unsigned i = 0; i < (a->channel == BENCH_CH_DATA ? a->p->nkeys : 1); i++) {
 		if (a->channel == BENCH_CH_DATA)
 			snprintf(rule, sizeof rule, "type='signal',interface='org.shmnotify.Bench',"
-				 "member='N',arg0='%.*s'", BENCH_KEY_LEN, a->p->keys + (size_t)i * BENCH_KEY_LEN);
+				 "member='N',arg0='%.*s'", BENCH_KEY_LEN, bench_key(a->p, i));
 		else
 			snprintf(rule, sizeof rule, "type='signal',interface='org.shmnotify.Bench',"
 				 "member='N',arg0='%s'", a->channel == BENCH_CH_PING ? "ping" : "pong");

@@ -134,9 +134,11 @@ static void r_close(void *ep)
 	redisFree(ep);
 }
 
-/* SUBSCRIBE in chunks; read every confirmation, so that the subscription
- * is active when this returns. */
-static int r_subscribe(redisContext *c, const char *keys, size_t klen, unsigned n)
+/* SUBSCRIBE (or PSUBSCRIBE) in chunks: argument i is tab + i * stride, len[i]
+ * bytes (len NULL: stride); read every confirmation, so that the
+ * subscription is active when this returns. */
+static int r_subscribe(redisContext *c, const char *cmd, const char *tab, size_t stride,
+		       const size_t *len, unsigned n)
 {
 	const unsigned chunk = 1000;
 	const char **argv = malloc(sizeof(char *) * (chunk + 1));
@@ -148,14 +150,14 @@ static int r_subscribe(redisContext *c, const char *keys, size_t klen, unsigned 
 		free(argl);
 		return -ENOMEM;
 	}
-	argv[0] = "SUBSCRIBE";
-	argl[0] = 9;
+	argv[0] = cmd;
+	argl[0] = strlen(cmd);
 	for (unsigned i = 0; i < n && !err; i += chunk) {
 		unsigned k = n - i < chunk ? n - i : chunk;
 
 		for (unsigned j = 0; j < k; j++) {
-			argv[j + 1] = keys + (size_t)(i + j) * klen;
-			argl[j + 1] = klen;
+			argv[j + 1] = tab + (size_t)(i + j) * stride;
+			argl[j + 1] = len ? len[i + j] : stride;
 		}
 		if (redisAppendCommandArgv(c, (int)k + 1, argv, argl) != REDIS_OK) {
 			err = -EIO;
@@ -176,6 +178,27 @@ static int r_subscribe(redisContext *c, const char *keys, size_t klen, unsigned 
 	return err;
 }
 
+/* The prefix case: PSUBSCRIBE "PREFIX*" per filter (the keys have no glob
+ * character, so the pattern takes exactly the keys under the prefix). */
+static int r_psubscribe(redisContext *c, const struct params *p)
+{
+	char *pat = malloc((size_t)p->nkeys * BENCH_PKEY_LEN);
+	size_t *len = malloc(sizeof(size_t) * p->nkeys);
+	int err = -ENOMEM;
+
+	if (pat && len) {
+		for (unsigned i = 0; i < p->nkeys; i++) {
+			len[i] = bench_filter_len(p, i) + 1;   /* < BENCH_PKEY_LEN */
+			memcpy(pat + (size_t)i * BENCH_PKEY_LEN, bench_key(p, i), len[i] - 1);
+			pat[(size_t)i * BENCH_PKEY_LEN + len[i] - 1] = '*';
+		}
+		err = r_subscribe(c, "PSUBSCRIBE", pat, BENCH_PKEY_LEN, len, p->nkeys);
+	}
+	free(pat);
+	free(len);
+	return err;
+}
+
 static void *r_sub_open(void *st, const struct ep_args *a, int *err)
 {
 	redisContext *c = r_connect(st, err);
@@ -183,9 +206,12 @@ static void *r_sub_open(void *st, const struct ep_args *a, int *err)
 	if (!c)
 		return NULL;
 	if (a->channel != BENCH_CH_DATA)
-		*err = r_subscribe(c, a->channel == BENCH_CH_PING ? "ping" : "pong", 4, 1);
+		*err = r_subscribe(c, "SUBSCRIBE", a->channel == BENCH_CH_PING ? "ping" : "pong", 4,
+				   NULL, 1);
+	else if (a->p->prefix)
+		*err = r_psubscribe(c, a->p);
 	else
-		*err = r_subscribe(c, a->p->keys, BENCH_KEY_LEN, a->p->nkeys);
+		*err = r_subscribe(c, "SUBSCRIBE", a->p->keys, BENCH_KEY_LEN, NULL, a->p->nkeys);
 	if (*err < 0) {
 		redisFree(c);
 		return NULL;
@@ -205,9 +231,14 @@ static int r_sub_recv(void *ep, int timeout_ms, struct rx *rx)
 		if (redisGetReplyFromReader(c, (void **)&r) != REDIS_OK)
 			return -EIO;
 		if (r) {
-			if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-			    r->element[2]->type == REDIS_REPLY_STRING) {
-				bench_rx(rx, r->element[2]->str, (size_t)r->element[2]->len);
+			/* message: [message, channel, data]; a pattern's:
+			 * [pmessage, pattern, channel, data] (confirmations
+			 * end in a number) */
+			if (r->type == REDIS_REPLY_ARRAY && (r->elements == 3 || r->elements == 4) &&
+			    r->element[r->elements - 1]->type == REDIS_REPLY_STRING) {
+				const redisReply *d = r->element[r->elements - 1];
+
+				bench_rx(rx, d->str, (size_t)d->len);
 				n++;
 			}
 			freeReplyObject(r);

@@ -382,8 +382,9 @@ static void *shn_sub_open(void *st, const struct ep_args *a, int *err)
 		return e;
 	}
 	for (unsigned i = 0; i < a->p->nkeys; i++)
-		if ((*err = shn_subscribe(e->port, a->p->keys + (size_t)i * BENCH_KEY_LEN,
-					  BENCH_KEY_LEN, SHN_EV_ALL, 0, &conn)) < 0)
+		if ((*err = shn_subscribe(e->port, bench_key(a->p, i), bench_filter_len(a->p, i),
+					  SHN_EV_ALL, a->p->prefix ? SHN_SUBSCRIBE_PREFIX : 0,
+					  &conn)) < 0)
 			goto fail;
 	return e;
 fail:

@@ -165,9 +165,11 @@ static void *z_sub_open(void *st, const struct ep_args *a, int *err)
 			goto fail;
 		return e;
 	}
+	/* a SUB filter is a prefix of the first frame: the keys and the
+	 * prefix cases alike */
 	for (unsigned i = 0; i < a->p->nkeys; i++)
-		if (zmq_setsockopt(e->sock, ZMQ_SUBSCRIBE, a->p->keys + (size_t)i * BENCH_KEY_LEN,
-				   BENCH_KEY_LEN))
+		if (zmq_setsockopt(e->sock, ZMQ_SUBSCRIBE, bench_key(a->p, i),
+				   bench_filter_len(a->p, i)))
 			goto fail;
 	return e;
 fail:

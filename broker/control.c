@@ -181,7 +181,8 @@ static void do_hello(struct shnd_client *c, const struct shn_msg_hello *req)
 	rep.pub_capacity = cap;
 	rep.max_capacity = b->cfg.max_capacity;
 	rep.default_capacity = b->cfg.default_capacity;
-	rep.flags = (c->acl.pub_all ? 0 : SHN_HELLO_F_PUB_ACL) | SHN_HELLO_F_NAME;
+	rep.flags = (c->acl.pub_all ? 0 : SHN_HELLO_F_PUB_ACL) | SHN_HELLO_F_NAME |
+		    SHN_HELLO_F_STATS_FLAGS;
 	/* the direct path only for a client that asked, under --direct auto */
 	c->direct = (req->flags & SHN_HELLO_F_DIRECT) != 0 && b->ftab.t != NULL;
 	if (c->direct)
@@ -385,7 +386,9 @@ static void do_set_name(struct shnd_client *c, const struct shn_msg_set_name *re
 	reply_status(c, &req->hdr, 0);
 }
 
-static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
+/* len: the header alone, or struct shn_msg_stats (its flags checked by
+ * shnd_ctl_decode). */
+static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req, size_t len)
 {
 	const size_t room = SHN_MSG_MAX - sizeof(struct shn_msg_stats_reply);
 	union {
@@ -393,9 +396,21 @@ static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req)
 		unsigned char raw[SHN_MSG_MAX];
 	} u;
 	char *doc;
-	long n = shnd_stats_json(c->b, &doc);
+	uint32_t flags = len >= sizeof(struct shn_msg_stats) ?
+			 ((const struct shn_msg_stats *)(const void *)req)->flags : 0;
+	long n;
 	size_t off = 0;
 
+	/* Every filter's key, whoever may subscribe to it ([acl]): like a
+	 * monitor, only root or the broker's own user may ask. */
+	if ((flags & SHN_STATS_F_SUBSCRIPTIONS) && c->uid != 0 && c->uid != geteuid()) {
+		shnd_warn("client %llu (pid %d, uid %u): subscriptions list refused: only root or "
+			  "uid %u", (unsigned long long)c->id, (int)c->pid, (unsigned)c->uid,
+			  (unsigned)geteuid());
+		reply_status(c, req, -EACCES);
+		return;
+	}
+	n = shnd_stats_json(c->b, flags, &doc);
 	if (n < 0) {
 		reply_status(c, req, (int)n);
 		return;
@@ -527,7 +542,7 @@ void shnd_control_handle(struct shnd_client *c, size_t len)
 		do_unsubscribe(c, m);
 		break;
 	case SHND_CTL_STATS:
-		do_stats(c, h);
+		do_stats(c, h, len);
 		break;
 	case SHND_CTL_PUB_CHECK:
 		do_pub_check(c, m);

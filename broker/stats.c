@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stats.c - the STATS document (docs/protocol.md): broker totals, then
- * every client with its publish ring and ports.  Ring fill levels are read
+ * every client with its publish ring and ports (and, when asked, the
+ * subscriptions: stats_subs.c).  Ring fill levels are read
  * from client-writable memory, so they are clamped, never trusted.
  */
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "stats.h"
+#include "stats_subs.h"
 
 #include "dring.h"
 #include "loop.h"
@@ -195,7 +197,7 @@ static json_t *broker_json(struct shnd_broker *b)
 	return (o);
 }
 
-long shnd_stats_json(struct shnd_broker *b, char **out)
+long shnd_stats_json(struct shnd_broker *b, uint32_t flags, char **out)
 {
 	json_t *doc = json_object(), *clients = json_array();
 	char *text = NULL;
@@ -213,6 +215,9 @@ long shnd_stats_json(struct shnd_broker *b, char **out)
 		goto done;
 	}
 	clients = NULL;
+	if ((flags & SHN_STATS_F_SUBSCRIPTIONS) &&
+	    json_object_set_new(doc, "subscriptions", shnd_stats_subs_json(b)) < 0)
+		goto done;
 	/* compact, members in insertion order (jansson >= 2.8 keeps it) */
 	text = json_dumps(doc, JSON_COMPACT);
 done:

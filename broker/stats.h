@@ -7,8 +7,9 @@
 
 #include "broker.h"
 
-/* The STATS document, NUL-terminated, in *out (malloc'd).  Its length or
- * -ENOMEM. */
-long shnd_stats_json(struct shnd_broker *b, char **out);
+/* The STATS document, NUL-terminated, in *out (malloc'd); flags
+ * SHN_STATS_F_SUBSCRIPTIONS adds the "subscriptions" section
+ * (stats_subs.c).  Its length or -ENOMEM. */
+long shnd_stats_json(struct shnd_broker *b, uint32_t flags, char **out);
 
 #endif

@@ -143,8 +143,16 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 			handler(v, SHND_CTL_UNSUBSCRIBE, 0);
 		break;
 	case SHN_MSG_STATS:
-		if (need(len, sizeof(struct shn_msg_hdr), v))
+		/* the header alone, or with flags (SHN_HELLO_F_STATS_FLAGS) */
+		if (len == sizeof(struct shn_msg_hdr)) {
 			handler(v, SHND_CTL_STATS, 0);
+		} else if (need(len, sizeof(struct shn_msg_stats), v)) {
+			const struct shn_msg_stats *st = msg;
+
+			handler(v, SHND_CTL_STATS,
+				(st->flags & ~SHN_STATS_F_SUBSCRIPTIONS) != 0 || st->reserved != 0 ?
+				-EINVAL : 0);
+		}
 		break;
 	case SHN_MSG_PUB_CHECK:
 		if (len < sizeof(struct shn_msg_pub_check)) {

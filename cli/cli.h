@@ -65,6 +65,35 @@ bool cli_parse_name(const char *s, char *why, size_t whylen);
  * "shmnotify CMD".  Returns 0 or EXIT_RUNTIME. */
 int cli_connect(const char *path, const char *cmd, const char *name, shn_client **out);
 
+/* ---- keys and prefixes named on the command line (filters.c) -------- */
+
+/* One KEY / --key (exact) or --prefix; s points into argv. */
+struct cli_filter {
+	const char *s;
+	size_t len;
+	bool prefix;
+};
+
+struct cli_filters {
+	struct cli_filter *v;
+	size_t n, cap;
+};
+
+/* Add s as a key (1..SHN_KEY_MAX bytes; one that looks like a pattern gets
+ * cli_key_hint) or a prefix (0..SHN_KEY_MAX bytes).  0, EXIT_USAGE (a
+ * usage error printed) or EXIT_RUNTIME (out of memory). */
+int cli_filters_add(struct cli_filters *f, const char *cmd, const char *usage,
+		    const char *s, bool prefix);
+void cli_filters_free(struct cli_filters *f);
+
+/* Does key[0..len) equal one of f's keys or start with one of its
+ * prefixes?  An empty f takes every key. */
+bool cli_filters_match(const struct cli_filters *f, const void *key, size_t len);
+
+/* A KEY with '*' or '>' in it: a note on stderr that keys match exactly
+ * and which --prefix was probably meant.  Nothing for other keys. */
+void cli_key_hint(const char *cmd, const char *key);
+
 /* ---- output helpers (out.c) ----------------------------------------- */
 
 /* A value of a key=value line that reads back one way: bare when it has
@@ -101,6 +130,13 @@ void cli_member_name(const char *name, char *buf, size_t len);
  * "clients" count, so that `shmnotify stats` shows the broker as it is
  * without it. */
 void cli_drop_self(json_t *doc);
+
+/* stats --subscriptions (stats_subs.c): the document's "subscriptions"
+ * section as tables.  0 or EXIT_RUNTIME (said why). */
+int cli_print_subscriptions(const json_t *doc, const char *socket_shown);
+/* how many entries of each list the broker sends at most (shmnotify.h:
+ * SHN_STATS_SUBSCRIPTIONS) */
+#define CLI_SUBS_MAX 10000u
 
 /* The statistics document as OpenMetrics text (openmetrics.c); -1 when it
  * has no broker object. */

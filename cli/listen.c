@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * listen.c - shmnotify listen [--socket PATH] [--events MASK] [--count N]
- *            [--timeout MS] [--format json|plain|raw] [--color WHEN] [KEY...]
+ *            [--timeout MS] [--format json|plain|raw] [--color WHEN]
+ *            [--prefix PREFIX]... [--key KEY]... [KEY...]
+ *            and shmnotify monitor [--key KEY]... [--prefix PREFIX]...
  *
- * Opens one port, subscribes it to every KEY (no KEY: every key) and prints
- * each notification it receives, one line each, flushed at once.  SIGINT and
+ * Opens one port, subscribes it to every KEY and PREFIX (none: every key)
+ * and prints each notification it receives, one line each, flushed at once.
+ * monitor subscribes with SHN_SUBSCRIBE_MONITOR and prints only what its
+ * --key / --prefix take (filters.c; none: everything).  SIGINT and
  * SIGTERM are taken by a thread that calls shn_port_unblock(), so the main
  * thread leaves shn_port_get() with -ECANCELED and closes the port cleanly.
  */
@@ -15,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,16 +28,23 @@
 
 static const char usage[] =
 	"usage: shmnotify listen [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
-	"[--format plain|json|raw | --json] [--color auto|always|never] [--name NAME] [KEY...]";
+	"[--format plain|json|raw | --json] [--color auto|always|never] [--name NAME] "
+	"[--prefix PREFIX]... [KEY...]";
 
 static void help(void)
 {
 	printf("%s\n"
 	       "\n"
-	       "Subscribe to each KEY (no KEY: every key) and print every notification\n"
-	       "received, one line each, including system events (overflow, handle_close,\n"
-	       "broker_state, reconnect).\n"
+	       "Subscribe to each KEY and PREFIX (none: every key) and print every\n"
+	       "notification received, one line each, including system events (overflow,\n"
+	       "handle_close, broker_state, reconnect). A KEY matches exactly: '*' and '>'\n"
+	       "are ordinary bytes of a key.\n"
 	       "\n"
+	       "  -p, --prefix PREFIX every key that starts with PREFIX (0 to %d bytes;\n"
+	       "                      repeat it for more; KEYs and prefixes mix on one port,\n"
+	       "                      and a notification two of them take arrives once)\n"
+	       "  -k, --key KEY       the same as a KEY argument (for a KEY that starts\n"
+	       "                      with '-', or beside --prefix)\n"
 	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
 	       "                      the per-user default)\n"
 	       "  -e, --events MASK   only events with a bit in MASK, decimal or 0x hex,\n"
@@ -61,12 +73,12 @@ static void help(void)
 	       "A key or data with a blank, '\"', '\\', '=', a control character or invalid\n"
 	       "UTF-8 is in double quotes, escaped (\\\", \\\\, \\n, \\xHH); empty data is \"\".\n"
 	       "SIGINT/SIGTERM end it cleanly (status 0; 1 if --count N was not reached).\n",
-	       usage, SHN_EV_ALL, SHN_NAME_MAX);
+	       usage, SHN_KEY_MAX, SHN_EV_ALL, SHN_NAME_MAX);
 }
 
 static const char monitor_usage[] =
 	"usage: shmnotify monitor [--socket PATH] [--events MASK] [--count N] [--timeout MS] "
-	"[--name NAME]";
+	"[--name NAME] [--key KEY]... [--prefix PREFIX]...";
 
 static void monitor_help(void)
 {
@@ -79,15 +91,29 @@ static void monitor_help(void)
 	       "watched, and if it cannot keep up it gets overflow events, never the broker\n"
 	       "or the other subscribers stalled.\n"
 	       "\n"
+	       "  -k, --key KEY       print only notifications with this key (repeat it for\n"
+	       "                      more; with --prefix: those either takes)\n"
+	       "  -p, --prefix PREFIX print only notifications whose key starts with PREFIX\n"
+	       "                      (repeatable). The filter is this command's: the broker\n"
+	       "                      still sends the monitor every notification, and system\n"
+	       "                      events without a key are always printed\n"
 	       "  -s, --socket PATH   the broker's socket (default: $SHMNOTIFY_SOCKET, then\n"
 	       "                      the per-user default)\n"
 	       "  -e, --events MASK   only events with a bit in MASK (default: all)\n"
-	       "  -n, --count N       exit 0 after N notifications\n"
-	       "  -t, --timeout MS    exit when nothing arrives for MS milliseconds\n"
+	       "  -n, --count N       exit 0 after N notifications printed\n"
+	       "  -t, --timeout MS    exit when nothing is printed for MS milliseconds\n"
 	       "      --name NAME     how `shmnotify stats` shows this client (default\n"
 	       "                      \"shmnotify monitor\"; 1 to %d bytes of UTF-8)\n"
 	       "  -h, --help          show this help\n",
 	       monitor_usage, SHN_NAME_MAX);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static shn_port *sig_port;
@@ -257,7 +283,26 @@ static bool print_json(FILE *f, const shn_notification *n)
 	return ok;
 }
 
-int cmd_listen(int argc, char **argv)
+enum listen_fmt { FMT_PLAIN, FMT_JSON, FMT_RAW };
+
+/* What the command line of listen or monitor asks for. */
+struct listen_args {
+	bool monitor;
+	const char *cmd, *use;
+	const char *socket_path, *name;
+	uint32_t mask;
+	uint64_t count;
+	int timeout_ms;
+	enum listen_fmt fmt;
+	int color_when;
+	/* listen: what to subscribe to (none: every key); monitor: what to
+	 * print (none: everything) */
+	struct cli_filters filters;
+};
+
+/* -1 to go on, else the exit status (0 after --help, EXIT_USAGE with a
+ * message printed).  a->filters is the caller's to free either way. */
+static int parse_args(int argc, char **argv, struct listen_args *a)
 {
 	static const struct option opts[] = {
 		{ "socket",  required_argument, NULL, 's' },
@@ -269,44 +314,36 @@ int cmd_listen(int argc, char **argv)
 		{ "color",   required_argument, NULL, 'C' },
 		{ "colour",  required_argument, NULL, 'C' },
 		{ "name",    required_argument, NULL, 'N' },
+		{ "prefix",  required_argument, NULL, 'p' },
+		{ "key",     required_argument, NULL, 'k' },
 		{ "help",    no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *socket_path = NULL, *name = NULL;
-	uint32_t mask = SHN_EV_ALL;
-	uint64_t count = 0, got = 0, v;
-	int timeout_ms = -1;
-	enum { FMT_PLAIN, FMT_JSON, FMT_RAW } fmt = FMT_PLAIN;
-	int color_when = CLI_COLOR_AUTO;
-	bool done = false, color;
+	const char *cmd = a->cmd, *use = a->use;
 	char why[256];
-	shn_client *client = NULL;
-	shn_port *port = NULL;
-	shn_notification buf[256];
-	sigset_t set;
-	pthread_t thread;
-	bool have_thread = false;
-	int c, i, rc, status = 0;
-	const bool monitor = !strcmp(argv[0], "monitor");
-	const char *cmd = monitor ? "monitor" : "listen";
-	const char *use = monitor ? monitor_usage : usage;
-	shn_port_options popt = { .capacity = monitor ? 16u << 20 : 0 };
+	uint64_t v;
+	int c, rc;
 
-	fmt = monitor ? FMT_JSON : FMT_PLAIN;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:e:n:t:jf:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:e:n:t:jf:p:k:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'p':
+		case 'k':
+			rc = cli_filters_add(&a->filters, cmd, use, optarg, c == 'p');
+			if (rc)
+				return rc;
+			break;
 		case 's':
-			if (cli_socket_option(cmd, use, optarg, &socket_path))
+			if (cli_socket_option(cmd, use, optarg, &a->socket_path))
 				return EXIT_USAGE;
 			break;
 		case 'e':
-			if (!cli_parse_event(optarg, &mask, why, sizeof why))
+			if (!cli_parse_event(optarg, &a->mask, why, sizeof why))
 				return cli_usage_error(cmd, use, "--events: %s", why);
 			break;
 		case 'n':
-			if (!cli_parse_uint(optarg, UINT64_MAX, &count) || count == 0)
+			if (!cli_parse_uint(optarg, UINT64_MAX, &a->count) || a->count == 0)
 				return cli_usage_error(cmd, use,
 						       "--count: '%s' is not a positive number", optarg);
 			break;
@@ -315,37 +352,37 @@ int cmd_listen(int argc, char **argv)
 				return cli_usage_error(cmd, use,
 						       "--timeout: '%s' is not a number of milliseconds "
 						       "(0 to %d)", optarg, INT32_MAX);
-			timeout_ms = (int)v;
+			a->timeout_ms = (int)v;
 			break;
 		case 'N':
 			if (!cli_parse_name(optarg, why, sizeof why))
 				return cli_usage_error(cmd, use, "--name: %s", why);
-			name = optarg;
+			a->name = optarg;
 			break;
 		case 'j':
 		case 'f':
-			if (monitor)
+			if (a->monitor)
 				return cli_usage_error(cmd, use, "monitor always prints JSON lines");
 			if (c == 'j' || !strcmp(optarg, "json"))
-				fmt = FMT_JSON;
+				a->fmt = FMT_JSON;
 			else if (!strcmp(optarg, "plain"))
-				fmt = FMT_PLAIN;
+				a->fmt = FMT_PLAIN;
 			else if (!strcmp(optarg, "raw"))
-				fmt = FMT_RAW;
+				a->fmt = FMT_RAW;
 			else
 				return cli_usage_error(cmd, use, "--format: '%s' is none of plain, "
 						       "json, raw", optarg);
 			break;
 		case 'C':
-			if (monitor)
+			if (a->monitor)
 				return cli_usage_error(cmd, use, "monitor prints JSON lines: no colour");
-			color_when = cli_parse_color(optarg);
-			if (color_when < 0)
+			a->color_when = cli_parse_color(optarg);
+			if (a->color_when < 0)
 				return cli_usage_error(cmd, use, "--color: '%s' is none of auto, "
 						       "always, never", optarg);
 			break;
 		case 'h':
-			if (monitor)
+			if (a->monitor)
 				monitor_help();
 			else
 				help();
@@ -358,17 +395,92 @@ int cmd_listen(int argc, char **argv)
 					       cli_bad_option(argv, c));
 		}
 	}
-	if (monitor && optind < argc)
-		return cli_usage_error(cmd, use, "monitor takes no KEY: it shows every key");
-	for (i = optind; i < argc; i++) {
-		size_t len = strlen(argv[i]);
-
-		if (len == 0 || len > SHN_KEY_MAX)
-			return cli_usage_error(cmd, use, "KEY must be 1 to %d bytes, not %zu",
-					       SHN_KEY_MAX, len);
+	if (a->monitor && optind < argc)
+		return cli_usage_error(cmd, use, "monitor takes no KEY argument: it shows every "
+				       "key, or those --key KEY and --prefix PREFIX take");
+	for (; optind < argc; optind++) {
+		rc = cli_filters_add(&a->filters, cmd, use, argv[optind], false);
+		if (rc)
+			return rc;
 	}
+	return -1;
+}
 
-	color = fmt == FMT_PLAIN && cli_use_color(color_when, STDOUT_FILENO);
+/* Subscribe port to what a asks for.  0 or EXIT_RUNTIME (said why). */
+static int subscribe_all(shn_port *port, const struct listen_args *a)
+{
+	shn_conn conn;
+	size_t i;
+	int rc;
+
+	if (a->monitor || a->filters.n == 0) {
+		rc = shn_subscribe(port, NULL, 0, a->mask, a->monitor ? SHN_SUBSCRIBE_MONITOR : 0,
+				   &conn);
+		if (rc == -EACCES && a->monitor) {
+			cli_err("cannot monitor: only root or the broker's own user may; run it as "
+				"that user (or with sudo)");
+			return EXIT_RUNTIME;
+		}
+		if (rc < 0) {
+			cli_err("cannot subscribe to every key: %s", shn_strerror(rc));
+			return EXIT_RUNTIME;
+		}
+		return 0;
+	}
+	for (i = 0; i < a->filters.n; i++) {
+		const struct cli_filter *f = &a->filters.v[i];
+
+		rc = shn_subscribe(port, f->s, f->len, a->mask, f->prefix ? SHN_SUBSCRIBE_PREFIX : 0,
+				   &conn);
+		if (rc < 0) {
+			cli_err("cannot subscribe to %s '%s': %s%s", f->prefix ? "prefix" : "key",
+				f->s, shn_strerror(rc),
+				f->prefix && rc == -EINVAL ?
+				" (a broker or library older than prefix filters refuses them: "
+				"upgrade shmnotifyd and libshmnotify, or listen to the keys one by one)" :
+				"");
+			return EXIT_RUNTIME;
+		}
+	}
+	return 0;
+}
+
+/* monitor: is n one to print?  A system event without a key (the broker's
+ * own overflow report, broker_state, reconnect, handle_close) concerns the
+ * monitor itself: always. */
+static bool monitor_shows(const struct listen_args *a, const shn_notification *n)
+{
+	if ((n->event & SHN_EV_SYSTEM) && n->key_len == 0)
+		return true;
+	return cli_filters_match(&a->filters, n->key, n->key_len);
+}
+
+int cmd_listen(int argc, char **argv)
+{
+	const bool monitor = !strcmp(argv[0], "monitor");
+	struct listen_args a = {
+		.monitor = monitor, .cmd = monitor ? "monitor" : "listen",
+		.use = monitor ? monitor_usage : usage, .mask = SHN_EV_ALL, .timeout_ms = -1,
+		.fmt = monitor ? FMT_JSON : FMT_PLAIN, .color_when = CLI_COLOR_AUTO,
+	};
+	uint64_t got = 0;
+	bool done = false, color;
+	shn_client *client = NULL;
+	shn_port *port = NULL;
+	shn_notification buf[256];
+	sigset_t set;
+	pthread_t thread;
+	bool have_thread = false;
+	uint64_t shown_ns;
+	int i, rc, status = 0;
+	shn_port_options popt = { .capacity = monitor ? 16u << 20 : 0 };
+
+	rc = parse_args(argc, argv, &a);
+	if (rc >= 0) {
+		cli_filters_free(&a.filters);
+		return rc;
+	}
+	color = a.fmt == FMT_PLAIN && cli_use_color(a.color_when, STDOUT_FILENO);
 
 	/* Block the signals in every thread (the library's too) before any
 	 * exists; the signal thread takes them with sigwait(). */
@@ -378,7 +490,7 @@ int cmd_listen(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	rc = cli_connect(socket_path, cmd, name, &client);
+	rc = cli_connect(a.socket_path, a.cmd, a.name, &client);
 	if (rc) {
 		status = rc;
 		goto out;
@@ -389,32 +501,9 @@ int cmd_listen(int argc, char **argv)
 		status = EXIT_RUNTIME;
 		goto out;
 	}
-	if (optind == argc) {
-		shn_conn conn;
-
-		rc = shn_subscribe(port, NULL, 0, mask, monitor ? SHN_SUBSCRIBE_MONITOR : 0, &conn);
-		if (rc == -EACCES && monitor) {
-			cli_err("cannot monitor: only root or the broker's own user may; run it as "
-				"that user (or with sudo)");
-			status = EXIT_RUNTIME;
-			goto out;
-		}
-		if (rc < 0) {
-			cli_err("cannot subscribe to every key: %s", shn_strerror(rc));
-			status = EXIT_RUNTIME;
-			goto out;
-		}
-	}
-	for (i = optind; i < argc; i++) {
-		shn_conn conn;
-
-		rc = shn_subscribe(port, argv[i], strlen(argv[i]), mask, 0, &conn);
-		if (rc < 0) {
-			cli_err("cannot subscribe to key '%s': %s", argv[i], shn_strerror(rc));
-			status = EXIT_RUNTIME;
-			goto out;
-		}
-	}
+	status = subscribe_all(port, &a);
+	if (status)
+		goto out;
 
 	sig_port = port;
 	rc = pthread_create(&thread, NULL, signal_thread, &set);
@@ -425,24 +514,34 @@ int cmd_listen(int argc, char **argv)
 	}
 	have_thread = true;
 
+	/* --timeout: nothing printed for that long (a monitor's filter may
+	 * pass over what arrives meanwhile) */
+	shown_ns = now_ns();
 	while (!done) {
-		rc = shn_port_get(port, buf, sizeof buf / sizeof buf[0], timeout_ms);
+		int wait_ms = a.timeout_ms;
+
+		if (wait_ms > 0) {
+			uint64_t idle_ms = (now_ns() - shown_ns) / 1000000u;
+
+			wait_ms = idle_ms >= (uint64_t)wait_ms ? 0 : wait_ms - (int)idle_ms;
+		}
+		rc = shn_port_get(port, buf, sizeof buf / sizeof buf[0], wait_ms);
 		if (rc == -ECANCELED) {
 			if (!atomic_load(&sig_caught))
 				continue;
-			if (count && got < count) {
+			if (a.count && got < a.count) {
 				cli_err("interrupted by %s: %llu of %llu notifications arrived",
 					strsignal(atomic_load(&sig_caught)), (unsigned long long)got,
-					(unsigned long long)count);
+					(unsigned long long)a.count);
 				status = EXIT_RUNTIME;
 			}
 			break;
 		}
 		if (rc == -ETIMEDOUT) {
-			if (count) {
+			if (a.count) {
 				cli_err("timed out: nothing arrived for %d ms; %llu of %llu "
-					"notifications arrived", timeout_ms, (unsigned long long)got,
-					(unsigned long long)count);
+					"notifications arrived", a.timeout_ms, (unsigned long long)got,
+					(unsigned long long)a.count);
 				status = EXIT_RUNTIME;
 			}
 			break;
@@ -455,23 +554,26 @@ int cmd_listen(int argc, char **argv)
 			break;
 		}
 		for (i = 0; i < rc && !done; i++) {
-			if (fmt == FMT_JSON && !print_json(stdout, &buf[i])) {
+			if (a.monitor && !monitor_shows(&a, &buf[i]))
+				continue;
+			shown_ns = now_ns();
+			if (a.fmt == FMT_JSON && !print_json(stdout, &buf[i])) {
 				cli_err("out of memory while printing notification seq %llu as JSON",
 					(unsigned long long)buf[i].seq);
 				status = EXIT_RUNTIME;
 				done = true;
 				break;
 			}
-			if (fmt == FMT_PLAIN)
+			if (a.fmt == FMT_PLAIN)
 				print_plain(stdout, &buf[i], color);
-			if (fmt == FMT_RAW)
+			if (a.fmt == FMT_RAW)
 				print_raw(stdout, &buf[i]);
 			if (fflush(stdout) == EOF) {
 				cli_err("cannot write to stdout: %s", strerror(errno));
 				status = EXIT_RUNTIME;
 				done = true;
 			}
-			if (!(buf[i].event & SHN_EV_SYSTEM) && ++got == count)
+			if (!(buf[i].event & SHN_EV_SYSTEM) && ++got == a.count)
 				done = true;
 		}
 	}
@@ -485,6 +587,7 @@ out:
 		shn_port_close(port);
 	if (client)
 		shn_disconnect(client);
+	cli_filters_free(&a.filters);
 	/* The signal mask stays: a SIGINT still pending must not kill us now. */
 	return status;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stats.c - shmnotify stats [--socket PATH] [--json | --openmetrics |
- *           --watch [SECONDS]] [--bridge FILE]
+ *           --watch [SECONDS]] [--bridge FILE] [--subscriptions]
  *
  * Asks the broker for its statistics document (shn_stats_json) and prints
  * it as is (--json) or as tables.  The document looks like
@@ -14,6 +14,7 @@
  * print as "-".  The tables, OpenMetrics and --watch leave this command's
  * own client out (stats_doc.c); --json prints the document as it came.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -23,7 +24,8 @@
 #include "cli.h"
 
 static const char usage[] = "usage: shmnotify stats [--socket PATH] [--json | --openmetrics | "
-			    "--watch [SECONDS] [--count N]] [--bridge FILE]";
+			    "--watch [SECONDS] [--count N]] [--bridge FILE] | "
+			    "[--socket PATH] --subscriptions [--json]";
 
 static void help(void)
 {
@@ -43,12 +45,19 @@ static void help(void)
 	       "  -n, --count N       with --watch: stop after N lines\n"
 	       "  -b, --bridge FILE   show a shmnotify-bridge's counters from its stats-file\n"
 	       "                      instead (with --json: the file as is)\n"
+	       "      --subscriptions which keys and prefixes are watched instead: per key or\n"
+	       "                      prefix how many ports and filters watch it, then every\n"
+	       "                      filter (exact, prefix or any-key) with its client, port,\n"
+	       "                      conn and events (like Redis' PUBSUB NUMSUB); with\n"
+	       "                      --json: the document with its \"subscriptions\" section.\n"
+	       "                      At most %u entries per list, the totals counted all the\n"
+	       "                      same\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "The tables and OpenMetrics leave this command's own client out. A refusal\n"
 	       "counter is named for what it counts: refused_clients_limit is the number\n"
 	       "of connections refused by limits.max_clients.\n",
-	       usage);
+	       usage, CLI_SUBS_MAX);
 }
 
 /* ---- a table whose columns size themselves ---------------------------- */
@@ -270,11 +279,12 @@ int cmd_stats(int argc, char **argv)
 		{ "bridge", required_argument, NULL, 'b' },
 		{ "watch",  optional_argument, NULL, 'w' },
 		{ "count",  required_argument, NULL, 'n' },
+		{ "subscriptions", no_argument, NULL, 'S' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *socket_path = NULL, *bridge = NULL;
-	bool json = false, openmetrics = false, watch = false;
+	bool json = false, openmetrics = false, watch = false, subs = false;
 	double interval = 1;
 	uint64_t count = 0;
 	char *doc = NULL, shown_buf[256];
@@ -299,6 +309,9 @@ int cmd_stats(int argc, char **argv)
 			break;
 		case 'm':
 			openmetrics = true;
+			break;
+		case 'S':
+			subs = true;
 			break;
 		case 'w': {
 			/* --watch 2 as well as --watch=2: a number after it is its own */
@@ -345,6 +358,10 @@ int cmd_stats(int argc, char **argv)
 	if (bridge != NULL && (openmetrics || socket_path != NULL))
 		return cli_usage_error("stats", usage, "--bridge reads a file: it takes neither "
 				       "--socket nor --openmetrics");
+	if (subs && (openmetrics || watch || bridge != NULL))
+		return cli_usage_error("stats", usage, "--subscriptions lists the broker's "
+				       "filters: it takes --json, not --openmetrics, --watch or "
+				       "--bridge");
 	if (bridge != NULL)
 		return cli_bridge_stats(bridge, json);
 
@@ -353,8 +370,19 @@ int cmd_stats(int argc, char **argv)
 		return rc;
 	if (watch)
 		return cli_stats_watch(client, interval, count);
-	rc = shn_stats_json(client, &doc);
+	rc = shn_stats_json_ex(client, subs ? SHN_STATS_SUBSCRIPTIONS : 0, &doc);
 	shn_disconnect(client);
+	if (rc == -EOPNOTSUPP && subs) {
+		cli_err("the broker at %s cannot list its subscriptions (it is older than "
+			"`stats --subscriptions`): upgrade shmnotifyd",
+			cli_socket_display(socket_path, shown_buf, sizeof shown_buf));
+		return EXIT_RUNTIME;
+	}
+	if (rc == -EACCES && subs) {
+		cli_err("cannot list the broker's subscriptions: only root or the broker's own user "
+			"may; run it as that user (or with sudo)");
+		return EXIT_RUNTIME;
+	}
 	if (rc < 0) {
 		cli_err("cannot get the broker's statistics: %s", shn_strerror(rc));
 		return EXIT_RUNTIME;
@@ -380,7 +408,10 @@ int cmd_stats(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	cli_drop_self(tree);
-	if (openmetrics) {
+	if (subs) {
+		rc = cli_print_subscriptions(tree, cli_socket_display(socket_path, shown_buf,
+								      sizeof shown_buf));
+	} else if (openmetrics) {
 		rc = cli_print_openmetrics(stdout, tree) == 0 ? 0 : EXIT_RUNTIME;
 		if (rc)
 			cli_err("the broker's statistics have no \"broker\" object; "

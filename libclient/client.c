@@ -514,7 +514,14 @@ int shn_set_sync_timeout(shn_client *c, int timeout_ms)
 
 int shn_stats_json(shn_client *c, char **json)
 {
-	struct shn_msg_hdr req = { .type = SHN_MSG_STATS };
+	return (shn_stats_json_ex(c, 0, json));
+}
+
+int shn_stats_json_ex(shn_client *c, unsigned flags, char **json)
+{
+	/* flags 0 is the header alone, which every broker takes */
+	struct shn_msg_stats req = { .hdr.type = SHN_MSG_STATS };
+	size_t req_len = flags ? sizeof(req) : sizeof(req.hdr);
 	union {
 		struct shn_msg_stats_reply r;
 		char buf[SHN_MSG_MAX];
@@ -528,13 +535,21 @@ int shn_stats_json(shn_client *c, char **json)
 	if (c == NULL || json == NULL)
 		return (-EINVAL);
 	*json = NULL;
+	if ((flags & ~(unsigned)SHN_STATS_SUBSCRIPTIONS) != 0)
+		return (-EINVAL);
 	if (atomic_load(&c->broker_gone))
 		return (-ENOTCONN);
 	pthread_mutex_lock(&c->ctl_lock);
-	req.magic = SHN_PROTO_MAGIC;
-	req.version = SHN_PROTO_VERSION;
-	req.id = ++c->next_msg_id;
-	if (send(c->sock, &req, sizeof(req), MSG_NOSIGNAL) < 0) {
+	if (flags && !(c->hello_flags & SHN_HELLO_F_STATS_FLAGS)) {
+		err = -EOPNOTSUPP;   /* an older broker would disconnect us for it */
+		pthread_mutex_unlock(&c->ctl_lock);
+		return (err);
+	}
+	req.flags = flags & SHN_STATS_SUBSCRIPTIONS ? SHN_STATS_F_SUBSCRIPTIONS : 0;
+	req.hdr.magic = SHN_PROTO_MAGIC;
+	req.hdr.version = SHN_PROTO_VERSION;
+	req.hdr.id = ++c->next_msg_id;
+	if (send(c->sock, &req, req_len, MSG_NOSIGNAL) < 0) {
 		err = (errno == EPIPE || errno == ECONNRESET) ? -ENOTCONN : -errno;
 		goto out;
 	}
@@ -553,7 +568,7 @@ int shn_stats_json(shn_client *c, char **json)
 		if (unasked)
 			continue;
 		if ((size_t)n < sizeof(rep.r) || rep.r.hdr.magic != SHN_PROTO_MAGIC ||
-		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.id ||
+		    rep.r.hdr.type != SHN_MSG_STATS || rep.r.hdr.id != req.hdr.id ||
 		    rep.r.len > (size_t)n - sizeof(rep.r)) {
 			err = (n >= (ssize_t)sizeof(rep.r.hdr) && rep.r.hdr.status < 0)
 				? rep.r.hdr.status : -EPROTO;

@@ -88,6 +88,10 @@ struct shn_msg_hello_reply {
  * A broker that does not set it (off, or older) never sends them, and its
  * records are the brokered ones only.  Any other request flag: -EINVAL. */
 #define SHN_HELLO_F_DIRECT 4u
+/* The broker takes a STATS request with flags (struct shn_msg_stats).  A
+ * library sends one only to a broker that set this: an older one takes a
+ * STATS longer than its header for a protocol error and disconnects. */
+#define SHN_HELLO_F_STATS_FLAGS 8u
 enum { SHN_HELLO_FD_PUB, SHN_HELLO_FD_DOORBELL, SHN_HELLO_FD_ROOM, SHN_HELLO_FD_BROKER,
        SHN_HELLO_NFDS };
 
@@ -181,6 +185,19 @@ static inline bool shn_name_valid(const uint8_t *s, size_t n)
 	}
 	return true;
 }
+
+/* STATS request: the header alone (the document as always), or this, to a
+ * broker that set SHN_HELLO_F_STATS_FLAGS.  Reply: as for the header alone
+ * (chunks); -EINVAL for a flag it does not know or reserved not 0. */
+struct shn_msg_stats {
+	struct shn_msg_hdr hdr;
+	uint32_t flags;     /* SHN_STATS_F_* */
+	uint32_t reserved;
+};
+/* add "subscriptions": every filter, and per key or prefix its ports
+ * (docs/protocol.md; bounded: SHN_STATS_SUBS_MAX entries per list) */
+#define SHN_STATS_F_SUBSCRIPTIONS 1u
+#define SHN_STATS_SUBS_MAX 10000u
 
 /* STATS reply chunk: text[len] of a JSON document; chunks arrive in order,
  * the last one has SHN_STATS_LAST in flags. */

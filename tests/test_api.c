@@ -45,7 +45,7 @@ static void test_symbols(void **state)
 		"shn_connect", "shn_disconnect", "shn_port_open", "shn_port_close",
 		"shn_port_fd", "shn_port_get", "shn_port_unblock", "shn_port_dispatch",
 		"shn_subscribe", "shn_advise", "shn_unsubscribe", "shn_notify",
-		"shn_set_sync_timeout", "shn_strerror",
+		"shn_set_sync_timeout", "shn_strerror", "shn_stats_json", "shn_stats_json_ex",
 	};
 	int missing = 0;
 	(void)state;

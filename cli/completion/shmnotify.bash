@@ -34,7 +34,7 @@ _shmnotify() {
 	--color | --colour)
 		mapfile -t COMPREPLY < <(compgen -W "auto always never" -- "$cur")
 		return ;;
-	-e | --event | --events | -n | --count | -t | --timeout | --name | --batch)
+	-e | --event | --events | -n | --count | -t | --timeout | --name | --batch | -p | --prefix | -k | --key)
 		return ;;
 	esac
 
@@ -50,11 +50,11 @@ _shmnotify() {
 	publish)
 		opts="--socket --event --sync --timeout --batch --data-base64 --json --name --help" ;;
 	listen)
-		opts="--socket --events --count --timeout --format --json --color --name --help" ;;
+		opts="--socket --events --count --timeout --format --json --color --name --prefix --key --help" ;;
 	monitor)
-		opts="--socket --events --count --timeout --name --help" ;;
+		opts="--socket --events --count --timeout --name --key --prefix --help" ;;
 	stats)
-		opts="--socket --json --openmetrics --watch --count --bridge --help" ;;
+		opts="--socket --json --openmetrics --watch --count --bridge --subscriptions --help" ;;
 	doctor)
 		opts="--socket --help" ;;
 	help)

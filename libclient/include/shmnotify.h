@@ -23,7 +23,7 @@
  *   process-wide   shn_connect, shn_default_socket_path, shn_strerror: any
  *                  thread, any time.
  *   a client       shn_notify, shn_notify_gap, shn_set_sync_timeout,
- *                  shn_stats_json, shn_set_name, shn_port_open,
+ *                  shn_stats_json(_ex), shn_set_name, shn_port_open,
  *                  shn_subscribe, shn_advise, shn_unsubscribe: any threads,
  *                  several at once.  Each batch is written whole; the
  *                  batches of one thread keep their order; between threads
@@ -302,6 +302,20 @@ int  shn_set_sync_timeout(shn_client *c, int timeout_ms);
  * capacity, broker-wide counters; see docs/protocol.md).  *json is
  * malloc()ed and NUL-terminated: free() it.  Returns its length or -errno. */
 int  shn_stats_json(shn_client *c, char **json);
+
+/* shn_stats_json_ex flags */
+#define SHN_STATS_SUBSCRIPTIONS 1u           /* add "subscriptions": every filter (its
+                                                client, port, conn, kind exact/prefix/any,
+                                                key, mask) and per key or prefix how many
+                                                ports and filters watch it; each list at
+                                                most 10000 entries, with its total and
+                                                "truncated" (docs/protocol.md) */
+
+/* shn_stats_json() with flags: 0 (the same document) or
+ * SHN_STATS_SUBSCRIPTIONS.  -EINVAL: an unknown flag; -EOPNOTSUPP: this
+ * broker is too old to take flags (shn_stats_json still works); -EACCES:
+ * the subscriptions only for root or the broker's own uid. */
+int  shn_stats_json_ex(shn_client *c, unsigned flags, char **json);
 
 /* --- errors ------------------------------------------------------------ */
 

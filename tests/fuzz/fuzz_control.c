@@ -45,7 +45,7 @@ static size_t want_size(unsigned type)
 	case SHN_MSG_PORT_CLOSE: return sizeof(struct shn_msg_port_close);
 	case SHN_MSG_SUBSCRIBE: return sizeof(struct shn_msg_subscribe);
 	case SHN_MSG_UNSUBSCRIBE: return sizeof(struct shn_msg_unsubscribe);
-	case SHN_MSG_STATS: return sizeof(struct shn_msg_hdr);
+	case SHN_MSG_STATS: return sizeof(struct shn_msg_hdr);   /* or shn_msg_stats */
 	case SHN_MSG_PUB_CHECK: return sizeof(struct shn_msg_pub_check);
 	case SHN_MSG_SET_NAME: return sizeof(struct shn_msg_set_name);
 	case SHN_MSG_DIRECT_SETUP: return sizeof(struct shn_msg_hdr);
@@ -108,6 +108,17 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 	need = want_size(h.type);
 	if (need == 0)
 		return SHND_CTL_DROP;   /* unknown type (SYNC_DONE is broker -> client) */
+	if (h.type == SHN_MSG_STATS && len == sizeof(struct shn_msg_stats)) {
+		struct shn_msg_stats m;
+
+		/* with flags: only SHN_STATS_F_SUBSCRIPTIONS, reserved 0 */
+		memcpy(&m, msg, sizeof(m));
+		if ((m.flags & ~SHN_STATS_F_SUBSCRIPTIONS) != 0 || m.reserved != 0) {
+			*status = -EINVAL;
+			return SHND_CTL_REPLY;
+		}
+		return SHND_CTL_STATS;
+	}
 	if (h.type == SHN_MSG_SUBSCRIBE || h.type == SHN_MSG_PUB_CHECK || h.type == SHN_MSG_SET_NAME
 	    ? len < need : len != need)
 		return SHND_CTL_DROP;

@@ -285,6 +285,27 @@ static void control_seeds(const char *dir)
 	}
 	save(dir, "control", "too-long", &o);
 
+	/* STATS with flags: the section asked for, an unknown flag and a
+	 * reserved field (-EINVAL), then a length that is neither form */
+	o.n = 0;
+	hello(&o, 0, 0, SHN_PROTO_VERSION);
+	{
+		static const uint32_t v[][2] = { { SHN_STATS_F_SUBSCRIPTIONS, 0 }, { 0, 0 },
+						 { 2, 0 }, { SHN_STATS_F_SUBSCRIPTIONS, 1 } };
+		struct shn_msg_stats st;
+
+		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+			memset(&st, 0, sizeof(st));
+			hdr(&st.hdr, SHN_MSG_STATS);
+			st.flags = v[i][0];
+			st.reserved = v[i][1];
+			msg(&o, &st, sizeof(st));
+		}
+		hdr(&st.hdr, SHN_MSG_STATS);
+		msg(&o, &st, sizeof(st.hdr) + 4);
+	}
+	save(dir, "control", "stats-flags", &o);
+
 	/* names the broker must refuse (each ends the conversation) */
 	static const struct {
 		const char *seed, *name;
