@@ -9,6 +9,8 @@
 #ifndef SHND_INDEX_H
 #define SHND_INDEX_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +45,20 @@ int shnd_index_attach(struct shnd_index *ix, struct shn_broker_shm *bs);
 
 /* Free the index's own memory; every subscription must be gone. */
 void shnd_index_fini(struct shnd_index *ix);
+
+/* False only when no entry (key or prefix) of this hash exists: its bit
+ * of the interest summary is clear.  Always true before
+ * shnd_index_attach. */
+static inline bool shnd_index_may_have(const struct shnd_index *ix, uint64_t hash)
+{
+	uint32_t bit = (uint32_t)(hash & (SHN_INTEREST_BITS - 1));
+
+	if (ix->interest_map == NULL)
+		return (true);
+	/* the 64 KiB bitmap, not the 2 MiB of counts: it stays in cache */
+	return ((atomic_load_explicit(&ix->interest_map[bit / 64], memory_order_relaxed) >>
+		 (bit % 64)) & 1u);
+}
 
 /* Hash a key (or a prefix) the way the index does. */
 uint64_t shnd_index_hash(const void *key, size_t len);

@@ -151,9 +151,15 @@ static uint32_t find_prefixes(const struct shnd_index *ix, const uint8_t *key, u
 
 	for (uint32_t j = 0; j < ix->nplens && ix->plens[j] <= len; j++) {
 		uint32_t p = ix->plens[j];
-		struct shnd_keyent *ke = shnd_index_find_prefix(ix, key, p,
-								shnd_index_hash(key, p));
+		uint64_t h = shnd_index_hash(key, p);
+		struct shnd_keyent *ke;
 
+		/* a prefix nobody named has its interest bit clear (most
+		 * lengths, with many in use): a bit of 64 KiB instead of a
+		 * bucket and an entry, each a cache miss */
+		if (!shnd_index_may_have(ix, h))
+			continue;
+		ke = shnd_index_find_prefix(ix, key, p, h);
 		if (ke != NULL)
 			pke[n++] = ke;
 	}

@@ -50,10 +50,12 @@ static void fc_free(shn_port *p)
 	free(p->fc_tab);
 	free(p->fc_any);
 	free(p->fc_keys);
+	free(p->fc_pbloom);
 	p->fc_tab = NULL;
 	p->fc_any = NULL;
 	p->fc_keys = NULL;
-	p->fc_cap = p->fc_nany = 0;
+	p->fc_pbloom = NULL;
+	p->fc_cap = p->fc_nany = p->fc_pbloom_bits = 0;
 	memset(p->fc_plens, 0, sizeof(p->fc_plens));
 	p->fc_valid = false;
 }
@@ -128,12 +130,19 @@ static void adopt(shn_port *p)
 	pthread_mutex_unlock(&p->swap_lock);
 }
 
+/* A filter hash's bit in the cache's bloom bits (the high half: the low
+ * one places it in the table). */
+static inline uint32_t fc_pbloom_bit(const shn_port *p, uint64_t h)
+{
+	return ((uint32_t)(h >> 32) & (p->fc_pbloom_bits - 1));
+}
+
 /* Copy the port's filters (live, and ended ones still owed their queued
  * notes: rule 8) into the cache.  Caller holds ctl_lock.  0 or -ENOMEM. */
 static int fc_build(shn_port *p)
 {
 	shn_client *c = p->client;
-	uint32_t nexact = 0, nany = 0, cap = 8, keys = 0;
+	uint32_t nexact = 0, nany = 0, nprefix = 0, cap = 8, keys = 0, pbits = 64;
 
 	fc_free(p);
 	p->fc_gen = atomic_load(&p->sinks_gen);
@@ -144,19 +153,27 @@ static int fc_build(shn_port *p)
 			nany++;
 		} else {
 			nexact++;
+			nprefix += s->prefix;
 			keys += s->key_len;
 		}
 	}
 	while (cap < 2 * nexact)
 		cap <<= 1;
+	/* 16 bits a filter: a key that is not a filter's, and most prefix
+	 * lengths of a note, find their bit clear and cost no probe of the
+	 * table */
+	while (pbits < 16 * nexact && pbits < (1u << 20))
+		pbits <<= 1;
 	p->fc_tab = calloc(cap, sizeof(*p->fc_tab));
 	p->fc_any = calloc(nany ? nany : 1, sizeof(*p->fc_any));
 	p->fc_keys = malloc(keys ? keys : 1);
-	if (p->fc_tab == NULL || p->fc_any == NULL || p->fc_keys == NULL) {
+	p->fc_pbloom = calloc(pbits / 64, sizeof(uint64_t));
+	if (p->fc_tab == NULL || p->fc_any == NULL || p->fc_keys == NULL || p->fc_pbloom == NULL) {
 		fc_free(p);
 		return (-ENOMEM);
 	}
 	p->fc_cap = cap;
+	p->fc_pbloom_bits = pbits;
 	keys = 0;
 	for (const struct shn__sub *s = c->subs; s; s = s->next) {
 		struct shn__fc_ent *e;
@@ -176,6 +193,7 @@ static int fc_build(shn_port *p)
 		*e = (struct shn__fc_ent){ .hash = h, .conn = s->conn, .mask = s->mask,
 					   .key_off = keys, .key_len = s->key_len,
 					   .prefix = s->prefix };
+		p->fc_pbloom[fc_pbloom_bit(p, h) / 64] |= 1ull << (fc_pbloom_bit(p, h) % 64);
 		if (s->prefix)
 			p->fc_plens[(s->key_len - 1) / 64] |= 1ull << ((s->key_len - 1) % 64);
 		keys += s->key_len;
@@ -202,6 +220,17 @@ static shn_conn fc_probe(const shn_port *p, uint64_t h, bool prefix, uint32_t ev
 	return (best);
 }
 
+/* fc_probe, unless the filter's bloom bit says no filter has hash h. */
+static inline shn_conn fc_maybe_probe(const shn_port *p, uint64_t h, bool prefix, uint32_t event,
+				      const uint8_t *key, uint32_t len, shn_conn best)
+{
+	uint32_t bit = fc_pbloom_bit(p, h);
+
+	if (!((p->fc_pbloom[bit / 64] >> (bit % 64)) & 1u))
+		return (best);
+	return (fc_probe(p, h, prefix, event, key, len, best));
+}
+
 /* The oldest filter of the cache that takes this note (any-key, its exact
  * key, or a prefix of it: one probe per prefix length the port's filters
  * use, no longer than the key): its conn, or 0. */
@@ -214,14 +243,14 @@ static shn_conn fc_lookup(const shn_port *p, uint32_t event, const uint8_t *key,
 			best = p->fc_any[i].conn;
 	if (p->fc_cap == 0)
 		return (best);
-	best = fc_probe(p, XXH3_64bits(key, key_len), false, event, key, key_len, best);
+	best = fc_maybe_probe(p, XXH3_64bits(key, key_len), false, event, key, key_len, best);
 	for (uint32_t w = 0; w < SHN_PREFIX_LEN_WORDS && 64 * w < key_len; w++)
 		for (uint64_t bits = p->fc_plens[w]; bits != 0; bits &= bits - 1) {
 			uint32_t len = 64 * w + (uint32_t)__builtin_ctzll(bits) + 1;
 
 			if (len > key_len)
 				break;
-			best = fc_probe(p, XXH3_64bits(key, len), true, event, key, len, best);
+			best = fc_maybe_probe(p, XXH3_64bits(key, len), true, event, key, len, best);
 		}
 	return (best);
 }

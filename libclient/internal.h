@@ -243,6 +243,8 @@ struct shn_port {
 	struct shn__fc_ent *fc_tab;    /* exact keys and prefixes, open addressing by hash */
 	uint32_t fc_cap;               /* a power of two, > the exact and prefix filters */
 	uint64_t fc_plens[SHN_PREFIX_LEN_WORDS];  /* bit p - 1: a prefix of p bytes */
+	uint64_t *fc_pbloom;           /* a bit per filter's hash (fc_pbloom_bit) */
+	uint32_t fc_pbloom_bits;       /* a power of two */
 	struct shn__fc_any *fc_any;    /* any-key (and monitor) filters */
 	uint32_t fc_nany;
 	uint8_t *fc_keys;

@@ -434,10 +434,22 @@ static inline int shn_ftab_probe(const struct shn_ftab_hdr *t,
  * what it read cannot be a table the broker wrote (a torn read: the broker
  * is rewriting this half, so the caller's re-load of gen will differ; it
  * matches again).  Reads each slot once into private memory, bounds every
- * count, length and offset. */
-static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, uint64_t hash,
-				  const uint8_t *key, uint32_t key_len,
-				  struct shn_ftab_match *out, uint32_t max, shn_ftab_hash_fn hash_fn)
+ * count, length and offset.
+ *
+ * hint, hint_bits: a bitmap of hint_bits bits (a power of two) in which bit
+ * hash & (hint_bits - 1) of every exact key of the table and bit
+ * hash_fn(prefix) & (hint_bits - 1) of every prefix is set, or NULL.  A key
+ * or prefix whose bit is clear is not probed: the table's slots are cache
+ * misses, with many prefix lengths in use most probes miss, and a bit of a
+ * small bitmap is far cheaper.  The publisher passes the
+ * broker segment's interest summary, loaded after gen (acquire): the broker
+ * sets a prefix's bit before it publishes the generation that holds it
+ * (shm/proto.h), so no filter of generation gen is skipped. */
+static inline int shn_ftab_lookup_hinted(const struct shn_ftab_hdr *t, uint64_t gen,
+					 uint64_t hash, const uint8_t *key, uint32_t key_len,
+					 struct shn_ftab_match *out, uint32_t max,
+					 shn_ftab_hash_fn hash_fn, const _Atomic uint64_t *hint,
+					 uint32_t hint_bits)
 {
 	const uint8_t *half = (const uint8_t *)t + t->half_off[gen & 1];
 	const volatile struct shn_ftab_half *hh = (const volatile void *)half;
@@ -459,9 +471,14 @@ static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, ui
 		if (a.mask != 0 && shn_ftab_add_match(out, &n, max, a.port_id, a.mask) != 0)
 			return -ENOSPC;
 	}
-	err = shn_ftab_probe(t, slots, keys, hash, key, key_len, 0, out, &n, max);
-	if (err)
-		return err;
+	uint32_t kbit = (uint32_t)hash & (hint_bits - 1);
+
+	if (hint == NULL ||
+	    ((atomic_load_explicit(&hint[kbit / 64], memory_order_relaxed) >> (kbit % 64)) & 1u)) {
+		err = shn_ftab_probe(t, slots, keys, hash, key, key_len, 0, out, &n, max);
+		if (err)
+			return err;
+	}
 	for (uint32_t w = 0; w < 4 && 64 * w < key_len; w++) {
 		uint64_t bits = hh->plens[w];
 
@@ -471,13 +488,28 @@ static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, ui
 			bits &= bits - 1;
 			if (p > key_len)
 				break;
-			err = shn_ftab_probe(t, slots, keys, hash_fn(key, p), key, p,
+			uint64_t ph = hash_fn(key, p);
+			uint32_t bit = (uint32_t)ph & (hint_bits - 1);
+
+			if (hint != NULL && !((atomic_load_explicit(&hint[bit / 64],
+								    memory_order_relaxed) >>
+					       (bit % 64)) & 1u))
+				continue;   /* no filter has this prefix: no probe */
+			err = shn_ftab_probe(t, slots, keys, ph, key, p,
 					     SHN_FTAB_SLOT_PREFIX, out, &n, max);
 			if (err)
 				return err;
 		}
 	}
 	return (int)n;
+}
+
+/* shn_ftab_lookup_hinted with no hint: every prefix length probed. */
+static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, uint64_t hash,
+				  const uint8_t *key, uint32_t key_len,
+				  struct shn_ftab_match *out, uint32_t max, shn_ftab_hash_fn hash_fn)
+{
+	return shn_ftab_lookup_hinted(t, gen, hash, key, key_len, out, max, hash_fn, NULL, 0);
 }
 
 /* The broker's writer of one half (the inactive one: half gen+1 & 1):

@@ -396,6 +396,49 @@ static int add_prefix(struct table *tb, const void *p, uint32_t len, uint32_t po
 					SHN_FTAB_SLOT_PREFIX, port, mask, NULL);
 }
 
+/* The lookup's hint (the interest summary): a key or prefix whose bit is
+ * clear is not probed, one whose bit is set is; no hint probes all. */
+static void hint_set(_Atomic uint64_t *bits, uint32_t nbits, const void *k, size_t len)
+{
+	uint32_t b = (uint32_t)hash_bytes(k, len) & (nbits - 1);
+
+	atomic_fetch_or(&bits[b / 64], 1ull << (b % 64));
+}
+
+static void test_table_hint(void **state)
+{
+	struct table tb;
+	struct shn_ftab_match m[8];
+	_Atomic uint64_t bits[4] = { 0 };   /* 256 bits */
+	int n;
+
+	(void)state;
+	table_new(&tb, 16, 32, 1024);
+	assert_int_equal(add_key(&tb, 0, "abc", 1, 0x1), 0);
+	assert_int_equal(add_prefix(&tb, "ab", 2, 2, 0x2), 0);
+	assert_int_equal(add_prefix(&tb, "a", 1, 3, 0x4), 0);
+	/* no bit set: nothing probed, nothing found */
+	n = shn_ftab_lookup_hinted(tb.t, 0, hash_bytes("abc", 3), (const uint8_t *)"abc", 3, m,
+				   8, hash_bytes, bits, 256);
+	assert_int_equal(n, 0);
+	/* the prefix "ab" and the key: those two found, not "a" */
+	hint_set(bits, 256, "ab", 2);
+	hint_set(bits, 256, "abc", 3);
+	n = shn_ftab_lookup_hinted(tb.t, 0, hash_bytes("abc", 3), (const uint8_t *)"abc", 3, m,
+				   8, hash_bytes, bits, 256);
+	assert_int_equal(n, 2);
+	assert_int_equal(mask_of(m, n, 1), 0x1);
+	assert_int_equal(mask_of(m, n, 2), 0x2);
+	assert_int_equal(mask_of(m, n, 3), 0);
+	/* every bit set, or no hint: all three */
+	hint_set(bits, 256, "a", 1);
+	n = shn_ftab_lookup_hinted(tb.t, 0, hash_bytes("abc", 3), (const uint8_t *)"abc", 3, m,
+				   8, hash_bytes, bits, 256);
+	assert_int_equal(n, 3);
+	assert_int_equal(lookup_n(&tb, "abc", 3, m), 3);
+	free(tb.t);
+}
+
 static void test_table_prefix(void **state)
 {
 	struct table tb;
@@ -651,6 +694,7 @@ int main(void)
 		cmocka_unit_test(test_record_hook),
 		cmocka_unit_test(test_table_lookup),
 		cmocka_unit_test(test_table_prefix),
+		cmocka_unit_test(test_table_hint),
 		cmocka_unit_test(test_table_collisions),
 		cmocka_unit_test(test_table_full),
 		cmocka_unit_test(test_table_garbage),
