@@ -71,6 +71,8 @@ def pack(items: Sequence[Any]) -> Tuple[bytes, bytes, int]:
     push = parts.append
     off = 0
     for it in items:
+        if type(it) is tuple and len(it) != 3:
+            raise TypeError("not a (key, event, data) tuple")   # normalize says more
         k = it[0]
         e = it[1]
         d = it[2]

@@ -19,7 +19,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Set, Union
 
 from . import _batch, _lib
-from .errors import InvalidArgument, closed, error
+from .errors import BrokerUnavailable, InvalidArgument, closed, error
 from .notification import Notification
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ class Client:
         if rc < 0:
             where = os.fsdecode(path) if path is not None else \
                 os.environ.get("SHMNOTIFY_SOCKET") or default_socket_path()
-            raise error(rc, "shn_connect", f"socket {where}")
+            cls = BrokerUnavailable if rc in (-_errno.ENOENT, -_errno.ECONNREFUSED) else None
+            raise error(rc, "shn_connect", f"socket {where}", cls)
         self._handle = h.value
         if name is not None:
             try:
