@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,7 @@ class Broker:
                                       *self.args], stdout=log, stderr=log)
         log.close()
         end = time.monotonic() + WAIT
-        while not os.path.exists(self.socket):
+        while not self._listening():
             rc = self.proc.poll()
             if rc is not None:
                 text = self.log()
@@ -74,6 +75,17 @@ class Broker:
             if time.monotonic() > end:
                 pytest.fail(f"shmnotifyd did not create {self.socket}: {self.log()}")
             time.sleep(0.01)
+
+    def _listening(self) -> bool:
+        """The socket file exists and accepts (bind comes before listen)."""
+        if not os.path.exists(self.socket):
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+            try:
+                s.connect(self.socket)
+            except OSError:
+                return False
+        return True
 
     def log(self) -> str:
         with open(os.path.join(self.dir, f"broker{self.logs}.log"), "rb") as f:
