@@ -150,7 +150,8 @@ libc_free = _libc.free
 libc_free.restype = None
 libc_free.argtypes = [ctypes.c_void_p]
 
-string_at = ctypes.string_at
+# the function ctypes.string_at wraps (one Python frame less per key and payload)
+string_at = getattr(ctypes, "_string_at", ctypes.string_at)
 
 
 def strerror(err: int) -> str:

@@ -141,16 +141,17 @@ _unpack = _lib.NOTE_IN.iter_unpack
 _SIZE = _lib.NOTE_SIZE
 
 
-def copy_out(view: memoryview, n: int) -> List[Notification]:
+def copy_out(view: memoryview, n: int, _string_at=_string_at, _tnew=_tnew,
+             _unpack=_unpack, _size=_SIZE) -> List[Notification]:
     """Notifications from the first n shn_notification structs in view, keys
     and data copied into bytes (the views they point into are reused by the
-    next get on the port)."""
+    next get on the port).  The defaults bind hot names as locals."""
     out: List[Notification] = []
     append = out.append
+    plain = Notification
     system = _SYSTEM
-    for (ev, kl, dl, kp, dp, conn, seq, bid, bi, bc, pid, uid, t) in _unpack(view[:n * _SIZE]):
-        key = _string_at(kp, kl) if kl else b""
-        data = _string_at(dp, dl) if dl else b""
-        cls = Notification if ev <= EV_ALL else system.get(ev, Notification)
-        append(_tnew(cls, (key, ev, data, seq, conn, bid, bi, bc, pid, uid, t)))
+    for (ev, kl, dl, kp, dp, conn, seq, bid, bi, bc, pid, uid, t) in _unpack(view[:n * _size]):
+        append(_tnew(plain if ev <= EV_ALL else system.get(ev, plain),
+                     (_string_at(kp, kl) if kl else b"", ev,
+                      _string_at(dp, dl) if dl else b"", seq, conn, bid, bi, bc, pid, uid, t)))
     return out
