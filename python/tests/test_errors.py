@@ -165,3 +165,29 @@ def test_error_text():
     assert e.errno == errno.EAGAIN and "publish ring is full" in e.strerror
     assert str(e).startswith("shmnotify: shn_notify: ") and "[EAGAIN]" in str(e)
     assert os.strerror(errno.EAGAIN) != e.strerror   # shmnotify's own words
+
+
+def test_close_while_another_thread_waits(broker):
+    """close() unblocks a get waiting in another thread and waits for it, so
+    shn_port_close / shn_disconnect never run under a reader."""
+    for closer in ("port", "client"):
+        c = shmnotify.Client(broker.socket)
+        port = c.open_port()
+        port.subscribe("k")
+        result = []
+
+        def reader():
+            try:
+                port.get(timeout=None)
+            except shmnotify.ShmnotifyError as e:
+                result.append(e)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        import time
+        time.sleep(0.1)
+        (port if closer == "port" else c).close()
+        t.join(10)
+        assert not t.is_alive() and isinstance(result[0], shmnotify.Canceled), closer
+        assert port.closed
+        c.close()
