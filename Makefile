@@ -28,6 +28,7 @@ CMAKE_TYPE  ?= RelWithDebInfo
 CTEST_RETRY ?=
 DEPS        := cmake gcc make pkg-config liburing-dev libcmocka-dev libxxhash-dev libinih-dev libjansson-dev scdoc python3 \
                python3-prometheus-client \
+               python3-pytest python3-setuptools python3-wheel python3-venv \
                libnats-dev nats-server
 
 # Always say ON or OFF: the CMake cache would otherwise keep an old choice.
@@ -106,7 +107,7 @@ run: build
 # The bench's peers (each optional: a missing one is reported as skipped).
 # Installs what is missing as root; otherwise says what to run and goes on.
 BENCH_DEPS := libzmq3-dev libhiredis-dev redis-server libsystemd-dev dbus-daemon \
-              libiceoryx-binding-c-dev iceoryx gnuplot-nox
+              libiceoryx-binding-c-dev iceoryx gnuplot-nox python3-redis python3-zmq
 BENCH_ARGS ?=
 BENCH_OUT  ?= $(BUILD_DIR)/bench
 

@@ -2,7 +2,7 @@
 # test_readme.sh SOURCE_DIR SHMNOTIFYD - README.md says what is true:
 #   - the quick start is exactly two commands, make run and make test;
 #   - every package `make deps` installs (the Makefile's DEPS) is named;
-#   - every file under examples/ is named;
+#   - every file under examples/ is named (a folder as `NAME/`);
 #   - every option `shmnotifyd --help` lists has a row in shmnotifyd's table;
 #   - the install section names make install, DESTDIR, cmake --install,
 #     pkg-config, find_package and both kinds of systemd units.
@@ -26,8 +26,10 @@ for p in $deps; do
 done
 
 for f in "$src"/examples/*; do
+	d=$f
 	f=${f##*/}
 	[[ $f == CMakeLists.txt ]] && continue
+	[[ -d $d ]] && f=$f/
 	grep -qF "\`$f\`" "$readme" || fail "examples/$f is not named in README.md"
 done
 
