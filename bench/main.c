@@ -110,6 +110,24 @@ struct opts {
 static char *key_table;
 static char prefix_key_table[BENCH_MAX_PREFIXES * BENCH_PKEY_LEN + 1];
 
+/* Is label one of the comma-separated labels of --case (or no --case)? */
+static bool case_chosen(const char *only, const char *label)
+{
+	size_t n = strlen(label);
+
+	if (only == NULL)
+		return true;
+	for (const char *p = only; *p != '\0';) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && strncmp(p, label, n) == 0)
+			return true;
+		p += len + (end != NULL);
+	}
+	return false;
+}
+
 /* The case, or NULL when the options leave it out. */
 static struct bcase *add_case(enum workload wl, const char *label, unsigned npub, unsigned nsub,
 			      unsigned batch, unsigned payload, unsigned nkeys, bool spin,
@@ -117,7 +135,7 @@ static struct bcase *add_case(enum workload wl, const char *label, unsigned npub
 {
 	struct bcase *c;
 
-	if (!(o->wl_mask & (1u << wl)) || ncases >= MAX_CASES || (o->only && strcmp(o->only, label)))
+	if (!(o->wl_mask & (1u << wl)) || ncases >= MAX_CASES || !case_chosen(o->only, label))
 		return NULL;
 	c = &cases[ncases++];
 	snprintf(c->label, sizeof c->label, "%s", label);
@@ -671,7 +689,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmnotify-bench [--quick] [--json[=FILE]] [--peers LIST] [--plot DIR]\n"
-		"                       [--runs N] [--workloads LIST] [--seconds S] [--case LABEL]\n"
+		"                       [--runs N] [--workloads LIST] [--seconds S] [--case LABELS]\n"
 		"                       [--smoke] [--check] [--socket PATH] | --help | --version\n"
 		"  --quick           about one minute: short measurements, one run\n"
 		"  --json[=FILE]     results as JSON on stdout (or into FILE, with the table on stdout)\n"
@@ -682,7 +700,8 @@ static void usage(FILE *f)
 		"  --runs N          runs per figure, the median is reported (default 3; --quick 1)\n"
 		"  --workloads LIST  throughput,fanout,fanin,latency,keys,idle (default all)\n"
 		"  --seconds S       publishing time of one measurement (default 1; --quick 0.15)\n"
-		"  --case LABEL      only the cases so labelled (e.g. \"1000000 keys\", \"64B batch 64\")\n"
+		"  --case LABELS     only the cases so labelled, comma-separated (e.g. \"1000000 keys\",\n"
+		"                    \"1000 keys,1000 prefixes\", \"64B batch 64\")\n"
 		"  --smoke           one brief case per workload (the test suite's run)\n"
 		"  --check           exit 1 when a floor or shmnotify count does not add up\n"
 		"  --socket PATH     measure the shmnotifyd already running on PATH, as it is\n"
