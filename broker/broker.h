@@ -321,6 +321,9 @@ struct shnd_router {
 	struct shnd_list syncs;   /* clients whose SYNC batch is being served */
 	uint32_t next_token;      /* the last SYNC token handed out */
 	bool kick;           /* a doorbell rang: retry pending ports */
+	/* match.c: the prefix entries of recent keys, valid while the
+	 * index's change count is the one recorded (NULL until used) */
+	struct shnd_prefix_memo *pmemo;
 };
 
 /* at most this many other users' connections wait for their -EACCES */

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "match.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "array.h"
@@ -144,8 +145,8 @@ static inline uint64_t collect_prefetch(const struct shnd_index *ix, const struc
 /* The prefix entries that take a key: one lookup per distinct prefix
  * length in use no longer than the key (O(P), never a scan of the
  * filters).  Fills pke[] and returns how many. */
-static uint32_t find_prefixes(const struct shnd_index *ix, const uint8_t *key, uint32_t len,
-			      struct shnd_keyent **pke)
+static uint32_t lookup_prefixes(const struct shnd_index *ix, const uint8_t *key, uint32_t len,
+				struct shnd_keyent **pke)
 {
 	uint32_t n = 0;
 
@@ -162,6 +163,59 @@ static uint32_t find_prefixes(const struct shnd_index *ix, const uint8_t *key, u
 		ke = shnd_index_find_prefix(ix, key, p, h);
 		if (ke != NULL)
 			pke[n++] = ke;
+	}
+	return (n);
+}
+
+/* A key's prefix entries, remembered: they change only when the index
+ * does (its change count moves on every SUBSCRIBE and UNSUBSCRIBE), so an
+ * entry tagged with the count is right while the count is the same, and
+ * its entry pointers are alive (an entry is freed only by a change).
+ * Floods publish the same keys again and again: one hash and one compare
+ * instead of a hash and a bit test per prefix length in use. */
+#define PMEMO_SLOTS 2048   /* a power of two: 1024 sets of two ways */
+#define PMEMO_KEY   32     /* longer keys: looked up every time */
+#define PMEMO_ENTS  4      /* more prefix entries: looked up every time */
+
+struct shnd_prefix_memo {
+	uint64_t hash;
+	uint64_t changes1;      /* ix->changes + 1; 0: empty */
+	uint16_t key_len;
+	uint8_t n;
+	struct shnd_keyent *pke[PMEMO_ENTS];
+	uint8_t key[PMEMO_KEY];
+};
+
+static uint32_t find_prefixes(struct shnd_router *r, const struct shnd_index *ix,
+			      const uint8_t *key, uint32_t len, struct shnd_keyent **pke)
+{
+	struct shnd_prefix_memo *m = NULL;
+	uint64_t h = 0;
+	uint32_t n;
+
+	if (len <= PMEMO_KEY) {
+		if (r->pmemo == NULL)
+			r->pmemo = calloc(PMEMO_SLOTS, sizeof(*r->pmemo));
+		if (r->pmemo != NULL) {
+			h = shnd_index_hash(key, len);
+			m = &r->pmemo[2 * ((h >> 20) & (PMEMO_SLOTS / 2 - 1))];
+			for (int w = 0; w < 2; w++)
+				if (m[w].changes1 == ix->changes + 1 && m[w].hash == h &&
+				    m[w].key_len == len && memcmp(m[w].key, key, len) == 0) {
+					memcpy(pke, m[w].pke, m[w].n * sizeof(*pke));
+					return (m[w].n);
+				}
+			m[1] = m[0];   /* two ways, the newest first */
+		}
+	}
+	n = lookup_prefixes(ix, key, len, pke);
+	if (m != NULL && n <= PMEMO_ENTS) {
+		m->hash = h;
+		m->changes1 = ix->changes + 1;
+		m->key_len = (uint16_t)len;
+		m->n = (uint8_t)n;
+		memcpy(m->pke, pke, n * sizeof(*pke));
+		memcpy(m->key, key, len);
 	}
 	return (n);
 }
@@ -239,7 +293,7 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 			/* match() keeps each port once per note, with the
 			 * smallest conn, whatever mix of filters took it */
 			if (pke_note != i - 1 || !same_key_as_previous(r, i))
-				npke = find_prefixes(ix, (const uint8_t *)(pn + 1), pn->key_len, pke);
+				npke = find_prefixes(r, ix, (const uint8_t *)(pn + 1), pn->key_len, pke);
 			pke_note = i;
 			for (uint32_t j = 0; j < npke; j++)
 				shnd_list_for_each(pos, &pke[j]->subs) {

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "direct.h"
+#include "ftab_memo.h"
 #include "direct_pub.h"
 
 uint32_t shn__direct_hello_flag(void)
@@ -79,6 +80,7 @@ int shn__direct_map(shn_client *c, const struct shn_msg_direct_setup_reply *rep,
 		shn_segment_close(&c->ftab_seg);
 		return (err == -EBADMSG ? -EPROTO : err);
 	}
+	shn__ftab_memo_free(c);   /* what it holds is of another table */
 	c->ftab = c->ftab_seg.addr;
 	c->pmap = c->pmap_seg.addr;
 	/* the header never changes after the broker hands it out: checked once */
@@ -94,6 +96,7 @@ void shn__direct_unmap(shn_client *c)
 {
 	shn_segment_close(&c->ftab_seg);
 	shn_segment_close(&c->pmap_seg);
+	shn__ftab_memo_free(c);
 	c->ftab = NULL;
 	c->pmap = NULL;
 }

@@ -28,24 +28,10 @@
 #include <unistd.h>
 
 #include "direct_pub.h"
+#include "ftab_memo.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
-
-/* The table's hash, for the lookup's prefixes of a key. */
-static uint64_t ftab_hash(const void *key, size_t len)
-{
-	return (XXH3_64bits(key, len));
-}
-
-/* The interest summary as the lookup's prefix hint (shm/direct.h), when
- * the broker keeps it with prefixes in it; else NULL (probe them all). */
-static const _Atomic uint64_t *prefix_hint(const shn_client *c)
-{
-	const uint32_t want = SHN_BROKER_F_INTEREST | SHN_BROKER_F_PREFIX;
-
-	return ((c->bshm->flags & want) == want ? c->interest : NULL);
-}
 
 static const struct shn_pmap_slot *pmap_slots(const shn_client *c)
 {
@@ -173,6 +159,7 @@ void shn__dpub_free(shn_client *c)
 	c->nprings = c->prings_cap = 0;
 	c->pmap_known = 0;
 	c->dp_untracked = false;
+	shn__ftab_memo_free(c);   /* a new table comes with the rings */
 }
 
 /* Forget the rings the broker closed before generation gen (their slot's
@@ -252,10 +239,8 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 			continue;
 		}
 		if (!same_key) {
-			nm = shn_ftab_lookup_hinted(c->ftab, gen, XXH3_64bits(x->key, x->key_len),
-						    (const uint8_t *)x->key, x->key_len, m,
-						    SHN__DPLAN_PORTS, ftab_hash, prefix_hint(c),
-						    SHN_INTEREST_BITS);
+			nm = shn__ftab_memo_lookup(c, gen, XXH3_64bits(x->key, x->key_len), x->key,
+						   x->key_len, m, SHN__DPLAN_PORTS);
 			if (nm == -EBADMSG)
 				return (-EAGAIN);   /* torn: the broker rewrote this half */
 			if (nm < 0)

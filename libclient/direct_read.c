@@ -31,9 +31,8 @@
 #include "call.h"
 #include "direct.h"
 #include "direct_read.h"
+#include "filter_cache.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 static void dring_unmap(struct shn__dring *d)
 {
@@ -43,21 +42,6 @@ static void dring_unmap(struct shn__dring *d)
 		close(d->room_fd);
 	d->room_fd = -1;
 	d->live = false;
-}
-
-static void fc_free(shn_port *p)
-{
-	free(p->fc_tab);
-	free(p->fc_any);
-	free(p->fc_keys);
-	free(p->fc_pbloom);
-	p->fc_tab = NULL;
-	p->fc_any = NULL;
-	p->fc_keys = NULL;
-	p->fc_pbloom = NULL;
-	p->fc_cap = p->fc_nany = p->fc_pbloom_bits = 0;
-	memset(p->fc_plens, 0, sizeof(p->fc_plens));
-	p->fc_valid = false;
 }
 
 void shn__dread_free(shn_port *p)
@@ -70,7 +54,7 @@ void shn__dread_free(shn_port *p)
 	}
 	free(p->dbuf);
 	p->dbuf = NULL;
-	fc_free(p);
+	shn__fc_free(p);
 }
 
 /* Tell the broker, without keeping the reader from its other rings any
@@ -130,131 +114,6 @@ static void adopt(shn_port *p)
 	pthread_mutex_unlock(&p->swap_lock);
 }
 
-/* A filter hash's bit in the cache's bloom bits (the high half: the low
- * one places it in the table). */
-static inline uint32_t fc_pbloom_bit(const shn_port *p, uint64_t h)
-{
-	return ((uint32_t)(h >> 32) & (p->fc_pbloom_bits - 1));
-}
-
-/* Copy the port's filters (live, and ended ones still owed their queued
- * notes: rule 8) into the cache.  Caller holds ctl_lock.  0 or -ENOMEM. */
-static int fc_build(shn_port *p)
-{
-	shn_client *c = p->client;
-	uint32_t nexact = 0, nany = 0, nprefix = 0, cap = 8, keys = 0, pbits = 64;
-
-	fc_free(p);
-	p->fc_gen = atomic_load(&p->sinks_gen);
-	for (const struct shn__sub *s = c->subs; s; s = s->next) {
-		if (s->port != p)
-			continue;
-		if (s->any_key || s->monitor) {
-			nany++;
-		} else {
-			nexact++;
-			nprefix += s->prefix;
-			keys += s->key_len;
-		}
-	}
-	while (cap < 2 * nexact)
-		cap <<= 1;
-	/* 16 bits a filter: a key that is not a filter's, and most prefix
-	 * lengths of a note, find their bit clear and cost no probe of the
-	 * table */
-	while (pbits < 16 * nexact && pbits < (1u << 20))
-		pbits <<= 1;
-	p->fc_tab = calloc(cap, sizeof(*p->fc_tab));
-	p->fc_any = calloc(nany ? nany : 1, sizeof(*p->fc_any));
-	p->fc_keys = malloc(keys ? keys : 1);
-	p->fc_pbloom = calloc(pbits / 64, sizeof(uint64_t));
-	if (p->fc_tab == NULL || p->fc_any == NULL || p->fc_keys == NULL || p->fc_pbloom == NULL) {
-		fc_free(p);
-		return (-ENOMEM);
-	}
-	p->fc_cap = cap;
-	p->fc_pbloom_bits = pbits;
-	keys = 0;
-	for (const struct shn__sub *s = c->subs; s; s = s->next) {
-		struct shn__fc_ent *e;
-		uint64_t h;
-
-		if (s->port != p)
-			continue;
-		if (s->any_key || s->monitor) {
-			p->fc_any[p->fc_nany++] = (struct shn__fc_any){ s->conn, s->mask };
-			continue;
-		}
-		h = XXH3_64bits(s->key, s->key_len);
-		for (e = &p->fc_tab[h & (cap - 1)]; e->key_len != 0;
-		     e = &p->fc_tab[(uint32_t)(e - p->fc_tab + 1) & (cap - 1)])
-			;
-		memcpy(p->fc_keys + keys, s->key, s->key_len);
-		*e = (struct shn__fc_ent){ .hash = h, .conn = s->conn, .mask = s->mask,
-					   .key_off = keys, .key_len = s->key_len,
-					   .prefix = s->prefix };
-		p->fc_pbloom[fc_pbloom_bit(p, h) / 64] |= 1ull << (fc_pbloom_bit(p, h) % 64);
-		if (s->prefix)
-			p->fc_plens[(s->key_len - 1) / 64] |= 1ull << ((s->key_len - 1) % 64);
-		keys += s->key_len;
-	}
-	p->fc_valid = true;
-	return (0);
-}
-
-/* The oldest entry of the cache's chain for key[0..len) (hash h, exact or
- * prefix as asked) that takes event, or best. */
-static shn_conn fc_probe(const shn_port *p, uint64_t h, bool prefix, uint32_t event,
-			 const uint8_t *key, uint32_t len, shn_conn best)
-{
-	for (uint32_t i = (uint32_t)h & (p->fc_cap - 1);; i = (i + 1) & (p->fc_cap - 1)) {
-		const struct shn__fc_ent *e = &p->fc_tab[i];
-
-		if (e->key_len == 0)
-			break;
-		if (e->hash == h && e->key_len == len && e->prefix == prefix && (event & e->mask) &&
-		    memcmp(p->fc_keys + e->key_off, key, len) == 0 &&
-		    (best == 0 || e->conn < best))
-			best = e->conn;
-	}
-	return (best);
-}
-
-/* fc_probe, unless the filter's bloom bit says no filter has hash h. */
-static inline shn_conn fc_maybe_probe(const shn_port *p, uint64_t h, bool prefix, uint32_t event,
-				      const uint8_t *key, uint32_t len, shn_conn best)
-{
-	uint32_t bit = fc_pbloom_bit(p, h);
-
-	if (!((p->fc_pbloom[bit / 64] >> (bit % 64)) & 1u))
-		return (best);
-	return (fc_probe(p, h, prefix, event, key, len, best));
-}
-
-/* The oldest filter of the cache that takes this note (any-key, its exact
- * key, or a prefix of it: one probe per prefix length the port's filters
- * use, no longer than the key): its conn, or 0. */
-static shn_conn fc_lookup(const shn_port *p, uint32_t event, const uint8_t *key, uint32_t key_len)
-{
-	shn_conn best = 0;
-
-	for (uint32_t i = 0; i < p->fc_nany; i++)
-		if ((event & p->fc_any[i].mask) && (best == 0 || p->fc_any[i].conn < best))
-			best = p->fc_any[i].conn;
-	if (p->fc_cap == 0)
-		return (best);
-	best = fc_maybe_probe(p, XXH3_64bits(key, key_len), false, event, key, key_len, best);
-	for (uint32_t w = 0; w < SHN_PREFIX_LEN_WORDS && 64 * w < key_len; w++)
-		for (uint64_t bits = p->fc_plens[w]; bits != 0; bits &= bits - 1) {
-			uint32_t len = 64 * w + (uint32_t)__builtin_ctzll(bits) + 1;
-
-			if (len > key_len)
-				break;
-			best = fc_maybe_probe(p, XXH3_64bits(key, len), true, event, key, len, best);
-		}
-	return (best);
-}
-
 /* The conn hook of shn_direct_record_check: the oldest filter of the port
  * that takes this note, live or ended but still owed its queued notes
  * (rule 15; rule 8); none: the note is dropped (conn 0).  ctx: the port.
@@ -278,14 +137,14 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 		return (0);
 	}
 	if (p->fc_valid && p->fc_gen == atomic_load_explicit(&p->sinks_gen, memory_order_acquire))
-		best = fc_lookup(p, n->event, key, n->key_len);
+		best = shn__fc_lookup(p, n->event, key, n->key_len);
 	if (best == 0) {
 		pthread_mutex_lock(&c->ctl_lock);
-		if ((!p->fc_valid || p->fc_gen != atomic_load(&p->sinks_gen)) && fc_build(p) < 0) {
+		if ((!p->fc_valid || p->fc_gen != atomic_load(&p->sinks_gen)) && shn__fc_build(p) < 0) {
 			pthread_mutex_unlock(&c->ctl_lock);
 			return (-ENOMEM);
 		}
-		best = fc_lookup(p, n->event, key, n->key_len);
+		best = shn__fc_lookup(p, n->event, key, n->key_len);
 		pthread_mutex_unlock(&c->ctl_lock);
 	}
 	/* A note no filter takes was forged, or matched a filter ended and

@@ -118,6 +118,7 @@ struct shn_client {
 	uint32_t dp_fanout;            /* shn__direct_fanout(), read at shn_connect */
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
+	struct shn__ftab_memo_ent *ftab_memo;  /* ftab_memo.c; NULL until first used */
 	uint64_t *dp_notes;            /* per note: bit j = goes to plan port j */
 	size_t dp_cap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
@@ -155,7 +156,7 @@ struct shn__pring {
 	bool written;
 };
 
-/* direct_read.c's filter cache (struct shn_port): one entry per exact-key
+/* filter_cache.c's copy of a port's filters (struct shn_port): one entry per exact-key
  * or prefix subscription of the port, one per any-key one. */
 struct shn__fc_ent {
 	uint64_t hash;                 /* XXH3_64bits(key); key_len 0: empty */
@@ -235,7 +236,7 @@ struct shn_port {
 	uint32_t ndr;                  /* dr[0..ndr) may be live */
 	uint32_t rr;                   /* round robin among direct rings */
 	uint32_t asked_ring;           /* the ring_id we last read the socket for */
-	/* direct_read.c's copy of this port's filters (live and ended), to
+	/* filter_cache.c's copy of this port's filters (live and ended), to
 	 * give each direct note its conn without ctl_lock: rebuilt when
 	 * sinks_gen moved; the reader's own */
 	bool fc_valid;
@@ -248,6 +249,7 @@ struct shn_port {
 	struct shn__fc_any *fc_any;    /* any-key (and monitor) filters */
 	uint32_t fc_nany;
 	uint8_t *fc_keys;
+	struct shn__fc_memo_ent *fc_memo;  /* filter_cache.c; NULL until first used */
 	const uint8_t *mn_key;         /* match_note: the previous note of the record */
 	uint32_t mn_len, mn_event;
 	uint64_t mn_conn;
@@ -266,7 +268,7 @@ struct shn_port {
 	/* advise sinks: a snapshot of this port's sinks, rebuilt when the
 	 * generation changes, so callbacks run without the client lock.
 	 * sinks_gen moves (under ctl_lock) on every change of this port's
-	 * subscriptions, pull ones too: direct_read.c's filter cache follows
+	 * subscriptions, pull ones too: filter_cache.c's copy follows
 	 * it as well. */
 	_Atomic uint32_t sinks_gen;
 	uint32_t snap_gen;

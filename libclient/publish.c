@@ -29,6 +29,7 @@
 #include "call.h"
 #include "direct.h"
 #include "direct_pub.h"
+#include "ftab_memo.h"
 #include "publish.h"
 
 /* Header-only xxHash: the library needs no libxxhash at run time, and
@@ -102,9 +103,14 @@ static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t 
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 
-		if (shn_interest_test(c->bshm, c->interest, XXH3_64bits(x->key, x->key_len)))
+		uint64_t h = XXH3_64bits(x->key, x->key_len);
+
+		if (shn_interest_test(c->bshm, c->interest, h))
 			return (true);
-		if (prefixes && prefix_listens(c, lens, x->key, x->key_len))
+		/* a key the direct path matched at this generation is known to
+		 * have a listener: no hash per prefix length */
+		if (prefixes && (shn__ftab_memo_listens(c, h, x->key, x->key_len) ||
+				 prefix_listens(c, lens, x->key, x->key_len)))
 			return (true);
 	}
 	return (false);

@@ -30,11 +30,17 @@
  *                          SHN_EV_HANDLE_CLOSE, nothing after it (an exact
  *                          filter of another port on a key under it goes
  *                          on)
+ *   test_memo_follows_filters  a key published again after a filter was
+ *                          added or removed reaches what the filters now
+ *                          say (the broker, the publisher's table lookups
+ *                          and the reader each remember a key's matches),
+ *                          and its conn follows its event
  */
 #define _GNU_SOURCE
 #include "harness.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 struct pk {
@@ -453,6 +459,71 @@ static void test_unsubscribe(void **state)
 	h_disconnect(c);
 }
 
+/* ---- what a key matched is remembered, and forgotten on a change -------- */
+
+/* Subscribe p to 40 exact keys nobody publishes: with that many filters
+ * the port's reader of direct rings keeps a memo of the conns it found. */
+static void pad_filters(shn_port *p)
+{
+	shn_conn pad;
+	char k[16];
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(k, sizeof(k), "pad/%d", i);
+		assert_int_equal(shn_subscribe(p, k, strlen(k), SHN_EV_ALL, 0, &pad), 0);
+	}
+}
+
+static void test_memo_follows_filters(void **state)
+{
+	struct harness *h = *state;
+	shn_conn ca, cb, c1, c2;
+	shn_notification n;
+	shn_client *c = h_connect(h);
+	shn_client *pub = h_connect(h);
+	shn_port *a = port_prefix(c, "m/ab", 4, &ca);
+	shn_port *b, *d;
+
+	pad_filters(a);
+	for (int i = 0; i < 3; i++) {
+		pub1(pub, "m/ab1", 5, 1, (uint8_t)i);
+		expect_key(a, "m/ab1", 5, (uint8_t)i, ca);
+	}
+	/* a prefix added on another port takes the key at once */
+	assert_int_equal(shn_port_open(c, NULL, &b), 0);
+	assert_int_equal(shn_subscribe(b, "m/a", 3, SHN_EV_ALL, SHN_SUBSCRIBE_PREFIX, &cb), 0);
+	for (int i = 10; i < 13; i++) {
+		pub1(pub, "m/ab1", 5, 1, (uint8_t)i);
+		expect_key(a, "m/ab1", 5, (uint8_t)i, ca);
+		expect_key(b, "m/ab1", 5, (uint8_t)i, cb);
+	}
+	/* and once it is removed, the key reaches a only */
+	assert_int_equal(shn_unsubscribe(c, cb), 0);
+	pub1(pub, "m/ab1", 5, 1, 20);
+	expect_key(a, "m/ab1", 5, 20, ca);
+	next_note(b, &n);
+	assert_int_equal(n.event, SHN_EV_HANDLE_CLOSE);
+	expect_nothing(b);
+
+	/* the conn of the same key follows its event: the oldest filter
+	 * that takes event 1 is c1, event 2 only c2 takes */
+	assert_int_equal(shn_port_open(c, NULL, &d), 0);
+	assert_int_equal(shn_subscribe(d, "m/", 2, 0x1, SHN_SUBSCRIBE_PREFIX, &c1), 0);
+	assert_int_equal(shn_subscribe(d, "m/a", 3, 0x2, SHN_SUBSCRIBE_PREFIX, &c2), 0);
+	pad_filters(d);
+	for (int i = 0; i < 4; i++) {
+		uint32_t ev = (i % 2) ? 0x2 : 0x1;
+
+		pub1(pub, "m/ab1", 5, ev, (uint8_t)(30 + i));
+		expect_key(a, "m/ab1", 5, (uint8_t)(30 + i), ca);
+		expect_key(d, "m/ab1", 5, (uint8_t)(30 + i), ev == 0x1 ? c1 : c2);
+	}
+	expect_nothing(a);
+	expect_nothing(d);
+	h_disconnect(pub);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -463,6 +534,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_mixed_sinks, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_prefix, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_unsubscribe, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_memo_follows_filters, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ftab_memo.c - the publisher's memo of filter-table lookups: see
+ * ftab_memo.h for why it is right.  Calls nothing else of libclient.
+ */
+#include "ftab_memo.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+struct shn__ftab_memo_ent {
+	uint64_t hash;
+	uint64_t gen1;                 /* generation + 1; 0: empty */
+	uint16_t key_len;
+	uint8_t nm;
+	struct shn_ftab_match m[SHN__FTAB_MEMO_PORTS];
+	uint8_t key[SHN__FTAB_MEMO_KEY];
+};
+
+/* The table's hash, for the lookup's prefixes of a key. */
+static uint64_t ftab_hash(const void *key, size_t len)
+{
+	return (XXH3_64bits(key, len));
+}
+
+/* The interest summary as the lookup's hint (shm/direct.h), when the
+ * broker keeps it with prefixes in it; else NULL (probe everything). */
+static const _Atomic uint64_t *lookup_hint(const shn_client *c)
+{
+	const uint32_t want = SHN_BROKER_F_INTEREST | SHN_BROKER_F_PREFIX;
+
+	return ((c->bshm->flags & want) == want ? c->interest : NULL);
+}
+
+static struct shn__ftab_memo_ent *slot_of(shn_client *c, uint64_t hash)
+{
+	if (c->ftab_memo == NULL) {
+		c->ftab_memo = calloc(SHN__FTAB_MEMO_SLOTS, sizeof(*c->ftab_memo));
+		if (c->ftab_memo == NULL)
+			return (NULL);   /* no memo: every lookup asks the table */
+	}
+	return (&c->ftab_memo[2 * ((hash >> 20) & (SHN__FTAB_MEMO_SLOTS / 2 - 1))]);
+}
+
+static bool holds(const struct shn__ftab_memo_ent *e, uint64_t gen, uint64_t hash,
+		  const void *key, uint32_t len)
+{
+	return (e->gen1 == gen + 1 && e->hash == hash && e->key_len == len &&
+		memcmp(e->key, key, len) == 0);
+}
+
+int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void *key,
+			  uint32_t len, struct shn_ftab_match *out, uint32_t max)
+{
+	struct shn__ftab_memo_ent *e = len <= SHN__FTAB_MEMO_KEY ? slot_of(c, hash) : NULL;
+	int nm;
+
+	if (e != NULL) {
+		for (int w = 0; w < 2; w++)
+			if (holds(&e[w], gen, hash, key, len) && e[w].nm <= max) {
+				memcpy(out, e[w].m, e[w].nm * sizeof(*out));
+				return (e[w].nm);
+			}
+		e[1] = e[0];   /* two ways, the newest first */
+	}
+	nm = shn_ftab_lookup_hinted(c->ftab, gen, hash, key, len, out, max, ftab_hash,
+				    lookup_hint(c), SHN_INTEREST_BITS);
+	if (e != NULL && nm >= 0 && nm <= SHN__FTAB_MEMO_PORTS) {
+		e->hash = hash;
+		e->gen1 = gen + 1;
+		e->key_len = (uint16_t)len;
+		e->nm = (uint8_t)nm;
+		memcpy(e->m, out, (size_t)nm * sizeof(*out));
+		memcpy(e->key, key, len);
+	}
+	return (nm);
+}
+
+bool shn__ftab_memo_listens(shn_client *c, uint64_t hash, const void *key, uint32_t len)
+{
+	const struct shn__ftab_memo_ent *e;
+	uint64_t gen;
+
+	if (c->ftab == NULL || c->ftab_memo == NULL || len > SHN__FTAB_MEMO_KEY)
+		return (false);
+	e = &c->ftab_memo[2 * ((hash >> 20) & (SHN__FTAB_MEMO_SLOTS / 2 - 1))];
+	gen = atomic_load_explicit(&c->ftab->gen, memory_order_acquire);
+	return ((holds(&e[0], gen, hash, key, len) && e[0].nm > 0) ||
+		(holds(&e[1], gen, hash, key, len) && e[1].nm > 0));
+}
+
+void shn__ftab_memo_free(shn_client *c)
+{
+	free(c->ftab_memo);
+	c->ftab_memo = NULL;
+}
