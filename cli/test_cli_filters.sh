@@ -20,31 +20,9 @@
 # every key, is an any-key filter).
 set -euo pipefail
 broker=$1 cli=$2 mode=${3:-}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-cli-filters.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "test_cli_filters: FAIL: $*" >&2; exit 1; }
-S=$tmp/s.sock
-"$broker" --socket "$S" 2>"$tmp/broker.log" &
-pids+=($!)
-for _ in $(seq 100); do [[ -S $S ]] && break; sleep 0.05; done
-[[ -S $S ]] || fail "the broker did not start: $(cat "$tmp/broker.log")"
-
-# wait until the broker has N subscriptions in all (bounded: 60 s and more)
-subs() {
-	for _ in $(seq 1200); do
-		"$cli" stats --socket "$S" --json | python3 -c '
-import json, sys
-sys.exit(json.load(sys.stdin)["broker"]["subscriptions"] != int(sys.argv[1]))' "$1" && return 0
-		sleep 0.05
-	done
-	fail "the broker never had $1 subscriptions"
-}
+name=test_cli_filters
+# shellcheck source=cli/test_lib.sh
+. "$(dirname "$0")/test_lib.sh"
 # the keys of a listen --json / monitor capture, one per line
 keys_of() { python3 -c '
 import json, sys

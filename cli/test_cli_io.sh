@@ -8,32 +8,9 @@
 # --timeout and Ctrl-C during a --sync wait say what became of the batch.
 set -euo pipefail
 broker=$1 cli=$2
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/shn-cli-io.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "test_cli_io: FAIL: $*" >&2; exit 1; }
-S=$tmp/s.sock
-"$broker" --socket "$S" 2>"$tmp/broker.log" &
-pids+=($!)
-for _ in $(seq 100); do [[ -S $S ]] && break; sleep 0.05; done
-[[ -S $S ]] || fail "the broker did not start: $(cat "$tmp/broker.log")"
-
-# wait until the broker has N subscriptions in all (0: the listeners that
-# exited are gone, so that the next wait counts only new ones)
-subs() {
-	for _ in $(seq 200); do
-		"$cli" stats --socket "$S" --json | python3 -c '
-import json, sys
-sys.exit(json.load(sys.stdin)["broker"]["subscriptions"] != int(sys.argv[1]))' "$1" && return 0
-		sleep 0.05
-	done
-	fail "the broker never had $1 subscriptions"
-}
+name=test_cli_io
+# shellcheck source=cli/test_lib.sh
+. "$(dirname "$0")/test_lib.sh"
 # key, data or data_base64, event, position in the batch: what a replay keeps
 fields() {
 	python3 -c '
