@@ -171,8 +171,10 @@ shn_conn shn__fc_lookup(shn_port *p, uint32_t event, const uint8_t *key, uint32_
 	uint64_t h = 0;
 	shn_conn conn;
 
-	/* with a few filters the lookup is as cheap as the memo */
-	if (p->fc_cap >= SHN__FC_MEMO_MIN_CAP && key_len <= SHN__FC_MEMO_KEY) {
+	/* with a few filters, or exact keys only (one probe), the lookup is
+	 * as cheap as the memo */
+	if (p->fc_cap >= SHN__FC_MEMO_MIN_CAP && key_len <= SHN__FC_MEMO_KEY &&
+	    (p->fc_plens[0] | p->fc_plens[1] | p->fc_plens[2] | p->fc_plens[3]) != 0) {
 		if (p->fc_memo == NULL)
 			p->fc_memo = calloc(SHN__FC_MEMO_SLOTS, sizeof(*p->fc_memo));
 		if (p->fc_memo != NULL) {

@@ -56,8 +56,13 @@ static bool holds(const struct shn__ftab_memo_ent *e, uint64_t gen, uint64_t has
 int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void *key,
 			  uint32_t len, struct shn_ftab_match *out, uint32_t max)
 {
-	struct shn__ftab_memo_ent *e = len <= SHN__FTAB_MEMO_KEY ? slot_of(c, hash) : NULL;
+	struct shn__ftab_memo_ent *e = NULL;
 	int nm;
+
+	/* with exact keys only, the lookup is one probe: no cheaper than the
+	 * memo (measured: 1000 keys 20.7 M/s without it, 16.0 with) */
+	if (len <= SHN__FTAB_MEMO_KEY && shn_ftab_has_prefixes(c->ftab, gen))
+		e = slot_of(c, hash);
 
 	if (e != NULL) {
 		for (int w = 0; w < 2; w++)

@@ -504,6 +504,17 @@ static inline int shn_ftab_lookup_hinted(const struct shn_ftab_hdr *t, uint64_t 
 	return (int)n;
 }
 
+/* Does half gen & 1 hold prefix filters (some prefix length in use)?  A
+ * hint for the caller's choice of how to look up; a torn read only makes
+ * that choice worse, never the answer wrong. */
+static inline bool shn_ftab_has_prefixes(const struct shn_ftab_hdr *t, uint64_t gen)
+{
+	const volatile struct shn_ftab_half *hh =
+		(const volatile void *)((const uint8_t *)t + t->half_off[gen & 1]);
+
+	return ((hh->plens[0] | hh->plens[1] | hh->plens[2] | hh->plens[3]) != 0);
+}
+
 /* shn_ftab_lookup_hinted with no hint: every prefix length probed. */
 static inline int shn_ftab_lookup(const struct shn_ftab_hdr *t, uint64_t gen, uint64_t hash,
 				  const uint8_t *key, uint32_t key_len,
