@@ -4,7 +4,8 @@
  * returns what is there, -EAGAIN when nothing is, and leaves an empty port
  * unarmed, so that the notifications that follow cost their writer (the
  * broker, or the publisher on the direct path) no wake-up: the port's
- * descriptor stays unreadable.  A get with a timeout of 0 arms the port
+ * descriptor stays unreadable (but for the library's own wake-up when a
+ * direct ring arrives).  A get with a timeout of 0 arms the port
  * again, as documented, and the descriptor then wakes a poll.
  *
  * Each test starts its own broker (harness.h); run with --io epoll|uring.
@@ -64,7 +65,13 @@ static void test_spin_arms_nothing(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
 	/* the first batch of the pair goes through the broker, the rest
-	 * directly (when on): both writers see an unarmed port */
+	 * directly (when on): both writers see an unarmed port.  The library
+	 * itself may wake the port once when a direct ring arrives (its
+	 * DIRECT_OPEN: the reader must adopt it, and the next get drains that
+	 * wake-up); a wake-up per notification would leave the descriptor
+	 * readable round after round. */
+	int woken = 0;
+
 	for (int round = 0; round < 20; round++) {
 		snprintf(want, sizeof(want), "r%d", round);
 		publish_one(pub, want);
@@ -76,9 +83,11 @@ static void test_spin_arms_nothing(void **state)
 		assert_int_equal(out[0].seq, (uint64_t)round + 1);
 		assert_int_equal(out[0].conn, conn);
 		assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
-		/* nobody wrote the port's eventfd for it */
-		assert_false(fd_readable(fd, 0));
+		woken += fd_readable(fd, 0);
 	}
+	if (woken > 2)
+		fail_msg("the port's descriptor was readable after %d of 20 notifications: their "
+			 "writers paid a wake-up", woken);
 
 	/* back to waiting, the documented way: a get with timeout 0 arms */
 	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
