@@ -20,7 +20,7 @@ import errno as _errno
 import itertools
 import threading
 from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Iterator, List,
-                    Optional, Union)
+                    Optional, Tuple, Union)
 
 from . import _lib
 from .client import DISCONTINUE, _ms
@@ -232,6 +232,20 @@ class Port:
         self._reader_thread = 0
         self._reader.release()
 
+    def _reading(self, call: Callable[[int], Any]) -> Any:
+        """Run call(the port's C handle) as the port's one reader: inside
+        the client's use count and the port's reader lock; what it returns."""
+        client = self._client
+        client._enter()
+        try:
+            self._begin_read()
+            try:
+                return call(self._live())
+            finally:
+                self._end_read()
+        finally:
+            client._leave()
+
     def get(self, max: int = 64, timeout: Optional[float] = None) -> List[Notification]:
         """Receive up to ``max`` notifications of one delivered batch.
 
@@ -245,24 +259,18 @@ class Port:
         if not isinstance(max, int) or not 0 < max <= 1 << 20:
             raise ValueError(f"shmnotify: max must be an int of 1..{1 << 20}, not {max!r}")
         ms = -1 if timeout is None else _ms(timeout)
-        client = self._client
-        client._enter()
-        try:
-            self._begin_read()
-            try:
-                ph = self._live()
-                if max > self._cap:
-                    self._reserve(max)
-                rc = _lib.shn_port_get(ph, self._addr, max, ms)
-                if rc > 0:
-                    return copy_out(self._view, rc)
-            finally:
-                self._end_read()
-        finally:
-            client._leave()
-        if rc == -_errno.ETIMEDOUT:
+
+        def call(ph: int) -> Union[int, List[Notification]]:
+            if max > self._cap:
+                self._reserve(max)
+            rc = _lib.shn_port_get(ph, self._addr, max, ms)
+            return copy_out(self._view, rc) if rc > 0 else rc
+        r = self._reading(call)
+        if isinstance(r, list):
+            return r
+        if r == -_errno.ETIMEDOUT:
             return []
-        raise error(rc, "shn_port_get")
+        raise error(r, "shn_port_get")
 
     def __iter__(self) -> Iterator[Notification]:
         """Every notification as it arrives; ends after ``unblock()``."""
@@ -280,19 +288,13 @@ class Port:
         Raises the first exception a callback raised (after the batch),
         Canceled after ``unblock()``."""
         ms = -1 if timeout is None else _ms(timeout)
-        client = self._client
-        client._enter()
-        try:
-            self._begin_read()
-            try:
-                ph = self._live()
-                self._sink_error = None
-                rc = _lib.shn_port_dispatch(ph, ms)
-                err, self._sink_error = self._sink_error, None
-            finally:
-                self._end_read()
-        finally:
-            client._leave()
+
+        def call(ph: int) -> Tuple[int, Optional[BaseException]]:
+            self._sink_error = None
+            rc = _lib.shn_port_dispatch(ph, ms)
+            err, self._sink_error = self._sink_error, None
+            return rc, err
+        rc, err = self._reading(call)
         if err is not None:
             raise err
         if rc >= 0:
