@@ -395,6 +395,12 @@ static void test_control_validation(void **state)
 	assert_int_equal(SUB(1, port, 1, 0, 0, 0), -EINVAL);           /* no key, not any-key */
 	assert_int_equal(SUB(1, port, 1, SHN_SUB_ANY_KEY, 3, 3), -EINVAL); /* any-key with key */
 	assert_int_equal(SUB(1, port, 1, 0x80, 3, 3), -EINVAL);        /* unknown flag */
+	assert_int_equal(SUB(1, port, 1, SHN_SUB_PREFIX, 0, 0), -EINVAL);  /* empty prefix */
+	assert_int_equal(SUB(1, port, 1, SHN_SUB_PREFIX | SHN_SUB_ANY_KEY, 0, 0), -EINVAL);
+	assert_int_equal(SUB(1, port, 1, SHN_SUB_PREFIX | SHN_SUB_MONITOR | SHN_SUB_ANY_KEY, 0, 0),
+			 -EINVAL);                                      /* a monitor takes every key */
+	assert_int_equal(SUB(1, port, 1, SHN_SUB_PREFIX, 257, 257), -EINVAL);  /* prefix too long */
+	assert_int_equal(SUB(1, port, 1, SHN_SUB_PREFIX, 3, 5), -EINVAL);  /* length disagrees */
 	assert_int_equal(SUB(0, port, 1, 0, 3, 3), -EINVAL);           /* conn 0 */
 	assert_int_equal(SUB(1, port, 0, 0, 3, 3), -EINVAL);           /* empty mask */
 	assert_int_equal(SUB(1, port, SHN_EV_OVERFLOW, 0, 3, 3), -EINVAL); /* system bit */
@@ -404,6 +410,8 @@ static void test_control_validation(void **state)
 	assert_int_equal(SUB(1, port, 1, 0, 4, 4), -EEXIST);           /* conn 1 is live */
 	assert_int_equal(SUB(2, port, SHN_EV_ALL, SHN_SUB_ANY_KEY, 0, 0), 0);
 	assert_int_equal(SUB(3, port, 1, 0, 256, 256), 0);             /* the longest key */
+	assert_int_equal(SUB(4, port, 1, SHN_SUB_PREFIX, 3, 3), 0);    /* "kkk", a prefix */
+	assert_int_equal(SUB(5, port, 1, SHN_SUB_PREFIX, 256, 256), 0); /* the longest prefix */
 	/* the good client's port is not ours to subscribe */
 	good_roundtrip(&g);
 
