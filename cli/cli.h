@@ -120,6 +120,15 @@ bool cli_use_color(int when, int fd);
  * when v is not a number. */
 bool cli_json_number(const json_t *v, char *buf, size_t len);
 
+/* Columns a string takes on a terminal: UTF-8 continuation bytes take
+ * none of their own. */
+size_t cli_text_width(const char *s);
+
+/* A client's name (member "name" of a stats client object) for a table:
+ * "-" when it gave none; anything a terminal would act on (the broker
+ * refuses control characters; this does not rely on it) shown as '?'. */
+void cli_client_name(const json_t *client, char *buf, size_t len);
+
 /* A broker member as the human table and OpenMetrics name it: a refusal
  * counter limit_X is refused_X_limit (what it counts: requests refused by
  * limits.max_X), the rest as is. */

@@ -136,3 +136,23 @@ bool cli_json_number(const json_t *v, char *buf, size_t len)
 	}
 	return false;
 }
+
+size_t cli_text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+void cli_client_name(const json_t *client, char *buf, size_t len)
+{
+	const char *s = json_string_value(json_object_get(client, "name"));
+	size_t i;
+
+	snprintf(buf, len, "%s", s && *s ? s : "-");
+	for (i = 0; buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+}

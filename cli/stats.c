@@ -95,17 +95,6 @@ static void table_add(struct table *t, const char *const *vals)
 	t->nrows++;
 }
 
-/* Columns on a terminal: a name may be UTF-8, whose continuation bytes
- * take no column of their own. */
-static size_t width(const char *s)
-{
-	size_t w = 0;
-
-	for (; *s; s++)
-		w += ((unsigned char)*s & 0xc0) != 0x80;
-	return w;
-}
-
 static void table_print(const struct table *t, const char *indent)
 {
 	size_t w[MAX_COLS] = { 0 }, r;
@@ -113,8 +102,8 @@ static void table_print(const struct table *t, const char *indent)
 
 	for (r = 0; r < t->nrows; r++)
 		for (i = 0; i < t->ncols; i++)
-			if (width(t->cells[r][i]) > w[i])
-				w[i] = width(t->cells[r][i]);
+			if (cli_text_width(t->cells[r][i]) > w[i])
+				w[i] = cli_text_width(t->cells[r][i]);
 	for (r = 0; r < t->nrows; r++) {
 		fputs(indent, stdout);
 		for (i = 0; i < t->ncols; i++) {
@@ -122,7 +111,7 @@ static void table_print(const struct table *t, const char *indent)
 				printf("%s\n", t->cells[r][i]);
 			else
 				printf("%s%*s  ", t->cells[r][i],
-				       (int)(w[i] - width(t->cells[r][i])), "");
+				       (int)(w[i] - cli_text_width(t->cells[r][i])), "");
 		}
 	}
 }
@@ -150,20 +139,6 @@ static void value_text(const json_t *v, char *buf, size_t len)
 static void member_text(const json_t *obj, const char *name, char *buf, size_t len)
 {
 	value_text(json_object_get(obj, name), buf, len);
-}
-
-/* A client's name for the table: "-" when it gave none; anything a
- * terminal would act on (the broker refuses control characters, this does
- * not rely on it) shown as '?'. */
-static void name_text(const json_t *cl, char *buf, size_t len)
-{
-	const char *s = json_string_value(json_object_get(cl, "name"));
-	size_t i;
-
-	snprintf(buf, len, "%s", s && *s ? s : "-");
-	for (i = 0; buf[i]; i++)
-		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
-			buf[i] = '?';
 }
 
 /* Every scalar member of obj, nested objects as "outer.inner". */
@@ -226,7 +201,7 @@ static int print_tables(const json_t *doc, const char *socket_shown)
 		member_text(cl, "id", id, sizeof id);
 		member_text(cl, "pid", pid, sizeof pid);
 		member_text(cl, "uid", uid, sizeof uid);
-		name_text(cl, name, sizeof name);
+		cli_client_name(cl, name, sizeof name);
 		member_text(cl, "published", pub, sizeof pub);
 		member_text(cl, "batches", bat, sizeof bat);
 		member_text(cl, "pub_ring_used", used, sizeof used);

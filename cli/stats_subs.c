@@ -23,16 +23,6 @@
 #define COLS 7
 #define CELL (SHN_NAME_MAX + 16)
 
-/* Columns a string takes on a terminal (UTF-8 continuation bytes: none). */
-static size_t width(const char *s)
-{
-	size_t w = 0;
-
-	for (; *s; s++)
-		w += ((unsigned char)*s & 0xc0) != 0x80;
-	return w;
-}
-
 static void cell_of(const json_t *o, const char *member, char *buf, size_t len)
 {
 	const json_t *v = json_object_get(o, member);
@@ -41,19 +31,6 @@ static void cell_of(const json_t *o, const char *member, char *buf, size_t len)
 		snprintf(buf, len, "%s", json_string_value(v));
 	else if (!cli_json_number(v, buf, len))
 		snprintf(buf, len, "-");
-}
-
-/* A client's name: "-" without one; anything a terminal would act on (the
- * broker refuses control characters; this does not rely on it) as '?'. */
-static void name_of(const json_t *o, char *buf, size_t len)
-{
-	const char *s = json_string_value(json_object_get(o, "name"));
-	size_t i;
-
-	snprintf(buf, len, "%s", s && *s ? s : "-");
-	for (i = 0; buf[i]; i++)
-		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
-			buf[i] = '?';
 }
 
 static void mask_of(const json_t *o, char *buf, size_t len)
@@ -96,7 +73,7 @@ static void filter_row(const json_t *o, char cells[COLS][CELL])
 {
 	cell_of(o, "client", cells[0], CELL);
 	cell_of(o, "pid", cells[1], CELL);
-	name_of(o, cells[2], CELL);
+	cli_client_name(o, cells[2], CELL);
 	cell_of(o, "port", cells[3], CELL);
 	cell_of(o, "conn", cells[4], CELL);
 	mask_of(o, cells[5], CELL);
@@ -113,16 +90,16 @@ static void table(const json_t *list, const char *const *head, int ncols, row_fn
 	int c;
 
 	for (c = 0; c < ncols; c++)
-		w[c] = width(head[c]);
+		w[c] = cli_text_width(head[c]);
 	json_array_foreach(list, i, o) {
 		row(o, cells);
 		for (c = 0; c < ncols; c++)
-			if (width(cells[c]) > w[c])
-				w[c] = width(cells[c]);
+			if (cli_text_width(cells[c]) > w[c])
+				w[c] = cli_text_width(cells[c]);
 	}
 	fputs("  ", stdout);
 	for (c = 0; c < ncols; c++)
-		printf("%s%*s  ", head[c], (int)(w[c] - width(head[c])), "");
+		printf("%s%*s  ", head[c], (int)(w[c] - cli_text_width(head[c])), "");
 	printf("%s\n", head[ncols]);
 	json_array_foreach(list, i, o) {
 		if (!json_is_object(o))
@@ -130,7 +107,7 @@ static void table(const json_t *list, const char *const *head, int ncols, row_fn
 		row(o, cells);
 		fputs("  ", stdout);
 		for (c = 0; c < ncols; c++)
-			printf("%s%*s  ", cells[c], (int)(w[c] - width(cells[c])), "");
+			printf("%s%*s  ", cells[c], (int)(w[c] - cli_text_width(cells[c])), "");
 		put_key(o);
 		putchar('\n');
 	}
