@@ -224,6 +224,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 
 	pl->gen = gen;
 	pl->brokered = false;
+	pl->whole = true;
 	pl->nports = 0;
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
@@ -270,6 +271,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 			bits |= 1ull << k;
 		}
 		c->dp_notes[i] = bits;
+		pl->whole &= bits == 1;
 	}
 	return (0);
 }
@@ -322,6 +324,38 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl)
 	return (false);
 }
 
+/* memcpy for the short keys and payloads of notifications: sizes up to 64
+ * bytes as two overlapping moves of a fixed size (no call, no byte loop),
+ * longer ones through memcpy. */
+/* A direct note is a publish note with conn and seq: the size of a whole
+ * batch's direct record follows from its publish record's. */
+_Static_assert(sizeof(struct shn_direct_note) - sizeof(struct shn_pub_note) == 16,
+	       "direct note = publish note + 16 bytes");
+
+static inline void copy_short(uint8_t *d, const void *src, uint32_t len)
+{
+	const uint8_t *s = src;
+
+	if (len >= 32 && len <= 64) {
+		memcpy(d, s, 32);
+		memcpy(d + len - 32, s + len - 32, 32);
+	} else if (len >= 16 && len < 32) {
+		memcpy(d, s, 16);
+		memcpy(d + len - 16, s + len - 16, 16);
+	} else if (len >= 8 && len < 16) {
+		memcpy(d, s, 8);
+		memcpy(d + len - 8, s + len - 8, 8);
+	} else if (len >= 4 && len < 8) {
+		memcpy(d, s, 4);
+		memcpy(d + len - 4, s + len - 4, 4);
+	} else if (len < 4) {
+		for (uint32_t i = 0; i < len; i++)
+			d[i] = s[i];
+	} else {
+		memcpy(d, s, len);
+	}
+}
+
 static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification *batch,
 		      size_t n, const uint64_t *notes, uint64_t bit, uint64_t batch_id,
 		      uint64_t time_ns, uint64_t gen)
@@ -339,25 +373,25 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 	b->lost = r->dropped;   /* all told: the reader reports what is new */
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
-		struct shn_direct_note *dn = (void *)w;
-		uint32_t raw = (uint32_t)sizeof(*dn) + x->key_len + x->data_len;
-		uint32_t sz = shn_direct_note_size(x->key_len, x->data_len);
+		uint32_t kl = x->key_len, dl = x->data_len;
+		uint32_t sz = shn_direct_note_size(kl, dl);
+		uint64_t head[4] = { x->event | (uint64_t)kl << 32, dl, 0, 0 };
 
 		if (!(notes[i] & bit))
 			continue;
-		memset(dn, 0, sizeof(*dn));
-		dn->event = x->event;
-		dn->key_len = (uint16_t)x->key_len;
-		dn->data_len = x->data_len;
-		memcpy(dn + 1, x->key, x->key_len);
-		if (x->data_len)
-			memcpy((uint8_t *)(dn + 1) + x->key_len, x->data, x->data_len);
-		memset(w + raw, 0, sz - raw);   /* padding is zero: the reader checks */
+		/* the note's four words (reserved, conn and seq zero), then
+		 * its last word zeroed before the key and data land over it:
+		 * the padding after them is zero, as the reader checks */
+		memcpy(w, head, sizeof(head));
+		memset(w + sz - 8, 0, 8);
+		copy_short(w + sizeof(head), x->key, kl);
+		if (dl)
+			copy_short(w + sizeof(head) + kl, x->data, dl);
 		w += sz;
 	}
 }
 
-int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
+int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
 		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns)
 {
 	for (uint32_t k = 0; k < pl->nports; k++) {
@@ -367,11 +401,19 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
 		uint8_t *dst;
 		int err;
 
-		for (size_t i = 0; i < n; i++)
-			if (c->dp_notes[i] & bit) {
-				size += shn_direct_note_size(batch[i].key_len, batch[i].data_len);
-				count++;
-			}
+		if (pl->whole) {
+			/* the publish record's size says it: a direct note is
+			 * a publish note and 16 bytes more (shm/direct.h) */
+			count = (uint32_t)n;
+			size += pub_size - sizeof(struct shn_pub_batch) +
+				n * (sizeof(struct shn_direct_note) - sizeof(struct shn_pub_note));
+		} else {
+			for (size_t i = 0; i < n; i++)
+				if (c->dp_notes[i] & bit) {
+					size += shn_direct_note_size(batch[i].key_len, batch[i].data_len);
+					count++;
+				}
+		}
 		r->written = false;
 		r->nnotes = count;
 		r->save_tail = r->ring.tail;

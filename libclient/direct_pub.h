@@ -28,6 +28,7 @@
 struct shn__dplan {
 	uint64_t gen;                  /* the filter-table generation matched at */
 	bool brokered;                 /* some matching port takes the broker path */
+	bool whole;                    /* every note goes to port[0], and nowhere else */
 	uint32_t nports;
 	struct shn__pring *port[SHN__DPLAN_PORTS];
 };
@@ -64,13 +65,14 @@ int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
  * path (the reader may report it only once it read our records). */
 bool shn__dpub_owes_loss(const struct shn__dplan *pl);
 
-/* Write one record per planned port, unpublished; a SHN_OVERFLOW_DROP
+/* Write one record per planned port, unpublished (pub_size: the batch's
+ * publish record size, batch_size() in publish.c); a SHN_OVERFLOW_DROP
  * ring without room loses the batch (counted at publish).  0, or
  * SHN__DP_BROKER (a ring turned out broken, a record cannot fit it, or a
  * SHN_OVERFLOW_BLOCK ring has no room: the broker path then holds the batch
  * back as it always did), with everything written rolled back.  Caller
  * holds pub_lock. */
-int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n,
+int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
 		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns);
 
 /* Undo shn__dpub_write (the generation moved). */

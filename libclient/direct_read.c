@@ -129,13 +129,6 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 	shn_conn best = 0;
 
 	(void)gen;
-	/* floods repeat a key: the previous note of this record with the
-	 * same key and event has the same conn */
-	if (p->mn_key != NULL && p->mn_len == n->key_len && p->mn_event == n->event &&
-	    shn__key_eq(p->mn_key, key, n->key_len)) {
-		n->conn = p->mn_conn;
-		return (0);
-	}
 	if (p->fc_valid && p->fc_gen == atomic_load_explicit(&p->sinks_gen, memory_order_acquire))
 		best = shn__fc_lookup(p, n->event, key, n->key_len);
 	if (best == 0) {
@@ -151,10 +144,7 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 	 * closed since (its HANDLE_CLOSE read): dropped quietly either way;
 	 * a forged note harms nobody once dropped. */
 	n->conn = best;
-	p->mn_key = key;
-	p->mn_len = n->key_len;
-	p->mn_event = n->event;
-	p->mn_conn = best;
+	p->mn_late += best == 0;   /* compact() drops it, and any note that follows with its key */
 	return (0);
 }
 
@@ -256,7 +246,7 @@ static int take_direct(shn_port *p, int i)
 	}
 	memcpy(p->dbuf, rec, len);   /* from here on the publisher cannot change it */
 	told = d->seen.lost;
-	p->mn_key = NULL;   /* match_note's memory is of one record */
+	p->mn_late = 0;
 	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_note, p);
 	if (r < 0) {
 		fault(p, d);
@@ -267,7 +257,7 @@ static int take_direct(shn_port *p, int i)
 	b->sender_pid = d->sender_pid;   /* the broker's word, never the ring's */
 	b->sender_uid = d->sender_uid;
 	uint64_t lost = b->lost - told;   /* all told, checked not to go back */
-	if (compact(p->dbuf) == 0) {
+	if (p->mn_late != 0 && compact(p->dbuf) == 0) {   /* only when some note was late */
 		if (lost == 0)
 			return (0);
 		synth_overflow(p, lost);   /* the loss is still reported */

@@ -250,9 +250,7 @@ struct shn_port {
 	uint32_t fc_nany;
 	uint8_t *fc_keys;
 	struct shn__fc_memo_ent *fc_memo;  /* filter_cache.c; NULL until first used */
-	const uint8_t *mn_key;         /* match_note: the previous note of the record */
-	uint32_t mn_len, mn_event;
-	uint64_t mn_conn;
+	uint32_t mn_late;              /* match_note: keys of the record no filter took (conn 0) */
 	uint8_t *dbuf;                 /* the private copy of the direct record */
 	uint32_t dbuf_cap;
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due

@@ -307,10 +307,57 @@ static void forget_ended(shn_port *p, shn_conn conn)
 	free(gone);
 }
 
+/* shn__port_fill for a direct record: the reader's private copy, every
+ * note of it checked whole by shn_direct_record_check and given its conn
+ * (direct_read.c), no system event among them, so nothing is checked
+ * again.  Each notification is written whole, field by field, with the
+ * port's own seq: the per-note cost of a flood's reader. */
+static int fill_direct(shn_port *p, shn_notification *out, size_t max)
+{
+	const struct shn_del_batch *b = (const void *)p->cur;
+	const uint8_t *base = p->cur;
+	uint32_t off = p->cur_off, idx = p->cur_index, count = p->cur_count;
+	uint64_t seq = p->next_seq, batch_id = b->batch_id, time_ns = b->time_ns;
+	int32_t pid = b->sender_pid;
+	uint32_t uid = b->sender_uid;
+	size_t n = 0;
+
+	for (; n < max && idx < count; n++, idx++) {
+		const struct shn_del_note *dn = (const void *)(base + off);
+		const uint8_t *key = (const uint8_t *)(dn + 1);
+		uint32_t kl = dn->key_len, dl = dn->data_len;
+
+		out[n] = (shn_notification){
+			.event = dn->event,
+			.key_len = (uint16_t)kl,
+			.data_len = dl,
+			.key = key,
+			.data = dl ? key + kl : NULL,
+			.conn = dn->conn,
+			.seq = ++seq,
+			.batch_id = batch_id,
+			.batch_index = idx,
+			.batch_count = count,
+			.sender_pid = pid,
+			.sender_uid = uid,
+			.time_ns = time_ns,
+		};
+		off += shn_del_note_size(kl, dl);
+	}
+	p->seq_off += seq - p->next_seq;
+	p->next_seq = seq;
+	p->cur_off = off;
+	p->cur_index = idx;
+	return ((int)n);
+}
+
 int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 {
 	const struct shn_del_batch *b = (const void *)p->cur;
 	size_t n = 0;
+
+	if (p->cur_dring >= 0 && !p->cur_synth)
+		return (fill_direct(p, out, max));
 
 	while (n < max && p->cur_index < p->cur_count) {
 		const struct shn_del_note *dn;

@@ -47,6 +47,28 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 	uint32_t max_key = atomic_load_explicit(&c->max_key, memory_order_relaxed);
 	uint32_t max_data = atomic_load_explicit(&c->max_data, memory_order_relaxed);
 
+	if (!gap) {
+		/* every test of a note at once, without a branch; only a
+		 * batch that fails one is walked again below for its error */
+		uint32_t kmax = max_key < SHN_KEY_MAX ? max_key : SHN_KEY_MAX;
+		uint32_t dmax = max_data < SHN_DATA_MAX ? max_data : SHN_DATA_MAX;
+		uint32_t bad = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			const shn_notification *x = &batch[i];
+
+			bad |= (uint32_t)(x->event == 0) | (x->event & SHN_EV_SYSTEM) |
+			       (uint32_t)(x->key == NULL) | (uint32_t)((uint32_t)x->key_len - 1u >= kmax) |
+			       (uint32_t)(x->data_len > dmax) |
+			       (uint32_t)(x->data_len != 0 && x->data == NULL);
+			sz += shn_pub_note_size(x->key_len, x->data_len);
+		}
+		if (bad == 0) {
+			*size = sz;
+			return (0);
+		}
+		sz = sizeof(struct shn_pub_batch);
+	}
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 
@@ -290,7 +312,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 		}
 		t_ns = now_ns();
 		if (route == 0 && pl.nports > 0 &&
-		    shn__dpub_write(c, batch, n, &pl, bid, t_ns) == SHN__DP_BROKER)
+		    shn__dpub_write(c, batch, n, size, &pl, bid, t_ns) == SHN__DP_BROKER)
 			route = SHN__DP_BROKER;
 		need_pub = route != 0 || pl.brokered;
 		if (need_pub) {

@@ -148,6 +148,25 @@ static inline uint32_t shn_direct_note_size(uint32_t key_len, uint32_t data_len)
 	return (uint32_t)SHN_ALIGN8(sizeof(struct shn_direct_note) + key_len + data_len);
 }
 
+/* Are the len (>= 1) bytes of two keys of a checked copy the same?  Each
+ * key follows its 32-byte note, so it begins 8-byte aligned, and its note
+ * runs to at least the next multiple of 8 past it (shn_direct_note_size):
+ * whole words are read, the bytes past len masked off. */
+static inline bool shn_direct_key_eq(const uint8_t *a, const uint8_t *b, uint32_t len)
+{
+	uint64_t u, v;
+
+	for (; len > 8; len -= 8, a += 8, b += 8) {
+		memcpy(&u, a, 8);
+		memcpy(&v, b, 8);
+		if (u != v)
+			return false;
+	}
+	memcpy(&u, a, 8);
+	memcpy(&v, b, 8);
+	return ((u ^ v) & (~0ull >> (8 * (8 - len)))) == 0;   /* len is 1..8 here */
+}
+
 /* What the reader checks a record against.  max_key_len / max_data_len: the
  * broker's limits (broker segment, SHN_BROKER_F_LIMITS), at most the
  * protocol's.  min_gen: the generation the ring opened at (DIRECT_OPEN). */
@@ -166,7 +185,9 @@ struct shn_direct_seen {
 
 /* The library's part of the check: does this note (its key follows it)
  * match a filter of the port live at generation gen?  It may write the
- * note's conn (the copy is private).  Returns 0, or -EBADMSG for a hostile
+ * note's conn (the copy is private).  Called for the first note of a
+ * record and for each whose key or event differs from the note before it;
+ * any other note takes the conn of the note before it.  Returns 0, or -EBADMSG for a hostile
  * note.  A note that matched a filter removed since is the hook's to count
  * as late and to mark (e.g. conn 0) so that delivery skips it: that is not
  * an error. */
@@ -184,6 +205,7 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 					  shn_direct_note_hook hook, void *ctx)
 {
 	const struct shn_direct_batch *b = (const void *)rec;
+	const struct shn_direct_note *prev = NULL;
 	uint32_t off = sizeof(*b), count, i;
 
 	if (len < sizeof(*b) || (len & 7u) || b->h.len != len || b->h.type != SHN_REC_DIRECT ||
@@ -197,17 +219,25 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		return -EBADMSG;
 	for (i = 0; i < count; i++) {
 		struct shn_direct_note *n = (void *)(rec + off);
-		uint32_t sz, used;
+		uint64_t w[4];
+		uint32_t sz, used, event, key_len, data_len;
 
 		if (len - off < sizeof(*n))
 			return -EBADMSG;
-		if (n->event == 0 || (n->event & SHN_DIRECT_EV_SYSTEM) != 0 ||
-		    n->key_len == 0 || n->key_len > lim->max_key_len ||
-		    n->data_len > lim->max_data_len || n->reserved != 0 || n->reserved2 != 0 ||
-		    n->conn != 0 || n->seq != 0)
+		/* the note as four words (little-endian, as the struct):
+		 * event | key_len | reserved, data_len | reserved2, conn, seq;
+		 * every reserved field and conn and seq zero in one test */
+		memcpy(w, n, sizeof(w));
+		event = (uint32_t)w[0];
+		key_len = (uint16_t)(w[0] >> 32);
+		data_len = (uint32_t)w[1];
+		if (((w[0] >> 48) | (w[1] >> 32) | w[2] | w[3]) != 0 ||
+		    event - 1u >= ~SHN_DIRECT_EV_SYSTEM ||      /* 0, or a system bit */
+		    key_len - 1u >= lim->max_key_len ||          /* 0, or too long */
+		    data_len > lim->max_data_len)
 			return -EBADMSG;
-		used = (uint32_t)sizeof(*n) + n->key_len + n->data_len;
-		sz = shn_direct_note_size(n->key_len, n->data_len);
+		used = (uint32_t)sizeof(*n) + key_len + data_len;
+		sz = shn_direct_note_size(key_len, data_len);
 		if (sz > len - off)
 			return -EBADMSG;
 		if (used != sz) {
@@ -219,8 +249,18 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 			if (last >> (8 * (8 - (sz - used))) != 0)
 				return -EBADMSG;
 		}
-		if (hook != NULL && hook(ctx, n, (const uint8_t *)(n + 1), b->gen) != 0)
-			return -EBADMSG;
+		if (hook != NULL) {
+			const uint8_t *key = (const uint8_t *)(n + 1);
+
+			/* floods repeat a key: a note with the key and event
+			 * of the note before it takes that note's conn */
+			if (prev != NULL && key_len == prev->key_len && event == prev->event &&
+			    shn_direct_key_eq(key, (const uint8_t *)(prev + 1), key_len))
+				n->conn = prev->conn;
+			else if (hook(ctx, n, key, b->gen) != 0)
+				return -EBADMSG;
+			prev = n;
+		}
 		off += sz;
 	}
 	if (off != len)

@@ -253,7 +253,7 @@ static int hook(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64
 	if (h->refuse != NULL && n->key_len == strlen(h->refuse) &&
 	    memcmp(key, h->refuse, n->key_len) == 0)
 		return -EBADMSG;
-	n->conn = 42;
+	n->conn = 42 + (uint64_t)h->calls;   /* a conn per call: who took whose */
 	return 0;
 }
 
@@ -270,8 +270,8 @@ static void test_record_hook(void **state)
 	b = rec_note(&r, 1, "beta", 0);
 	assert_int_equal(shn_direct_record_check(r.b, r.len, &lim, &seen, hook, &h), 2);
 	assert_int_equal(h.calls, 2);
-	assert_int_equal(NOTE(r, a)->conn, 42);
-	assert_int_equal(NOTE(r, b)->conn, 42);
+	assert_int_equal(NOTE(r, a)->conn, 43);
+	assert_int_equal(NOTE(r, b)->conn, 44);
 	/* a note the port's filters never took: the record is hostile */
 	rec_start(&r, 11, 5);
 	rec_note(&r, 1, "alpha", 3);
@@ -279,6 +279,55 @@ static void test_record_hook(void **state)
 	h.refuse = "beta";
 	assert_int_equal(shn_direct_record_check(r.b, r.len, &lim, &seen, hook, &h), -EBADMSG);
 	assert_int_equal(seen.batch_id, 10);
+}
+
+/* A note with the key and event of the note before it takes that note's
+ * conn without a call of the hook; any difference -- a byte of the key at
+ * any place (within the first word, the last byte of a 9- or 17-byte key,
+ * a byte that only the next word holds), its length, the event -- calls
+ * it.  Fails when the shortcut compares too little (a key differing past
+ * the first word, or in the bytes masked off) or ignores the event. */
+static void test_record_hook_repeats(void **state)
+{
+	static const struct {
+		const char *a, *b;
+		uint32_t ev_a, ev_b;
+		bool same;
+	} cases[] = {
+		{ "flood/key", "flood/key", 1, 1, true },
+		{ "flood/key", "flood/kez", 1, 1, false },   /* the 9th byte: the second word */
+		{ "flood/key", "flood/ke", 1, 1, false },    /* a prefix of it */
+		{ "k", "k", 1, 1, true },
+		{ "k", "j", 1, 1, false },
+		{ "k", "k", 1, 2, false },                   /* another event */
+		{ "abcdefgh", "abcdefgh", 3, 3, true },      /* one whole word */
+		{ "abcdefgh", "abcdefgX", 3, 3, false },
+		{ "0123456789abcdefg", "0123456789abcdefg", 1, 1, true },
+		{ "0123456789abcdefg", "0123456789abcdefh", 1, 1, false },
+		{ "0123456789abcdefg", "X123456789abcdefg", 1, 1, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rec r;
+		struct shn_direct_seen seen = { 0, 0, 0 };
+		struct hook_ctx h = { 0, NULL };
+		uint32_t a, b, c;
+
+		rec_start(&r, 10, 5);
+		a = rec_note(&r, cases[i].ev_a, cases[i].a, 3);   /* data after the key */
+		b = rec_note(&r, cases[i].ev_b, cases[i].b, 0);   /* zero padding after it */
+		c = rec_note(&r, cases[i].ev_b, cases[i].b, 5);
+		assert_int_equal(shn_direct_record_check(r.b, r.len, &lim, &seen, hook, &h), 3);
+		if (cases[i].same) {
+			assert_int_equal(h.calls, 1);
+			assert_int_equal(NOTE(r, b)->conn, NOTE(r, a)->conn);
+		} else {
+			assert_int_equal(h.calls, 2);
+			assert_int_not_equal(NOTE(r, b)->conn, NOTE(r, a)->conn);
+		}
+		assert_int_equal(NOTE(r, c)->conn, NOTE(r, b)->conn);   /* always the same as b */
+	}
 }
 
 /* ---- the filter table ------------------------------------------------- */
@@ -692,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_record_bad_header),
 		cmocka_unit_test(test_record_bad_notes),
 		cmocka_unit_test(test_record_hook),
+		cmocka_unit_test(test_record_hook_repeats),
 		cmocka_unit_test(test_table_lookup),
 		cmocka_unit_test(test_table_prefix),
 		cmocka_unit_test(test_table_hint),
