@@ -172,15 +172,6 @@ static uint64_t now_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* Low-latency mode (spin-us): before going to sleep, look for work for up
  * to spin_ns.  A publisher that rings within the window finds the broker
  * awake, which saves it a wake-up of a halted CPU (tens of microseconds on
@@ -199,7 +190,7 @@ static bool spin_for_work(struct shnd_broker *b, uint64_t spin_ns, bool free_pol
 			return (true);
 		if (free_poll && (++i & 63u) == 0 && shnd_loop_poll(b->loop, 0) > 0)
 			return (true);
-		cpu_relax();
+		shn_cpu_relax();
 	} while (now_ns() < end);
 	return (false);
 }

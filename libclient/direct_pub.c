@@ -23,8 +23,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "direct_pub.h"
@@ -432,13 +434,17 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint
 				return (SHN__DP_BROKER);
 			}
 			if (r->block) {
-				/* SHN_OVERFLOW_BLOCK: the broker path holds the
-				 * batch back, behind it our publish ring, and we
-				 * wait when that is full too: the same back-pressure
-				 * and buffering as without the direct path */
+				/* SHN_OVERFLOW_BLOCK: the caller waits a moment
+				 * for room (shn__dpub_wait_room), or the broker
+				 * path holds the batch back, behind it our publish
+				 * ring, and we wait when that is full too: the same
+				 * back-pressure and buffering as without the direct
+				 * path */
 				pl->nports = k;
 				shn__dpub_rollback(pl);
-				return (SHN__DP_BROKER);
+				pl->full = r;
+				pl->full_size = r->size;
+				return (SHN__DP_FULL);
 			}
 			continue;   /* SHN_OVERFLOW_DROP: lost for this port, told later */
 		}
@@ -447,6 +453,53 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint
 		r->written = true;
 	}
 	return (0);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+bool shn__dpub_wait_room(struct shn__pring *r, uint32_t size)
+{
+	struct shn_ring *v = &r->ring;
+	uint64_t deadline = 0;
+	/* hysteresis, as the floor's producer: once waiting, go on when a
+	 * quarter of the ring is free, not at the first byte, so that writer
+	 * and reader do not trade every cache line of the ring */
+	uint64_t want = shn_ring_cost(v, size) > v->capacity / 4 ? shn_ring_cost(v, size)
+								   : v->capacity / 4;
+
+	for (uint32_t spins = 0;; spins++) {
+		if (shn_ring_load_head(v) != 0) {
+			r->broken = true;   /* reported by the caller, unlocked */
+			return (false);
+		}
+		if (v->capacity - shn_ring_used(v) >= want) {
+			r->stalled_at = 0;
+			return (true);
+		}
+		if (r->stalled_at == v->head_cache + 1)
+			return (false);   /* not read since the last wait ran out */
+		if ((spins & 15u) == 15u) {
+			uint64_t now = mono_ns();
+
+			if (deadline == 0) {
+				deadline = now + SHN__DP_WAIT_NS;
+			} else if (now >= deadline) {
+				if (v->capacity - shn_ring_used(v) >= shn_ring_cost(v, size))
+					return (true);   /* room, if not a quarter */
+				r->stalled_at = v->head_cache + 1;
+				return (false);
+			}
+			sched_yield();   /* the reader may be waiting for this CPU */
+		}
+		for (int i = 0; i < 32; i++)
+			shn_cpu_relax();
+	}
 }
 
 void shn__dpub_rollback(struct shn__dplan *pl)
@@ -467,9 +520,10 @@ static void add_stat(_Atomic uint64_t *v, uint64_t d)
 			      memory_order_relaxed);
 }
 
-void shn__dpub_publish(struct shn__dplan *pl)
+bool shn__dpub_publish(struct shn__dplan *pl)
 {
 	uint64_t one = 1;
+	bool lost = false;
 
 	for (uint32_t k = 0; k < pl->nports; k++) {
 		struct shn__pring *r = pl->port[k];
@@ -479,6 +533,7 @@ void shn__dpub_publish(struct shn__dplan *pl)
 			 * every record before it, or from our next record */
 			r->dropped += r->nnotes;
 			atomic_store_explicit(&r->stats->dropped, r->dropped, memory_order_release);
+			lost = true;
 			continue;
 		}
 		shn_ring_publish(&r->ring);
@@ -495,6 +550,7 @@ void shn__dpub_publish(struct shn__dplan *pl)
 		}
 		r->written = false;
 	}
+	return (lost);
 }
 
 uint32_t shn__dpub_take_broken(shn_client *c, uint32_t *slot, uint32_t *port_id)

@@ -30,6 +30,8 @@ struct shn__dplan {
 	bool brokered;                 /* some matching port takes the broker path */
 	bool whole;                    /* every note goes to port[0], and nowhere else */
 	uint32_t nports;
+	struct shn__pring *full;       /* SHN__DP_FULL: the ring without room */
+	uint32_t full_size;            /* and the record that did not fit it */
 	struct shn__pring *port[SHN__DPLAN_PORTS];
 };
 
@@ -38,7 +40,16 @@ enum {
 	SHN__DP_BROKER = 1,  /* send the whole batch through the broker, gen 0 */
 	SHN__DP_MAIL,        /* a ring the port map names is not ours yet: read
 	                        the control socket (its DIRECT_OPEN is there), retry */
+	SHN__DP_FULL,        /* a SHN_OVERFLOW_BLOCK ring has no room: pl->full */
 };
+
+/* How long a publisher waits, spinning and yielding, for room on a full
+ * SHN_OVERFLOW_BLOCK direct ring, or for the broker to take its publish
+ * ring before a batch may go directly, before it takes the broker path
+ * instead.  A reader that is reading frees a batch's room within a few
+ * microseconds; one that is not is met with the broker path's buffering
+ * (docs/direct-path.md, "Waiting for room"). */
+#define SHN__DP_WAIT_NS 50000
 
 /* A DIRECT_OPEN for the publisher's side: map the ring (the descriptors
  * kept are set to -1 in fds).  Caller holds ctl_lock; takes pub_lock.
@@ -68,19 +79,29 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl);
 /* Write one record per planned port, unpublished (pub_size: the batch's
  * publish record size, batch_size() in publish.c); a SHN_OVERFLOW_DROP
  * ring without room loses the batch (counted at publish).  0, or
- * SHN__DP_BROKER (a ring turned out broken, a record cannot fit it, or a
- * SHN_OVERFLOW_BLOCK ring has no room: the broker path then holds the batch
- * back as it always did), with everything written rolled back.  Caller
+ * SHN__DP_BROKER (a ring turned out broken, a record cannot fit it) or
+ * SHN__DP_FULL (a SHN_OVERFLOW_BLOCK ring has no room: pl->full; wait for
+ * it, or let the broker path hold the batch back as it always did), with
+ * everything written rolled back.  Caller
  * holds pub_lock. */
 int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
 		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns);
+
+/* SHN__DP_FULL: wait up to SHN__DP_WAIT_NS for room for size bytes in r,
+ * spinning and yielding the CPU (the reader runs, or the wait ends).  true:
+ * room came, match and write again; false: none came (or the reader's head
+ * is bad: r is then broken), or an earlier wait ran out at the head the
+ * reader still shows -- take the broker path at once.  Caller holds
+ * pub_lock. */
+bool shn__dpub_wait_room(struct shn__pring *r, uint32_t size);
 
 /* Undo shn__dpub_write (the generation moved). */
 void shn__dpub_rollback(struct shn__dplan *pl);
 
 /* Publish every record written, count, and wake each sleeping port (also
- * one that lost the batch: its reader reports the loss from our counter). */
-void shn__dpub_publish(struct shn__dplan *pl);
+ * one that lost the batch: its reader reports the loss from our counter).
+ * true when some SHN_OVERFLOW_DROP port lost the batch. */
+bool shn__dpub_publish(struct shn__dplan *pl);
 
 /* A ring found broken while writing, for the caller to report once it let
  * go of pub_lock (DIRECT_CLOSE): its ring_id, or 0 when none.  Clears it. */

@@ -83,6 +83,10 @@ struct shn_client {
 	struct shn_segment pub_seg;    /* publish ring: we produce, the broker consumes */
 	struct shn_ring pub;
 	uint64_t next_batch_id;
+	bool dp_lost;                  /* the batch being published was dropped by a
+	                                  direct ring (publish.c yields once) */
+	uint64_t pub_stalled_at;       /* the broker's head + 1 when wait_pub_taken last
+	                                  ran out (publish.c); 0: none */
 	uint32_t rung_seq;             /* broker sleep value we already rang for */
 	int doorbell_fd;               /* we write: wakes the broker */
 	int room_fd;                   /* broker writes: room in the publish ring */
@@ -150,6 +154,8 @@ struct shn__pring {
 	uint32_t rung;                 /* port sleep value we already rang for */
 	uint64_t dropped;              /* notes dropped here, all told */
 	uint64_t told;                 /* dropped, as of our last record */
+	uint64_t stalled_at;           /* SHN_OVERFLOW_BLOCK: the reader's head + 1 when a
+	                                  wait for room last ran out (0: none) */
 	/* shn_notify's scratch for the batch being written */
 	uint64_t save_tail;
 	uint32_t nnotes, size;

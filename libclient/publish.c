@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -258,6 +259,39 @@ static bool pub_ring_empty(shn_client *c)
 	return (shn_ring_load_head(&c->pub) == 0 && c->pub.head_cache == c->pub.tail);
 }
 
+/* Wait up to SHN__DP_WAIT_NS for the broker to take every batch of our
+ * publish ring (spinning, yielding the CPU: the broker may need it).  true:
+ * it did, a batch may go directly; false: it did not (the broker is busy,
+ * or holds a batch back for a full SHN_OVERFLOW_BLOCK port), or an earlier
+ * wait ran out at the head the broker still shows -- go through the broker
+ * at once, behind the rest.  Caller holds pub_lock. */
+static bool wait_pub_taken(shn_client *c)
+{
+	struct timespec t0, t;
+
+	if (c->pub_stalled_at == c->pub.head_cache + 1 &&
+	    (shn_ring_load_head(&c->pub) != 0 || c->pub_stalled_at == c->pub.head_cache + 1))
+		return (false);   /* nothing taken since the last wait ran out */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint32_t spins = 1;; spins++) {
+		if (pub_ring_empty(c)) {
+			c->pub_stalled_at = 0;
+			return (true);
+		}
+		if ((spins & 15u) == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) >=
+			    SHN__DP_WAIT_NS) {
+				c->pub_stalled_at = c->pub.head_cache + 1;
+				return (false);
+			}
+			sched_yield();
+		}
+		for (int i = 0; i < 32; i++)
+			shn_cpu_relax();
+	}
+}
+
 /* Write one batch: through the direct rings its notes reach (direct_pub.c)
  * and, for whatever they do not cover, through the publish ring stamped
  * with the generation matched at; or through the publish ring alone,
@@ -298,6 +332,14 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 				 * before our next batch does: wait for the broker
 				 * to take our publish ring, then go directly */
 				if (!shn__dpub_owes_loss(&pl)) {
+					/* a batch all of which could go directly
+					 * waits a moment for the broker to take what
+					 * is ahead of it, rather than follow it
+					 * through the broker (and the next batch
+					 * with it, and the next...) */
+					if (!pl.brokered && !(flags & SHN_NOTIFY_NONBLOCK) &&
+					    wait_pub_taken(c))
+						continue;
 					route = SHN__DP_BROKER;
 				} else if (flags & SHN_NOTIFY_NONBLOCK) {
 					return (-EAGAIN);
@@ -311,9 +353,17 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 			}
 		}
 		t_ns = now_ns();
-		if (route == 0 && pl.nports > 0 &&
-		    shn__dpub_write(c, batch, n, size, &pl, bid, t_ns) == SHN__DP_BROKER)
-			route = SHN__DP_BROKER;
+		if (route == 0 && pl.nports > 0) {
+			int dw = shn__dpub_write(c, batch, n, size, &pl, bid, t_ns);
+
+			/* a full SHN_OVERFLOW_BLOCK ring: a moment's wait for
+			 * its reader, then the broker path's buffering */
+			if (dw == SHN__DP_FULL && !(flags & SHN_NOTIFY_NONBLOCK) &&
+			    shn__dpub_wait_room(pl.full, pl.full_size))
+				continue;
+			if (dw != 0)
+				route = SHN__DP_BROKER;
+		}
 		need_pub = route != 0 || pl.brokered;
 		if (need_pub) {
 			dst = shn_ring_reserve(&c->pub, size, &err);
@@ -343,7 +393,9 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 				shn_ring_rollback(&c->pub, pub_tail);
 				continue;
 			}
-			shn__dpub_publish(&pl);   /* the direct tails first */
+			/* the direct tails first */
+			if (shn__dpub_publish(&pl))
+				c->dp_lost = true;
 		}
 		c->next_batch_id = bid + 1;
 		if (w != NULL)
@@ -448,6 +500,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 {
 	struct shn__sync_wait *w = NULL;
 	bool room_waiter = false;   /* holds room_lock */
+	bool lost;
 	uint64_t size;
 	int err;
 
@@ -494,7 +547,16 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 	err = publish_locked(c, batch, n, flags, (uint32_t)size, w, &room_waiter);
 	if (err < 0)
 		goto refused;
+	lost = c->dp_lost;
+	c->dp_lost = false;
 	report_broken(c, &room_waiter);
+	/* A SHN_OVERFLOW_DROP port's direct ring was full: its reader is
+	 * behind.  Give up the CPU once (no wait: the call returns now), so
+	 * that a publisher that outruns its reader does not also take the
+	 * CPU the reader needs to catch up -- the broker path's publisher
+	 * paused so on its full publish ring (docs/direct-path.md). */
+	if (lost)
+		sched_yield();
 	if (w == NULL)
 		return (0);
 	err = wait_sync(c, w);

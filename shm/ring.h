@@ -266,6 +266,17 @@ static inline void shn_ring_ask_room(struct shn_ring *r, uint64_t seen)
 	atomic_store_explicit(&r->prod->room_head, seen + 1, memory_order_seq_cst);
 }
 
+/* One step of a spin on a peer's index: the CPU's pause hint (a sibling
+ * hyperthread, the peer itself perhaps, gets the core meanwhile). */
+static inline void shn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 /* ---- consumer --------------------------------------------------------- */
 
 /* Refresh tail_cache.  -EBADMSG when the producer's tail moved backwards or
