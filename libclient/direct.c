@@ -53,6 +53,21 @@ uint32_t shn__direct_fanout(void)
 	return ((uint32_t)n);
 }
 
+uint64_t shn__direct_wait_ns(void)
+{
+	const char *v = getenv("SHMNOTIFY_DIRECT_WAIT_US");
+	char *end;
+	unsigned long long us;
+
+	if (v == NULL || *v == '\0')
+		return (SHN__DP_WAIT_NS);
+	errno = 0;
+	us = strtoull(v, &end, 10);
+	if (errno != 0 || *end != '\0' || us > SHN__DP_WAIT_MAX_US)
+		return (SHN__DP_WAIT_NS);   /* not a time we take: the default */
+	return ((uint64_t)us * 1000u);
+}
+
 static void close_fds(int *fds, int n)
 {
 	for (int i = 0; i < n; i++)

@@ -21,6 +21,11 @@ uint32_t shn__direct_hello_flag(void);
  * (1..64), default SHN__DIRECT_FANOUT. */
 uint32_t shn__direct_fanout(void);
 
+/* How long a publisher waits for a reader or a broker that moves nothing
+ * before it takes the broker path (direct_pub.h, SHN__DP_WAIT_NS):
+ * SHMNOTIFY_DIRECT_WAIT_US (0..SHN__DP_WAIT_MAX_US microseconds). */
+uint64_t shn__direct_wait_ns(void);
+
 /* Map the DIRECT_SETUP reply's descriptors into c (both are consumed,
  * whatever the result).  0, or -EPROTO when they are not what the
  * protocol says. */

@@ -463,7 +463,7 @@ static uint64_t mono_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
-bool shn__dpub_wait_room(struct shn__pring *r, uint32_t size)
+bool shn__dpub_wait_room(shn_client *c, struct shn__pring *r, uint32_t size)
 {
 	struct shn_ring *v = &r->ring;
 	uint64_t deadline = 0;
@@ -472,6 +472,8 @@ bool shn__dpub_wait_room(struct shn__pring *r, uint32_t size)
 	 * and reader do not trade every cache line of the ring */
 	uint64_t want = shn_ring_cost(v, size) > v->capacity / 4 ? shn_ring_cost(v, size)
 								   : v->capacity / 4;
+
+	uint64_t moved = 0;
 
 	for (uint32_t spins = 0;; spins++) {
 		if (shn_ring_load_head(v) != 0) {
@@ -487,8 +489,11 @@ bool shn__dpub_wait_room(struct shn__pring *r, uint32_t size)
 		if ((spins & 15u) == 15u) {
 			uint64_t now = mono_ns();
 
-			if (deadline == 0) {
-				deadline = now + SHN__DP_WAIT_NS;
+			/* the bound is on a reader that does not read: one
+			 * that reads, however slowly, is waited for */
+			if (deadline == 0 || v->head_cache != moved) {
+				deadline = now + c->dp_wait_ns;
+				moved = v->head_cache;
 			} else if (now >= deadline) {
 				if (v->capacity - shn_ring_used(v) >= shn_ring_cost(v, size))
 					return (true);   /* room, if not a quarter */

@@ -43,13 +43,14 @@ enum {
 	SHN__DP_FULL,        /* a SHN_OVERFLOW_BLOCK ring has no room: pl->full */
 };
 
-/* How long a publisher waits, spinning and yielding, for room on a full
- * SHN_OVERFLOW_BLOCK direct ring, or for the broker to take its publish
- * ring before a batch may go directly, before it takes the broker path
- * instead.  A reader that is reading frees a batch's room within a few
+/* How long a publisher waits, spinning and yielding, for a reader that
+ * frees nothing of a full SHN_OVERFLOW_BLOCK direct ring, or a broker that
+ * takes nothing of its publish ring before a batch may go directly, before
+ * it takes the broker path instead.  A reader that is reading frees a batch's room within a few
  * microseconds; one that is not is met with the broker path's buffering
  * (docs/direct-path.md, "Waiting for room"). */
-#define SHN__DP_WAIT_NS 50000
+#define SHN__DP_WAIT_NS 50000         /* SHMNOTIFY_DIRECT_WAIT_US overrides it */
+#define SHN__DP_WAIT_MAX_US 10000000ull /* 10 s: a profiler's broker is that slow */
 
 /* A DIRECT_OPEN for the publisher's side: map the ring (the descriptors
  * kept are set to -1 in fds).  Caller holds ctl_lock; takes pub_lock.
@@ -87,13 +88,13 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl);
 int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
 		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns);
 
-/* SHN__DP_FULL: wait up to SHN__DP_WAIT_NS for room for size bytes in r,
- * spinning and yielding the CPU (the reader runs, or the wait ends).  true:
- * room came, match and write again; false: none came (or the reader's head
- * is bad: r is then broken), or an earlier wait ran out at the head the
- * reader still shows -- take the broker path at once.  Caller holds
- * pub_lock. */
-bool shn__dpub_wait_room(struct shn__pring *r, uint32_t size);
+/* SHN__DP_FULL: wait for room for size bytes in r (a quarter of the ring,
+ * hysteresis), spinning and yielding the CPU, for as long as the reader
+ * frees some every c->dp_wait_ns.  true: room came, match and write
+ * again; false: the reader read nothing for that long (or its head is bad:
+ * r is then broken), or an earlier wait ran out at the head the reader
+ * still shows -- take the broker path at once.  Caller holds pub_lock. */
+bool shn__dpub_wait_room(shn_client *c, struct shn__pring *r, uint32_t size);
 
 /* Undo shn__dpub_write (the generation moved). */
 void shn__dpub_rollback(struct shn__dplan *pl);

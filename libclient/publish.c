@@ -259,12 +259,13 @@ static bool pub_ring_empty(shn_client *c)
 	return (shn_ring_load_head(&c->pub) == 0 && c->pub.head_cache == c->pub.tail);
 }
 
-/* Wait up to SHN__DP_WAIT_NS for the broker to take every batch of our
- * publish ring (spinning, yielding the CPU: the broker may need it).  true:
- * it did, a batch may go directly; false: it did not (the broker is busy,
- * or holds a batch back for a full SHN_OVERFLOW_BLOCK port), or an earlier
- * wait ran out at the head the broker still shows -- go through the broker
- * at once, behind the rest.  Caller holds pub_lock. */
+/* Wait for the broker to take every batch of our publish ring (spinning,
+ * yielding the CPU: the broker may need it), for as long as it takes some
+ * every c->dp_wait_ns.  true: it did, a batch may go directly; false: it
+ * took nothing for that long (it holds a batch back for a full
+ * SHN_OVERFLOW_BLOCK port), or an earlier wait ran out at the head the
+ * broker still shows -- go through the broker at once, behind the rest.
+ * Caller holds pub_lock. */
 static bool wait_pub_taken(shn_client *c)
 {
 	struct timespec t0, t;
@@ -272,6 +273,8 @@ static bool wait_pub_taken(shn_client *c)
 	if (c->pub_stalled_at == c->pub.head_cache + 1 &&
 	    (shn_ring_load_head(&c->pub) != 0 || c->pub_stalled_at == c->pub.head_cache + 1))
 		return (false);   /* nothing taken since the last wait ran out */
+	uint64_t moved = c->pub.head_cache;
+
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint32_t spins = 1;; spins++) {
 		if (pub_ring_empty(c)) {
@@ -280,8 +283,14 @@ static bool wait_pub_taken(shn_client *c)
 		}
 		if ((spins & 15u) == 0) {
 			clock_gettime(CLOCK_MONOTONIC, &t);
-			if ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) >=
-			    SHN__DP_WAIT_NS) {
+			/* the bound is on a broker that takes nothing: one
+			 * that routes our batches, however slowly, is waited
+			 * for (as a full publish ring is) */
+			if (c->pub.head_cache != moved) {
+				moved = c->pub.head_cache;
+				t0 = t;
+			} else if ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) >=
+				   (int64_t)c->dp_wait_ns) {
 				c->pub_stalled_at = c->pub.head_cache + 1;
 				return (false);
 			}
@@ -359,7 +368,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 			/* a full SHN_OVERFLOW_BLOCK ring: a moment's wait for
 			 * its reader, then the broker path's buffering */
 			if (dw == SHN__DP_FULL && !(flags & SHN_NOTIFY_NONBLOCK) &&
-			    shn__dpub_wait_room(pl.full, pl.full_size))
+			    shn__dpub_wait_room(c, pl.full, pl.full_size))
 				continue;
 			if (dw != 0)
 				route = SHN__DP_BROKER;

@@ -22,12 +22,12 @@ command -v callgrind_control >/dev/null || { echo "callgrind_all.sh: needs valgr
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 valgrind --tool=callgrind --callgrind-out-file="$dir/broker.%p" \
-	"$build/broker/shmnotifyd" --socket "$dir/s" --foreground 2>"$dir/broker.log" &
+	"$build/broker/shmnotifyd" --io epoll --socket "$dir/s" --foreground 2>"$dir/broker.log" &
 pid=$!
 for _ in $(seq 200); do [ -S "$dir/s" ] && break; sleep 0.1; done
 [ -S "$dir/s" ] || { cat "$dir/broker.log" >&2; exit 1; }
 callgrind_control -z "$pid" >/dev/null 2>&1
-out=$(valgrind --tool=callgrind --callgrind-out-file="$dir/flood.%p" -q \
+out=$(SHMNOTIFY_DIRECT_WAIT_US=1000000 valgrind --tool=callgrind --callgrind-out-file="$dir/flood.%p" -q \
 	"$build/examples/flood" --socket "$dir/s" --seconds "$secs" --batch "$batch" ${FLOOD_ARGS:---overflow block})
 callgrind_control -d "$pid" >/dev/null 2>&1
 sleep 0.5

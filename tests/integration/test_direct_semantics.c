@@ -997,6 +997,133 @@ static void test_direct_block(void **state)
 	h_disconnect(c);
 }
 
+/* ---- BLOCK on a direct ring whose reader reads -------------------------------- */
+
+#define BR_BATCHES 3000
+#define BR_NOTES 16   /* 16 x 64 B: ~1.5 KiB a batch, 3000 batches through a 16 KiB port */
+
+struct br_shared {
+	_Atomic int first;      /* X's first batch was accepted */
+	_Atomic int flood;      /* the pair has its direct ring: X may flood */
+	_Atomic int finished;
+	_Atomic int go;         /* the parent read the stats: X may disconnect */
+};
+
+struct br_ctx {
+	const char *sock;
+	struct br_shared *sh;
+};
+
+/* X floods "br" (SHN_OVERFLOW_BLOCK, a ring far smaller than the flood),
+ * waiting for its reader however long it is descheduled (the bound is on a
+ * reader that reads nothing, and this one reads throughout). */
+static int br_x(void *arg)
+{
+	struct br_ctx *x = arg;
+	shn_client *c = NULL;
+
+	setenv("SHMNOTIFY_DIRECT_WAIT_US", "10000000", 1);
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	for (uint32_t bn = 0; bn < BR_BATCHES; bn++) {
+		shn_notification b[BR_NOTES];
+		uint64_t d[BR_NOTES][8];
+
+		for (uint32_t k = 0; k < BR_NOTES; k++) {
+			d[k][0] = (uint64_t)bn * BR_NOTES + k;
+			b[k] = (shn_notification){ .event = 1, .key = "br", .key_len = 2,
+						   .data = d[k], .data_len = sizeof(d[k]) };
+		}
+		CHILD_CHECK_EQ(shn_notify(c, b, BR_NOTES, 0), 0);
+		if (bn == 0) {
+			atomic_store(&x->sh->first, 1);
+			for (int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS; !atomic_load(&x->sh->flood);) {
+				CHILD_CHECK(h_now_ms() < end);
+				h_sleep_ms(1);
+			}
+		}
+	}
+	atomic_store(&x->sh->finished, 1);
+	for (int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS; !atomic_load(&x->sh->go);) {
+		CHILD_CHECK(h_now_ms() < end);
+		h_sleep_ms(1);
+	}
+	shn_disconnect(c);
+	return 0;
+}
+
+static bool br_finished(void *arg)
+{
+	return atomic_load(&((struct br_shared *)arg)->finished) != 0;
+}
+
+static bool br_first(void *arg)
+{
+	return atomic_load(&((struct br_shared *)arg)->first) != 0;
+}
+
+/* SHN_OVERFLOW_BLOCK with a reader that keeps reading: the publisher waits
+ * for room on its direct ring (docs/direct-path.md, "Waiting for room"),
+ * so nearly all of the flood goes directly -- before, each full ring sent
+ * the batch, and everything after it while the publish ring held some,
+ * through the broker.  Everything arrives, in order, nothing lost.  Fails
+ * when a full BLOCK ring sends the flood to the broker path, or a wait
+ * loses or reorders a batch. */
+static void test_direct_block_reading(void **state)
+{
+	struct harness *h = *state;
+	struct br_shared *sh = h_shared(sizeof(*sh));
+	struct br_ctx x = { .sock = h->sock, .sh = sh };
+	shn_port_options o = { .capacity = 16384, .overflow = SHN_OVERFLOW_BLOCK };
+	shn_notification out[64];
+	shn_port *p = NULL;
+	shn_conn conn;
+	uint64_t next = 0;
+
+	shn_client *c = h_connect(h);
+	assert_int_equal(shn_port_open(c, &o, &p), 0);
+	assert_int_equal(shn_subscribe(p, "br", 2, SHN_EV_ALL, 0, &conn), 0);
+	pid_t px = h_fork(br_x, &x);
+	/* its first batch goes through the broker, which then offers the
+	 * pair a direct ring: X floods once it has it */
+	assert_true(h_poll_until(br_first, sh, H_TIMEOUT_MS));
+	struct bl_ring br = { .c = c, .pid = px };
+	if (direct_on() && !h_poll_until(bl_ring_offered, &br, H_TIMEOUT_MS))
+		fail_msg("direct path on, yet no direct ring for X after its first batch");
+	atomic_store(&sh->flood, 1);
+	while (next < (uint64_t)BR_BATCHES * BR_NOTES) {
+		int n = h_get(p, out, 64);
+
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+
+			if (out[i].event == SHN_EV_OVERFLOW)
+				fail_overflow(&out[i], "a SHN_OVERFLOW_BLOCK port");
+			assert_int_equal(out[i].data_len, 64);
+			memcpy(&v, out[i].data, sizeof(v));
+			if (v != next)
+				fail_msg("note %llu where %llu was next", (unsigned long long)v,
+					 (unsigned long long)next);
+			assert_int_equal(out[i].seq, ++next);
+			assert_int_equal(out[i].conn, conn);
+		}
+	}
+	assert_true(h_poll_until(br_finished, sh, H_TIMEOUT_MS));
+	long long routed = client_stat(c, px, "direct_routed");
+	fprintf(stderr, "direct_block_reading: %lld of %d notes went directly\n", routed,
+		BR_BATCHES * BR_NOTES);
+	/* the first batch (before the ring is offered) takes the broker
+	 * path, and a few more are allowed (a wait that ran out while this
+	 * reader was descheduled for its whole bound: 10 s), not a flood */
+	if (direct_on() && routed < (long long)(BR_BATCHES - 4) * BR_NOTES)
+		fail_msg("direct path on, yet only %lld of %d notes of a BLOCK flood went "
+			 "directly: a full ring sent the rest through the broker", routed,
+			 BR_BATCHES * BR_NOTES);
+	atomic_store(&sh->go, 1);
+	h_wait_ok(px, H_CHILD_TIMEOUT_MS);
+	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
+	h_disconnect(c);
+}
+
 /* ---- a publisher killed mid-batch ------------------------------------------ */
 
 #define PK_ITERATIONS 30
@@ -1182,6 +1309,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_direct_overflow_no_traffic, h_setup,
 						h_teardown),
 		cmocka_unit_test_setup_teardown(test_direct_block, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_block_reading, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_killed, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
