@@ -154,9 +154,16 @@ static inline uint32_t shn_direct_note_size(uint32_t key_len, uint32_t data_len)
  * whole words are read, the bytes past len masked off. */
 static inline bool shn_direct_key_eq(const uint8_t *a, const uint8_t *b, uint32_t len)
 {
-	uint64_t u, v;
+	uint64_t u, v, x;
 
-	for (; len > 8; len -= 8, a += 8, b += 8) {
+	memcpy(&u, a, 8);
+	memcpy(&v, b, 8);
+	x = u ^ v;
+	if (len <= 8)
+		return (x << (8 * (8 - len))) == 0;   /* the bytes past len shifted out */
+	if (x != 0)
+		return false;
+	for (a += 8, b += 8, len -= 8; len > 8; len -= 8, a += 8, b += 8) {
 		memcpy(&u, a, 8);
 		memcpy(&v, b, 8);
 		if (u != v)
@@ -164,7 +171,7 @@ static inline bool shn_direct_key_eq(const uint8_t *a, const uint8_t *b, uint32_
 	}
 	memcpy(&u, a, 8);
 	memcpy(&v, b, 8);
-	return ((u ^ v) & (~0ull >> (8 * (8 - len)))) == 0;   /* len is 1..8 here */
+	return ((u ^ v) << (8 * (8 - len))) == 0;   /* len is 1..8 here */
 }
 
 /* What the reader checks a record against.  max_key_len / max_data_len: the
@@ -205,7 +212,8 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 					  shn_direct_note_hook hook, void *ctx)
 {
 	const struct shn_direct_batch *b = (const void *)rec;
-	const struct shn_direct_note *prev = NULL;
+	const uint8_t *prev_key = NULL;
+	uint64_t prev_w0 = 0, prev_conn = 0;
 	uint32_t off = sizeof(*b), count, i;
 
 	if (len < sizeof(*b) || (len & 7u) || b->h.len != len || b->h.type != SHN_REC_DIRECT ||
@@ -220,7 +228,7 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 	for (i = 0; i < count; i++) {
 		struct shn_direct_note *n = (void *)(rec + off);
 		uint64_t w[4];
-		uint32_t sz, used, event, key_len, data_len;
+		uint32_t sz, pad, event, key_len, data_len;
 
 		if (len - off < sizeof(*n))
 			return -EBADMSG;
@@ -236,30 +244,34 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		    key_len - 1u >= lim->max_key_len ||          /* 0, or too long */
 		    data_len > lim->max_data_len)
 			return -EBADMSG;
-		used = (uint32_t)sizeof(*n) + key_len + data_len;
 		sz = shn_direct_note_size(key_len, data_len);
 		if (sz > len - off)
 			return -EBADMSG;
-		if (used != sz) {
+		pad = sz - ((uint32_t)sizeof(*n) + key_len + data_len);
+		if (pad != 0) {
 			/* padding is zero: nothing hides there.  It is the top
-			 * sz - used bytes of the note's last 8-byte word. */
+			 * pad bytes of the note's last 8-byte word. */
 			uint64_t last;
 
 			memcpy(&last, rec + off + sz - 8, 8);
-			if (last >> (8 * (8 - (sz - used))) != 0)
+			if (last >> (64 - 8 * pad) != 0)
 				return -EBADMSG;
 		}
 		if (hook != NULL) {
 			const uint8_t *key = (const uint8_t *)(n + 1);
 
 			/* floods repeat a key: a note with the key and event
-			 * of the note before it takes that note's conn */
-			if (prev != NULL && key_len == prev->key_len && event == prev->event &&
-			    shn_direct_key_eq(key, (const uint8_t *)(prev + 1), key_len))
-				n->conn = prev->conn;
-			else if (hook(ctx, n, key, b->gen) != 0)
-				return -EBADMSG;
-			prev = n;
+			 * of the note before it (w[0] holds both the event and
+			 * the key's length) takes that note's conn */
+			if (w[0] == prev_w0 && shn_direct_key_eq(key, prev_key, key_len)) {
+				n->conn = prev_conn;
+			} else {
+				if (hook(ctx, n, key, b->gen) != 0)
+					return -EBADMSG;
+				prev_w0 = w[0];
+				prev_key = key;
+				prev_conn = n->conn;
+			}
 		}
 		off += sz;
 	}
