@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,41 +308,64 @@ static void forget_ended(shn_port *p, shn_conn conn)
 	free(gone);
 }
 
+/* The word layout fill_direct writes a notification in (x86-64 and every
+ * LP64 target: two 32-bit fields or a field and its padding per word). */
+_Static_assert(sizeof(shn_notification) == 80 && offsetof(shn_notification, data_len) == 8 &&
+	       offsetof(shn_notification, key) == 16 && offsetof(shn_notification, data) == 24 &&
+	       offsetof(shn_notification, conn) == 32 && offsetof(shn_notification, seq) == 40 &&
+	       offsetof(shn_notification, batch_id) == 48 &&
+	       offsetof(shn_notification, batch_index) == 56 &&
+	       offsetof(shn_notification, sender_pid) == 64 &&
+	       offsetof(shn_notification, time_ns) == 72,
+	       "shn_notification as ten words");
+/* ... and a delivered note's first two words are the notification's:
+ * event, key_len and zero; data_len and zero (the record check saw the
+ * reserved fields zero). */
+_Static_assert(offsetof(struct shn_del_note, key_len) == 4 &&
+	       offsetof(struct shn_del_note, data_len) == 8 &&
+	       offsetof(struct shn_del_note, conn) == 16, "del note words");
+
+static inline void put64(uint8_t *o, size_t at, uint64_t v)
+{
+	memcpy(o + at, &v, 8);
+}
+
 /* shn__port_fill for a direct record: the reader's private copy, every
  * note of it checked whole by shn_direct_record_check and given its conn
  * (direct_read.c), no system event among them, so nothing is checked
- * again.  Each notification is written whole, field by field, with the
- * port's own seq: the per-note cost of a flood's reader. */
+ * again.  Each notification is written whole as ten words, padding
+ * included, with the port's own seq: the per-note cost of a flood's
+ * reader. */
 static int fill_direct(shn_port *p, shn_notification *out, size_t max)
 {
 	const struct shn_del_batch *b = (const void *)p->cur;
 	const uint8_t *base = p->cur;
 	uint32_t off = p->cur_off, idx = p->cur_index, count = p->cur_count;
 	uint64_t seq = p->next_seq, batch_id = b->batch_id, time_ns = b->time_ns;
-	int32_t pid = b->sender_pid;
-	uint32_t uid = b->sender_uid;
+	uint64_t who = (uint32_t)b->sender_pid | (uint64_t)b->sender_uid << 32;
 	size_t n = 0;
 
 	for (; n < max && idx < count; n++, idx++) {
-		const struct shn_del_note *dn = (const void *)(base + off);
-		const uint8_t *key = (const uint8_t *)(dn + 1);
-		uint32_t kl = dn->key_len, dl = dn->data_len;
+		const uint8_t *dn = base + off;
+		const uint8_t *key = dn + sizeof(struct shn_del_note);
+		uint8_t *o = (uint8_t *)&out[n];
+		uint64_t w0, w1;
 
-		out[n] = (shn_notification){
-			.event = dn->event,
-			.key_len = (uint16_t)kl,
-			.data_len = dl,
-			.key = key,
-			.data = dl ? key + kl : NULL,
-			.conn = dn->conn,
-			.seq = ++seq,
-			.batch_id = batch_id,
-			.batch_index = idx,
-			.batch_count = count,
-			.sender_pid = pid,
-			.sender_uid = uid,
-			.time_ns = time_ns,
-		};
+		/* each word stored straight into the caller's array */
+		memcpy(&w0, dn, 8);        /* event, key_len, 0 */
+		memcpy(&w1, dn + 8, 8);    /* data_len, 0 */
+		uint32_t kl = (uint16_t)(w0 >> 32), dl = (uint32_t)w1;
+
+		put64(o, 0, w0);
+		put64(o, 8, w1);
+		put64(o, 16, (uintptr_t)key);
+		put64(o, 24, dl ? (uintptr_t)(key + kl) : 0);
+		memcpy(o + 32, dn + 16, 8);   /* conn */
+		put64(o, 40, ++seq);
+		put64(o, 48, batch_id);
+		put64(o, 56, idx | (uint64_t)count << 32);
+		put64(o, 64, who);
+		put64(o, 72, time_ns);
 		off += shn_del_note_size(kl, dl);
 	}
 	p->seq_off += seq - p->next_seq;

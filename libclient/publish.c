@@ -347,7 +347,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 					 * through the broker (and the next batch
 					 * with it, and the next...) */
 					if (!pl.brokered && !(flags & SHN_NOTIFY_NONBLOCK) &&
-					    wait_pub_taken(c))
+					    c->dp_wait_ns != 0 && wait_pub_taken(c))
 						continue;
 					route = SHN__DP_BROKER;
 				} else if (flags & SHN_NOTIFY_NONBLOCK) {
@@ -367,7 +367,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 
 			/* a full SHN_OVERFLOW_BLOCK ring: a moment's wait for
 			 * its reader, then the broker path's buffering */
-			if (dw == SHN__DP_FULL && !(flags & SHN_NOTIFY_NONBLOCK) &&
+			if (dw == SHN__DP_FULL && !(flags & SHN_NOTIFY_NONBLOCK) && c->dp_wait_ns != 0 &&
 			    shn__dpub_wait_room(c, pl.full, pl.full_size))
 				continue;
 			if (dw != 0)

@@ -213,8 +213,8 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 {
 	const struct shn_direct_batch *b = (const void *)rec;
 	const uint8_t *prev_key = NULL;
-	uint64_t prev_w0 = 0, prev_conn = 0;
-	uint32_t off = sizeof(*b), count, i;
+	uint64_t prev_w0 = 0, prev_conn = 0, gen;
+	uint32_t off = sizeof(*b), count, i, max_key, max_data;
 
 	if (len < sizeof(*b) || (len & 7u) || b->h.len != len || b->h.type != SHN_REC_DIRECT ||
 	    b->h.flags != 0 || b->sender_pid != 0 || b->sender_uid != 0 ||
@@ -225,6 +225,11 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 	count = b->count;
 	if (count == 0 || count > (len - off) / sizeof(struct shn_direct_note))
 		return -EBADMSG;
+	/* in locals: the hook may write memory, so the compiler would load
+	 * these again for every note */
+	max_key = lim->max_key_len;
+	max_data = lim->max_data_len;
+	gen = b->gen;
 	for (i = 0; i < count; i++) {
 		struct shn_direct_note *n = (void *)(rec + off);
 		uint64_t w[4];
@@ -241,8 +246,8 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		data_len = (uint32_t)w[1];
 		if (((w[0] >> 48) | (w[1] >> 32) | w[2] | w[3]) != 0 ||
 		    event - 1u >= ~SHN_DIRECT_EV_SYSTEM ||      /* 0, or a system bit */
-		    key_len - 1u >= lim->max_key_len ||          /* 0, or too long */
-		    data_len > lim->max_data_len)
+		    key_len - 1u >= max_key ||                   /* 0, or too long */
+		    data_len > max_data)
 			return -EBADMSG;
 		sz = shn_direct_note_size(key_len, data_len);
 		if (sz > len - off)
@@ -266,7 +271,7 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 			if (w[0] == prev_w0 && shn_direct_key_eq(key, prev_key, key_len)) {
 				n->conn = prev_conn;
 			} else {
-				if (hook(ctx, n, key, b->gen) != 0)
+				if (hook(ctx, n, key, gen) != 0)
 					return -EBADMSG;
 				prev_w0 = w[0];
 				prev_key = key;
