@@ -175,6 +175,7 @@ static int offer_to_port(shn_client *c, const struct shn_msg_direct_open *m, int
 		return (err);
 	}
 	d.live = true;
+	d.epoch = atomic_load(&c->loss_epoch);   /* which broker's */
 	d.slot = m->slot;
 	d.ring_id = m->ring_id;
 	d.publisher = m->peer_client_id;

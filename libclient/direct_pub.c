@@ -222,25 +222,32 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		   struct shn__dplan *pl, uint64_t gen)
 {
 	struct shn_ftab_match m[SHN__DPLAN_PORTS];
+	const void *prev_key = NULL;
+	uint32_t prev_len = 0, prev_event = 0;
+	uint64_t prev_bits = 0;
 	int nm = 0;
 
 	pl->gen = gen;
 	pl->brokered = false;
 	pl->whole = true;
 	pl->nports = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 		uint64_t bits = 0;
-		bool same_key = i > 0 && x->key_len == batch[i - 1].key_len &&
-				(x->key == batch[i - 1].key ||
-				 shn__key_eq(x->key, batch[i - 1].key, x->key_len));
+		bool same_key = x->key_len == prev_len &&
+				(x->key == prev_key || shn__key_eq(x->key, prev_key, x->key_len));
 
 		/* floods repeat a key: the same key and event go where the
-		 * note before went */
-		if (same_key && x->event == batch[i - 1].event) {
-			c->dp_notes[i] = c->dp_notes[i - 1];
+		 * note before went (prev_len 0 before the first: no key is
+		 * that short) */
+		if (same_key && x->event == prev_event) {
+			c->dp_notes[i] = prev_bits;
 			continue;
 		}
+		prev_key = x->key;
+		prev_len = x->key_len;
+		prev_event = x->event;
 		if (!same_key) {
 			nm = shn__ftab_memo_lookup(c, gen, XXH3_64bits(x->key, x->key_len), x->key,
 						   x->key_len, m, SHN__DPLAN_PORTS);
@@ -273,6 +280,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 			bits |= 1ull << k;
 		}
 		c->dp_notes[i] = bits;
+		prev_bits = bits;
 		pl->whole &= bits == 1;
 	}
 	return (0);
@@ -377,18 +385,21 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 		const shn_notification *x = &batch[i];
 		uint32_t kl = x->key_len, dl = x->data_len;
 		uint32_t sz = shn_direct_note_size(kl, dl);
-		uint64_t head[4] = { x->event | (uint64_t)kl << 32, dl, 0, 0 };
+		uint64_t w0 = x->event | (uint64_t)kl << 32, w1 = dl, zero = 0;
 
 		if (!(notes[i] & bit))
 			continue;
 		/* the note's four words (reserved, conn and seq zero), then
 		 * its last word zeroed before the key and data land over it:
 		 * the padding after them is zero, as the reader checks */
-		memcpy(w, head, sizeof(head));
-		memset(w + sz - 8, 0, 8);
-		copy_short(w + sizeof(head), x->key, kl);
+		memcpy(w, &w0, 8);
+		memcpy(w + 8, &w1, 8);
+		memcpy(w + 16, &zero, 8);
+		memcpy(w + 24, &zero, 8);
+		memcpy(w + sz - 8, &zero, 8);
+		copy_short(w + sizeof(struct shn_direct_note), x->key, kl);
 		if (dl)
-			copy_short(w + sizeof(head) + kl, x->data, dl);
+			copy_short(w + sizeof(struct shn_direct_note) + kl, x->data, dl);
 		w += sz;
 	}
 }

@@ -57,6 +57,20 @@ void shn__dread_free(shn_port *p)
 	shn__fc_free(p);
 }
 
+void shn__dread_broker_lost(shn_port *p, uint32_t epoch)
+{
+	pthread_mutex_lock(&p->swap_lock);
+	for (uint32_t i = 0; i < SHN__DRINGS; i++) {
+		if (p->inbox[i].live && p->inbox[i].epoch != epoch)
+			dring_unmap(&p->inbox[i]);
+		if (p->dr[i].live && p->dr[i].epoch != epoch)
+			dring_unmap(&p->dr[i]);
+	}
+	while (p->ndr > 0 && !p->dr[p->ndr - 1].live)
+		p->ndr--;
+	pthread_mutex_unlock(&p->swap_lock);
+}
+
 /* Tell the broker, without keeping the reader from its other rings any
  * longer than one request. */
 static void send_fault(shn_port *p, const struct shn__dring *d)

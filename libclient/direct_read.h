@@ -25,4 +25,13 @@ bool shn__dread_readable(shn_port *p);
 /* Unmap every direct ring of p, adopted or not (the port closes). */
 void shn__dread_free(shn_port *p);
 
+/* The broker was lost (the client's loss_epoch is now epoch) and p
+ * delivers SHN_EV_BROKER_STATE now, every ring of it read to its end:
+ * forget the direct rings offered before that loss, adopted or not (the
+ * lost broker's; rings the new one offered since are kept).  A record a
+ * publisher writes into one of them before its own library sees the loss
+ * was accepted but never routed: rule 10 lets it be lost, and it must not
+ * follow the BROKER_STATE that said the stream broke. */
+void shn__dread_broker_lost(shn_port *p, uint32_t epoch);
+
 #endif

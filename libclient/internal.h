@@ -197,6 +197,7 @@ struct shn__port_rings {
 struct shn__dring {
 	bool live;                     /* mapped */
 	bool faulted;                  /* held a bad record: never read again */
+	uint32_t epoch;                /* the client's loss_epoch when it was offered */
 	bool closing;                  /* the broker closed it: drain, unmap, answer */
 	uint32_t slot, ring_id;
 	uint64_t publisher;            /* the publisher's client id (DIRECT_OPEN) */

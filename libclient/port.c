@@ -277,6 +277,7 @@ static int check_broker(shn_port *p)
 
 	if (p->told_epoch != epoch) {
 		p->told_epoch = epoch;
+		shn__dread_broker_lost(p, epoch);   /* nothing of them after BROKER_STATE */
 		shn__port_synth(p, SHN_EV_BROKER_STATE, NULL, 0);
 		return (1);
 	}

@@ -49,22 +49,22 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 	uint32_t max_data = atomic_load_explicit(&c->max_data, memory_order_relaxed);
 
 	if (!gap) {
-		/* every test of a note at once, without a branch; only a
-		 * batch that fails one is walked again below for its error */
+		/* every test of a note in a few compares; only a batch that
+		 * fails one is walked again below for its error */
 		uint32_t kmax = max_key < SHN_KEY_MAX ? max_key : SHN_KEY_MAX;
 		uint32_t dmax = max_data < SHN_DATA_MAX ? max_data : SHN_DATA_MAX;
-		uint32_t bad = 0;
+		bool bad = false;
 
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < n && !bad; i++) {
 			const shn_notification *x = &batch[i];
 
-			bad |= (uint32_t)(x->event == 0) | (x->event & SHN_EV_SYSTEM) |
-			       (uint32_t)(x->key == NULL) | (uint32_t)((uint32_t)x->key_len - 1u >= kmax) |
-			       (uint32_t)(x->data_len > dmax) |
-			       (uint32_t)(x->data_len != 0 && x->data == NULL);
+			/* event 1..SHN_EV_ALL, key_len 1..kmax: one compare each */
+			bad = x->event - 1u >= SHN_EV_ALL || x->key == NULL ||
+			      (uint32_t)x->key_len - 1u >= kmax || x->data_len > dmax ||
+			      (x->data == NULL && x->data_len != 0);
 			sz += shn_pub_note_size(x->key_len, x->data_len);
 		}
-		if (bad == 0) {
+		if (!bad) {
 			*size = sz;
 			return (0);
 		}

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -525,6 +526,13 @@ int h_recv(struct h_chan *ch, uint8_t *b, int timeout_ms)
 	if (r <= 0)
 		return 0;
 	return read(ch->fd[0], b, 1) == 1;
+}
+
+bool h_direct_on(void)
+{
+	const char *v = getenv("SHMNOTIFY_DIRECT");
+
+	return !(v != NULL && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0));
 }
 
 char *h_stats(shn_client *c)

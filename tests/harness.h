@@ -162,6 +162,10 @@ long long h_cpu_ticks(pid_t pid);
  * passed.  Returns its last result. */
 bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms);
 
+/* Does this run use the direct data path (SHMNOTIFY_DIRECT is not "off"
+ * or "0": the NAME_brokered runs set it)? */
+bool h_direct_on(void);
+
 /* The broker's stats document (malloc'd), asserting success. */
 char *h_stats(shn_client *c);
 

@@ -62,7 +62,7 @@
 #include "harness.h"
 
 #include <errno.h>
-#include <jansson.h>
+#include "harness_stats.h"
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -91,59 +91,6 @@ static struct note_data note_of(const shn_notification *n)
 }
 
 /* Is the direct path asked for by this process (and its children)? */
-static bool direct_on(void)
-{
-	const char *v = getenv("SHMNOTIFY_DIRECT");
-
-	return !(v != NULL && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0));
-}
-
-/* The integer `field` of the client whose pid is pid in the broker's stats
- * document; -1 when no such client is listed. */
-static long long client_stat(shn_client *c, pid_t pid, const char *field)
-{
-	char *js = h_stats(c);
-	json_error_t err;
-	json_t *doc = json_loads(js, 0, &err), *cl;
-	long long v = -1;
-	size_t i;
-
-	if (doc == NULL)
-		fail_msg("stats are not JSON (%s): %s", err.text, js);
-	json_array_foreach(json_object_get(doc, "clients"), i, cl) {
-		const json_t *p = json_object_get(cl, "pid"), *f = json_object_get(cl, field);
-
-		if (json_is_integer(p) && json_integer_value(p) == pid) {
-			if (!json_is_integer(f))
-				fail_msg("client %d has no integer \"%s\": %s", (int)pid, field, js);
-			v = json_integer_value(f);
-		}
-	}
-	json_decref(doc);
-	free(js);
-	return v;
-}
-
-/* The integer `field` of the broker object in the stats document. */
-static long long broker_stat(shn_client *c, const char *field)
-{
-	char *js = h_stats(c);
-	json_error_t err;
-	json_t *doc = json_loads(js, 0, &err);
-	const json_t *f;
-	long long v;
-
-	if (doc == NULL)
-		fail_msg("stats are not JSON (%s): %s", err.text, js);
-	f = json_object_get(json_object_get(doc, "broker"), field);
-	if (!json_is_integer(f))
-		fail_msg("no integer broker.%s: %s", field, js);
-	v = json_integer_value(f);
-	json_decref(doc);
-	free(js);
-	return v;
-}
-
 static void fail_overflow(const shn_notification *n, const char *where)
 {
 	fail_msg("SHN_EV_OVERFLOW (%llu lost) on %s, where nothing may be lost",
@@ -475,7 +422,7 @@ static void test_sync_interleave(void **state)
 	h_chan_init(&x.go);
 	shn_client *c = h_connect(h);
 	shn_port *p = h_port_sub(c, 4u << 20, SI_KEY, 2, SHN_EV_ALL, &conn);
-	long long syncs_before = broker_stat(c, "sync_batches");
+	long long syncs_before = hs_broker_stat(c, "sync_batches");
 	pid_t pid = h_fork(si_publisher, &x);
 
 	/* read while it publishes: each SYNC batch waits for this get */
@@ -515,11 +462,11 @@ static void test_sync_interleave(void **state)
 	assert_int_equal(batch_id, SI_BATCHES);   /* batch_id numbers every batch from 1 */
 	/* every SYNC call returned 0 (the child checks), then it says so */
 	assert_int_equal(h_recv(&x.done, &byte, H_CHILD_TIMEOUT_MS), 1);
-	assert_int_equal(broker_stat(c, "sync_batches") - syncs_before, syncs);
-	long long routed = client_stat(c, pid, "direct_routed");
-	if (direct_on() && routed <= 0)
+	assert_int_equal(hs_broker_stat(c, "sync_batches") - syncs_before, syncs);
+	long long routed = hs_client_stat(c, pid, "direct_routed");
+	if (h_direct_on() && routed <= 0)
 		fail_msg("direct path on, yet direct_routed = %lld: no batch went directly", routed);
-	if (!direct_on())
+	if (!h_direct_on())
 		assert_int_equal(routed, 0);
 	assert_int_equal(h_send(&x.go, 1), 1);
 	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
@@ -658,7 +605,7 @@ static bool ov_pub_ring_empty(void *arg)
 {
 	struct ov_routed *r = arg;
 
-	return client_stat(r->c, r->pid, "pub_ring_used") == 0;
+	return hs_client_stat(r->c, r->pid, "pub_ring_used") == 0;
 }
 
 /* Publish one round ('g') and wait until all of it was routed: the port
@@ -686,7 +633,7 @@ static void ov_round(struct ov_ctx *x, shn_client *c, pid_t pid)
  * yet empty: the publisher then stays on the broker path while it floods.) */
 static bool ov_direct_loss(shn_client *c, pid_t pid)
 {
-	return !direct_on() || client_stat(c, pid, "direct_dropped") > 0;
+	return !h_direct_on() || hs_client_stat(c, pid, "direct_dropped") > 0;
 }
 #define OV_PER_ROUND 300   /* 1500 notes of ~60 bytes a round: the port holds ~60 */
 
@@ -719,9 +666,9 @@ static void test_direct_overflow(void **state)
 				 round, OV_PER_ROUND * (int)OV_BATCH);
 		assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
 	}
-	long long ddrop = client_stat(c, pid, "direct_dropped");
-	long long drouted = client_stat(c, pid, "direct_routed");
-	if (direct_on()) {
+	long long ddrop = hs_client_stat(c, pid, "direct_dropped");
+	long long drouted = hs_client_stat(c, pid, "direct_routed");
+	if (h_direct_on()) {
 		/* the loss happened on the direct ring */
 		if (ddrop <= 0 || drouted <= 0)
 			fail_msg("direct path on, yet direct_dropped = %lld, direct_routed = %lld "
@@ -896,7 +843,7 @@ static bool bl_ring_offered(void *arg)
 {
 	struct bl_ring *r = arg;
 
-	return client_stat(r->c, r->pid, "direct_rings") >= 1;
+	return hs_client_stat(r->c, r->pid, "direct_rings") >= 1;
 }
 
 static void test_direct_block(void **state)
@@ -921,7 +868,7 @@ static void test_direct_block(void **state)
 	 * pair a direct ring: X floods once it has it */
 	assert_true(h_poll_until(bl_first, sh, H_TIMEOUT_MS));
 	struct bl_ring br = { .c = c, .pid = px };
-	if (direct_on() && !h_poll_until(bl_ring_offered, &br, H_TIMEOUT_MS))
+	if (h_direct_on() && !h_poll_until(bl_ring_offered, &br, H_TIMEOUT_MS))
 		fail_msg("direct path on, yet no direct ring for X after its first batch");
 	atomic_store(&sh->go, 1);
 	if (!h_poll_until(bl_eagain, sh, H_CHILD_TIMEOUT_MS))
@@ -962,10 +909,10 @@ static void test_direct_block(void **state)
 	 * fit its ring plus the port */
 	assert_false(atomic_load(&sh->finished));
 	assert_true(atomic_load(&sh->accepted) < BL_BATCHES);
-	long long routed = client_stat(c, px, "direct_routed");
+	long long routed = hs_client_stat(c, px, "direct_routed");
 	/* the flood began on the direct ring: the full BLOCK ring handed the
 	 * rest to the broker path */
-	if (direct_on() && routed < 3)
+	if (h_direct_on() && routed < 3)
 		fail_msg("direct path on, yet %lld notes of X went directly", routed);
 	fprintf(stderr, "direct_block: X held after %d batches (-EAGAIN after %d), "
 		"%lld notes of X went directly\n", held_at, atomic_load(&sh->eagain_at), routed);
@@ -1087,7 +1034,7 @@ static void test_direct_block_reading(void **state)
 	 * pair a direct ring: X floods once it has it */
 	assert_true(h_poll_until(br_first, sh, H_TIMEOUT_MS));
 	struct bl_ring br = { .c = c, .pid = px };
-	if (direct_on() && !h_poll_until(bl_ring_offered, &br, H_TIMEOUT_MS))
+	if (h_direct_on() && !h_poll_until(bl_ring_offered, &br, H_TIMEOUT_MS))
 		fail_msg("direct path on, yet no direct ring for X after its first batch");
 	atomic_store(&sh->flood, 1);
 	while (next < (uint64_t)BR_BATCHES * BR_NOTES) {
@@ -1108,13 +1055,13 @@ static void test_direct_block_reading(void **state)
 		}
 	}
 	assert_true(h_poll_until(br_finished, sh, H_TIMEOUT_MS));
-	long long routed = client_stat(c, px, "direct_routed");
+	long long routed = hs_client_stat(c, px, "direct_routed");
 	fprintf(stderr, "direct_block_reading: %lld of %d notes went directly\n", routed,
 		BR_BATCHES * BR_NOTES);
 	/* the first batch (before the ring is offered) takes the broker
 	 * path, and a few more are allowed (a wait that ran out while this
 	 * reader was descheduled for its whole bound: 10 s), not a flood */
-	if (direct_on() && routed < (long long)(BR_BATCHES - 4) * BR_NOTES)
+	if (h_direct_on() && routed < (long long)(BR_BATCHES - 4) * BR_NOTES)
 		fail_msg("direct path on, yet only %lld of %d notes of a BLOCK flood went "
 			 "directly: a full ring sent the rest through the broker", routed,
 			 BR_BATCHES * BR_NOTES);
@@ -1184,7 +1131,7 @@ static bool pk_client_gone(void *arg)
 {
 	struct pk_gone *g = arg;
 
-	return client_stat(g->c, g->pid, "id") < 0;
+	return hs_client_stat(g->c, g->pid, "id") < 0;
 }
 
 static void test_publisher_killed(void **state)

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "harness_stats.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -445,6 +446,138 @@ static void test_restart_new_publisher(void **state)
 	h_disconnect(c);
 }
 
+/* ---- nothing of a lost broker's direct rings after BROKER_STATE ----------- */
+
+#define DL_ROUNDS 12
+
+struct dl_shared {
+	_Atomic uint64_t accepted;   /* publishes that returned 0 */
+	_Atomic int refused;         /* the publisher saw -ENOTCONN */
+};
+
+struct dl_ctx {
+	const char *sock;
+	struct dl_shared *sh;
+};
+
+/* Publish "dl" as fast as it can until the library says the broker is
+ * gone: the last of these go into the direct ring after the broker died,
+ * before this library saw it. */
+static int dl_publisher(void *arg)
+{
+	struct dl_ctx *x = arg;
+	shn_client *c = NULL;
+	uint64_t v = 0;
+	int r;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	for (int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS;;) {
+		shn_notification n = { .event = 1, .key = "dl", .key_len = 2, .data = &v,
+				       .data_len = sizeof(v) };
+
+		r = shn_notify(c, &n, 1, 0);
+		if (r != 0)
+			break;
+		atomic_store(&x->sh->accepted, ++v);
+		CHILD_CHECK(h_now_ms() < end);
+	}
+	CHILD_CHECK_EQ(r, -ENOTCONN);
+	atomic_store(&x->sh->refused, 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+/* Rule 10 with the direct path: a publisher that floods while its broker
+ * is killed writes its last notes straight into the port's direct ring
+ * before its library sees the loss (here it is stopped meanwhile, and
+ * resumed once the port delivered BROKER_STATE).  The port delivers what its rings held
+ * when it found them empty, then SHN_EV_BROKER_STATE -- and nothing after
+ * it until SHN_EV_RECONNECT: those notes were accepted, never routed, and
+ * the stream already said it broke.  In a loop (the publisher's last
+ * writes race the reader's last look); fails when a note follows
+ * BROKER_STATE (the reader kept reading the dead broker's rings). */
+static void test_nothing_after_broker_state(void **state)
+{
+	struct harness *h = *state;
+	struct dl_shared *sh = h_shared(sizeof(*sh));
+	struct dl_ctx x = { .sock = h->sock, .sh = sh };
+	shn_notification out[64];
+	int after = 0;
+
+	for (int round = 0; round < DL_ROUNDS; round++) {
+		shn_conn conn;
+		uint64_t got = 0, last = 0;
+		bool state_seen = false;
+
+		atomic_store(&sh->accepted, 0);
+		atomic_store(&sh->refused, 0);
+		shn_client *c = h_connect(h);
+		shn_port *p = h_port_sub(c, 0, "dl", 2, SHN_EV_ALL, &conn);
+		pid_t pid = h_fork(dl_publisher, &x);
+
+		/* until it floods directly (its first batches take the broker
+		 * path until the broker offered the ring and took them) */
+		for (int64_t end = h_now_ms() + H_TIMEOUT_MS;
+		     got < 1000 || (h_direct_on() && hs_client_stat(c, pid, "direct_routed") < 1000);) {
+			int n = h_get(p, out, 64);
+
+			if (h_now_ms() > end)
+				fail_msg("round %d: the publisher never went directly", round);
+			for (int i = 0; i < n; i++)
+				if (out[i].event == 1)
+					got++;
+		}
+		/* the publisher stopped mid-flood while the broker dies, so that
+		 * it resumes writing into the ring before its library can see
+		 * the loss, after this reader has drained it */
+		assert_int_equal(kill(pid, SIGSTOP), 0);
+		for (int64_t end = h_now_ms() + H_TIMEOUT_MS; h_proc_state(pid) != 'T';) {
+			if (h_now_ms() > end)
+				fail_msg("round %d: the publisher did not stop", round);
+			h_sleep_ms(1);
+		}
+		int st = h_kill_broker(h);
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+		while (!state_seen) {
+			int n = h_get(p, out, 64);
+
+			for (int i = 0; i < n; i++) {
+				if (out[i].event == SHN_EV_BROKER_STATE) {
+					state_seen = true;
+					if (i + 1 < n)
+						fail_msg("round %d: %d notes after BROKER_STATE in "
+							 "one get", round, n - i - 1);
+				} else if (out[i].event == 1) {
+					memcpy(&last, out[i].data, sizeof(last));
+				}
+			}
+		}
+		assert_int_equal(kill(pid, SIGCONT), 0);
+		h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+		assert_int_equal(atomic_load(&sh->refused), 1);
+		/* the publisher is gone: whatever it wrote is written */
+		int n = shn_port_get(p, out, 64, 0);
+		if (n > 0) {
+			uint64_t v = 0;
+
+			if (out[0].data_len == sizeof(v))
+				memcpy(&v, out[0].data, sizeof(v));
+			fail_msg("round %d: event 0x%x (note %llu; the last before BROKER_STATE "
+				 "%llu, %llu accepted) after BROKER_STATE, before RECONNECT",
+				 round, out[0].event, (unsigned long long)v,
+				 (unsigned long long)last,
+				 (unsigned long long)atomic_load(&sh->accepted));
+		}
+		assert_int_equal(n, -ETIMEDOUT);
+		after += (int)(atomic_load(&sh->accepted) - last);
+		h_launch(h, NULL);
+		expect_system(p, SHN_EV_RECONNECT, "the port after the restart");
+		h_disconnect(c);
+	}
+	fprintf(stderr, "nothing_after_broker_state: %d accepted notes never delivered in %d "
+		"rounds\n", after, DL_ROUNDS);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -453,6 +586,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_broker_sigterm, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_restored, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_restart_new_publisher, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_nothing_after_broker_state, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
