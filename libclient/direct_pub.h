@@ -49,7 +49,7 @@ enum {
  * it takes the broker path instead.  A reader that is reading frees a batch's room within a few
  * microseconds; one that is not is met with the broker path's buffering
  * (docs/direct-path.md, "Waiting for room"). */
-#define SHN__DP_WAIT_NS 50000         /* SHMNOTIFY_DIRECT_WAIT_US overrides it */
+#define SHN__DP_WAIT_NS 1000000       /* SHMNOTIFY_DIRECT_WAIT_US overrides it */
 #define SHN__DP_WAIT_MAX_US 10000000ull /* 10 s: a profiler's broker is that slow */
 
 /* A DIRECT_OPEN for the publisher's side: map the ring (the descriptors
