@@ -20,28 +20,15 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "harness_stats.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "shm/proto.h"
-
-/* The stats document of the broker behind c, parsed. */
-static json_t *stats_doc(shn_client *c)
-{
-	char *js = h_stats(c);
-	json_error_t err;
-	json_t *doc = json_loads(js, 0, &err);
-
-	if (doc == NULL)
-		fail_msg("stats are not JSON (%s at byte %d): %s", err.text, err.position, js);
-	free(js);
-	return doc;
-}
 
 /* The "name" member of the client object whose pid is pid and whose
  * "name" is not the stats asker's (there may be several clients of this
@@ -71,7 +58,7 @@ static const json_t *client_name(const json_t *doc, pid_t pid, const char *want,
  * without a name, besides the asker)? */
 static bool shows(shn_client *asker, const char *want)
 {
-	json_t *doc = stats_doc(asker);
+	json_t *doc = hs_stats_doc(asker);
 	int found;
 	bool yes = client_name(doc, getpid(), want, &found) != NULL;
 
@@ -106,7 +93,7 @@ static void test_name_in_stats(void **state)
 
 	/* NULL removes it: both clients of this process show null */
 	assert_int_equal(shn_set_name(c, NULL), 0);
-	json_t *doc = stats_doc(asker);
+	json_t *doc = hs_stats_doc(asker);
 	int found;
 	assert_non_null(client_name(doc, getpid(), NULL, &found));
 	assert_int_equal(found, 2);
@@ -253,7 +240,7 @@ static void expect_cut_off(int s, const char *what)
 
 static uint64_t protocol_errors(shn_client *c)
 {
-	json_t *doc = stats_doc(c);
+	json_t *doc = hs_stats_doc(c);
 	json_int_t v = json_integer_value(json_object_get(json_object_get(doc, "broker"),
 							  "protocol_errors"));
 
