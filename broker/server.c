@@ -260,31 +260,62 @@ int shnd_server_listen(struct shnd_broker *b)
 		shnd_err("socket: %s", strerror(errno));
 		return (err);
 	}
+	/* Bound and listening under a private name first, then linked to
+	 * path: a client never finds the socket file before the broker
+	 * listens (connect() on a socket bound but not listening is refused,
+	 * and a script that waits for the file would see that).  link(), not
+	 * rename(): it fails when path exists, so two brokers starting at once
+	 * still cannot both take it.  A path too long for the private name
+	 * is bound directly. */
+	char tmp[sizeof(sa.sun_path)];
+	struct sockaddr_un tsa;
+	bool staged = snprintf(tmp, sizeof(tmp), "%s.%ld.new", path, (long)getpid()) <
+			      (int)sizeof(tmp) &&
+		      make_addr(tmp, &tsa) == 0;
+	const char *bound = staged ? tmp : path;
+
+	if (staged)
+		unlink(tmp);   /* a leftover of an earlier broker of this pid */
 	old = umask(0177); /* the socket is the access control: 0600 */
-	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	err = bind(fd, (struct sockaddr *)(staged ? &tsa : &sa), sizeof(sa)) < 0 ? -errno : 0;
 	umask(old);
 	/* [socket] group and mode: a system broker's socket (a path that is
 	 * not the per-user default; config.c checks).  Before listen(): no
 	 * one connects through a looser mode than configured. */
-	if (err == 0 && b->cfg.has_group && chown(path, (uid_t)-1, b->cfg.sock_group) < 0) {
+	if (err == 0 && b->cfg.has_group && chown(bound, (uid_t)-1, b->cfg.sock_group) < 0) {
 		err = -errno;
 		shnd_err("cannot give the socket %s to group %u: %s (the broker must run as root "
 			 "or be a member of that group)", path, (unsigned)b->cfg.sock_group,
 			 strerror(errno));
-		unlink(path);
+		unlink(bound);
 		close(fd);
 		return (err);
 	}
-	if (err == 0 && b->cfg.sock_mode >= 0 && chmod(path, (mode_t)b->cfg.sock_mode) < 0) {
+	if (err == 0 && b->cfg.sock_mode >= 0 && chmod(bound, (mode_t)b->cfg.sock_mode) < 0) {
 		err = -errno;
 		shnd_err("cannot set mode 0%o on the socket %s: %s", (unsigned)b->cfg.sock_mode, path,
 			 strerror(errno));
-		unlink(path);
+		unlink(bound);
 		close(fd);
 		return (err);
 	}
 	if (err == 0 && listen(fd, SOMAXCONN) < 0)
 		err = -errno;
+	if (err == 0 && staged) {
+		err = link(tmp, path) < 0 ? -errno : 0;
+		/* a file system without hard links: rename, not exclusive */
+		if (err != 0 && err != -EEXIST && rename(tmp, path) == 0)
+			err = 0;
+		unlink(tmp);
+		if (err == -EEXIST) {
+			shnd_err("%s appeared while this broker started (another shmnotifyd?); "
+				 "stop it or choose another --socket", path);
+			close(fd);
+			return (-EADDRINUSE);
+		}
+	} else if (err != 0 && staged) {
+		unlink(tmp);
+	}
 	if (err == 0 && stat(path, &st) < 0)
 		err = -errno;
 	if (err) {
