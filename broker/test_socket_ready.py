@@ -42,12 +42,14 @@ def main():
                              "just appeared: the broker made it before it listened")
                 finally:
                     s.close()
-                leftovers = [n for n in os.listdir(d) if n != "s"]
-                if leftovers:
-                    sys.exit(f"round {r}: the broker left {leftovers} beside its socket")
             finally:
                 p.terminate()
                 p.wait()
+            # (the private name lives until just after the link: looked at
+            # once the broker is gone)
+            leftovers = [n for n in os.listdir(d) if n != "s"]
+            if leftovers:
+                sys.exit(f"round {r}: the broker left {leftovers} beside its socket")
     print(f"test_socket_ready: {rounds} rounds, every connection accepted")
 
 
