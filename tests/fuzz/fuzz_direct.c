@@ -44,6 +44,26 @@ static const struct shn_direct_limits limits = {
 	.max_key_len = SHN_KEY_MAX_WIRE, .max_data_len = SHN_DATA_MAX_WIRE, .min_gen = 1,
 };
 
+/* The conn a note's key and event earn: what the hook below gives, and
+ * what every note must carry after the check, whether the hook saw it or
+ * it took the conn of the note before it (the repeated-key shortcut). */
+static uint64_t conn_of(uint32_t event, const uint8_t *key, uint32_t key_len)
+{
+	uint64_t h = 1469598103934665603ull ^ event;
+
+	for (uint32_t k = 0; k < key_len; k++)
+		h = (h ^ key[k]) * 1099511628211ull;
+	return h | 1u;
+}
+
+static int hook(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64_t gen)
+{
+	(void)ctx;
+	(void)gen;
+	n->conn = conn_of(n->event, key, n->key_len);
+	return 0;
+}
+
 /* What the reader does with a record shn_ring_next() returned: copy it, then
  * believe nothing but the copy.  True when it would deliver it. */
 static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_seen *seen)
@@ -56,7 +76,7 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 
 	CHECK(copy != NULL);
 	memcpy(copy, rec, len);
-	count = shn_direct_record_check(copy, len, &limits, seen, NULL, NULL);
+	count = shn_direct_record_check(copy, len, &limits, seen, hook, NULL);
 	if (count < 0) {
 		CHECK(count == -EBADMSG);
 		CHECK(seen->batch_id == before.batch_id && seen->gen == before.gen &&
@@ -85,7 +105,8 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 		CHECK(n->event != 0 && (n->event & SHN_EV_SYSTEM_WIRE) == 0);
 		CHECK(n->key_len >= 1 && n->key_len <= limits.max_key_len);
 		CHECK(n->data_len <= limits.max_data_len);
-		CHECK(n->reserved == 0 && n->reserved2 == 0 && n->conn == 0 && n->seq == 0);
+		CHECK(n->reserved == 0 && n->reserved2 == 0 && n->seq == 0);
+		CHECK(n->conn == conn_of(n->event, body, n->key_len));   /* the hook's, or a twin's */
 		sz = shn_direct_note_size(n->key_len, n->data_len);
 		used = (uint32_t)sizeof(*n) + n->key_len + n->data_len;
 		CHECK(off + sz <= len);

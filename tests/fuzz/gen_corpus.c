@@ -480,6 +480,34 @@ static void direct_rec(struct buf *o, uint32_t n, uint32_t klen, uint32_t dlen, 
 	}
 }
 
+/* One direct record of a flood's shape: every note event 1 and a 9-byte
+ * key, the keys the same but for one byte of the third note's (the
+ * reader's repeated-key shortcut must tell them apart). */
+static void direct_rec_repeats(struct buf *o, uint64_t id)
+{
+	static const char *const keys[] = { "flood/key", "flood/key", "flood/kez", "flood/key" };
+	struct shn_direct_batch b;
+	uint32_t sz = shn_direct_note_size(9, 8);
+
+	memset(&b, 0, sizeof(b));
+	b.h.len = (uint32_t)(sizeof(b) + 4 * sz);
+	b.h.type = SHN_REC_DIRECT;
+	b.count = 4;
+	b.batch_id = id;
+	b.gen = 1;
+	put(o, &b, sizeof(b));
+	for (uint32_t i = 0; i < 4; i++) {
+		struct shn_direct_note dn = { .event = 1, .key_len = 9, .data_len = 8 };
+		uint8_t body[64];
+
+		memset(body, 0, sizeof(body));
+		memcpy(body, keys[i], 9);
+		memset(body + 9, (int)('0' + i), 8);
+		put(o, &dn, sizeof(dn));
+		put(o, body, sz - sizeof(dn));
+	}
+}
+
 static void direct_seeds(const char *dir)
 {
 	struct buf o, body;
@@ -510,6 +538,14 @@ static void direct_seeds(const char *dir)
 	ring_hdr(&o, 0, 0, 4096 * 3 - first, 4096 * 3 - first + body.n, 0, NULL);
 	put(&o, body.b, body.n);
 	save(dir, "direct", "wrap-pad", &o);
+
+	/* a flood's repeated keys, one of them a byte off */
+	body.n = 0;
+	direct_rec_repeats(&body, 1);
+	direct_rec_repeats(&body, 2);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "repeated-keys", &o);
 
 	/* batch_id going backwards: the second record is refused */
 	body.n = 0;
