@@ -474,19 +474,35 @@ static uint64_t mono_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
+bool shn__spin_turn(struct shn__spin *s, uint64_t pos, uint64_t wait_ns)
+{
+	if ((++s->turns & 15u) == 0) {
+		uint64_t now = mono_ns();
+
+		if (s->deadline == 0 || pos != s->pos) {
+			s->deadline = now + wait_ns;
+			s->pos = pos;
+		} else if (now >= s->deadline) {
+			return (false);
+		}
+		sched_yield();
+	}
+	for (int i = 0; i < 32; i++)
+		shn_cpu_relax();
+	return (true);
+}
+
 bool shn__dpub_wait_room(shn_client *c, struct shn__pring *r, uint32_t size)
 {
 	struct shn_ring *v = &r->ring;
-	uint64_t deadline = 0;
+	struct shn__spin spin = { 0 };
 	/* hysteresis, as the floor's producer: once waiting, go on when a
 	 * quarter of the ring is free, not at the first byte, so that writer
 	 * and reader do not trade every cache line of the ring */
 	uint64_t want = shn_ring_cost(v, size) > v->capacity / 4 ? shn_ring_cost(v, size)
 								   : v->capacity / 4;
 
-	uint64_t moved = 0;
-
-	for (uint32_t spins = 0;; spins++) {
+	for (;;) {
 		if (shn_ring_load_head(v) != 0) {
 			r->broken = true;   /* reported by the caller, unlocked */
 			return (false);
@@ -497,24 +513,12 @@ bool shn__dpub_wait_room(shn_client *c, struct shn__pring *r, uint32_t size)
 		}
 		if (r->stalled_at == v->head_cache + 1)
 			return (false);   /* not read since the last wait ran out */
-		if ((spins & 15u) == 15u) {
-			uint64_t now = mono_ns();
-
-			/* the bound is on a reader that does not read: one
-			 * that reads, however slowly, is waited for */
-			if (deadline == 0 || v->head_cache != moved) {
-				deadline = now + c->dp_wait_ns;
-				moved = v->head_cache;
-			} else if (now >= deadline) {
-				if (v->capacity - shn_ring_used(v) >= shn_ring_cost(v, size))
-					return (true);   /* room, if not a quarter */
-				r->stalled_at = v->head_cache + 1;
-				return (false);
-			}
-			sched_yield();   /* the reader may be waiting for this CPU */
+		if (!shn__spin_turn(&spin, v->head_cache, c->dp_wait_ns)) {
+			if (v->capacity - shn_ring_used(v) >= shn_ring_cost(v, size))
+				return (true);   /* room, if not a quarter */
+			r->stalled_at = v->head_cache + 1;
+			return (false);
 		}
-		for (int i = 0; i < 32; i++)
-			shn_cpu_relax();
 	}
 }
 

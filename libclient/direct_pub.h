@@ -88,6 +88,21 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl);
 int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
 		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns);
 
+/* A publisher's wait for a peer (the reader of a direct ring, the broker
+ * behind its publish ring) that spins with the CPU's pause hint, yields the
+ * CPU every 16 turns (the peer may need it), and ends only when the peer's
+ * position has not moved for wait_ns: one that makes progress, however
+ * slowly, is waited for.  Zero it before the first turn. */
+struct shn__spin {
+	uint64_t pos;        /* the peer's position when the bound was last reset */
+	uint64_t deadline;   /* CLOCK_MONOTONIC ns; 0 before the first look */
+	uint32_t turns;
+};
+
+/* One turn of the wait, the peer now at pos: false when it has not moved
+ * for wait_ns (the caller gives up), else true after a short pause. */
+bool shn__spin_turn(struct shn__spin *s, uint64_t pos, uint64_t wait_ns);
+
 /* SHN__DP_FULL: wait for room for size bytes in r (a quarter of the ring,
  * hysteresis), spinning and yielding the CPU, for as long as the reader
  * frees some every c->dp_wait_ns.  true: room came, match and write

@@ -268,37 +268,22 @@ static bool pub_ring_empty(shn_client *c)
  * Caller holds pub_lock. */
 static bool wait_pub_taken(shn_client *c)
 {
-	struct timespec t0, t;
+	struct shn__spin spin = { 0 };
 
 	if (c->pub_stalled_at == c->pub.head_cache + 1 &&
 	    (shn_ring_load_head(&c->pub) != 0 || c->pub_stalled_at == c->pub.head_cache + 1))
 		return (false);   /* nothing taken since the last wait ran out */
-	uint64_t moved = c->pub.head_cache;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (uint32_t spins = 1;; spins++) {
-		if (pub_ring_empty(c)) {
-			c->pub_stalled_at = 0;
-			return (true);
+	while (!pub_ring_empty(c)) {
+		/* the bound is on a broker that takes nothing: one that
+		 * routes our batches, however slowly, is waited for (as a
+		 * full publish ring is) */
+		if (!shn__spin_turn(&spin, c->pub.head_cache, c->dp_wait_ns)) {
+			c->pub_stalled_at = c->pub.head_cache + 1;
+			return (false);
 		}
-		if ((spins & 15u) == 0) {
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			/* the bound is on a broker that takes nothing: one
-			 * that routes our batches, however slowly, is waited
-			 * for (as a full publish ring is) */
-			if (c->pub.head_cache != moved) {
-				moved = c->pub.head_cache;
-				t0 = t;
-			} else if ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) >=
-				   (int64_t)c->dp_wait_ns) {
-				c->pub_stalled_at = c->pub.head_cache + 1;
-				return (false);
-			}
-			sched_yield();
-		}
-		for (int i = 0; i < 32; i++)
-			shn_cpu_relax();
 	}
+	c->pub_stalled_at = 0;
+	return (true);
 }
 
 /* Write one batch: through the direct rings its notes reach (direct_pub.c)
