@@ -466,18 +466,10 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint
 	return (0);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-}
-
 bool shn__spin_turn(struct shn__spin *s, uint64_t pos, uint64_t wait_ns)
 {
 	if ((++s->turns & 15u) == 0) {
-		uint64_t now = mono_ns();
+		uint64_t now = shn__now_ns();
 
 		if (s->deadline == 0 || pos != s->pos) {
 			s->deadline = now + wait_ns;

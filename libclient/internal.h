@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -290,6 +291,16 @@ struct shn_port {
 	uint32_t cur_index;            /* next note to hand out */
 	uint32_t cur_off;              /* byte offset of that note in the record */
 };
+
+/* CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call): publish
+ * times, get deadlines, a publisher's wait bounds. */
+static inline uint64_t shn__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
 
 /* Are the len bytes at a and b the same?  The repeated-key checks of the
  * direct path run once per note: word loads, no call, for the short keys

@@ -444,14 +444,6 @@ int shn__port_fill(shn_port *p, shn_notification *out, size_t max)
 	return ((int)n);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-}
-
 /* Reset the port's eventfd counter (it is non-blocking: the broker made it
  * with EFD_NONBLOCK, and the flag belongs to the shared file description). */
 static void drain_eventfd(int fd)
@@ -469,7 +461,7 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 	int r;
 
 	if (timeout_ms > 0)
-		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+		deadline = (int64_t)shn__now_ns() + (int64_t)timeout_ms * 1000000;
 	release_current(p);
 	for (;;) {
 		/* Drain a stale wake-up before looking at anything: a write
@@ -520,7 +512,7 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 
 		int wait = -1;
 		if (timeout_ms > 0) {
-			int64_t left = deadline - now_ns();
+			int64_t left = deadline - (int64_t)shn__now_ns();
 			if (left <= 0)
 				return (-ETIMEDOUT);
 			left = (left + 999999) / 1000000;   /* never wake before the deadline */

@@ -139,14 +139,6 @@ static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t 
 	return (false);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-}
-
 static void write_record(uint8_t *dst, const shn_notification *batch, size_t n, uint32_t len,
 			 uint32_t flags, uint64_t batch_id, uint64_t time_ns, uint64_t gen)
 {
@@ -346,7 +338,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 				}
 			}
 		}
-		t_ns = now_ns();
+		t_ns = shn__now_ns();
 		if (route == 0 && pl.nports > 0) {
 			int dw = shn__dpub_write(c, batch, n, size, &pl, bid, t_ns);
 
