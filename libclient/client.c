@@ -213,7 +213,7 @@ static void client_free(shn_client *c)
 		free(s);
 	}
 	conn_close(c);
-	free(c->dp_notes);
+	free(c->dp_runs);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
 	if (c->watcher_stack != NULL)

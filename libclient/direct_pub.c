@@ -222,48 +222,49 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		   struct shn__dplan *pl, uint64_t gen)
 {
 	struct shn_ftab_match m[SHN__DPLAN_PORTS];
+	struct shn__drun *runs = c->dp_runs;
 	const void *prev_key = NULL;
-	uint32_t prev_len = 0, prev_event = 0;
-	uint64_t prev_bits = 0;
+	uint32_t prev_len = 0, nruns = 0;
 	int nm = 0;
 
 	pl->gen = gen;
 	pl->brokered = false;
-	pl->whole = true;
 	pl->nports = 0;
+	pl->nruns = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, j; i < n; i = j) {
 		const shn_notification *x = &batch[i];
-		uint64_t bits = 0;
-		bool same_key = x->key_len == prev_len &&
-				(x->key == prev_key || shn__key_eq(x->key, prev_key, x->key_len));
+		const void *key = x->key;
+		uint32_t kl = x->key_len, ev = x->event;
+		uint64_t bits = 0, bytes = shn_direct_item_size(x->data_len);
 
-		/* floods repeat a key: the same key and event go where the
-		 * note before went (prev_len 0 before the first: no key is
-		 * that short) */
-		if (same_key && x->event == prev_event) {
-			c->dp_notes[i] = prev_bits;
-			continue;
-		}
-		prev_key = x->key;
-		prev_len = x->key_len;
-		prev_event = x->event;
-		if (!same_key) {
-			nm = shn__ftab_memo_lookup(c, gen, XXH3_64bits(x->key, x->key_len), x->key,
-						   x->key_len, m, SHN__DPLAN_PORTS);
+		/* the run: the notes after x with its key (floods pass the
+		 * same pointer; else the same bytes) and its event go where
+		 * it goes, in one record run (shm/direct.h) */
+		for (j = i + 1; j < n && batch[j].event == ev && batch[j].key_len == kl &&
+				(batch[j].key == key || shn__key_eq(batch[j].key, key, kl));
+		     j++)
+			bytes += shn_direct_item_size(batch[j].data_len);
+		/* the key of the run before (another event) is matched
+		 * already (prev_len 0 before the first: no key is that short) */
+		if (kl != prev_len || (key != prev_key && !shn__key_eq(key, prev_key, kl))) {
+			nm = shn__ftab_memo_lookup(c, gen, XXH3_64bits(key, kl), key, kl, m,
+						   SHN__DPLAN_PORTS);
 			if (nm == -EBADMSG)
 				return (-EAGAIN);   /* torn: the broker rewrote this half */
 			if (nm < 0)
 				return (SHN__DP_BROKER);   /* disabled, or too many ports */
+			prev_key = key;
+			prev_len = kl;
 		}
-		for (int j = 0; j < nm; j++) {
+		for (int e = 0; e < nm; e++) {
 			struct shn__pring *r;
 			bool odd = false;
 			uint32_t k;
 
-			if ((x->event & m[j].mask) == 0)
+			if ((ev & m[e].mask) == 0)
 				continue;
-			r = ring_for(c, m[j].port_id, gen, &odd);
+			r = ring_for(c, m[e].port_id, gen, &odd);
 			if (odd)
 				return (SHN__DP_BROKER);
 			if (r == NULL) {
@@ -279,10 +280,13 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 			}
 			bits |= 1ull << k;
 		}
-		c->dp_notes[i] = bits;
-		prev_bits = bits;
-		pl->whole &= bits == 1;
+		runs[nruns].first = (uint32_t)i;
+		runs[nruns].count = (uint32_t)(j - i);
+		runs[nruns].bytes = bytes;
+		runs[nruns].bits = bits;
+		nruns++;
 	}
+	pl->nruns = nruns;
 	return (0);
 }
 
@@ -299,11 +303,11 @@ int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
 	if (c->ftab == NULL || c->pmap == NULL || c->dp_untracked)
 		return (SHN__DP_BROKER);
 	if (n > c->dp_cap) {
-		uint64_t *grown = realloc(c->dp_notes, n * sizeof(*grown));
+		struct shn__drun *grown = realloc(c->dp_runs, n * sizeof(*grown));
 
 		if (grown == NULL)
 			return (-ENOMEM);
-		c->dp_notes = grown;
+		c->dp_runs = grown;
 		c->dp_cap = n;
 	}
 	slots = pmap_slots(c);
@@ -337,11 +341,6 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl)
 /* memcpy for the short keys and payloads of notifications: sizes up to 64
  * bytes as two overlapping moves of a fixed size (no call, no byte loop),
  * longer ones through memcpy. */
-/* A direct note is a publish note with conn and seq: the size of a whole
- * batch's direct record follows from its publish record's. */
-_Static_assert(sizeof(struct shn_direct_note) - sizeof(struct shn_pub_note) == 16,
-	       "direct note = publish note + 16 bytes");
-
 static inline void copy_short(uint8_t *d, const void *src, uint32_t len)
 {
 	const uint8_t *s = src;
@@ -367,11 +366,12 @@ static inline void copy_short(uint8_t *d, const void *src, uint32_t len)
 }
 
 static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification *batch,
-		      size_t n, const uint64_t *notes, uint64_t bit, uint64_t batch_id,
-		      uint64_t time_ns, uint64_t gen)
+		      const struct shn__drun *runs, uint32_t nruns, uint64_t bit,
+		      uint64_t batch_id, uint64_t time_ns, uint64_t gen)
 {
 	struct shn_direct_batch *b = (void *)dst;
 	uint8_t *w = dst + sizeof(*b);
+	const uint64_t zero = 0;
 
 	memset(b, 0, sizeof(*b));
 	b->h.len = r->size;
@@ -381,32 +381,47 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 	b->time_ns = time_ns;
 	b->gen = gen;
 	b->lost = r->dropped;   /* all told: the reader reports what is new */
-	for (size_t i = 0; i < n; i++) {
-		const shn_notification *x = &batch[i];
-		uint32_t kl = x->key_len, dl = x->data_len;
-		uint32_t sz = shn_direct_note_size(kl, dl);
-		uint64_t w0 = x->event | (uint64_t)kl << 32, w1 = dl, zero = 0;
+	for (uint32_t j = 0; j < nruns; j++) {
+		const struct shn__drun *ru = &runs[j];
+		const shn_notification *x = &batch[ru->first], *end = x + ru->count;
+		uint32_t kl = x->key_len, ksz = (uint32_t)SHN_ALIGN8(kl);
+		uint64_t w0 = x->event | (uint64_t)kl << 32, w1 = ru->count;
 
-		if (!(notes[i] & bit))
+		if (!(ru->bits & bit))
 			continue;
-		/* the note's four words (reserved, conn and seq zero), then
-		 * its last word zeroed before the key and data land over it:
-		 * the padding after them is zero, as the reader checks */
+		/* the run's head (reserved and conn zero), then the key over
+		 * a zeroed last word: the padding after it is zero, as the
+		 * reader checks */
 		memcpy(w, &w0, 8);
 		memcpy(w + 8, &w1, 8);
 		memcpy(w + 16, &zero, 8);
-		memcpy(w + 24, &zero, 8);
-		memcpy(w + sz - 8, &zero, 8);
-		copy_short(w + sizeof(struct shn_direct_note), x->key, kl);
-		if (dl)
-			copy_short(w + sizeof(struct shn_direct_note) + kl, x->data, dl);
-		w += sz;
+		w += sizeof(struct shn_direct_run);
+		memcpy(w + ksz - 8, &zero, 8);
+		copy_short(w, x->key, kl);
+		w += ksz;
+		/* each note: its length as a word, its data over a zeroed
+		 * last word */
+		for (; x < end; x++) {
+			uint64_t dl = x->data_len;
+
+			memcpy(w, &dl, 8);
+			w += sizeof(struct shn_direct_item);
+			if (dl != 0) {
+				uint32_t dsz = (uint32_t)SHN_ALIGN8(dl);
+
+				memcpy(w + dsz - 8, &zero, 8);
+				copy_short(w, x->data, (uint32_t)dl);
+				w += dsz;
+			}
+		}
 	}
 }
 
-int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
-		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns)
+int shn__dpub_write(shn_client *c, const shn_notification *batch, struct shn__dplan *pl,
+		    uint64_t batch_id, uint64_t time_ns)
 {
+	const struct shn__drun *runs = c->dp_runs;
+
 	for (uint32_t k = 0; k < pl->nports; k++) {
 		struct shn__pring *r = pl->port[k];
 		uint64_t bit = 1ull << k, size = sizeof(struct shn_direct_batch);
@@ -414,19 +429,11 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint
 		uint8_t *dst;
 		int err;
 
-		if (pl->whole) {
-			/* the publish record's size says it: a direct note is
-			 * a publish note and 16 bytes more (shm/direct.h) */
-			count = (uint32_t)n;
-			size += pub_size - sizeof(struct shn_pub_batch) +
-				n * (sizeof(struct shn_direct_note) - sizeof(struct shn_pub_note));
-		} else {
-			for (size_t i = 0; i < n; i++)
-				if (c->dp_notes[i] & bit) {
-					size += shn_direct_note_size(batch[i].key_len, batch[i].data_len);
-					count++;
-				}
-		}
+		for (uint32_t j = 0; j < pl->nruns; j++)
+			if (runs[j].bits & bit) {
+				size += shn_direct_run_size(batch[runs[j].first].key_len) + runs[j].bytes;
+				count += runs[j].count;
+			}
 		r->written = false;
 		r->nnotes = count;
 		r->save_tail = r->ring.tail;
@@ -459,7 +466,7 @@ int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint
 			}
 			continue;   /* SHN_OVERFLOW_DROP: lost for this port, told later */
 		}
-		write_one(r, dst, batch, n, c->dp_notes, bit, batch_id, time_ns, pl->gen);
+		write_one(r, dst, batch, runs, pl->nruns, bit, batch_id, time_ns, pl->gen);
 		shn_ring_commit(&r->ring, r->size);
 		r->written = true;
 	}

@@ -24,12 +24,21 @@
 #define SHN__DIRECT_FANOUT 1          /* SHMNOTIFY_DIRECT_FANOUT overrides it */
 #define SHN__DPLAN_PORTS 64
 
+/* A run of a batch: consecutive notes with one key and one event, so one
+ * match and the same ports (the record's runs, shm/direct.h). */
+struct shn__drun {
+	uint32_t first;                /* its first note in the batch */
+	uint32_t count;                /* its notes */
+	uint64_t bytes;                /* its notes' bytes in a direct record */
+	uint64_t bits;                 /* bit j: goes to plan port j */
+};
+
 /* Where shn__dpub_plan sent a batch. */
 struct shn__dplan {
 	uint64_t gen;                  /* the filter-table generation matched at */
 	bool brokered;                 /* some matching port takes the broker path */
-	bool whole;                    /* every note goes to port[0], and nowhere else */
 	uint32_t nports;
+	uint32_t nruns;                /* c->dp_runs[0..nruns) */
 	struct shn__pring *full;       /* SHN__DP_FULL: the ring without room */
 	uint32_t full_size;            /* and the record that did not fit it */
 	struct shn__pring *port[SHN__DPLAN_PORTS];
@@ -66,8 +75,8 @@ void shn__dpub_close(shn_client *c, uint32_t ring_id);
  * the last user of c. */
 void shn__dpub_free(shn_client *c);
 
-/* Match the batch: which ports it reaches directly (pl->port, and per note
- * the bitmask c->dp_notes[i]), whether some take the broker path.  0, or
+/* Match the batch: which ports it reaches directly (pl->port, and per run
+ * the bitmask c->dp_runs[j].bits), whether some take the broker path.  0, or
  * SHN__DP_BROKER, SHN__DP_MAIL, -ENOMEM.  Caller holds pub_lock. */
 int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
 		   struct shn__dplan *pl);
@@ -77,16 +86,15 @@ int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
  * path (the reader may report it only once it read our records). */
 bool shn__dpub_owes_loss(const struct shn__dplan *pl);
 
-/* Write one record per planned port, unpublished (pub_size: the batch's
- * publish record size, batch_size() in publish.c); a SHN_OVERFLOW_DROP
+/* Write one record per planned port, unpublished; a SHN_OVERFLOW_DROP
  * ring without room loses the batch (counted at publish).  0, or
  * SHN__DP_BROKER (a ring turned out broken, a record cannot fit it) or
  * SHN__DP_FULL (a SHN_OVERFLOW_BLOCK ring has no room: pl->full; wait for
  * it, or let the broker path hold the batch back as it always did), with
  * everything written rolled back.  Caller
  * holds pub_lock. */
-int shn__dpub_write(shn_client *c, const shn_notification *batch, size_t n, uint32_t pub_size,
-		    struct shn__dplan *pl, uint64_t batch_id, uint64_t time_ns);
+int shn__dpub_write(shn_client *c, const shn_notification *batch, struct shn__dplan *pl,
+		    uint64_t batch_id, uint64_t time_ns);
 
 /* A publisher's wait for a peer (the reader of a direct ring, the broker
  * behind its publish ring) that spins with the CPU's pause hint, yields the

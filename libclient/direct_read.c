@@ -129,14 +129,14 @@ static void adopt(shn_port *p)
 }
 
 /* The conn hook of shn_direct_record_check: the oldest filter of the port
- * that takes this note, live or ended but still owed its queued notes
- * (rule 15; rule 8); none: the note is dropped (conn 0).  ctx: the port.
- * The cache answers without a lock; a note it finds no filter for is
+ * that takes this run's key and event, live or ended but still owed its
+ * queued notes (rule 15; rule 8); none: the run is dropped (conn 0).  ctx:
+ * the port.  The cache answers without a lock; a run it finds no filter for is
  * asked again under ctl_lock, with the cache rebuilt if the port's
  * filters changed: a subscription is listed (under ctl_lock) before the
  * broker knows it, so a note a publisher matched against it is never
  * taken for one nobody asked for. */
-static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64_t gen)
+static int match_run(void *ctx, struct shn_direct_run *n, const uint8_t *key, uint64_t gen)
 {
 	shn_port *p = ctx;
 	shn_client *c = p->client;
@@ -154,30 +154,36 @@ static int match_note(void *ctx, struct shn_direct_note *n, const uint8_t *key, 
 		best = shn__fc_lookup(p, n->event, key, n->key_len);
 		pthread_mutex_unlock(&c->ctl_lock);
 	}
-	/* A note no filter takes was forged, or matched a filter ended and
+	/* A run no filter takes was forged, or matched a filter ended and
 	 * closed since (its HANDLE_CLOSE read): dropped quietly either way;
-	 * a forged note harms nobody once dropped. */
+	 * a forged run harms nobody once dropped. */
 	n->conn = best;
-	p->mn_late += best == 0;   /* compact() drops it, and any note that follows with its key */
+	p->mn_late += best == 0;   /* compact() drops it, and any run that follows with its key */
 	return (0);
 }
 
-/* Drop the notes marked late (conn 0) from the private copy; returns the
+/* Drop the runs marked late (conn 0) from the private copy; returns the
  * notes left. */
 static uint32_t compact(uint8_t *rec)
 {
 	struct shn_direct_batch *b = (void *)rec;
 	uint32_t off = sizeof(*b), out = sizeof(*b), kept = 0;
 
-	for (uint32_t i = 0; i < b->count; i++) {
-		struct shn_direct_note *n = (void *)(rec + off);
-		uint32_t sz = shn_direct_note_size(n->key_len, n->data_len);
+	while (off < b->h.len) {
+		const struct shn_direct_run *run = (const void *)(rec + off);
+		uint32_t sz = shn_direct_run_size(run->key_len), n = run->count;
+		bool keep = run->conn != 0;
 
-		if (n->conn != 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			const struct shn_direct_item *it = (const void *)(rec + off + sz);
+
+			sz += shn_direct_item_size(it->data_len);
+		}
+		if (keep) {
 			if (out != off)
 				memmove(rec + out, rec + off, sz);
 			out += sz;
-			kept++;
+			kept += n;
 		}
 		off += sz;
 	}
@@ -209,6 +215,7 @@ static void make_current_direct(shn_port *p, int i)
 	p->cur_off = sizeof(*b);
 	p->cur_sync_token = 0;
 	p->cur_dring = i;
+	p->run_left = 0;   /* the first note starts a run */
 }
 
 /* Consume the direct record at dr[i]'s head (already copied or refused). */
@@ -261,7 +268,7 @@ static int take_direct(shn_port *p, int i)
 	memcpy(p->dbuf, rec, len);   /* from here on the publisher cannot change it */
 	told = d->seen.lost;
 	p->mn_late = 0;
-	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_note, p);
+	r = shn_direct_record_check(p->dbuf, len, &d->lim, &d->seen, match_run, p);
 	if (r < 0) {
 		fault(p, d);
 		return (0);

@@ -125,7 +125,7 @@ struct shn_client {
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
 	struct shn__ftab_memo_ent *ftab_memo;  /* ftab_memo.c; NULL until first used */
-	uint64_t *dp_notes;            /* per note: bit j = goes to plan port j */
+	struct shn__drun *dp_runs;     /* the batch's runs (shn__dpub_plan) */
 	size_t dp_cap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
 	_Atomic bool pub_acl;          /* SHN_HELLO_F_PUB_ACL: ask before publishing */
@@ -290,6 +290,13 @@ struct shn_port {
 	uint32_t cur_count;
 	uint32_t cur_index;            /* next note to hand out */
 	uint32_t cur_off;              /* byte offset of that note in the record */
+	/* a direct record (cur_dring >= 0): the run the next note is in, and
+	 * how many of its notes are still to hand out (0: the next note
+	 * starts a run at cur_off) */
+	uint32_t run_left;
+	uint64_t run_w0;               /* event | key_len << 32 */
+	const uint8_t *run_key;
+	uint64_t run_conn;
 };
 
 /* CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call): publish

@@ -319,61 +319,80 @@ _Static_assert(sizeof(shn_notification) == 80 && offsetof(shn_notification, data
 	       offsetof(shn_notification, sender_pid) == 64 &&
 	       offsetof(shn_notification, time_ns) == 72,
 	       "shn_notification as ten words");
-/* ... and a delivered note's first two words are the notification's:
- * event, key_len and zero; data_len and zero (the record check saw the
- * reserved fields zero). */
-_Static_assert(offsetof(struct shn_del_note, key_len) == 4 &&
-	       offsetof(struct shn_del_note, data_len) == 8 &&
-	       offsetof(struct shn_del_note, conn) == 16, "del note words");
+/* ... and a run's first word and a note's length word are the
+ * notification's first two: event, key_len and zero; data_len and zero
+ * (the record check saw the reserved fields zero). */
+_Static_assert(offsetof(shn_notification, event) == 0 && offsetof(shn_notification, key_len) == 4 &&
+	       offsetof(struct shn_direct_run, key_len) == 4 &&
+	       offsetof(struct shn_direct_item, data_len) == 0, "direct words");
 
 static inline void put64(uint8_t *o, size_t at, uint64_t v)
 {
 	memcpy(o + at, &v, 8);
 }
 
-/* shn__port_fill for a direct record: the reader's private copy, every
- * note of it checked whole by shn_direct_record_check and given its conn
- * (direct_read.c), no system event among them, so nothing is checked
- * again.  Each notification is written whole as ten words, padding
- * included, with the port's own seq: the per-note cost of a flood's
- * reader. */
+/* shn__port_fill for a direct record: the reader's private copy, checked
+ * whole by shn_direct_record_check and each run given its conn
+ * (direct_read.c), no system event in it, so nothing is checked again.
+ * Each notification is written whole as ten words, padding included, with
+ * the port's own seq: the per-note cost of a flood's reader.  A run's
+ * key, event and conn are read once, when the run begins. */
 static int fill_direct(shn_port *p, shn_notification *out, size_t max)
 {
 	const struct shn_del_batch *b = (const void *)p->cur;
-	const uint8_t *base = p->cur;
-	uint32_t off = p->cur_off, idx = p->cur_index, count = p->cur_count;
+	const uint8_t *q = p->cur + p->cur_off, *key = p->run_key;
+	uint32_t left = p->run_left, todo = p->cur_count - p->cur_index;
 	uint64_t seq = p->next_seq, batch_id = b->batch_id, time_ns = b->time_ns;
 	uint64_t who = (uint32_t)b->sender_pid | (uint64_t)b->sender_uid << 32;
-	size_t n = 0;
+	uint64_t w0 = p->run_w0, conn = p->run_conn;
+	uint64_t pos = p->cur_index | (uint64_t)p->cur_count << 32;   /* batch_index, _count */
+	uint8_t *o = (uint8_t *)out;
 
-	for (; n < max && idx < count; n++, idx++) {
-		const uint8_t *dn = base + off;
-		const uint8_t *key = dn + sizeof(struct shn_del_note);
-		uint8_t *o = (uint8_t *)&out[n];
-		uint64_t w0, w1;
+	if (todo > max)
+		todo = (uint32_t)max;
+	for (uint32_t done = 0; done < todo;) {
+		uint32_t k;
 
-		/* each word stored straight into the caller's array */
-		memcpy(&w0, dn, 8);        /* event, key_len, 0 */
-		memcpy(&w1, dn + 8, 8);    /* data_len, 0 */
-		uint32_t kl = (uint16_t)(w0 >> 32), dl = (uint32_t)w1;
+		if (left == 0) {
+			/* a run begins: event | key_len, count, conn; the key */
+			const struct shn_direct_run *run = (const void *)q;
 
-		put64(o, 0, w0);
-		put64(o, 8, w1);
-		put64(o, 16, (uintptr_t)key);
-		put64(o, 24, dl ? (uintptr_t)(key + kl) : 0);
-		memcpy(o + 32, dn + 16, 8);   /* conn */
-		put64(o, 40, ++seq);
-		put64(o, 48, batch_id);
-		put64(o, 56, idx | (uint64_t)count << 32);
-		put64(o, 64, who);
-		put64(o, 72, time_ns);
-		off += shn_del_note_size(kl, dl);
+			memcpy(&w0, q, 8);
+			left = run->count;
+			conn = run->conn;
+			key = q + sizeof(*run);
+			q += shn_direct_run_size((uint16_t)(w0 >> 32));
+		}
+		k = left < todo - done ? left : todo - done;
+		left -= k;
+		done += k;
+		for (; k != 0; k--, o += sizeof(shn_notification)) {
+			uint64_t dl;
+
+			memcpy(&dl, q, 8);   /* data_len, 0 */
+			q += sizeof(struct shn_direct_item);
+			put64(o, 0, w0);
+			put64(o, 8, dl);
+			put64(o, 16, (uintptr_t)key);
+			put64(o, 24, dl ? (uintptr_t)q : 0);
+			put64(o, 32, conn);
+			put64(o, 40, ++seq);
+			put64(o, 48, batch_id);
+			put64(o, 56, pos++);
+			put64(o, 64, who);
+			put64(o, 72, time_ns);
+			q += SHN_ALIGN8(dl);
+		}
 	}
 	p->seq_off += seq - p->next_seq;
 	p->next_seq = seq;
-	p->cur_off = off;
-	p->cur_index = idx;
-	return ((int)n);
+	p->cur_off = (uint32_t)(q - p->cur);
+	p->cur_index += todo;
+	p->run_left = left;
+	p->run_w0 = w0;
+	p->run_key = key;
+	p->run_conn = conn;
+	return ((int)todo);
 }
 
 int shn__port_fill(shn_port *p, shn_notification *out, size_t max)

@@ -53,18 +53,29 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 		 * fails one is walked again below for its error */
 		uint32_t kmax = max_key < SHN_KEY_MAX ? max_key : SHN_KEY_MAX;
 		uint32_t dmax = max_data < SHN_DATA_MAX ? max_data : SHN_DATA_MAX;
-		bool bad = false;
+		const void *pk = NULL;
+		uint32_t pkl = UINT32_MAX, pev = 0;   /* no key_len is UINT32_MAX */
+		size_t i;
 
-		for (size_t i = 0; i < n && !bad; i++) {
+		for (i = 0; i < n; i++) {
 			const shn_notification *x = &batch[i];
+			uint32_t kl = x->key_len, dl = x->data_len;
 
-			/* event 1..SHN_EV_ALL, key_len 1..kmax: one compare each */
-			bad = x->event - 1u >= SHN_EV_ALL || x->key == NULL ||
-			      (uint32_t)x->key_len - 1u >= kmax || x->data_len > dmax ||
-			      (x->data == NULL && x->data_len != 0);
-			sz += shn_pub_note_size(x->key_len, x->data_len);
+			/* event 1..SHN_EV_ALL, key_len 1..kmax: one compare
+			 * each, and only when they differ from the note
+			 * before (floods repeat a key and an event) */
+			if (x->key != pk || kl != pkl || x->event != pev) {
+				if (x->event - 1u >= SHN_EV_ALL || x->key == NULL || kl - 1u >= kmax)
+					break;
+				pk = x->key;
+				pkl = kl;
+				pev = x->event;
+			}
+			if (dl > dmax || (x->data == NULL && dl != 0))
+				break;
+			sz += shn_pub_note_size(kl, dl);
 		}
-		if (!bad) {
+		if (i == n) {
 			*size = sz;
 			return (0);
 		}
@@ -340,7 +351,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 		}
 		t_ns = shn__now_ns();
 		if (route == 0 && pl.nports > 0) {
-			int dw = shn__dpub_write(c, batch, n, size, &pl, bid, t_ns);
+			int dw = shn__dpub_write(c, batch, &pl, bid, t_ns);
 
 			/* a full SHN_OVERFLOW_BLOCK ring: a moment's wait for
 			 * its reader, then the broker path's buffering */

@@ -92,22 +92,30 @@ _Static_assert(SHN_DIRECT_PSTATS_OFF + sizeof(struct shn_direct_pub_stats) <= SH
 
 /* ---- the direct record ------------------------------------------------ */
 
-/* A direct ring carries delivered-format records: this header, then count
- * struct shn_del_note (proto.h) notes, each followed by its key, its data
- * and zero padding to a multiple of 8.  The first 40 bytes have the layout
- * of struct shn_del_batch, so once the reader has filled sender_pid and
- * sender_uid in its private copy it reads the batch as it reads one from
- * the broker's ring; the notes begin at sizeof(struct shn_direct_batch).
+/* A direct ring carries records of runs: this header, then one or more
+ * runs.  A run is notes with one key and one event, consecutive in publish
+ * order: a struct shn_direct_run, its key (zero padding to a multiple of 8),
+ * then its count notes, each a struct shn_direct_item (its data length, one
+ * word) followed by its data (zero padding to a multiple of 8).  A flood's
+ * batch of 64 notes to one key is one run: its key is written, checked and
+ * matched once, and each note costs the writer and the reader its data and
+ * one word (docs/direct-path.md, "The record").  Every part starts 8-byte
+ * aligned.
+ *
+ * The first 40 bytes of the header have the layout of struct shn_del_batch,
+ * so the port reads batch_id, time_ns, sender_pid and sender_uid where it
+ * reads them in a record from the broker.
  *
  * The publisher writes every field.  The reader believes only what it
  * checked (shn_direct_record_check) and sets the rest itself: sender_pid,
- * sender_uid (from DIRECT_OPEN; 0 on the wire), each note's conn (from the
- * port's live filters, rule 15) and seq (its own counter; 0 on the wire). */
+ * sender_uid (from DIRECT_OPEN; 0 on the wire), each run's conn (from the
+ * port's live filters, rule 15; 0 on the wire) and each note's seq (its own
+ * counter; not on the wire). */
 #define SHN_REC_DIRECT 4u
 
 struct shn_direct_batch {
 	struct shn_rec_hdr h;  /* type SHN_REC_DIRECT, flags 0, len = whole record */
-	uint32_t count;        /* >= 1 */
+	uint32_t count;        /* notes, all runs together; >= 1 */
 	int32_t  sender_pid;   /* 0 on the wire; the reader fills it */
 	uint32_t sender_uid;   /* 0 on the wire; the reader fills it */
 	uint32_t flags;        /* SHN_DIRECT_F_*: none defined, must be 0 (where
@@ -130,28 +138,40 @@ _Static_assert(sizeof(struct shn_direct_batch) == 56, "direct batch");
 _Static_assert(offsetof(struct shn_direct_batch, flags) == 20, "flags where sync_token is");
 _Static_assert(offsetof(struct shn_direct_batch, batch_id) == 24, "batch_id as in del_batch");
 
-/* A delivered-format note (= struct shn_del_note in proto.h, which asserts
- * the two are the same). */
-struct shn_direct_note {
-	uint32_t event;
-	uint16_t key_len;
+/* The head of a run: three words, event | key_len << 32 (reserved 0 above),
+ * count (reserved2 0 above), conn. */
+struct shn_direct_run {
+	uint32_t event;      /* not 0, no system bit */
+	uint16_t key_len;    /* 1..the broker's max_key_len */
 	uint16_t reserved;   /* 0 */
-	uint32_t data_len;
+	uint32_t count;      /* notes in the run, >= 1 */
 	uint32_t reserved2;  /* 0 */
 	uint64_t conn;       /* 0 on the wire; the reader fills it */
-	uint64_t seq;        /* 0 on the wire; the reader fills it */
 };
-_Static_assert(sizeof(struct shn_direct_note) == 32, "direct note");
+_Static_assert(sizeof(struct shn_direct_run) == 24, "direct run");
 
-static inline uint32_t shn_direct_note_size(uint32_t key_len, uint32_t data_len)
+/* One note of a run: its data length as one word, the upper half 0 (so
+ * that one compare checks both), then its data. */
+struct shn_direct_item {
+	uint32_t data_len;   /* 0..the broker's max_data_len */
+	uint32_t reserved;   /* 0 */
+};
+_Static_assert(sizeof(struct shn_direct_item) == 8, "direct item");
+
+/* Bytes of a run's head and key, and of one note of it. */
+static inline uint32_t shn_direct_run_size(uint32_t key_len)
 {
-	return (uint32_t)SHN_ALIGN8(sizeof(struct shn_direct_note) + key_len + data_len);
+	return (uint32_t)(sizeof(struct shn_direct_run) + SHN_ALIGN8(key_len));
+}
+static inline uint32_t shn_direct_item_size(uint32_t data_len)
+{
+	return (uint32_t)(sizeof(struct shn_direct_item) + SHN_ALIGN8(data_len));
 }
 
 /* Are the len (>= 1) bytes of two keys of a checked copy the same?  Each
- * key follows its 32-byte note, so it begins 8-byte aligned, and its note
- * runs to at least the next multiple of 8 past it (shn_direct_note_size):
- * whole words are read, the bytes past len masked off. */
+ * key follows its 24-byte run head, so it begins 8-byte aligned, and runs
+ * to the next multiple of 8 past it (shn_direct_run_size): whole words are
+ * read, the bytes past len masked off. */
 static inline bool shn_direct_key_eq(const uint8_t *a, const uint8_t *b, uint32_t len)
 {
 	uint64_t u, v, x;
@@ -174,6 +194,17 @@ static inline bool shn_direct_key_eq(const uint8_t *a, const uint8_t *b, uint32_
 	return ((u ^ v) << (8 * (8 - len))) == 0;   /* len is 1..8 here */
 }
 
+/* Is the padding after a field of len bytes that ends (padded) at end
+ * zero?  len % 8 is rem, 1..7: the pad is the top 8 - rem bytes of the
+ * last word, so nothing hides there. */
+static inline bool shn_direct_pad_zero(const uint8_t *end, uint32_t rem)
+{
+	uint64_t last;
+
+	memcpy(&last, end - 8, 8);
+	return (last >> (8 * rem)) == 0;
+}
+
 /* What the reader checks a record against.  max_key_len / max_data_len: the
  * broker's limits (broker segment, SHN_BROKER_F_LIMITS), at most the
  * protocol's.  min_gen: the generation the ring opened at (DIRECT_OPEN). */
@@ -190,31 +221,32 @@ struct shn_direct_seen {
 	uint64_t lost;      /* the ring's losses reported so far, all told */
 };
 
-/* The library's part of the check: does this note (its key follows it)
+/* The library's part of the check: does this run (its key follows it)
  * match a filter of the port live at generation gen?  It may write the
- * note's conn (the copy is private).  Called for the first note of a
- * record and for each whose key or event differs from the note before it;
- * any other note takes the conn of the note before it.  Returns 0, or -EBADMSG for a hostile
- * note.  A note that matched a filter removed since is the hook's to count
- * as late and to mark (e.g. conn 0) so that delivery skips it: that is not
- * an error. */
-typedef int (*shn_direct_note_hook)(void *ctx, struct shn_direct_note *note,
-				    const uint8_t *key, uint64_t gen);
+ * run's conn (the copy is private).  Called for the first run of a record
+ * and for each whose key or event differs from the run before it; any
+ * other run takes the conn of the run before it.  Returns 0, or -EBADMSG
+ * for a hostile run.  A run that matched a filter removed since is the
+ * hook's to count as late and to mark (e.g. conn 0) so that delivery skips
+ * it: that is not an error. */
+typedef int (*shn_direct_run_hook)(void *ctx, struct shn_direct_run *run,
+				   const uint8_t *key, uint64_t gen);
 
 /* Check one direct record that shn_ring_next() returned and the reader
  * copied into private, 8-byte aligned memory: rec[0..len).  Returns the
  * note count, or -EBADMSG (nothing in *seen changed).  On success *seen
  * holds the record's batch_id and gen.  hook may be NULL (unit tests, the
- * fuzz target). */
+ * fuzz target).  Every length is bounded by what is left of the record
+ * before it is used, so that the walk ends within len whatever it reads. */
 static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 					  const struct shn_direct_limits *lim,
 					  struct shn_direct_seen *seen,
-					  shn_direct_note_hook hook, void *ctx)
+					  shn_direct_run_hook hook, void *ctx)
 {
 	const struct shn_direct_batch *b = (const void *)rec;
 	const uint8_t *prev_key = NULL;
-	uint64_t prev_w0 = 0, prev_conn = 0, gen;
-	uint32_t off = sizeof(*b), count, i, max_key, max_data;
+	uint64_t prev_w0 = 0, prev_conn = 0, gen, max_data;
+	uint32_t off = sizeof(*b), count, left, max_key;
 
 	if (len < sizeof(*b) || (len & 7u) || b->h.len != len || b->h.type != SHN_REC_DIRECT ||
 	    b->h.flags != 0 || b->sender_pid != 0 || b->sender_uid != 0 ||
@@ -223,64 +255,73 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 	    b->batch_id <= seen->batch_id || b->gen < seen->gen || b->gen < lim->min_gen)
 		return -EBADMSG;
 	count = b->count;
-	if (count == 0 || count > (len - off) / sizeof(struct shn_direct_note))
+	if (count == 0 || count > (len - off) / sizeof(struct shn_direct_item))
 		return -EBADMSG;
 	/* in locals: the hook may write memory, so the compiler would load
-	 * these again for every note */
+	 * these again for every run */
 	max_key = lim->max_key_len;
 	max_data = lim->max_data_len;
 	gen = b->gen;
-	for (i = 0; i < count; i++) {
-		struct shn_direct_note *n = (void *)(rec + off);
-		uint64_t w[4];
-		uint32_t sz, pad, event, key_len, data_len;
+	left = count;
+	while (off != len) {
+		struct shn_direct_run *run = (void *)(rec + off);
+		const uint8_t *key;
+		uint64_t w[3];
+		uint32_t event, key_len, n, ksz;
 
-		if (len - off < sizeof(*n))
+		if (len - off < sizeof(*run))
 			return -EBADMSG;
-		/* the note as four words (little-endian, as the struct):
-		 * event | key_len | reserved, data_len | reserved2, conn, seq;
-		 * every reserved field and conn and seq zero in one test */
-		memcpy(w, n, sizeof(w));
+		/* the head as three words (little-endian, as the struct):
+		 * every reserved field and conn zero in one test */
+		memcpy(w, run, sizeof(w));
 		event = (uint32_t)w[0];
 		key_len = (uint16_t)(w[0] >> 32);
-		data_len = (uint32_t)w[1];
-		if (((w[0] >> 48) | (w[1] >> 32) | w[2] | w[3]) != 0 ||
-		    event - 1u >= ~SHN_DIRECT_EV_SYSTEM ||      /* 0, or a system bit */
-		    key_len - 1u >= max_key ||                   /* 0, or too long */
-		    data_len > max_data)
+		n = (uint32_t)w[1];
+		if (((w[0] >> 48) | (w[1] >> 32) | w[2]) != 0 ||
+		    event - 1u >= ~SHN_DIRECT_EV_SYSTEM ||   /* 0, or a system bit */
+		    key_len - 1u >= max_key ||               /* 0, or too long */
+		    n - 1u >= left)                          /* 0, or more than the header's */
 			return -EBADMSG;
-		sz = shn_direct_note_size(key_len, data_len);
-		if (sz > len - off)
+		off += sizeof(*run);
+		key = rec + off;
+		ksz = (uint32_t)SHN_ALIGN8(key_len);
+		if (ksz > len - off || ((key_len & 7u) && !shn_direct_pad_zero(key + ksz, key_len & 7u)))
 			return -EBADMSG;
-		pad = sz - ((uint32_t)sizeof(*n) + key_len + data_len);
-		if (pad != 0) {
-			/* padding is zero: nothing hides there.  It is the top
-			 * pad bytes of the note's last 8-byte word. */
-			uint64_t last;
-
-			memcpy(&last, rec + off + sz - 8, 8);
-			if (last >> (64 - 8 * pad) != 0)
-				return -EBADMSG;
-		}
 		if (hook != NULL) {
-			const uint8_t *key = (const uint8_t *)(n + 1);
-
-			/* floods repeat a key: a note with the key and event
-			 * of the note before it (w[0] holds both the event and
-			 * the key's length) takes that note's conn */
+			/* a run with the key and event of the run before it (w[0]
+			 * holds both the event and the key's length) takes that
+			 * run's conn */
 			if (w[0] == prev_w0 && shn_direct_key_eq(key, prev_key, key_len)) {
-				n->conn = prev_conn;
+				run->conn = prev_conn;
 			} else {
-				if (hook(ctx, n, key, gen) != 0)
+				if (hook(ctx, run, key, gen) != 0)
 					return -EBADMSG;
 				prev_w0 = w[0];
 				prev_key = key;
-				prev_conn = n->conn;
+				prev_conn = run->conn;
 			}
 		}
-		off += sz;
+		off += ksz;
+		left -= n;
+		/* the notes: a length word, bounded with its reserved half in
+		 * one compare, then the data and its padding */
+		for (; n != 0; n--) {
+			uint64_t item, dsz;
+
+			if (len - off < sizeof(struct shn_direct_item))
+				return -EBADMSG;
+			memcpy(&item, rec + off, 8);
+			if (item > max_data)
+				return -EBADMSG;
+			off += sizeof(struct shn_direct_item);
+			dsz = SHN_ALIGN8(item);
+			if (dsz > len - off ||
+			    ((item & 7u) && !shn_direct_pad_zero(rec + off + dsz, (uint32_t)item & 7u)))
+				return -EBADMSG;
+			off += (uint32_t)dsz;
+		}
 	}
-	if (off != len)
+	if (left != 0)
 		return -EBADMSG;
 	seen->batch_id = b->batch_id;
 	seen->gen = b->gen;

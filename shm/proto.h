@@ -19,7 +19,8 @@
 #include "util/utf8.h"
 
 #define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
-#define SHN_PROTO_VERSION 2u   /* 2: ring producer line holds room_head */
+#define SHN_PROTO_VERSION 3u   /* 2: ring producer line holds room_head;
+                                  3: direct records carry runs (direct.h) */
 #define SHN_MSG_MAX       4096u       /* bytes in one control message */
 #define SHN_MSG_MAX_FDS   4
 
@@ -520,10 +521,6 @@ _Static_assert(sizeof(struct shn_msg_direct_setup_reply) == 32, "direct setup re
 _Static_assert(SHN_DOPEN_PUB_NFDS <= SHN_MSG_MAX_FDS, "fds");
 /* direct.h restates these so that it needs nothing but libc */
 _Static_assert(SHN_DIRECT_EV_SYSTEM == SHN_EV_SYSTEM_WIRE, "system bits");
-_Static_assert(sizeof(struct shn_direct_note) == sizeof(struct shn_del_note) &&
-	       offsetof(struct shn_direct_note, conn) == offsetof(struct shn_del_note, conn) &&
-	       offsetof(struct shn_direct_note, seq) == offsetof(struct shn_del_note, seq),
-	       "direct note = del note");
 _Static_assert(offsetof(struct shn_direct_batch, batch_id) == offsetof(struct shn_del_batch, batch_id) &&
 	       offsetof(struct shn_direct_batch, time_ns) == offsetof(struct shn_del_batch, time_ns) &&
 	       offsetof(struct shn_direct_batch, sender_pid) == offsetof(struct shn_del_batch, sender_pid),

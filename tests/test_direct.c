@@ -26,6 +26,7 @@
 struct rec {
 	alignas(8) uint8_t b[4096];
 	uint32_t len;
+	uint32_t run;   /* offset of the run notes are added to */
 };
 
 static void rec_start(struct rec *r, uint64_t batch_id, uint64_t gen)
@@ -38,24 +39,50 @@ static void rec_start(struct rec *r, uint64_t batch_id, uint64_t gen)
 	h->time_ns = 1;
 	h->gen = gen;
 	r->len = sizeof(*h);
+	r->run = 0;
 	h->h.len = r->len;
 }
 
-/* Append a note; returns its offset. */
-static uint32_t rec_note(struct rec *r, uint32_t event, const char *key, uint32_t data_len)
+/* Begin a run (no notes yet); returns its offset. */
+static uint32_t rec_run(struct rec *r, uint32_t event, const char *key)
 {
 	struct shn_direct_batch *h = (void *)r->b;
-	struct shn_direct_note *n = (void *)(r->b + r->len);
-	uint32_t off = r->len, klen = (uint32_t)strlen(key);
+	struct shn_direct_run *run = (void *)(r->b + r->len);
+	uint32_t klen = (uint32_t)strlen(key);
 
-	n->event = event;
-	n->key_len = (uint16_t)klen;
-	n->data_len = data_len;
-	memcpy(n + 1, key, klen);
-	memset((uint8_t *)(n + 1) + klen, 0xab, data_len);
-	r->len += shn_direct_note_size(klen, data_len);
+	run->event = event;
+	run->key_len = (uint16_t)klen;
+	memcpy(run + 1, key, klen);
+	r->run = r->len;
+	r->len += shn_direct_run_size(klen);
+	h->h.len = r->len;
+	return r->run;
+}
+
+/* Add a note of data_len bytes (0xab) to the current run; returns the
+ * offset of its length word. */
+static uint32_t rec_item(struct rec *r, uint32_t data_len)
+{
+	struct shn_direct_batch *h = (void *)r->b;
+	struct shn_direct_run *run = (void *)(r->b + r->run);
+	struct shn_direct_item *it = (void *)(r->b + r->len);
+	uint32_t off = r->len;
+
+	it->data_len = data_len;
+	memset(it + 1, 0xab, data_len);
+	r->len += shn_direct_item_size(data_len);
+	run->count++;
 	h->count++;
 	h->h.len = r->len;
+	return off;
+}
+
+/* A run of one note; returns the run's offset. */
+static uint32_t rec_note(struct rec *r, uint32_t event, const char *key, uint32_t data_len)
+{
+	uint32_t off = rec_run(r, event, key);
+
+	rec_item(r, data_len);
 	return off;
 }
 
@@ -76,12 +103,17 @@ static int check(struct rec *r, struct shn_direct_seen *seen)
 	return rc;
 }
 
+/* Three runs, five notes: one run of three (data of 3, 0 and 17 bytes),
+ * two of one. */
 static void good(struct rec *r)
 {
 	rec_start(r, 10, 5);
-	rec_note(r, 1, "alpha", 3);
+	rec_run(r, 1, "alpha");
+	rec_item(r, 3);
+	rec_item(r, 0);
+	rec_item(r, 17);
 	rec_note(r, 6, "b", 0);
-	rec_note(r, 0x0fffffff, "gamma.delta", 17);
+	rec_note(r, 0x0fffffff, "gamma.delta", 8);
 }
 
 static void test_record_good(void **state)
@@ -91,7 +123,7 @@ static void test_record_good(void **state)
 
 	(void)state;
 	good(&r);
-	assert_int_equal(check(&r, &seen), 3);
+	assert_int_equal(check(&r, &seen), 5);
 	assert_int_equal(seen.batch_id, 10);
 	assert_int_equal(seen.gen, 5);
 	/* the next batch, same gen, and one with a loss report */
@@ -109,6 +141,12 @@ static void test_record_good(void **state)
 	rec_note(&r, 2, key, 0);
 	assert_int_equal(check(&r, &seen), 1);
 	assert_int_equal(seen.gen, 9);
+	/* two runs of the same key and event one after the other: valid */
+	rec_start(&r, 13, 9);
+	((struct shn_direct_batch *)(void *)r.b)->lost = SHN_DIRECT_LOST_MAX;
+	rec_note(&r, 2, "k", 1);
+	rec_note(&r, 2, "k", 2);
+	assert_int_equal(check(&r, &seen), 2);
 }
 
 /* Each bad record is refused, and *seen is left as it was. */
@@ -126,7 +164,8 @@ static void expect_bad(struct rec *r, uint32_t len)
 }
 
 #define HDR(r) ((struct shn_direct_batch *)(void *)(r).b)
-#define NOTE(r, off) ((struct shn_direct_note *)(void *)((r).b + (off)))
+#define RUN(r, off) ((struct shn_direct_run *)(void *)((r).b + (off)))
+#define ITEM(r, off) ((struct shn_direct_item *)(void *)((r).b + (off)))
 
 static void test_record_bad_header(void **state)
 {
@@ -154,11 +193,11 @@ static void test_record_bad_header(void **state)
 		HDR(r)->lost = 10 + SHN_DIRECT_LOST_MAX + 1;
 		assert_int_equal(check(&r, &s0), -EBADMSG);
 		HDR(r)->lost = 10 + SHN_DIRECT_LOST_MAX;
-		assert_int_equal(check(&r, &s0), 3);
+		assert_int_equal(check(&r, &s0), 5);
 		assert_int_equal(s0.lost, 10 + SHN_DIRECT_LOST_MAX);
 	}
-	good(&r); HDR(r)->count = 2; expect_bad(&r, r.len);       /* notes left over */
-	good(&r); HDR(r)->count = 4; expect_bad(&r, r.len);       /* runs past the end */
+	good(&r); HDR(r)->count = 4; expect_bad(&r, r.len);       /* fewer than the runs hold */
+	good(&r); HDR(r)->count = 6; expect_bad(&r, r.len);       /* more than the runs hold */
 	good(&r); HDR(r)->count = UINT32_MAX; expect_bad(&r, r.len);
 	/* batch_id must increase, gen must not decrease nor precede the ring */
 	good(&r); HDR(r)->batch_id = 3; expect_bad(&r, r.len);
@@ -169,14 +208,14 @@ static void test_record_bad_header(void **state)
 		struct shn_direct_seen fresh = { 0, 0, 0 };   /* below lim.min_gen 2 */
 		assert_int_equal(check(&r, &fresh), -EBADMSG);
 		HDR(r)->gen = 2;
-		assert_int_equal(check(&r, &fresh), 3);
+		assert_int_equal(check(&r, &fresh), 5);
 	}
 }
 
-static void test_record_bad_notes(void **state)
+static void test_record_bad_runs(void **state)
 {
 	struct rec r;
-	uint32_t off;
+	uint32_t off, it;
 
 	(void)state;
 	/* every system bit, one at a time, alone and with an application bit */
@@ -191,9 +230,10 @@ static void test_record_bad_notes(void **state)
 	}
 	/* a gap report (OVERFLOW with a count) is a broker-path note */
 	rec_start(&r, 10, 5);
-	off = rec_note(&r, SHN_EV_OVERFLOW_WIRE, "k", 8);
-	memset(NOTE(r, off) + 1, 0, 9);
-	r.b[off + sizeof(struct shn_direct_note) + 1] = 7;
+	rec_run(&r, SHN_EV_OVERFLOW_WIRE, "k");
+	it = rec_item(&r, 8);
+	memset(r.b + it + 8, 0, 8);
+	r.b[it + 8 + 1] = 7;
 	expect_bad(&r, r.len);
 	/* event 0 */
 	rec_start(&r, 10, 5); rec_note(&r, 0, "k", 0); expect_bad(&r, r.len);
@@ -210,41 +250,58 @@ static void test_record_bad_notes(void **state)
 		assert_int_equal(shn_direct_record_check(r.b, r.len, &small, &seen, NULL, NULL), 1);
 	}
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	NOTE(r, off)->key_len = 0; expect_bad(&r, r.len);
-	/* data beyond the limit (1024) */
+	RUN(r, off)->key_len = 0; expect_bad(&r, r.len);
+	/* data beyond the limit (1024), in the first or a later note of a run */
 	rec_start(&r, 10, 5); rec_note(&r, 1, "k", 1025); expect_bad(&r, r.len);
-	/* reserved fields; conn and seq are the reader's */
+	rec_start(&r, 10, 5); rec_run(&r, 1, "k"); rec_item(&r, 1); rec_item(&r, 1025);
+	expect_bad(&r, r.len);
+	/* reserved fields; conn is the reader's */
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	NOTE(r, off)->reserved = 1; expect_bad(&r, r.len);
+	RUN(r, off)->reserved = 1; expect_bad(&r, r.len);
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	NOTE(r, off)->reserved2 = 1; expect_bad(&r, r.len);
+	RUN(r, off)->reserved2 = 1; expect_bad(&r, r.len);
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	NOTE(r, off)->conn = 7; expect_bad(&r, r.len);
-	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	NOTE(r, off)->seq = 7; expect_bad(&r, r.len);
-	/* a byte in the padding after key and data */
+	RUN(r, off)->conn = 7; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); rec_run(&r, 1, "k"); rec_item(&r, 1); it = rec_item(&r, 0);
+	ITEM(r, it)->reserved = 1; expect_bad(&r, r.len);
+	/* a byte in the padding after the key, after the data */
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2);
-	r.b[off + sizeof(struct shn_direct_note) + 5] = 1; expect_bad(&r, r.len);
+	r.b[off + sizeof(struct shn_direct_run) + 5] = 1; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abcdefgh", 2);   /* a key without padding */
+	r.b[off + sizeof(struct shn_direct_run) + 8 + 8 + 7] = 1; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); rec_run(&r, 1, "k"); rec_item(&r, 1); it = rec_item(&r, 9);
+	r.b[it + 8 + 9] = 1; expect_bad(&r, r.len);
 	/* lengths that run past the record */
-	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2);
-	NOTE(r, off)->data_len = 1000; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); rec_run(&r, 1, "abc"); it = rec_item(&r, 2);
+	ITEM(r, it)->data_len = 1000; expect_bad(&r, r.len);
 	rec_start(&r, 10, 5); rec_note(&r, 1, "abc", 2); off = rec_note(&r, 1, "abc", 2);
-	NOTE(r, off)->key_len = 200; expect_bad(&r, r.len);
+	RUN(r, off)->key_len = 200; expect_bad(&r, r.len);
+	/* a run's count: 0, more notes than follow it, more than the header's */
+	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2);
+	RUN(r, off)->count = 0; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2); rec_note(&r, 2, "abc", 2);
+	RUN(r, off)->count = 2; expect_bad(&r, r.len);   /* the next run read as a note */
+	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2);
+	RUN(r, off)->count = 2; HDR(r)->count = 1;
+	r.len += 8; HDR(r)->h.len = r.len; expect_bad(&r, r.len);
 	/* trailing bytes after the last note */
 	rec_start(&r, 10, 5); rec_note(&r, 1, "abc", 2);
 	r.len += 8; HDR(r)->h.len = r.len; expect_bad(&r, r.len);
-	/* a note header cut by the end of the record */
+	/* a run head cut by the end of the record */
 	rec_start(&r, 10, 5); rec_note(&r, 1, "abc", 2);
 	HDR(r)->count = 2; r.len += 16; HDR(r)->h.len = r.len; expect_bad(&r, r.len);
+	/* a note's length word cut by the end (a run of 2 with one note) */
+	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2);
+	RUN(r, off)->count = 2; HDR(r)->count = 2; expect_bad(&r, r.len);
 }
 
-/* The library's hook sees each note and its key, may refuse, may set conn. */
+/* The library's hook sees each run and its key, may refuse, may set conn. */
 struct hook_ctx {
 	int calls;
 	const char *refuse;
 };
 
-static int hook(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64_t gen)
+static int hook(void *ctx, struct shn_direct_run *n, const uint8_t *key, uint64_t gen)
 {
 	struct hook_ctx *h = ctx;
 
@@ -266,13 +323,15 @@ static void test_record_hook(void **state)
 
 	(void)state;
 	rec_start(&r, 10, 5);
-	a = rec_note(&r, 1, "alpha", 3);
+	a = rec_run(&r, 1, "alpha");
+	rec_item(&r, 3);
+	rec_item(&r, 4);
 	b = rec_note(&r, 1, "beta", 0);
-	assert_int_equal(shn_direct_record_check(r.b, r.len, &lim, &seen, hook, &h), 2);
-	assert_int_equal(h.calls, 2);
-	assert_int_equal(NOTE(r, a)->conn, 43);
-	assert_int_equal(NOTE(r, b)->conn, 44);
-	/* a note the port's filters never took: the record is hostile */
+	assert_int_equal(shn_direct_record_check(r.b, r.len, &lim, &seen, hook, &h), 3);
+	assert_int_equal(h.calls, 2);   /* once per run, not per note */
+	assert_int_equal(RUN(r, a)->conn, 43);
+	assert_int_equal(RUN(r, b)->conn, 44);
+	/* a run the port's filters never took: the record is hostile */
 	rec_start(&r, 11, 5);
 	rec_note(&r, 1, "alpha", 3);
 	rec_note(&r, 1, "beta", 0);
@@ -281,7 +340,7 @@ static void test_record_hook(void **state)
 	assert_int_equal(seen.batch_id, 10);
 }
 
-/* A note with the key and event of the note before it takes that note's
+/* A run with the key and event of the run before it takes that run's
  * conn without a call of the hook; any difference -- a byte of the key at
  * any place (within the first word, the last byte of a 9- or 17-byte key,
  * a byte that only the next word holds), its length, the event -- calls
@@ -315,18 +374,18 @@ static void test_record_hook_repeats(void **state)
 		uint32_t a, b, c;
 
 		rec_start(&r, 10, 5);
-		a = rec_note(&r, cases[i].ev_a, cases[i].a, 3);   /* data after the key */
-		b = rec_note(&r, cases[i].ev_b, cases[i].b, 0);   /* zero padding after it */
+		a = rec_note(&r, cases[i].ev_a, cases[i].a, 3);
+		b = rec_note(&r, cases[i].ev_b, cases[i].b, 0);
 		c = rec_note(&r, cases[i].ev_b, cases[i].b, 5);
 		assert_int_equal(shn_direct_record_check(r.b, r.len, &lim, &seen, hook, &h), 3);
 		if (cases[i].same) {
 			assert_int_equal(h.calls, 1);
-			assert_int_equal(NOTE(r, b)->conn, NOTE(r, a)->conn);
+			assert_int_equal(RUN(r, b)->conn, RUN(r, a)->conn);
 		} else {
 			assert_int_equal(h.calls, 2);
-			assert_int_not_equal(NOTE(r, b)->conn, NOTE(r, a)->conn);
+			assert_int_not_equal(RUN(r, b)->conn, RUN(r, a)->conn);
 		}
-		assert_int_equal(NOTE(r, c)->conn, NOTE(r, b)->conn);   /* always the same as b */
+		assert_int_equal(RUN(r, c)->conn, RUN(r, b)->conn);   /* always the same as b */
 	}
 }
 
@@ -725,8 +784,16 @@ static void test_layout(void **state)
 	assert_int_equal(offsetof(struct shn_ftab_hdr, gen), 64);
 	assert_true(SHN_PMAP_SEG_SIZE <= 9 * 4096);   /* 1024 slots of 32 bytes and a header */
 	assert_int_equal(sizeof(struct shn_direct_batch), 56);
-	/* the notes of a direct record read as delivered notes */
-	assert_int_equal(offsetof(struct shn_direct_note, conn), offsetof(struct shn_del_note, conn));
+	/* a direct record's header reads as a delivered one's where the port
+	 * reads it; a run is three words, a note's length one */
+	assert_int_equal(offsetof(struct shn_direct_batch, batch_id), offsetof(struct shn_del_batch, batch_id));
+	assert_int_equal(offsetof(struct shn_direct_batch, time_ns), offsetof(struct shn_del_batch, time_ns));
+	assert_int_equal(sizeof(struct shn_direct_run), 24);
+	assert_int_equal(shn_direct_run_size(1), 32);
+	assert_int_equal(shn_direct_run_size(8), 32);
+	assert_int_equal(shn_direct_item_size(0), 8);
+	assert_int_equal(shn_direct_item_size(64), 72);
+	assert_int_equal(shn_direct_item_size(65), 80);
 	assert_int_equal(SHN_HELLO_F_DIRECT & (SHN_HELLO_F_PUB_ACL | SHN_HELLO_F_NAME), 0);
 }
 
@@ -739,7 +806,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_good),
 		cmocka_unit_test(test_record_bad_header),
-		cmocka_unit_test(test_record_bad_notes),
+		cmocka_unit_test(test_record_bad_runs),
 		cmocka_unit_test(test_record_hook),
 		cmocka_unit_test(test_record_hook_repeats),
 		cmocka_unit_test(test_table_lookup),

@@ -44,9 +44,9 @@ static const struct shn_direct_limits limits = {
 	.max_key_len = SHN_KEY_MAX_WIRE, .max_data_len = SHN_DATA_MAX_WIRE, .min_gen = 1,
 };
 
-/* The conn a note's key and event earn: what the hook below gives, and
- * what every note must carry after the check, whether the hook saw it or
- * it took the conn of the note before it (the repeated-key shortcut). */
+/* The conn a run's key and event earn: what the hook below gives, and
+ * what every run must carry after the check, whether the hook saw it or
+ * it took the conn of the run before it (the repeated-key shortcut). */
 static uint64_t conn_of(uint32_t event, const uint8_t *key, uint32_t key_len)
 {
 	uint64_t h = 1469598103934665603ull ^ event;
@@ -56,12 +56,19 @@ static uint64_t conn_of(uint32_t event, const uint8_t *key, uint32_t key_len)
 	return h | 1u;
 }
 
-static int hook(void *ctx, struct shn_direct_note *n, const uint8_t *key, uint64_t gen)
+static int hook(void *ctx, struct shn_direct_run *n, const uint8_t *key, uint64_t gen)
 {
 	(void)ctx;
 	(void)gen;
 	n->conn = conn_of(n->event, key, n->key_len);
 	return 0;
+}
+
+/* The bytes from used up to sz of a checked part are zero. */
+static void check_pad(const uint8_t *copy, uint64_t at, uint32_t used, uint32_t sz)
+{
+	for (uint32_t k = used; k < sz; k++)
+		CHECK(copy[at + k] == 0);
 }
 
 /* What the reader does with a record shn_ring_next() returned: copy it, then
@@ -72,6 +79,7 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 	struct shn_direct_seen before = *seen;
 	const struct shn_direct_batch *b;
 	uint64_t off = sizeof(*b);
+	uint32_t notes = 0;
 	int count;
 
 	CHECK(copy != NULL);
@@ -84,8 +92,8 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 		free(copy);
 		return false;
 	}
-	/* the promises: a record of count notes that tile it, every field in
-	 * range, the ring's order respected */
+	/* the promises: a record of runs holding count notes that tile it,
+	 * every field in range, the ring's order respected */
 	b = (const void *)copy;
 	CHECK(count >= 1 && (uint32_t)count == b->count);
 	CHECK(b->h.len == len && b->h.type == SHN_REC_DIRECT && b->h.flags == 0);
@@ -95,30 +103,41 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 	 * (what the reader reports is the difference) */
 	CHECK(b->lost >= before.lost && b->lost - before.lost <= SHN_DIRECT_LOST_MAX);
 	CHECK(seen->batch_id == b->batch_id && seen->gen == b->gen && seen->lost == b->lost);
-	for (int i = 0; i < count; i++) {
-		const struct shn_direct_note *n = (const void *)(copy + off);
-		const uint8_t *body = (const uint8_t *)(n + 1);
-		uint32_t sz, used;
+	while (off < len) {
+		const struct shn_direct_run *n = (const void *)(copy + off);
+		const uint8_t *key = (const uint8_t *)(n + 1);
+		uint32_t sz = shn_direct_run_size(n->key_len);
 		uint64_t x = 0;
 
 		CHECK(off % 8 == 0 && off + sizeof(*n) <= len);
 		CHECK(n->event != 0 && (n->event & SHN_EV_SYSTEM_WIRE) == 0);
 		CHECK(n->key_len >= 1 && n->key_len <= limits.max_key_len);
-		CHECK(n->data_len <= limits.max_data_len);
-		CHECK(n->reserved == 0 && n->reserved2 == 0 && n->seq == 0);
-		CHECK(n->conn == conn_of(n->event, body, n->key_len));   /* the hook's, or a twin's */
-		sz = shn_direct_note_size(n->key_len, n->data_len);
-		used = (uint32_t)sizeof(*n) + n->key_len + n->data_len;
+		CHECK(n->reserved == 0 && n->reserved2 == 0);
+		CHECK(n->count >= 1 && n->count <= b->count - notes);
 		CHECK(off + sz <= len);
-		for (uint32_t k = used; k < sz; k++)
-			CHECK(copy[off + k] == 0);
-		/* what the reader hands out as key and data */
-		for (uint32_t k = 0; k < (uint32_t)n->key_len + n->data_len; k++)
-			x = x * 31 + body[k];
-		sink += x;
+		CHECK(n->conn == conn_of(n->event, key, n->key_len));   /* the hook's, or a twin's */
+		check_pad(copy, off, (uint32_t)sizeof(*n) + n->key_len, sz);
+		for (uint32_t k = 0; k < n->key_len; k++)
+			x = x * 31 + key[k];
 		off += sz;
+		notes += n->count;
+		for (uint32_t i = 0; i < n->count; i++) {
+			const struct shn_direct_item *it = (const void *)(copy + off);
+			const uint8_t *data = (const uint8_t *)(it + 1);
+
+			CHECK(off % 8 == 0 && off + sizeof(*it) <= len);
+			CHECK(it->reserved == 0 && it->data_len <= limits.max_data_len);
+			sz = shn_direct_item_size(it->data_len);
+			CHECK(off + sz <= len);
+			check_pad(copy, off, (uint32_t)sizeof(*it) + it->data_len, sz);
+			/* what the reader hands out as key and data */
+			for (uint32_t k = 0; k < it->data_len; k++)
+				x = x * 31 + data[k];
+			off += sz;
+		}
+		sink += x;
 	}
-	CHECK(off == len);
+	CHECK(off == len && notes == b->count);
 	free(copy);
 	return true;
 }

@@ -448,17 +448,49 @@ static void ring_seeds(const char *dir)
 
 /* ---- direct rings (fuzz_direct) ----------------------------------------- */
 
-/* One direct record of n notes (key "k<i>"-like, data of dlen bytes). */
+/* A run head and its key (klen bytes of 'a' + (r + k) % 26, zero
+ * padding). */
+static void direct_run(struct buf *o, uint32_t event, const char *key, uint32_t klen,
+		       uint32_t r, uint32_t count)
+{
+	struct shn_direct_run h = { .event = event, .key_len = (uint16_t)klen, .count = count };
+	uint8_t body[512];
+
+	memset(body, 0, sizeof(body));
+	for (uint32_t k = 0; k < klen && k < sizeof(body); k++)
+		body[k] = key != NULL ? (uint8_t)key[k] : (uint8_t)('a' + (r + k) % 26);
+	put(o, &h, sizeof(h));
+	put(o, body, shn_direct_run_size(klen) - sizeof(h));
+}
+
+/* One note of a run: its length word and dlen bytes of data. */
+static void direct_item(struct buf *o, uint32_t dlen, uint32_t i)
+{
+	struct shn_direct_item it = { .data_len = dlen };
+	uint8_t body[512];
+
+	memset(body, 0, sizeof(body));
+	for (uint32_t k = 0; k < dlen && k < sizeof(body); k++)
+		body[k] = (uint8_t)('0' + (i + k) % 10);
+	put(o, &it, sizeof(it));
+	put(o, body, shn_direct_item_size(dlen) - sizeof(it));
+}
+
+/* Runs of two notes (the last of one when n is odd), each run its own
+ * key of klen bytes and event; data of dlen bytes. */
+static uint32_t direct_rec_len(uint32_t n, uint32_t klen, uint32_t dlen)
+{
+	return (uint32_t)sizeof(struct shn_direct_batch) + (n + 1) / 2 * shn_direct_run_size(klen) +
+	       n * shn_direct_item_size(dlen);
+}
+
 static void direct_rec(struct buf *o, uint32_t n, uint32_t klen, uint32_t dlen, uint64_t id,
 		       uint64_t gen, uint64_t lost)
 {
 	struct shn_direct_batch b;
-	uint32_t len = sizeof(b);
 
-	for (uint32_t i = 0; i < n; i++)
-		len += shn_direct_note_size(klen, dlen);
 	memset(&b, 0, sizeof(b));
-	b.h.len = len;
+	b.h.len = direct_rec_len(n, klen, dlen);
 	b.h.type = SHN_REC_DIRECT;
 	b.count = n;
 	b.batch_id = id;
@@ -466,45 +498,41 @@ static void direct_rec(struct buf *o, uint32_t n, uint32_t klen, uint32_t dlen, 
 	b.gen = gen;
 	b.lost = lost;
 	put(o, &b, sizeof(b));
-	for (uint32_t i = 0; i < n; i++) {
-		struct shn_direct_note dn = { .event = 1u << (i % 28), .key_len = (uint16_t)klen,
-					      .data_len = dlen };
-		uint32_t sz = shn_direct_note_size(klen, dlen);
-		uint8_t body[512];
+	for (uint32_t i = 0; i < n; i += 2) {
+		uint32_t in_run = n - i < 2 ? n - i : 2;
 
-		put(o, &dn, sizeof(dn));
-		memset(body, 0, sizeof(body));
-		for (uint32_t k = 0; k < klen + dlen && k < sizeof(body); k++)
-			body[k] = (uint8_t)('a' + (i + k) % 26);
-		put(o, body, sz - sizeof(dn));
+		direct_run(o, 1u << ((i / 2) % 28), NULL, klen, i, in_run);
+		for (uint32_t j = 0; j < in_run; j++)
+			direct_item(o, dlen, i + j);
 	}
 }
 
-/* One direct record of a flood's shape: every note event 1 and a 9-byte
- * key, the keys the same but for one byte of the third note's (the
- * reader's repeated-key shortcut must tell them apart). */
+/* One direct record of a flood's shape: runs of event 1 and a 9-byte key,
+ * the keys the same but for one byte of the third run's (the reader's
+ * repeated-key shortcut must tell them apart); the last run of three
+ * notes. */
 static void direct_rec_repeats(struct buf *o, uint64_t id)
 {
 	static const char *const keys[] = { "flood/key", "flood/key", "flood/kez", "flood/key" };
+	static const uint32_t counts[] = { 1, 1, 1, 3 };
 	struct shn_direct_batch b;
-	uint32_t sz = shn_direct_note_size(9, 8);
+	uint32_t len = sizeof(b), n = 0;
 
+	for (uint32_t r = 0; r < 4; r++) {
+		len += shn_direct_run_size(9) + counts[r] * shn_direct_item_size(8);
+		n += counts[r];
+	}
 	memset(&b, 0, sizeof(b));
-	b.h.len = (uint32_t)(sizeof(b) + 4 * sz);
+	b.h.len = len;
 	b.h.type = SHN_REC_DIRECT;
-	b.count = 4;
+	b.count = n;
 	b.batch_id = id;
 	b.gen = 1;
 	put(o, &b, sizeof(b));
-	for (uint32_t i = 0; i < 4; i++) {
-		struct shn_direct_note dn = { .event = 1, .key_len = 9, .data_len = 8 };
-		uint8_t body[64];
-
-		memset(body, 0, sizeof(body));
-		memcpy(body, keys[i], 9);
-		memset(body + 9, (int)('0' + i), 8);
-		put(o, &dn, sizeof(dn));
-		put(o, body, sz - sizeof(dn));
+	for (uint32_t r = 0; r < 4; r++) {
+		direct_run(o, 1, keys[r], 9, r, counts[r]);
+		for (uint32_t j = 0; j < counts[r]; j++)
+			direct_item(o, 8, r + j);
 	}
 }
 
@@ -523,7 +551,7 @@ static void direct_seeds(const char *dir)
 	save(dir, "direct", "three-records", &o);
 
 	/* published in two steps, rewritten after each check */
-	first = sizeof(struct shn_direct_batch) + shn_direct_note_size(4, 1);
+	first = direct_rec_len(1, 4, 1);
 	tails[0] = body.n;
 	ring_hdr(&o, 0, 3, 0, first, 1, tails);
 	put(&o, body.b, body.n);

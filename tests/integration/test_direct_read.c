@@ -146,7 +146,7 @@ struct wnote {
 	const char *data;
 };
 
-/* Lay a well-formed direct record of n notes in buf[0..cap): the next
+/* Lay a well-formed direct record of n notes, a run each, in buf[0..cap): the next
  * batch id, the table's generation now, lost as given.  Returns its length. */
 static uint32_t rec_build(struct rawpub *rp, uint8_t *buf, size_t cap, const struct wnote *w,
 			  int n, uint64_t lost)
@@ -156,16 +156,21 @@ static uint32_t rec_build(struct rawpub *rp, uint8_t *buf, size_t cap, const str
 
 	memset(buf, 0, cap);
 	for (int i = 0; i < n; i++) {
-		struct shn_direct_note *dn = (void *)(buf + off);
+		struct shn_direct_run *run = (void *)(buf + off);
+		struct shn_direct_item *it;
 		uint32_t klen = w[i].key_len ? w[i].key_len : (uint32_t)strlen(w[i].key);
 
-		assert_true(off + shn_direct_note_size(klen, 2) <= cap);
-		dn->event = w[i].event;
-		dn->key_len = (uint16_t)klen;
-		dn->data_len = 2;
-		memcpy(dn + 1, w[i].key, klen);
-		memcpy((uint8_t *)(dn + 1) + klen, w[i].data, 2);
-		off += shn_direct_note_size(klen, 2);
+		/* a run of one note each */
+		assert_true(off + shn_direct_run_size(klen) + shn_direct_item_size(2) <= cap);
+		run->event = w[i].event;
+		run->key_len = (uint16_t)klen;
+		run->count = 1;
+		memcpy(run + 1, w[i].key, klen);
+		off += shn_direct_run_size(klen);
+		it = (void *)(buf + off);
+		it->data_len = 2;
+		memcpy(it + 1, w[i].data, 2);
+		off += shn_direct_item_size(2);
 	}
 	b->h.len = off;
 	b->h.type = SHN_REC_DIRECT;
@@ -552,11 +557,14 @@ enum scribble {
 	S_KEY_LEN_0,
 	S_KEY_LEN_LONG,    /* SHN_KEY_MAX_WIRE + 1, all of it there */
 	S_DATA_PAST,       /* data_len past the record */
-	S_NOTE_RESERVED,
-	S_NOTE_RESERVED2,
-	S_NOTE_CONN,       /* conn / seq are the reader's to fill */
-	S_NOTE_SEQ,
-	S_PADDING,         /* a note's padding not zero */
+	S_RUN_RESERVED,
+	S_RUN_RESERVED2,
+	S_RUN_CONN,       /* conn is the reader's to fill */
+	S_ITEM_RESERVED,   /* a note's length word, its upper half */
+	S_KEY_PADDING,     /* a run's key padding not zero */
+	S_DATA_PADDING,    /* a note's data padding not zero */
+	S_RUN_COUNT_0,     /* a run of no notes */
+	S_RUN_COUNT_MORE,  /* a run of more notes than follow it */
 	S_EVENT_0,
 	S_EV_OVERFLOW,     /* each system event bit */
 	S_EV_BIT29,
@@ -585,7 +593,8 @@ static const char *const scribble_name[S_NKINDS] = {
 	"len-odd", "len-past-tail", "len-over-half", "len-short", "type-pad",
 	"type-delivery", "hdr-flags", "sender-pid", "sender-uid", "batch-flags",
 	"count-0", "count-more", "count-huge", "key-len-0", "key-len-long", "data-past",
-	"note-reserved", "note-reserved2", "note-conn", "note-seq", "padding", "event-0",
+	"run-reserved", "run-reserved2", "run-conn", "item-reserved", "key-padding",
+	"data-padding", "run-count-0", "run-count-more", "event-0",
 	"ev-overflow", "ev-bit29", "ev-bit30", "ev-handle-close", "batch-id-again", "gen-old",
 	"lost-back", "lost-jump", "counter-back", "counter-jump", "tail-back", "tail-jump",
 	"garbage-data", "garbage-ring", "key-unwatched", "event-unwatched", "mixed",
@@ -620,7 +629,9 @@ static bool scribble(struct rawpub *rp, enum scribble k, uint64_t pre_lost)
 	uint8_t buf[1024];
 	struct wnote w = { 1, "h", 0, "xx" };
 	struct shn_direct_batch *b = (void *)buf;
-	struct shn_direct_note *n = (void *)(b + 1);
+	struct shn_direct_run *n = (void *)(b + 1);
+	/* the first run's note, after its key "h" and the key's padding */
+	struct shn_direct_item *it = (void *)((uint8_t *)(n + 1) + 8);
 	uint32_t cap = rp->open.capacity, len;
 	uint64_t advance;
 
@@ -738,23 +749,34 @@ static bool scribble(struct rawpub *rp, enum scribble k, uint64_t pre_lost)
 		n->key_len = 0;
 		break;
 	case S_DATA_PAST:
-		n->data_len = 64;
+		it->data_len = 64;
 		break;
-	case S_NOTE_RESERVED:
+	case S_RUN_RESERVED:
 		n->reserved = 1;
 		break;
-	case S_NOTE_RESERVED2:
+	case S_RUN_RESERVED2:
 		n->reserved2 = 1;
 		break;
-	case S_NOTE_CONN:
+	case S_RUN_CONN:
 		n->conn = 1;
 		break;
-	case S_NOTE_SEQ:
-		n->seq = 1;
+	case S_ITEM_RESERVED:
+		it->reserved = 1;
 		break;
-	case S_PADDING:
-		/* key "h" and 2 data bytes end at 35; padding to 40 */
-		buf[sizeof(*b) + sizeof(*n) + 3 + 1] = 0x5a;
+	case S_KEY_PADDING:
+		/* key "h" at 80, padding to 88 */
+		buf[sizeof(*b) + sizeof(*n) + 1 + 2] = 0x5a;
+		break;
+	case S_DATA_PADDING:
+		/* 2 data bytes after the note's length word at 88, padding to 104 */
+		buf[sizeof(*b) + sizeof(*n) + 8 + sizeof(*it) + 2 + 3] = 0x5a;
+		break;
+	case S_RUN_COUNT_0:
+		n->count = 0;
+		break;
+	case S_RUN_COUNT_MORE:
+		n->count = 2;   /* and the header's count 2: a note past the end */
+		b->count = 2;
 		break;
 	case S_BATCH_ID_AGAIN:
 		b->batch_id--;   /* the good record's */
