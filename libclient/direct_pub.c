@@ -219,7 +219,8 @@ static struct shn__pring *ring_for(shn_client *c, uint32_t port_id, uint64_t gen
 }
 
 static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
-		   struct shn__dplan *pl, uint64_t gen)
+		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl,
+		   uint64_t gen)
 {
 	struct shn_ftab_match m[SHN__DPLAN_PORTS];
 	struct shn__drun *runs = c->dp_runs;
@@ -236,15 +237,22 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		const shn_notification *x = &batch[i];
 		const void *key = x->key;
 		uint32_t kl = x->key_len, ev = x->event;
-		uint64_t bits = 0, bytes = shn_direct_item_size(x->data_len);
+		uint64_t bits = 0, bytes;
 
-		/* the run: the notes after x with its key (floods pass the
-		 * same pointer; else the same bytes) and its event go where
-		 * it goes, in one record run (shm/direct.h) */
-		for (j = i + 1; j < n && batch[j].event == ev && batch[j].key_len == kl &&
-				(batch[j].key == key || shn__key_eq(batch[j].key, key, kl));
-		     j++)
-			bytes += shn_direct_item_size(batch[j].data_len);
+		if (nknown != 0) {
+			/* the caller's check of the batch found the runs */
+			j = i + known[nruns].count;
+			bytes = known[nruns].bytes;
+		} else {
+			/* the run: the notes after x with its key (floods pass
+			 * the same pointer; else the same bytes) and its event
+			 * go where it goes, in one record run (shm/direct.h) */
+			bytes = shn_direct_item_size(x->data_len);
+			for (j = i + 1; j < n && batch[j].event == ev && batch[j].key_len == kl &&
+					(batch[j].key == key || shn__key_eq(batch[j].key, key, kl));
+			     j++)
+				bytes += shn_direct_item_size(batch[j].data_len);
+		}
 		/* the key of the run before (another event) is matched
 		 * already (prev_len 0 before the first: no key is that short) */
 		if (kl != prev_len || (key != prev_key && !shn__key_eq(key, prev_key, kl))) {
@@ -291,7 +299,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 }
 
 int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
-		   struct shn__dplan *pl)
+		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl)
 {
 	const struct shn_pmap_slot *slots;
 	uint64_t gen;
@@ -323,7 +331,7 @@ int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
 				return (SHN__DP_MAIL);
 		}
 		sweep(c, gen);
-		r = plan_at(c, batch, n, pl, gen);
+		r = plan_at(c, batch, n, known, nknown, pl, gen);
 		if (r != -EAGAIN)
 			return (r);
 	}

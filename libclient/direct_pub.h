@@ -25,7 +25,10 @@
 #define SHN__DPLAN_PORTS 64
 
 /* A run of a batch: consecutive notes with one key and one event, so one
- * match and the same ports (the record's runs, shm/direct.h). */
+ * match and the same ports (the record's runs, shm/direct.h).  shn_notify's
+ * check of a batch notes up to SHN__RUNS_KNOWN of them on its stack, so
+ * that the plan need not walk the notes again. */
+#define SHN__RUNS_KNOWN 32
 struct shn__drun {
 	uint32_t first;                /* its first note in the batch */
 	uint32_t count;                /* its notes */
@@ -76,10 +79,12 @@ void shn__dpub_close(shn_client *c, uint32_t ring_id);
 void shn__dpub_free(shn_client *c);
 
 /* Match the batch: which ports it reaches directly (pl->port, and per run
- * the bitmask c->dp_runs[j].bits), whether some take the broker path.  0, or
- * SHN__DP_BROKER, SHN__DP_MAIL, -ENOMEM.  Caller holds pub_lock. */
+ * the bitmask c->dp_runs[j].bits), whether some take the broker path.
+ * known[0..nknown): the batch's runs (first, count, bytes), found while it
+ * was checked; nknown 0: find them here.  0, or SHN__DP_BROKER,
+ * SHN__DP_MAIL, -ENOMEM.  Caller holds pub_lock. */
 int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
-		   struct shn__dplan *pl);
+		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl);
 
 /* True when some ring of the plan dropped notes since its last record: its
  * port's next notes from us must not overtake that loss through the broker

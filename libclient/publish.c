@@ -38,11 +38,20 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-/* Validate the batch and compute its record size.  A key or payload above
- * the broker's configured maximum (smaller than the protocol's) gives
- * -EMSGSIZE: the broker would take the record for a ring error. */
+/* The runs a check of a batch found (direct_pub.h): n of them, or 0 when
+ * it had more than SHN__RUNS_KNOWN (or was not a user batch). */
+struct batch_runs {
+	uint32_t n;
+	struct shn__drun r[SHN__RUNS_KNOWN];
+};
+
+/* Validate the batch and compute its record size; note its runs (notes
+ * with the key, by pointer, and the event of the note before) for the
+ * direct path's plan.  A key or payload above the broker's configured
+ * maximum (smaller than the protocol's) gives -EMSGSIZE: the broker would
+ * take the record for a ring error. */
 static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bool gap,
-		      uint64_t *size)
+		      uint64_t *size, struct batch_runs *runs)
 {
 	uint64_t sz = sizeof(struct shn_pub_batch);
 	uint32_t max_key = atomic_load_explicit(&c->max_key, memory_order_relaxed);
@@ -55,7 +64,9 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 		uint32_t dmax = max_data < SHN_DATA_MAX ? max_data : SHN_DATA_MAX;
 		const void *pk = NULL;
 		uint32_t pkl = UINT32_MAX, pev = 0;   /* no key_len is UINT32_MAX */
-		size_t i;
+		uint32_t nr = 0;
+		uint64_t rbytes = 0;   /* the run's notes in a direct record */
+		size_t i, start = 0;
 
 		for (i = 0; i < n; i++) {
 			const shn_notification *x = &batch[i];
@@ -63,24 +74,42 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 
 			/* event 1..SHN_EV_ALL, key_len 1..kmax: one compare
 			 * each, and only when they differ from the note
-			 * before (floods repeat a key and an event) */
+			 * before (floods repeat a key and an event): a run
+			 * begins */
 			if (x->key != pk || kl != pkl || x->event != pev) {
 				if (x->event - 1u >= SHN_EV_ALL || x->key == NULL || kl - 1u >= kmax)
 					break;
 				pk = x->key;
 				pkl = kl;
 				pev = x->event;
+				if (nr - 1u < SHN__RUNS_KNOWN) {
+					runs->r[nr - 1].count = (uint32_t)(i - start);
+					runs->r[nr - 1].bytes = rbytes;
+				}
+				if (nr < SHN__RUNS_KNOWN)
+					runs->r[nr].first = (uint32_t)i;
+				nr++;
+				start = i;
+				rbytes = 0;
 			}
 			if (dl > dmax || (x->data == NULL && dl != 0))
 				break;
 			sz += shn_pub_note_size(kl, dl);
+			rbytes += shn_direct_item_size(dl);
 		}
 		if (i == n) {
+			runs->n = 0;
+			if (nr <= SHN__RUNS_KNOWN) {
+				runs->r[nr - 1].count = (uint32_t)(i - start);
+				runs->r[nr - 1].bytes = rbytes;
+				runs->n = nr;
+			}
 			*size = sz;
 			return (0);
 		}
 		sz = sizeof(struct shn_pub_batch);
 	}
+	runs->n = 0;
 	for (size_t i = 0; i < n; i++) {
 		const shn_notification *x = &batch[i];
 
@@ -297,8 +326,8 @@ static bool wait_pub_taken(shn_client *c)
  * pub_lock (dropped and retaken while it waits for room or mail).
  * Returns 0 or -errno. */
 static int publish_locked(shn_client *c, const shn_notification *batch, size_t n,
-			  unsigned flags, uint32_t size, struct shn__sync_wait *w,
-			  bool *room_waiter)
+			  const struct batch_runs *runs, unsigned flags, uint32_t size,
+			  struct shn__sync_wait *w, bool *room_waiter)
 {
 	struct shn__dplan pl = { .brokered = true };
 	int mail = 0, err;
@@ -312,7 +341,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 		if (atomic_load(&c->broker_gone))
 			return (-ENOTCONN);
 		if (!(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)) && c->ftab != NULL) {
-			route = shn__dpub_plan(c, batch, n, &pl);
+			route = shn__dpub_plan(c, batch, n, runs->r, runs->n, &pl);
 			if (route < 0)
 				return (route);
 			if (route == SHN__DP_MAIL) {
@@ -496,6 +525,7 @@ int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned 
 int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags)
 {
 	struct shn__sync_wait *w = NULL;
+	struct batch_runs runs;     /* batch_size's, for the direct path's plan */
 	bool room_waiter = false;   /* holds room_lock */
 	bool lost;
 	uint64_t size;
@@ -503,7 +533,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 
 	if (c == NULL || batch == NULL || n == 0 || n > UINT32_MAX)
 		return (-EINVAL);
-	err = batch_size(c, batch, n, (flags & SHN__NOTIFY_GAP) != 0, &size);
+	err = batch_size(c, batch, n, (flags & SHN__NOTIFY_GAP) != 0, &size, &runs);
 	if (err < 0)
 		return (err);
 	if (size > shn_ring_max_record(c->pub_capacity))
@@ -541,7 +571,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		err = 0;   /* no matching subscription: done, even for SYNC (rule 7) */
 		goto refused;
 	}
-	err = publish_locked(c, batch, n, flags, (uint32_t)size, w, &room_waiter);
+	err = publish_locked(c, batch, n, &runs, flags, (uint32_t)size, w, &room_waiter);
 	if (err < 0)
 		goto refused;
 	lost = c->dp_lost;

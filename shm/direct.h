@@ -304,22 +304,24 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		off += ksz;
 		left -= n;
 		/* the notes: a length word, bounded with its reserved half in
-		 * one compare, then the data and its padding */
-		for (; n != 0; n--) {
-			uint64_t item, dsz;
+		 * one compare, then the data and its padding.  off and len are
+		 * multiples of 8, so off < len leaves the word whole; off is
+		 * 64-bit here, so adding a bounded length cannot wrap. */
+		uint64_t noff = off;
 
-			if (len - off < sizeof(struct shn_direct_item))
+		for (; n != 0; n--) {
+			uint64_t item;
+
+			if (noff >= len)
 				return -EBADMSG;
-			memcpy(&item, rec + off, 8);
+			memcpy(&item, rec + noff, 8);
 			if (item > max_data)
 				return -EBADMSG;
-			off += sizeof(struct shn_direct_item);
-			dsz = SHN_ALIGN8(item);
-			if (dsz > len - off ||
-			    ((item & 7u) && !shn_direct_pad_zero(rec + off + dsz, (uint32_t)item & 7u)))
+			noff += sizeof(struct shn_direct_item) + SHN_ALIGN8(item);
+			if (noff > len || ((item & 7u) && !shn_direct_pad_zero(rec + noff, (uint32_t)item & 7u)))
 				return -EBADMSG;
-			off += (uint32_t)dsz;
 		}
+		off = (uint32_t)noff;
 	}
 	if (left != 0)
 		return -EBADMSG;
