@@ -1169,6 +1169,10 @@ static void test_scribbled_consumer_index(void **state)
 	 * subscriber, a new port, a new pair. */
 	for (int round = 0; round < CONS_ROUNDS; round++) {
 		enum cons_scribble k = (enum cons_scribble)(round % C_NKINDS);
+		/* every kind against a DROP port and a BLOCK one: a BLOCK
+		 * publisher also reads the head while it waits for room */
+		uint32_t overflow = (round / C_NKINDS) % 2 ? SHN_OVERFLOW_BLOCK_WIRE
+							   : SHN_OVERFLOW_DROP_WIRE;
 		struct shn_msg_direct_open so;
 		struct shn_msg_direct_close cl;
 		int fds[4] = { -1, -1, -1, -1 }, n;
@@ -1179,8 +1183,9 @@ static void test_scribbled_consumer_index(void **state)
 		size_t rsize;
 
 		hd_start(h, &rs);
-		hd_port_sub(&rs, "K", 4096, SHN_OVERFLOW_DROP_WIRE);
+		hd_port_sub(&rs, "K", 4096, overflow);
 		cons_take_open(&rs, &so, fds, &brokered, &before, round);
+		assert_int_equal(so.overflow, overflow);
 		rsize = SHN_RING_HDR_SIZE + (size_t)so.capacity;
 		ring = mmap(NULL, rsize, PROT_READ, MAP_SHARED, fds[SHN_DOPEN_FD_RING], 0);
 		cseg = mmap(NULL, SHN_DIRECT_CONS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
