@@ -239,10 +239,14 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		uint32_t kl = x->key_len, ev = x->event;
 		uint64_t bits = 0, bytes;
 
+		uint64_t hash = 0;
+
 		if (nknown != 0) {
-			/* the caller's check of the batch found the runs */
+			/* the caller's check of the batch found the runs (and
+			 * may have hashed the first key) */
 			j = i + known[nruns].count;
 			bytes = known[nruns].bytes;
+			hash = known[nruns].hash;
 		} else {
 			/* the run: the notes after x with its key (floods pass
 			 * the same pointer; else the same bytes) and its event
@@ -256,8 +260,9 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		/* the key of the run before (another event) is matched
 		 * already (prev_len 0 before the first: no key is that short) */
 		if (kl != prev_len || (key != prev_key && !shn__key_eq(key, prev_key, kl))) {
-			nm = shn__ftab_memo_lookup(c, gen, XXH3_64bits(key, kl), key, kl, m,
-						   SHN__DPLAN_PORTS);
+			if (hash == 0)
+				hash = XXH3_64bits(key, kl);
+			nm = shn__ftab_memo_lookup(c, gen, hash, key, kl, m, SHN__DPLAN_PORTS);
 			if (nm == -EBADMSG)
 				return (-EAGAIN);   /* torn: the broker rewrote this half */
 			if (nm < 0)

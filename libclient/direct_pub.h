@@ -34,6 +34,7 @@ struct shn__drun {
 	uint32_t count;                /* its notes */
 	uint64_t bytes;                /* its notes' bytes in a direct record */
 	uint64_t bits;                 /* bit j: goes to plan port j */
+	uint64_t hash;                 /* XXH3_64bits of its key, or 0: not known yet */
 };
 
 /* Where shn__dpub_plan sent a batch. */

@@ -141,9 +141,19 @@ static int match_run(void *ctx, struct shn_direct_run *n, const uint8_t *key, ui
 	shn_port *p = ctx;
 	shn_client *c = p->client;
 	shn_conn best = 0;
+	uint32_t sgen = atomic_load_explicit(&p->sinks_gen, memory_order_acquire);
+	uint64_t w0 = n->event | (uint64_t)n->key_len << 32;
 
 	(void)gen;
-	if (p->fc_valid && p->fc_gen == atomic_load_explicit(&p->sinks_gen, memory_order_acquire))
+	/* the key of the last run, the filters unchanged since: its answer
+	 * (the key is of the checked copy, padded to whole words, as
+	 * mr_key is) */
+	if (p->mr_valid && p->mr_gen == sgen && p->mr_w0 == w0 &&
+	    shn_direct_key_eq(key, p->mr_key, n->key_len)) {
+		n->conn = p->mr_conn;
+		return (0);
+	}
+	if (p->fc_valid && p->fc_gen == sgen)
 		best = shn__fc_lookup(p, n->event, key, n->key_len);
 	if (best == 0) {
 		pthread_mutex_lock(&c->ctl_lock);
@@ -159,6 +169,15 @@ static int match_run(void *ctx, struct shn_direct_run *n, const uint8_t *key, ui
 	 * a forged run harms nobody once dropped. */
 	n->conn = best;
 	p->mn_late += best == 0;   /* compact() drops it, and any run that follows with its key */
+	/* remembered under the generation loaded before the lookup: a change
+	 * of the filters since makes the next run look again */
+	p->mr_valid = best != 0;
+	if (best != 0) {
+		p->mr_gen = sgen;
+		p->mr_w0 = w0;
+		p->mr_conn = best;
+		memcpy(p->mr_key, key, SHN_ALIGN8(n->key_len));
+	}
 	return (0);
 }
 

@@ -125,6 +125,7 @@ struct shn_client {
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
 	struct shn__ftab_memo_ent *ftab_memo;  /* ftab_memo.c; NULL until first used */
+	struct shn__ftab_memo_ent *ftab_last;  /* ftab_memo.c: the last answer; NULL until used */
 	struct shn__drun *dp_runs;     /* the batch's runs (shn__dpub_plan) */
 	size_t dp_cap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
@@ -259,7 +260,16 @@ struct shn_port {
 	uint32_t fc_nany;
 	uint8_t *fc_keys;
 	struct shn__fc_memo_ent *fc_memo;  /* filter_cache.c; NULL until first used */
-	uint32_t mn_late;              /* match_note: keys of the record no filter took (conn 0) */
+	uint32_t mn_late;              /* match_run: runs of the record no filter took (conn 0) */
+	/* match_run's last answer: a run of event | key_len << 32 = mr_w0 and
+	 * key mr_key earned mr_conn (not 0) while sinks_gen was mr_gen.  A
+	 * flood, and a latency test, send one key: its runs skip the
+	 * filter cache's hash */
+	bool mr_valid;
+	uint32_t mr_gen;
+	uint64_t mr_w0;
+	uint64_t mr_conn;
+	alignas(8) uint8_t mr_key[SHN_KEY_MAX_WIRE];   /* zero past the key's words */
 	uint8_t *dbuf;                 /* the private copy of the direct record */
 	uint32_t dbuf_cap;
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due

@@ -86,8 +86,10 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 					runs->r[nr - 1].count = (uint32_t)(i - start);
 					runs->r[nr - 1].bytes = rbytes;
 				}
-				if (nr < SHN__RUNS_KNOWN)
+				if (nr < SHN__RUNS_KNOWN) {
 					runs->r[nr].first = (uint32_t)i;
+					runs->r[nr].hash = 0;
+				}
 				nr++;
 				start = i;
 				rbytes = 0;
@@ -149,9 +151,11 @@ static bool prefix_listens(shn_client *c, const uint64_t *lens, const uint8_t *k
  * possibly have a subscriber?  Reads the broker's interest summary; never
  * says no for a key someone subscribed to before this call began: the
  * broker set the key's (or prefix's) bit and the prefix's length before
- * that SUBSCRIBE's reply (shm/proto.h).  Caller holds pub_lock (the
- * summary moves on reconnect). */
-static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t n)
+ * that SUBSCRIBE's reply (shm/proto.h).  The first key's hash is kept in
+ * runs for the direct path's plan.  Caller holds pub_lock (the summary
+ * moves on reconnect). */
+static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t n,
+			   struct batch_runs *runs)
 {
 	uint64_t lens[SHN_PREFIX_LEN_WORDS] = { 0 };
 	bool prefixes = false;
@@ -168,6 +172,8 @@ static bool anyone_listens(shn_client *c, const shn_notification *batch, size_t 
 
 		uint64_t h = XXH3_64bits(x->key, x->key_len);
 
+		if (i == 0 && runs->n != 0)
+			runs->r[0].hash = h;   /* the plan's lookup needs it too */
 		if (shn_interest_test(c->bshm, c->interest, h))
 			return (true);
 		/* a key the direct path matched at this generation is known to
@@ -329,7 +335,14 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 			  const struct batch_runs *runs, unsigned flags, uint32_t size,
 			  struct shn__sync_wait *w, bool *room_waiter)
 {
-	struct shn__dplan pl = { .brokered = true };
+	struct shn__dplan pl;   /* not zeroed whole: port[] is read below nports only */
+
+	pl.gen = 0;
+	pl.brokered = true;
+	pl.nports = 0;
+	pl.nruns = 0;
+	pl.full = NULL;
+	pl.full_size = 0;
 	int mail = 0, err;
 
 	for (;;) {
@@ -567,7 +580,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		err = -EMSGSIZE;   /* a reconnect brought a smaller ring */
 		goto refused;
 	}
-	if (!anyone_listens(c, batch, n)) {
+	if (!anyone_listens(c, batch, n, &runs)) {
 		err = 0;   /* no matching subscription: done, even for SYNC (rule 7) */
 		goto refused;
 	}
