@@ -57,6 +57,15 @@
  *                          only whole batches arrive (consecutive counters,
  *                          batch_index/batch_count/batch_id), and a fresh
  *                          publisher's batch still reaches the port
+ *   test_direct_runs       batches whose key and event change every few notes
+ *                          (60 runs, more than shn_notify notes while it
+ *                          checks a batch) and in long stretches (a few runs,
+ *                          one key's bytes at two addresses), to a port
+ *                          taking two of four keys, one for one event: each
+ *                          note arrives with its own key, event, data (or
+ *                          none) and conn, in order, seq gapless, each
+ *                          batch whole as the notes the port takes of it,
+ *                          and (direct on) batches went directly
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -1245,6 +1254,146 @@ static void test_publisher_killed(void **state)
 	h_disconnect(c);
 }
 
+/* ---- runs: a batch whose keys and events change ------------------------- */
+
+#define RUNS_ROUNDS 40
+#define RUNS_NOTES 100   /* per batch; an even round's batch has 60 runs */
+
+struct runs_ctx {
+	const char *sock;
+	struct h_chan done;
+	struct h_chan go;
+};
+
+/* "runs/a" twice, at two addresses: one run or two, never a wrong key */
+static const char runs_a1[] = "runs/a", runs_b[] = "runs/b", runs_x[] = "runs/x";
+static char runs_a2[] = "runs/a";
+
+/* Note i of round r.  Even rounds: the key turns over a1, b, a2, x every
+ * two notes and the event every 5 notes (60 runs, some pairs split by the
+ * event: more than the publisher notes while it checks a batch, so its plan
+ * walks them); odd rounds: a1 for 30
+ * notes, a2 (the same bytes) for 30, b for 30, x for 10, the event every
+ * 15 notes (a few runs; a key's stretch split by its event).  Data: the
+ * round and the index, every third note none. */
+static void runs_note(uint32_t r, uint32_t i, shn_notification *x, uint32_t *payload)
+{
+	const char *keys[4] = { runs_a1, runs_b, runs_a2, runs_x };
+	const char *key = r % 2 == 0 ? keys[i / 2 % 4] : keys[i < 30 ? 0 : i < 60 ? 2 : i < 90 ? 1 : 3];
+
+	*payload = r << 16 | i;
+	*x = (shn_notification){ .event = 1u + (r % 2 == 0 ? (i / 5) % 2 : (i / 15) % 2), .key = key,
+				 .key_len = 6, .data = i % 3 ? payload : NULL,
+				 .data_len = i % 3 ? sizeof(*payload) : 0 };
+}
+
+/* Does the port (runs/a: every event; runs/b: event 1) take it? */
+static bool runs_taken(const shn_notification *x)
+{
+	return (memcmp(x->key, "runs/a", 6) == 0 ||
+		(memcmp(x->key, "runs/b", 6) == 0 && x->event == 1));
+}
+
+static int runs_publisher(void *arg)
+{
+	struct runs_ctx *x = arg;
+	shn_notification b[RUNS_NOTES];
+	uint32_t payload[RUNS_NOTES];
+	shn_client *c = NULL;
+	uint8_t byte;
+
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	for (uint32_t r = 0; r < RUNS_ROUNDS; r++) {
+		for (uint32_t i = 0; i < RUNS_NOTES; i++)
+			runs_note(r, i, &b[i], &payload[i]);
+		CHILD_CHECK_EQ(shn_notify(c, b, RUNS_NOTES, 0), 0);
+		h_sleep_ms(1);   /* time for the ring to be offered and taken */
+	}
+	CHILD_CHECK(h_send(&x->done, 1) == 1);
+	CHILD_CHECK(h_recv(&x->go, &byte, H_CHILD_TIMEOUT_MS) == 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+static void test_direct_runs(void **state)
+{
+	struct harness *h = *state;
+	struct runs_ctx x = { .sock = h->sock };
+	shn_notification out[64], want;
+	shn_conn ca, cb;
+	uint32_t payload, r = 0, i = 0, idx = 0, per_batch[2] = { 0, 0 };
+	uint64_t seq = 0, batch_id = 0, got = 0, total = 0;
+	uint8_t byte;
+
+	for (uint32_t k = 0; k < RUNS_NOTES; k++)
+		for (uint32_t rr = 0; rr < 2; rr++) {
+			runs_note(rr, k, &want, &payload);
+			per_batch[rr] += runs_taken(&want);
+		}
+	h_chan_init(&x.done);
+	h_chan_init(&x.go);
+	shn_client *c = h_connect(h);
+	shn_port *p = h_port_sub(c, 4u << 20, "runs/a", 6, SHN_EV_ALL, &ca);
+	assert_int_equal(shn_subscribe(p, "runs/b", 6, 1, 0, &cb), 0);
+	pid_t pid = h_fork(runs_publisher, &x);
+
+	for (uint32_t rr = 0; rr < RUNS_ROUNDS; rr++)
+		total += per_batch[rr % 2];
+	while (got < total) {
+		int n = h_get(p, out, 64);
+
+		for (int k = 0; k < n; k++) {
+			const shn_notification *o = &out[k];
+
+			if (o->event == SHN_EV_OVERFLOW)
+				fail_overflow(o, "a 4 MiB port");
+			/* the next note of the stream the port takes */
+			do {
+				runs_note(r, i, &want, &payload);
+				if (++i == RUNS_NOTES) {
+					i = 0;
+					r++;
+				}
+			} while (!runs_taken(&want));
+			if (o->key_len != 6 || memcmp(o->key, want.key, 6) != 0 ||
+			    o->event != want.event || o->data_len != want.data_len)
+				fail_msg("round %u note %u: key %.*s event %u data_len %u where %s %u "
+					 "%u was due", r - (i == 0), (i + RUNS_NOTES - 1) % RUNS_NOTES,
+					 (int)o->key_len, (const char *)o->key, o->event, o->data_len,
+					 (const char *)want.key, want.event, want.data_len);
+			if (want.data_len != 0)
+				assert_memory_equal(o->data, &payload, sizeof(payload));
+			else
+				assert_null(o->data);
+			assert_int_equal(o->conn, memcmp(want.key, "runs/a", 6) == 0 ? ca : cb);
+			assert_int_equal(o->seq, ++seq);
+			assert_int_equal(o->sender_pid, pid);
+			/* whole batches: the notes the port takes of each */
+			assert_int_equal(o->batch_index, idx);
+			assert_int_equal(o->batch_count, per_batch[(r - (i == 0)) % 2]);
+			if (idx == 0) {
+				assert_true(o->batch_id > batch_id);
+				batch_id = o->batch_id;
+			}
+			assert_int_equal(o->batch_id, batch_id);
+			if (++idx == o->batch_count)
+				idx = 0;
+			got++;
+		}
+	}
+	assert_int_equal(h_recv(&x.done, &byte, H_CHILD_TIMEOUT_MS), 1);
+	long long routed = hs_client_stat(c, pid, "direct_routed");
+	if (h_direct_on() && routed <= 0)
+		fail_msg("direct path on, yet direct_routed = %lld: no batch went directly", routed);
+	assert_int_equal(h_send(&x.go, 1), 1);
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+	assert_int_equal(shn_port_get(p, out, 64, 0), -ETIMEDOUT);
+	fprintf(stderr, "direct_runs: %u rounds, %lld notes directly\n", RUNS_ROUNDS, routed);
+	h_chan_close(&x.done);
+	h_chan_close(&x.go);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -1258,6 +1407,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_direct_block, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_direct_block_reading, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_killed, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_runs, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
