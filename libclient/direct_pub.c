@@ -237,9 +237,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		const shn_notification *x = &batch[i];
 		const void *key = x->key;
 		uint32_t kl = x->key_len, ev = x->event;
-		uint64_t bits = 0, bytes;
-
-		uint64_t hash = 0;
+		uint64_t bits = 0, bytes, hash = 0;
 
 		if (nknown != 0) {
 			/* the caller's check of the batch found the runs (and
