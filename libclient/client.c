@@ -467,6 +467,7 @@ int shn_connect(const char *socket_path, shn_client **out)
 		return (-ENOMEM);
 	c->hello_ask = shn__direct_hello_flag();   /* once: a reconnect asks the same */
 	c->dp_fanout = shn__direct_fanout();
+	c->swept_gen = UINT64_MAX;   /* direct_pub.c: not swept yet */
 	c->dp_wait_ns = shn__direct_wait_ns();
 	err = shn__resolve_socket_path(socket_path, c->path, sizeof(c->path));
 	if (err >= 0)

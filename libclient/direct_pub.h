@@ -53,9 +53,15 @@ struct shn__dplan {
 enum {
 	SHN__DP_BROKER = 1,  /* send the whole batch through the broker, gen 0 */
 	SHN__DP_MAIL,        /* a ring the port map names is not ours yet: read
-	                        the control socket (its DIRECT_OPEN is there), retry */
+	                        the control socket (its DIRECT_OPEN is there, or on
+	                        its way), retry */
 	SHN__DP_FULL,        /* a SHN_OVERFLOW_BLOCK ring has no room: pl->full */
 };
+
+/* A DIRECT_OPEN not in the socket when a batch looked for it: the batches
+ * that follow take the broker path, and every SHN__MAIL_EVERY-th reads the
+ * socket again. */
+#define SHN__MAIL_EVERY 16
 
 /* How long a publisher waits, spinning and yielding, for a reader that
  * frees nothing of a full SHN_OVERFLOW_BLOCK direct ring, or a broker that

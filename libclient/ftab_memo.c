@@ -21,6 +21,16 @@ struct shn__ftab_memo_ent {
 	uint8_t key[SHN__FTAB_MEMO_KEY];
 };
 
+/* The last answer: an entry with room for a wide fan-out's ports. */
+struct shn__ftab_last {
+	uint64_t hash;
+	uint64_t gen1;                 /* generation + 1; 0: empty */
+	uint16_t key_len;
+	uint8_t nm;
+	struct shn_ftab_match m[SHN__FTAB_LAST_PORTS];
+	uint8_t key[SHN__FTAB_MEMO_KEY];
+};
+
 /* The table's hash, for the lookup's prefixes of a key. */
 static uint64_t ftab_hash(const void *key, size_t len)
 {
@@ -53,36 +63,43 @@ static bool holds(const struct shn__ftab_memo_ent *e, uint64_t gen, uint64_t has
 		memcmp(e->key, key, len) == 0);
 }
 
+static bool last_holds(const struct shn__ftab_last *e, uint64_t gen, uint64_t hash,
+		       const void *key, uint32_t len)
+{
+	return (e->gen1 == gen + 1 && e->hash == hash && e->key_len == len &&
+		memcmp(e->key, key, len) == 0);
+}
+
 /* The one-entry memo of the last answer, for any table: a flood (or a
  * latency test) sends one key, whose lookup is then a compare; a miss
  * costs one compare of the hash. */
-static struct shn__ftab_memo_ent *last_of(shn_client *c)
+static struct shn__ftab_last *last_of(shn_client *c)
 {
 	if (c->ftab_last == NULL)
 		c->ftab_last = calloc(1, sizeof(*c->ftab_last));
 	return (c->ftab_last);
 }
 
-static void remember(struct shn__ftab_memo_ent *e, uint64_t gen, uint64_t hash, const void *key,
-		     uint32_t len, const struct shn_ftab_match *m, int nm)
-{
-	e->hash = hash;
-	e->gen1 = gen + 1;
-	e->key_len = (uint16_t)len;
-	e->nm = (uint8_t)nm;
-	memcpy(e->m, m, (size_t)nm * sizeof(*m));
-	memcpy(e->key, key, len);
-}
+/* Keep an answer in an entry of either kind (the two differ in room). */
+#define REMEMBER(E, GEN, HASH, KEY, LEN, M, NM) do {                   \
+		(E)->hash = (HASH);                                    \
+		(E)->gen1 = (GEN) + 1;                                 \
+		(E)->key_len = (uint16_t)(LEN);                        \
+		(E)->nm = (uint8_t)(NM);                               \
+		memcpy((E)->m, (M), (size_t)(NM) * sizeof(*(M)));      \
+		memcpy((E)->key, (KEY), (LEN));                        \
+	} while (0)
 
 int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void *key,
 			  uint32_t len, struct shn_ftab_match *out, uint32_t max)
 {
-	struct shn__ftab_memo_ent *e = NULL, *last = NULL;
+	struct shn__ftab_memo_ent *e = NULL;
+	struct shn__ftab_last *last = NULL;
 	int nm;
 
 	if (len <= SHN__FTAB_MEMO_KEY) {
 		last = last_of(c);
-		if (last != NULL && holds(last, gen, hash, key, len) && last->nm <= max) {
+		if (last != NULL && last_holds(last, gen, hash, key, len) && last->nm <= max) {
 			memcpy(out, last->m, last->nm * sizeof(*out));
 			return (last->nm);
 		}
@@ -103,12 +120,10 @@ int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void
 	}
 	nm = shn_ftab_lookup_hinted(c->ftab, gen, hash, key, len, out, max, ftab_hash,
 				    lookup_hint(c), SHN_INTEREST_BITS);
-	if (nm >= 0 && nm <= SHN__FTAB_MEMO_PORTS) {
-		if (e != NULL)
-			remember(e, gen, hash, key, len, out, nm);
-		if (last != NULL)
-			remember(last, gen, hash, key, len, out, nm);
-	}
+	if (e != NULL && nm >= 0 && nm <= SHN__FTAB_MEMO_PORTS)
+		REMEMBER(e, gen, hash, key, len, out, nm);
+	if (last != NULL && nm >= 0 && nm <= SHN__FTAB_LAST_PORTS)
+		REMEMBER(last, gen, hash, key, len, out, nm);
 	return (nm);
 }
 

@@ -16,8 +16,11 @@
  * Why: a key's lookup probes the table once per prefix length in use and
  * once for the key itself, each probe a likely cache miss; floods publish
  * the same keys again and again.  Two ways a set, keys up to
- * SHN__FTAB_MEMO_KEY bytes, at most SHN__FTAB_MEMO_PORTS ports an entry;
- * anything else is looked up every time.  Under pub_lock.
+ * SHN__FTAB_MEMO_KEY bytes, at most SHN__FTAB_MEMO_PORTS ports an entry,
+ * used when the table holds prefixes; and, whatever the table holds, the
+ * last answer (up to SHN__FTAB_LAST_PORTS ports: a flood's key, a wide
+ * fan-out's, is then one compare).  Anything else is looked up every time.
+ * Under pub_lock.
  */
 #ifndef SHN_FTAB_MEMO_H
 #define SHN_FTAB_MEMO_H
@@ -30,6 +33,7 @@
 #define SHN__FTAB_MEMO_SLOTS 2048   /* a power of two: sets of two ways */
 #define SHN__FTAB_MEMO_KEY   32
 #define SHN__FTAB_MEMO_PORTS 4
+#define SHN__FTAB_LAST_PORTS 64    /* = SHN__DPLAN_PORTS, the most a plan asks for */
 
 /* The ports whose filters at generation gen take key[0..len) (hash:
  * XXH3_64bits of it), as shn_ftab_lookup_hinted answers: the count, or

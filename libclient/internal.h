@@ -120,12 +120,17 @@ struct shn_client {
 	struct shn__pring **prings;
 	uint32_t nprings, prings_cap;
 	uint32_t pmap_known;           /* port-map slots below this were announced */
+	uint64_t mail_looked;          /* open_gen of the unannounced slot we last read the
+	                                  socket for (0: none); shn__dpub_plan */
+	uint32_t mail_skips;           /* batches since, sent through the broker */
+	uint64_t swept_gen;            /* the generation prings was last swept at
+	                                  (UINT64_MAX: never) */
 	uint32_t dp_fanout;            /* shn__direct_fanout(), read at shn_connect */
 	uint64_t dp_wait_ns;           /* shn__direct_wait_ns(), read at shn_connect */
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
 	struct shn__ftab_memo_ent *ftab_memo;  /* ftab_memo.c; NULL until first used */
-	struct shn__ftab_memo_ent *ftab_last;  /* ftab_memo.c: the last answer; NULL until used */
+	struct shn__ftab_last *ftab_last;      /* ftab_memo.c: the last answer; NULL until used */
 	struct shn__drun *dp_runs;     /* the batch's runs (shn__dpub_plan) */
 	size_t dp_cap;
 	/* acl.c: publish permissions asked with PUB_CHECK, per key */
