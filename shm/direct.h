@@ -735,9 +735,9 @@ static inline int shn_ftab_half_add_key(struct shn_ftab_hdr *t, unsigned h, uint
  *   [64] slots[SHN_PMAP_SLOTS] struct shn_pmap_slot
  * Slot s describes the publisher's direct ring s.  The port is direct for
  * this publisher at generation g when open_gen <= g < close_gen.  The
- * broker writes a slot (it sends DIRECT_OPEN to the publisher first, so a
+ * broker writes a slot (it queues DIRECT_OPEN to the publisher first, so a
  * library that finds a live ring_id it has not mapped yet finds the message
- * already in its socket), then stores the table's gen + 1 with open_gen /
+ * in its socket or on its way), then stores the table's gen + 1 with open_gen /
  * close_gen = that new gen: a slot changes only between generations the
  * publisher re-checks.  The broker's skip of brokered batches (gen stamp in
  * shn_pub_batch) uses the same interval, so no port gets a batch twice and

@@ -240,9 +240,10 @@ struct shn_msg_direct_setup_reply {
 enum { SHN_DSETUP_FD_TABLE, SHN_DSETUP_FD_PMAP, SHN_DSETUP_NFDS };
 
 /* DIRECT_OPEN (broker -> client, unsolicited, hdr.id 0): one per side of a
- * new direct ring.  The broker sends the publisher's first, before it
+ * new direct ring.  The broker queues the publisher's first, before it
  * stamps the port map (so a publisher that sees the slot live finds the
- * message already in its socket), the subscriber's right after.
+ * message in its socket or on its way: io_uring sends asynchronously),
+ * the subscriber's right after.
  *
  * role SHN_DIRECT_PUBLISHER, fds: [0] ring segment (rw: prod line, stats,
  * data), [1] consumer-line segment (read-only), [2] the port's consumer
