@@ -12,23 +12,24 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-struct shn__ftab_memo_ent {
+/* What an entry answers for: a key at a generation, and how many ports. */
+struct memo_tag {
 	uint64_t hash;
 	uint64_t gen1;                 /* generation + 1; 0: empty */
 	uint16_t key_len;
 	uint8_t nm;
-	struct shn_ftab_match m[SHN__FTAB_MEMO_PORTS];
 	uint8_t key[SHN__FTAB_MEMO_KEY];
+};
+
+struct shn__ftab_memo_ent {
+	struct memo_tag t;
+	struct shn_ftab_match m[SHN__FTAB_MEMO_PORTS];
 };
 
 /* The last answer: an entry with room for a wide fan-out's ports. */
 struct shn__ftab_last {
-	uint64_t hash;
-	uint64_t gen1;                 /* generation + 1; 0: empty */
-	uint16_t key_len;
-	uint8_t nm;
+	struct memo_tag t;
 	struct shn_ftab_match m[SHN__FTAB_LAST_PORTS];
-	uint8_t key[SHN__FTAB_MEMO_KEY];
 };
 
 /* The table's hash, for the lookup's prefixes of a key. */
@@ -56,18 +57,11 @@ static struct shn__ftab_memo_ent *slot_of(shn_client *c, uint64_t hash)
 	return (&c->ftab_memo[2 * ((hash >> 20) & (SHN__FTAB_MEMO_SLOTS / 2 - 1))]);
 }
 
-static bool holds(const struct shn__ftab_memo_ent *e, uint64_t gen, uint64_t hash,
-		  const void *key, uint32_t len)
+static bool holds(const struct memo_tag *t, uint64_t gen, uint64_t hash, const void *key,
+		  uint32_t len)
 {
-	return (e->gen1 == gen + 1 && e->hash == hash && e->key_len == len &&
-		memcmp(e->key, key, len) == 0);
-}
-
-static bool last_holds(const struct shn__ftab_last *e, uint64_t gen, uint64_t hash,
-		       const void *key, uint32_t len)
-{
-	return (e->gen1 == gen + 1 && e->hash == hash && e->key_len == len &&
-		memcmp(e->key, key, len) == 0);
+	return (t->gen1 == gen + 1 && t->hash == hash && t->key_len == len &&
+		memcmp(t->key, key, len) == 0);
 }
 
 /* The one-entry memo of the last answer, for any table: a flood (or a
@@ -80,15 +74,17 @@ static struct shn__ftab_last *last_of(shn_client *c)
 	return (c->ftab_last);
 }
 
-/* Keep an answer in an entry of either kind (the two differ in room). */
-#define REMEMBER(E, GEN, HASH, KEY, LEN, M, NM) do {                   \
-		(E)->hash = (HASH);                                    \
-		(E)->gen1 = (GEN) + 1;                                 \
-		(E)->key_len = (uint16_t)(LEN);                        \
-		(E)->nm = (uint8_t)(NM);                               \
-		memcpy((E)->m, (M), (size_t)(NM) * sizeof(*(M)));      \
-		memcpy((E)->key, (KEY), (LEN));                        \
-	} while (0)
+/* Keep an answer in an entry of either kind (m: the entry's room). */
+static void remember(struct memo_tag *t, struct shn_ftab_match *m, uint64_t gen, uint64_t hash,
+		     const void *key, uint32_t len, const struct shn_ftab_match *out, int nm)
+{
+	t->hash = hash;
+	t->gen1 = gen + 1;
+	t->key_len = (uint16_t)len;
+	t->nm = (uint8_t)nm;
+	memcpy(t->key, key, len);
+	memcpy(m, out, (size_t)nm * sizeof(*m));
+}
 
 int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void *key,
 			  uint32_t len, struct shn_ftab_match *out, uint32_t max)
@@ -99,9 +95,9 @@ int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void
 
 	if (len <= SHN__FTAB_MEMO_KEY) {
 		last = last_of(c);
-		if (last != NULL && last_holds(last, gen, hash, key, len) && last->nm <= max) {
-			memcpy(out, last->m, last->nm * sizeof(*out));
-			return (last->nm);
+		if (last != NULL && holds(&last->t, gen, hash, key, len) && last->t.nm <= max) {
+			memcpy(out, last->m, last->t.nm * sizeof(*out));
+			return (last->t.nm);
 		}
 		/* with exact keys only, the lookup is one probe: no cheaper
 		 * than the memo's sets (measured: 1000 keys 20.7 M/s without
@@ -112,18 +108,18 @@ int shn__ftab_memo_lookup(shn_client *c, uint64_t gen, uint64_t hash, const void
 
 	if (e != NULL) {
 		for (int w = 0; w < 2; w++)
-			if (holds(&e[w], gen, hash, key, len) && e[w].nm <= max) {
-				memcpy(out, e[w].m, e[w].nm * sizeof(*out));
-				return (e[w].nm);
+			if (holds(&e[w].t, gen, hash, key, len) && e[w].t.nm <= max) {
+				memcpy(out, e[w].m, e[w].t.nm * sizeof(*out));
+				return (e[w].t.nm);
 			}
 		e[1] = e[0];   /* two ways, the newest first */
 	}
 	nm = shn_ftab_lookup_hinted(c->ftab, gen, hash, key, len, out, max, ftab_hash,
 				    lookup_hint(c), SHN_INTEREST_BITS);
 	if (e != NULL && nm >= 0 && nm <= SHN__FTAB_MEMO_PORTS)
-		REMEMBER(e, gen, hash, key, len, out, nm);
+		remember(&e->t, e->m, gen, hash, key, len, out, nm);
 	if (last != NULL && nm >= 0 && nm <= SHN__FTAB_LAST_PORTS)
-		REMEMBER(last, gen, hash, key, len, out, nm);
+		remember(&last->t, last->m, gen, hash, key, len, out, nm);
 	return (nm);
 }
 
@@ -136,8 +132,8 @@ bool shn__ftab_memo_listens(shn_client *c, uint64_t hash, const void *key, uint3
 		return (false);
 	e = &c->ftab_memo[2 * ((hash >> 20) & (SHN__FTAB_MEMO_SLOTS / 2 - 1))];
 	gen = atomic_load_explicit(&c->ftab->gen, memory_order_acquire);
-	return ((holds(&e[0], gen, hash, key, len) && e[0].nm > 0) ||
-		(holds(&e[1], gen, hash, key, len) && e[1].nm > 0));
+	return ((holds(&e[0].t, gen, hash, key, len) && e[0].t.nm > 0) ||
+		(holds(&e[1].t, gen, hash, key, len) && e[1].t.nm > 0));
 }
 
 void shn__ftab_memo_free(shn_client *c)
