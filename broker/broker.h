@@ -223,6 +223,9 @@ struct shnd_client {
 	/* the direct path: granted in HELLO (it asked, --direct auto); set up
 	 * (DIRECT_SETUP): it holds the filter table and its port map */
 	bool direct, direct_setup;
+	/* the most ports its library writes one batch to directly
+	 * (DIRECT_SETUP): a wider batch offers it no ring (router.c) */
+	uint32_t direct_fanout;
 	struct shn_segment pmap_seg;  /* its port map: the broker writes, sealed read-only */
 	uint32_t pmap_used;           /* port map slots used (never reused) */
 	/* ports whose ring this publisher gave back (it could not map it, or

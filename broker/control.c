@@ -432,8 +432,9 @@ static void do_stats(struct shnd_client *c, const struct shn_msg_hdr *req, size_
 
 /* DIRECT_SETUP: once, and only after a HELLO that granted the direct path
  * (the library never sends it otherwise: a protocol error). */
-static void do_direct_setup(struct shnd_client *c, const struct shn_msg_hdr *req)
+static void do_direct_setup(struct shnd_client *c, const struct shn_msg_direct_setup *ds)
 {
+	const struct shn_msg_hdr *req = &ds->hdr;
 	struct shn_msg_direct_setup_reply rep;
 	int fds[SHN_DSETUP_NFDS];
 	uint64_t size = 0;
@@ -447,6 +448,7 @@ static void do_direct_setup(struct shnd_client *c, const struct shn_msg_hdr *req
 		proto_error(c, "second DIRECT_SETUP", req->type);
 		return;
 	}
+	c->direct_fanout = ds->fanout;   /* 1..64: checked (validate.c) */
 	err = shnd_ftab_setup_client(c->b, c, fds, &size);
 	if (err) {
 		shnd_warn("client %llu (pid %d): direct path setup failed: %s",
@@ -551,7 +553,7 @@ void shnd_control_handle(struct shnd_client *c, size_t len)
 		do_set_name(c, m);
 		break;
 	case SHND_CTL_DIRECT_SETUP:
-		do_direct_setup(c, h);
+		do_direct_setup(c, m);
 		break;
 	case SHND_CTL_DIRECT_CLOSE:
 		do_direct_close(c, m);

@@ -108,13 +108,19 @@ static int route_record(struct shnd_broker *b, struct shnd_client *c, const uint
 	} else {
 		if (must_wait(b, c))
 			return (1);
+		/* a ring is offered only for a batch the publisher would write
+		 * directly: one reaching more ports than its fan-out stays
+		 * here (its library sends it to the broker), and eight rings
+		 * offered to a 1 -> 8 publisher cost both sides for nothing */
+		bool offer = c->direct_setup && r->ntouched <= c->direct_fanout;
+
 		for (t = 0; t < r->ntouched; t++) {
 			struct shnd_port *p = r->touched[t];
 
 			/* written to p directly at the generation it was matched at */
 			if (shnd_dring_skips(c, p, pb->gen))
 				continue;
-			if (shnd_deliver(b, c, p, pb, 0) && c->direct_setup)
+			if (shnd_deliver(b, c, p, pb, 0) && offer)
 				shnd_dring_offer(b, c, p);
 		}
 	}

@@ -172,8 +172,16 @@ void shnd_ctl_decode(const void *msg, size_t len, bool handshake, struct shnd_ct
 		set_name(msg, len, v);
 		break;
 	case SHN_MSG_DIRECT_SETUP:
-		if (need(len, sizeof(struct shn_msg_hdr), v))
-			handler(v, SHND_CTL_DIRECT_SETUP, 0);
+		if (need(len, sizeof(struct shn_msg_direct_setup), v)) {
+			const struct shn_msg_direct_setup *ds = msg;
+
+			if (ds->fanout < 1 || ds->fanout > SHN_DIRECT_FANOUT_MAX)
+				drop(v, "DIRECT_SETUP with a fan-out outside 1..64");
+			else if (ds->reserved != 0)
+				drop(v, "DIRECT_SETUP with its reserved field set");
+			else
+				handler(v, SHND_CTL_DIRECT_SETUP, 0);
+		}
 		break;
 	case SHN_MSG_DIRECT_CLOSE:
 		if (need(len, sizeof(struct shn_msg_direct_close), v)) {

@@ -58,7 +58,8 @@ static int connect_socket(const char *path, int *out)
  * filter table and our port map (docs/direct-path.md). */
 static int direct_setup(shn_client *c)
 {
-	struct shn_msg_hdr req = { .type = SHN_MSG_DIRECT_SETUP };
+	struct shn_msg_direct_setup req = { .hdr.type = SHN_MSG_DIRECT_SETUP,
+					    .fanout = c->dp_fanout };
 	struct shn_msg_direct_setup_reply rep;
 	int fds[SHN_DSETUP_NFDS], nfds = SHN_DSETUP_NFDS, err;
 	size_t rlen = 0;
@@ -271,6 +272,7 @@ static int reconnect(shn_client *c)
 	if (n == NULL)
 		return (-ENOMEM);
 	n->hello_ask = c->hello_ask;
+	n->dp_fanout = c->dp_fanout;   /* DIRECT_SETUP tells the new broker */
 	err = connect_socket(c->path, &n->sock);
 	if (err == 0)
 		err = hello(n);

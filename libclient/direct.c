@@ -38,6 +38,9 @@ uint32_t shn__direct_hello_flag(void)
 	return (SHN_HELLO_F_DIRECT);
 }
 
+/* the broker checks the fan-out DIRECT_SETUP carries against the same bound */
+_Static_assert(SHN__DPLAN_PORTS == SHN_DIRECT_FANOUT_MAX, "fan-out bound");
+
 uint32_t shn__direct_fanout(void)
 {
 	const char *v = getenv("SHMNOTIFY_DIRECT_FANOUT");

@@ -19,8 +19,9 @@
 #include "util/utf8.h"
 
 #define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
-#define SHN_PROTO_VERSION 3u   /* 2: ring producer line holds room_head;
-                                  3: direct records carry runs (direct.h) */
+#define SHN_PROTO_VERSION 4u   /* 2: ring producer line holds room_head;
+                                  3: direct records carry runs (direct.h);
+                                  4: DIRECT_SETUP carries the fan-out */
 #define SHN_MSG_MAX       4096u       /* bytes in one control message */
 #define SHN_MSG_MAX_FDS   4
 
@@ -225,12 +226,24 @@ struct shn_msg_sync_done {
 
 /* ---- the direct path (docs/direct-path.md) ----------------------------- */
 
-/* DIRECT_SETUP: header only; sent once, after a HELLO whose reply set
- * SHN_HELLO_F_DIRECT, before the client publishes or subscribes.  Reply
+/* DIRECT_SETUP: sent once, after a HELLO whose reply set
+ * SHN_HELLO_F_DIRECT, before the client publishes or subscribes.  fanout
+ * (1..SHN_DIRECT_FANOUT_MAX) is the most ports the client's library writes
+ * one batch to directly (SHMNOTIFY_DIRECT_FANOUT): the broker offers a
+ * direct ring only for a batch that reached no more ports than that, since
+ * a wider one stays on the broker path and its rings would cost both sides
+ * for nothing.  Another fanout, or reserved not 0, is a protocol error.  Reply
  * (status 0) fds: [0] filter table segment (read-only, table_size bytes,
  * struct shn_ftab_hdr at 0), [1] this client's port map (read-only,
  * SHN_PMAP_SEG_SIZE bytes).  A second DIRECT_SETUP, or one from a client
  * that was not granted SHN_HELLO_F_DIRECT, is a protocol error. */
+struct shn_msg_direct_setup {
+	struct shn_msg_hdr hdr;
+	uint32_t fanout;
+	uint32_t reserved;
+};
+#define SHN_DIRECT_FANOUT_MAX 64u
+
 struct shn_msg_direct_setup_reply {
 	struct shn_msg_hdr hdr;
 	uint64_t table_size;
@@ -518,6 +531,7 @@ _Static_assert(sizeof(struct shn_del_batch2) == 56, "del batch2");
 _Static_assert(sizeof(struct shn_msg_direct_open) == 64, "direct open");
 _Static_assert(sizeof(struct shn_msg_direct_close) == 32, "direct close");
 _Static_assert(sizeof(struct shn_msg_direct_fault) == 32, "direct fault");
+_Static_assert(sizeof(struct shn_msg_direct_setup) == 24, "direct setup");
 _Static_assert(sizeof(struct shn_msg_direct_setup_reply) == 32, "direct setup reply");
 _Static_assert(SHN_DOPEN_PUB_NFDS <= SHN_MSG_MAX_FDS, "fds");
 /* direct.h restates these so that it needs nothing but libc */

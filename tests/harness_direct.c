@@ -50,17 +50,19 @@ void hd_raw_close(struct hd_raw *r)
 
 void hd_direct_setup(struct hd_raw *r, struct hd_direct *d)
 {
-	struct shn_msg_hdr req;
+	struct shn_msg_direct_setup req;
 	struct shn_msg_direct_setup_reply rep;
 	int fds[4] = { -1, -1, -1, -1 }, nfds = 4;
 	ssize_t n;
 
-	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+	memset(&req, 0, sizeof(req));
+	h_hdr_init(&req.hdr, SHN_MSG_DIRECT_SETUP);
+	req.fanout = SHN_DIRECT_FANOUT_MAX;   /* every batch may be offered rings */
 	h_raw_send(r->sock, &req, sizeof(req));
 	n = h_raw_recv(r->sock, &rep, sizeof(rep), fds, &nfds, H_TIMEOUT_MS);
 	assert_int_equal(n, sizeof(rep));
 	assert_int_equal(rep.hdr.type, SHN_MSG_DIRECT_SETUP);
-	assert_int_equal(rep.hdr.id, req.id);
+	assert_int_equal(rep.hdr.id, req.hdr.id);
 	assert_int_equal(rep.hdr.status, 0);
 	assert_int_equal(nfds, SHN_DSETUP_NFDS);
 	assert_int_equal(rep.pmap_size, SHN_PMAP_SEG_SIZE);

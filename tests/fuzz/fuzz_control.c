@@ -48,7 +48,7 @@ static size_t want_size(unsigned type)
 	case SHN_MSG_STATS: return sizeof(struct shn_msg_hdr);   /* or shn_msg_stats */
 	case SHN_MSG_PUB_CHECK: return sizeof(struct shn_msg_pub_check);
 	case SHN_MSG_SET_NAME: return sizeof(struct shn_msg_set_name);
-	case SHN_MSG_DIRECT_SETUP: return sizeof(struct shn_msg_hdr);
+	case SHN_MSG_DIRECT_SETUP: return sizeof(struct shn_msg_direct_setup);
 	case SHN_MSG_DIRECT_CLOSE: return sizeof(struct shn_msg_direct_close);
 	case SHN_MSG_DIRECT_FAULT: return sizeof(struct shn_msg_direct_fault);
 	default: return 0;
@@ -188,7 +188,14 @@ static enum shnd_ctl_action oracle(const uint8_t *msg, size_t len, bool handshak
 			return SHND_CTL_DROP;
 		return SHND_CTL_SET_NAME;
 	}
-	case SHN_MSG_DIRECT_SETUP: return SHND_CTL_DIRECT_SETUP;
+	case SHN_MSG_DIRECT_SETUP: {
+		struct shn_msg_direct_setup m;
+
+		/* a fan-out of 1..64 ports, reserved 0 */
+		memcpy(&m, msg, sizeof(m));
+		return (m.fanout >= 1 && m.fanout <= 64 && m.reserved == 0) ? SHND_CTL_DIRECT_SETUP
+									   : SHND_CTL_DROP;
+	}
 	case SHN_MSG_DIRECT_CLOSE: {
 		struct shn_msg_direct_close m;
 
@@ -253,6 +260,10 @@ static void touch(const uint8_t *msg, size_t len, enum shnd_ctl_action a)
 		break;
 	case SHND_CTL_UNSUBSCRIBE:
 		x = ((const struct shn_msg_unsubscribe *)(const void *)msg)->conn;
+		break;
+	case SHND_CTL_DIRECT_SETUP:
+		x = ((const struct shn_msg_direct_setup *)(const void *)msg)->fanout;
+		CHECK(x >= 1 && x <= SHN_DIRECT_FANOUT_MAX);   /* router.c compares with it */
 		break;
 	default:
 		break;

@@ -151,6 +151,7 @@ static void small(struct buf *o, uint16_t type, uint64_t arg)
 	union {
 		struct shn_msg_port_close pc;
 		struct shn_msg_unsubscribe un;
+		struct shn_msg_direct_setup ds;
 		struct shn_msg_hdr h;
 	} u;
 	size_t len = sizeof(u.h);
@@ -163,6 +164,9 @@ static void small(struct buf *o, uint16_t type, uint64_t arg)
 	} else if (type == SHN_MSG_UNSUBSCRIBE) {
 		u.un.conn = arg;
 		len = sizeof(u.un);
+	} else if (type == SHN_MSG_DIRECT_SETUP) {
+		u.ds.fanout = (uint32_t)arg;
+		len = sizeof(u.ds);
 	}
 	msg(o, &u, len);
 }
@@ -198,7 +202,7 @@ static void control_seeds(const char *dir)
 	 * DIRECT_CLOSE role and a DIRECT_FAULT reserved field never sent) */
 	o.n = 0;
 	hello(&o, 0, SHN_HELLO_F_DIRECT, SHN_PROTO_VERSION);
-	small(&o, SHN_MSG_DIRECT_SETUP, 0);
+	small(&o, SHN_MSG_DIRECT_SETUP, 2);
 	{
 		struct shn_msg_direct_close dc;
 		struct shn_msg_direct_fault df;

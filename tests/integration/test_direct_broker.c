@@ -11,8 +11,9 @@
  *     a subscriber's exit with a new generation before the reply;
  *   - [limits] direct-max-filters: beyond it the table says DISABLED;
  *   - the direct messages from a client that may not send them, a second
- *     DIRECT_SETUP and a DIRECT_FAULT for a ring the client does not hold
- *     are protocol errors (disconnect); DIRECT_CLOSE of such a ring is
+ *     DIRECT_SETUP, one with a fan-out outside 1..64 or its reserved field
+ *     set, and a DIRECT_FAULT for a ring the client does not hold are
+ *     protocol errors (disconnect); DIRECT_CLOSE of such a ring is
  *     -ENOENT.
  */
 #define _GNU_SOURCE
@@ -37,6 +38,18 @@ static int lookup(const struct hd_direct *d, const char *key, struct shn_ftab_ma
 
 	return shn_ftab_lookup(d->t, hd_gen(d), XXH3_64bits(key, len), (const uint8_t *)key,
 			       (uint32_t)len, m, max, xxh3);
+}
+
+/* Send a DIRECT_SETUP with this fan-out and reserved field. */
+static void send_setup(int sock, uint32_t fanout, uint32_t reserved)
+{
+	struct shn_msg_direct_setup req;
+
+	memset(&req, 0, sizeof(req));
+	h_hdr_init(&req.hdr, SHN_MSG_DIRECT_SETUP);
+	req.fanout = fanout;
+	req.reserved = reserved;
+	h_raw_send(sock, &req, sizeof(req));
 }
 
 /* ---- the flag ------------------------------------------------------------ */
@@ -82,13 +95,11 @@ static void test_hello_flag_off(void **state)
 {
 	struct harness *h = *state;
 	struct hd_raw r;
-	struct shn_msg_hdr req;
 
 	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
 	assert_false(r.rep.flags & SHN_HELLO_F_DIRECT);
 	/* not granted: DIRECT_SETUP is a protocol error */
-	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-	h_raw_send(r.sock, &req, sizeof(req));
+	send_setup(r.sock, 2, 0);
 	h_expect_eof(r.sock, "DIRECT_SETUP under --direct off");
 	hd_raw_close(&r);
 	/* the library's path still works */
@@ -270,8 +281,7 @@ static void test_bad_direct_messages(void **state)
 		memset(&df, 0, sizeof(df));
 		memset(&dc, 0, sizeof(dc));
 		if (k == 0) {
-			h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-			h_raw_send(r.sock, &req, sizeof(req));
+			send_setup(r.sock, 2, 0);
 		} else if (k == 1) {
 			h_hdr_init(&df.hdr, SHN_MSG_DIRECT_FAULT);
 			h_raw_send(r.sock, &df, sizeof(df));
@@ -298,11 +308,40 @@ static void test_bad_direct_messages(void **state)
 	assert_int_equal(rep.hdr.id, dc.hdr.id);
 	assert_int_equal(rep.hdr.status, -ENOENT);
 	/* a second DIRECT_SETUP: protocol error */
-	h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
-	h_raw_send(r.sock, &req, sizeof(req));
+	send_setup(r.sock, 2, 0);
 	h_expect_eof(r.sock, "second DIRECT_SETUP");
 	hd_direct_unmap(&d);
 	hd_raw_close(&r);
+
+	/* a DIRECT_SETUP with a fan-out outside 1..64, its reserved field
+	 * set, or only the header (protocol 3's): protocol errors */
+	for (int k = 0; k < 4; k++) {
+		assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+		if (k == 3) {
+			h_hdr_init(&req, SHN_MSG_DIRECT_SETUP);
+			h_raw_send(r.sock, &req, sizeof(req));
+		} else {
+			send_setup(r.sock, k == 0 ? 0 : k == 1 ? SHN_DIRECT_FANOUT_MAX + 1 : 1,
+				   k == 2 ? 1 : 0);
+		}
+		h_expect_eof(r.sock, "a DIRECT_SETUP out of bounds");
+		hd_raw_close(&r);
+	}
+	/* the bounds themselves are taken */
+	for (uint32_t f = 1; f <= SHN_DIRECT_FANOUT_MAX; f += SHN_DIRECT_FANOUT_MAX - 1) {
+		struct shn_msg_direct_setup_reply srep;
+		int fds[SHN_DSETUP_NFDS], nf = SHN_DSETUP_NFDS;
+
+		assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);
+		send_setup(r.sock, f, 0);
+		assert_int_equal(h_raw_recv(r.sock, &srep, sizeof(srep), fds, &nf, H_TIMEOUT_MS),
+				 sizeof(srep));
+		assert_int_equal(srep.hdr.status, 0);
+		assert_int_equal(nf, SHN_DSETUP_NFDS);
+		for (int i = 0; i < nf; i++)
+			close(fds[i]);
+		hd_raw_close(&r);
+	}
 
 	/* a DIRECT_FAULT for a ring it does not hold: protocol error */
 	assert_int_equal(hd_hello(h, &r, SHN_HELLO_F_DIRECT), 0);

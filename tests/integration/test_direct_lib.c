@@ -12,6 +12,11 @@
  *   test_broker_off        under shmnotifyd --direct off the broker grants
  *                          nothing, no client shows "direct", and delivery
  *                          works as before
+ *   test_offer_within_fanout  the broker offers a publisher direct rings
+ *                          only for a batch that reached no more ports than
+ *                          its SHMNOTIFY_DIRECT_FANOUT (told in DIRECT_SETUP):
+ *                          a wider batch leaves it with none ("direct_rings"
+ *                          0), a narrow one with one per port it reached
  *   test_reconnect_direct  after the broker is lost and back, the client
  *                          sets the direct path up again with the new broker,
  *                          and one that connected with SHMNOTIFY_DIRECT=off
@@ -52,27 +57,57 @@ static shn_client *connect_with(struct harness *h, const char *value, const char
 	return c;
 }
 
-/* The "direct" member of the client named name: 1 true, 0 false, -1 no
- * such client or no boolean there. */
-static int shows_direct(shn_client *asker, const char *name)
+/* The member `field` of the client named name in the stats document:
+ * a boolean as 1 or 0, an integer as itself; -1 when no such client lists
+ * one of either. */
+static long long client_member(shn_client *asker, const char *name, const char *field)
 {
 	char *js = h_stats(asker);
 	json_error_t err;
 	json_t *doc = json_loads(js, 0, &err), *cl;
 	size_t i;
-	int r = -1;
+	long long r = -1;
 
 	if (doc == NULL)
 		fail_msg("stats are not JSON (%s): %s", err.text, js);
 	free(js);
 	json_array_foreach(json_object_get(doc, "clients"), i, cl) {
-		const json_t *n = json_object_get(cl, "name"), *d = json_object_get(cl, "direct");
+		const json_t *n = json_object_get(cl, "name"), *d = json_object_get(cl, field);
 
-		if (json_is_string(n) && strcmp(json_string_value(n), name) == 0 && json_is_boolean(d))
+		if (!json_is_string(n) || strcmp(json_string_value(n), name) != 0)
+			continue;
+		if (json_is_boolean(d))
 			r = json_is_true(d) ? 1 : 0;
+		else if (json_is_integer(d))
+			r = json_integer_value(d);
 	}
 	json_decref(doc);
 	return r;
+}
+
+/* The "direct" member of the client named name: 1 true, 0 false, -1 none. */
+static int shows_direct(shn_client *asker, const char *name)
+{
+	return ((int)client_member(asker, name, "direct"));
+}
+
+/* Connect with the direct path asked for and SHMNOTIFY_DIRECT_FANOUT set
+ * to fanout, whatever the test's environment says (the uring runs set 64). */
+static shn_client *connect_fanout(struct harness *h, const char *fanout, const char *name)
+{
+	const char *old = getenv("SHMNOTIFY_DIRECT_FANOUT");
+	char *saved = old ? strdup(old) : NULL;
+	shn_client *c;
+
+	setenv("SHMNOTIFY_DIRECT_FANOUT", fanout, 1);
+	c = connect_with(h, "on", name);
+	if (saved) {
+		setenv("SHMNOTIFY_DIRECT_FANOUT", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("SHMNOTIFY_DIRECT_FANOUT");
+	}
+	return c;
 }
 
 /* from publishes n batches of one note each under key; to's port gets
@@ -125,6 +160,62 @@ static void test_asks_when_on(void **state)
 	h_disconnect(off);
 	h_disconnect(on2);
 	h_disconnect(on);
+}
+
+/* from publishes n one-note batches under key; each of the nports ports
+ * gets them all, in order.  The broker routed each batch (and offered
+ * what rings it offers) before the first port could read it. */
+static void flow_to_all(shn_client *from, shn_port **ports, int nports, const char *key, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint64_t v = (uint64_t)i;
+		shn_notification x = { .event = 1, .key = key, .key_len = (uint16_t)strlen(key),
+				       .data = &v, .data_len = sizeof(v) };
+
+		assert_int_equal(shn_notify(from, &x, 1, 0), 0);
+	}
+	for (int k = 0; k < nports; k++) {
+		shn_notification out[8];
+
+		for (int i = 0; i < n;) {
+			int got = h_get(ports[k], out, 8);
+
+			for (int j = 0; j < got; j++, i++)
+				assert_int_equal(h_le64(out[j].data), (uint64_t)i);
+		}
+	}
+}
+
+static void test_offer_within_fanout(void **state)
+{
+	struct harness *h = *state;
+	shn_client *sub = connect_with(h, "on", "sub");
+	shn_client *one = connect_fanout(h, "1", "fanout-1");
+	shn_client *three = connect_fanout(h, "3", "fanout-3");
+	shn_port *wide[3], *narrow;
+	shn_conn conn;
+
+	for (int k = 0; k < 3; k++)
+		wide[k] = h_port_sub(sub, 0, "wide", 4, SHN_EV_ALL, &conn);
+	narrow = h_port_sub(sub, 0, "narrow", 6, SHN_EV_ALL, &conn);
+	assert_int_equal(shows_direct(sub, "fanout-1"), 1);
+
+	/* three ports, fan-out one: the broker carries it and offers nothing */
+	flow_to_all(one, wide, 3, "wide", 20);
+	assert_int_equal(client_member(sub, "fanout-1", "direct_rings"), 0);
+	/* one port: its ring is offered */
+	flow_to_all(one, &narrow, 1, "narrow", 20);
+	assert_int_equal(client_member(sub, "fanout-1", "direct_rings"), 1);
+	/* three ports, fan-out three: one ring each */
+	flow_to_all(three, wide, 3, "wide", 20);
+	assert_int_equal(client_member(sub, "fanout-3", "direct_rings"), 3);
+	/* and what goes directly still arrives whole and in order */
+	flow_to_all(three, wide, 3, "wide", 200);
+	flow_to_all(one, &narrow, 1, "narrow", 200);
+	assert_int_equal(client_member(sub, "fanout-1", "direct_rings"), 1);
+	h_disconnect(three);
+	h_disconnect(one);
+	h_disconnect(sub);
 }
 
 static int setup_off(void **state)
@@ -213,6 +304,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_asks_when_on, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_off, setup_off, h_teardown),
+		cmocka_unit_test_setup_teardown(test_offer_within_fanout, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_direct, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
