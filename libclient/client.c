@@ -368,6 +368,7 @@ static int reconnect(shn_client *c)
 		if (p->next_rings.staged) {
 			p->next_rings.staged = false;
 			p->next_rings.ready = true;
+			atomic_store_explicit(&p->next_ready, true, memory_order_release);
 		}
 		pthread_mutex_unlock(&p->swap_lock);
 	}

@@ -536,9 +536,13 @@ int shn__dread_load(shn_port *p)
 			return (take_broker(p, rec, len));
 		if (!any)
 			return (0);
-		/* the broker ring is empty at the tail just loaded */
+		/* the broker ring is empty at the tail just loaded: round
+		 * robin from p->rr, without a division per record (rr
+		 * may be past ndr: a ring went away) */
+		uint32_t start = p->rr < p->ndr ? p->rr : 0;
+
 		for (uint32_t n = 0; n < p->ndr; n++) {
-			int i = (int)((p->rr + n) % p->ndr);
+			int i = (int)(start + n < p->ndr ? start + n : start + n - p->ndr);
 
 			if (!has_loaded(&p->dr[i]))
 				continue;
@@ -549,6 +553,7 @@ int shn__dread_load(shn_port *p)
 			n = (uint32_t)-1;   /* something was dropped: look again from the start */
 			if (p->ndr == 0)
 				break;
+			start = p->rr < p->ndr ? p->rr : 0;
 		}
 		for (uint32_t i = 0; i < p->ndr; i++)
 			if (empty_ring_loss(p, &p->dr[i]))

@@ -237,6 +237,8 @@ struct shn_port {
 
 	pthread_mutex_t swap_lock;     /* guards event_fd changes and next_rings */
 	struct shn__port_rings next_rings;
+	_Atomic bool next_ready;       /* next_rings.ready was set (under swap_lock):
+	                                  an empty reader takes the lock only then */
 	uint32_t told_epoch;           /* loss_epoch we delivered BROKER_STATE for */
 	uint64_t synth[(sizeof(struct shn_del_batch) + sizeof(struct shn_del_note)) / 8 + 2];
 

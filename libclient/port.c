@@ -281,11 +281,16 @@ static int check_broker(shn_port *p)
 		shn__port_synth(p, SHN_EV_BROKER_STATE, NULL, 0);
 		return (1);
 	}
+	/* an empty poll of a spinning reader: no lock unless new rings came */
+	if (!atomic_load_explicit(&p->next_ready, memory_order_acquire))
+		return (0);
 	pthread_mutex_lock(&p->swap_lock);
 	if (p->next_rings.ready && shn__port_attach(p, &p->next_rings) == 0) {
 		shn__port_synth(p, SHN_EV_RECONNECT, NULL, 0);
 		r = 1;
 	}
+	/* still ready when the attach failed: the next empty poll tries again */
+	atomic_store_explicit(&p->next_ready, p->next_rings.ready, memory_order_relaxed);
 	pthread_mutex_unlock(&p->swap_lock);
 	return (r);
 }
@@ -486,7 +491,8 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		/* Drain a stale wake-up before looking at anything: a write
 		 * that comes after this (unblock, broker loss) stays pending
 		 * for the poll below. */
-		if (atomic_exchange(&p->efd_dirty, false))
+		if (atomic_load_explicit(&p->efd_dirty, memory_order_relaxed) &&
+		    atomic_exchange(&p->efd_dirty, false))
 			drain_eventfd(p->event_fd);
 		/* Awake, until prepare_sleep below arms the word again with a
 		 * new value.  Left armed (a poll that returned, a wake-up
@@ -497,7 +503,10 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		 * as stale, its next record came with no wake-up and the get
 		 * slept to its timeout (test_direct_semantics). */
 		shn_ring_finish_sleep(&p->ring);
-		if (atomic_exchange(&p->unblock, false))
+		/* a load first: a locked exchange per empty poll is most of
+		 * what a spinning reader's poll costs */
+		if (atomic_load_explicit(&p->unblock, memory_order_relaxed) &&
+		    atomic_exchange(&p->unblock, false))
 			return (-ECANCELED);
 		if (p->cur == NULL) {
 			r = load_record(p);
