@@ -117,6 +117,8 @@ static json_t *client_json(const struct shnd_client *c)
 	shnd_dring_pub_counts(c, &dc);
 	if (json_object_set_new(o, "ports", ports) < 0 ||
 	    json_object_set_new(o, "direct", json_boolean(c->direct_setup)) < 0 ||
+	    json_object_set_new(o, "direct_fanout",
+				json_integer(c->direct_setup ? (json_int_t)c->direct_fanout : 0)) < 0 ||
 	    json_object_set_new(o, "direct_rings", json_integer((json_int_t)dc.rings)) < 0 ||
 	    json_object_set_new(o, "direct_routed", json_integer(ju(dc.a))) < 0 ||
 	    json_object_set_new(o, "direct_dropped", json_integer(ju(dc.b))) < 0) {

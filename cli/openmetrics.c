@@ -90,6 +90,7 @@ static const struct family client_families[] = {
 	{ "acl_denied", false, "The client's requests refused by an [acl] rule" },
 	{ "last_publish_ms_ago", true, "Milliseconds since the client's last batch (-1: none)" },
 	{ "direct", true, "1 once the client holds the direct filter table" },
+	{ "direct_fanout", true, "Most ports a batch of the client is written to directly (0: no direct path)" },
 	{ "direct_rings", true, "Direct rings the client writes" },
 	{ "direct_routed", false, "Notifications the client says it wrote to direct rings" },
 	{ "direct_dropped", false, "Notifications the client says it dropped on direct rings" },

@@ -151,6 +151,7 @@ static void test_asks_when_on(void **state)
 	assert_int_equal(shows_direct(on, "on"), 1);
 	assert_int_equal(shows_direct(on, "on2"), 1);
 	assert_int_equal(shows_direct(on, "off"), 0);
+	assert_int_equal(client_member(on, "off", "direct_fanout"), 0);   /* no direct path */
 	assert_int_equal(shows_direct(on, "default"), 1);   /* on unless off */
 	expect_flow(on, p_off, "k.off", 100);
 	expect_flow(off, p_on, "k.on", 100);
@@ -199,6 +200,9 @@ static void test_offer_within_fanout(void **state)
 		wide[k] = h_port_sub(sub, 0, "wide", 4, SHN_EV_ALL, &conn);
 	narrow = h_port_sub(sub, 0, "narrow", 6, SHN_EV_ALL, &conn);
 	assert_int_equal(shows_direct(sub, "fanout-1"), 1);
+	/* what each library told the broker, shown in the stats */
+	assert_int_equal(client_member(sub, "fanout-1", "direct_fanout"), 1);
+	assert_int_equal(client_member(sub, "fanout-3", "direct_fanout"), 3);
 
 	/* three ports, fan-out one: the broker carries it and offers nothing */
 	flow_to_all(one, wide, 3, "wide", 20);
