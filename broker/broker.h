@@ -301,8 +301,12 @@ struct shnd_ftab {
 	uint64_t builds, disabled_builds;
 };
 
+/* The notes idx .. idx + n - 1 of the batch (indices into router.notes),
+ * taken by one port under one conn: a run of notes with one key and one
+ * event is matched once and then extended (match.c). */
 struct shnd_match {
-	uint32_t note;  /* offset of the note in the scratch copy */
+	uint32_t idx;   /* the first note's index in router.notes */
+	uint32_t n;     /* notes in the range, at least 1 */
 	uint32_t next;  /* next match of the same port, or UINT32_MAX */
 	uint64_t conn;
 };
@@ -318,6 +322,11 @@ struct shnd_router {
 	 * port opens (port.c), so matching never grows it */
 	struct shnd_port **touched;
 	size_t ntouched, touched_cap;
+	/* the ports that took the note being matched (a note with the key
+	 * and event of the one before goes to the same ones); as large as
+	 * touched, made with it */
+	struct shnd_port **took;
+	size_t ntook, took_cap;
 	uint64_t gen;
 	struct shnd_list dirty;
 	struct shnd_list pending;

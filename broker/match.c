@@ -3,8 +3,10 @@
  * match.c - matching a validated batch against the subscription index:
  * for each note, the subscriptions whose key (exact, prefix of it, or any)
  * and mask take it; per port,
- * one chain of the notes it takes (the port's oldest matching conn on
- * each), their count and bytes, and the list of ports touched.  Reads the
+ * one chain of the notes it takes (ranges of notes, the port's oldest
+ * matching conn on each), their count and bytes, and the list of ports
+ * touched.  A note with the key and event of the note before it is not
+ * looked up: it goes where that one went (repeat()).  Reads the
  * index only; writes the router's per-batch arrays and the ports' routing
  * scratch (struct shnd_port: gen .. lost_gap_sum).
  *
@@ -26,8 +28,11 @@
 /* Note i matched p but could not be recorded (out of memory): p loses the
  * whole batch (a batch arrives whole or not at all), so its other notes
  * are only counted, for the OVERFLOW deliver.c reports instead. */
-static void count_lost(struct shnd_port *p, uint32_t i, const struct shn_pub_note *pn)
+static void count_lost(struct shnd_router *r, struct shnd_port *p, uint32_t i,
+		       const struct shn_pub_note *pn)
 {
+	if (p->cur_note != i)
+		r->took[r->ntook++] = p;   /* counted for a repeat of the note too */
 	p->lost = true;
 	p->cur_note = i;
 	p->count++;
@@ -90,11 +95,13 @@ static void match(struct shnd_broker *b, struct shnd_sub *sub, uint32_t i,
 	}
 	if (__builtin_expect(p->lost, 0) ||
 	    (r->nmatch == r->match_cap && grow_match(b, p) < 0)) {
-		count_lost(p, i, pn);
+		count_lost(r, p, i, pn);
 		return;
 	}
+	r->took[r->ntook++] = p;
 	mt = &r->match[r->nmatch];
-	mt->note = r->notes[i];
+	mt->idx = i;
+	mt->n = 1;
 	mt->next = SHND_NO_MATCH;
 	mt->conn = sub->conn;
 	if (p->first == SHND_NO_MATCH)
@@ -107,6 +114,32 @@ static void match(struct shnd_broker *b, struct shnd_sub *sub, uint32_t i,
 	p->gaps += pn->event == SHN_EV_OVERFLOW_WIRE;
 	p->bytes += shn_del_note_size(pn->key_len, pn->data_len);
 	r->nmatch++;
+}
+
+/* Note i has the key and event of note i - 1: the same subscriptions take
+ * it, under the same conns, so it goes to the ports that took note i - 1
+ * (r->took), each match extended by one note -- a flood's run of one key
+ * is matched once, not once a note and port. */
+static void repeat(struct shnd_router *r, uint32_t i, const struct shn_pub_note *pn)
+{
+	for (size_t t = 0; t < r->ntook; t++) {
+		struct shnd_port *p = r->took[t];
+
+		if (__builtin_expect(p->lost, 0)) {
+			p->cur_note = i;
+			p->count++;
+			if (pn->event == SHN_EV_OVERFLOW_WIRE) {
+				p->gaps++;
+				p->lost_gap_sum = shnd_add_sat(p->lost_gap_sum, shn_gap_count(pn));
+			}
+			continue;
+		}
+		r->match[p->last].n++;
+		p->cur_note = i;
+		p->count++;
+		p->gaps += pn->event == SHN_EV_OVERFLOW_WIRE;
+		p->bytes += shn_del_note_size(pn->key_len, pn->data_len);
+	}
 }
 
 #define COLLECT_AHEAD 8   /* notes; a power of two */
@@ -229,6 +262,7 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 	uint64_t hq[COLLECT_AHEAD];   /* hashes of the notes i .. i + COLLECT_AHEAD - 1 */
 	bool sq[COLLECT_AHEAD];       /* and whether each has the previous note's key */
 	uint64_t prev_h = 0;
+	uint32_t prev_ev = 0;   /* note i - 1's event (none is 0) */
 	struct shnd_keyent *prev_ke = NULL;
 	/* the prefix entries of the last note looked up, and which note: a
 	 * flood repeating a key looks them up once */
@@ -240,6 +274,7 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 	r->gen++;
 	r->nmatch = 0;
 	r->ntouched = 0;
+	r->ntook = 0;
 	if (shnd_index_entries(ix) == 0)
 		return;
 	/* With many keys each lookup misses the cache on the bucket, then on
@@ -276,6 +311,13 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 					collect_prefetch(ix, r, i + COLLECT_AHEAD,
 							 hq[(i + COLLECT_AHEAD - 1) % COLLECT_AHEAD],
 							 &sq[i % COLLECT_AHEAD]);
+			if (same && pn->event == prev_ev) {
+				repeat(r, (uint32_t)i, pn);
+				if (pke_note == i - 1)
+					pke_note = i;   /* same key: same prefix entries */
+				continue;
+			}
+			r->ntook = 0;
 			/* the index does not change while a batch is collected */
 			ke = same ? prev_ke : shnd_index_find(ix, pn + 1, pn->key_len, h);
 			prev_ke = ke;
@@ -288,7 +330,10 @@ void shnd_match_collect(struct shnd_broker *b, int count, const struct shnd_port
 						match(b, s, (uint32_t)i, pn, only);
 				}
 			}
+		} else {
+			r->ntook = 0;
 		}
+		prev_ev = pn->event;
 		if (ix->nplens > 0) {
 			/* match() keeps each port once per note, with the
 			 * smallest conn, whatever mix of filters took it */

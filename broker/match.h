@@ -5,8 +5,10 @@
  *
  *   b->router.touched[0 .. ntouched)   each matching port once
  *   per port p: p->first .. p->last    its chain of struct shnd_match in
- *                                      b->router.match (next: the port's
- *                                      next note, SHND_NO_MATCH at the end)
+ *                                      b->router.match, each a range of
+ *                                      notes under one conn (next: the
+ *                                      port's next range, SHND_NO_MATCH at
+ *                                      the end)
  *               p->count, gaps, bytes  notes taken, gap reports among them,
  *                                      delivered size of their notes
  *               p->first_serial        its oldest matching subscription

@@ -74,6 +74,9 @@ int shnd_port_create(struct shnd_broker *b, struct shnd_client *c, uint32_t capa
 	 * room for every port is made here, where -ENOMEM can be answered */
 	err = shnd_array_reserve((void **)&b->router.touched, &b->router.touched_cap,
 				 b->nports + 1, sizeof(*b->router.touched));
+	if (err == 0)
+		err = shnd_array_reserve((void **)&b->router.took, &b->router.took_cap,
+					 b->nports + 1, sizeof(*b->router.took));
 	if (err)
 		goto fail;
 	p->id = next_port_id(b);

@@ -39,6 +39,7 @@ void shnd_router_fini(struct shnd_router *r)
 	free(r->notes);
 	free(r->match);
 	free(r->touched);
+	free(r->took);
 	free(r->pmemo);
 	memset(r, 0, sizeof(*r));
 }
