@@ -3,8 +3,9 @@
  * test_alloc.c - the broker running out of memory while routing is
  * reported as what it is.  The broker is started with the test-only fault
  * hook SHMNOTIFYD_TEST_FAIL_ALLOC=match:1 (broker/fault.h): its first
- * attempt to grow the list of matches (a run of notes and a port) fails.  The port whose
- * match could not be recorded loses that batch, whole, and learns it the
+ * attempt to grow the list of matches (a run of notes and a port) fails.
+ * The port whose match could not be recorded loses that batch, whole (its
+ * repeated notes counted with it), and learns it the
  * way a loss is reported (SHN_EV_OVERFLOW with the exact count, then a seq
  * gap of that size); the other port on the same key, whose allocation
  * succeeded, receives it; the next batch reaches both; the broker counts
