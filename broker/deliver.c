@@ -24,6 +24,7 @@
 #include "dring.h"
 #include "log.h"
 #include "match.h"
+#include "util/copy.h"
 
 static void mark_dirty(struct shnd_broker *b, struct shnd_port *p)
 {
@@ -222,32 +223,6 @@ static void drop_counted(struct shnd_broker *b, struct shnd_port *p)
 	add_overflow(b, p, shnd_add_sat(lost, users));
 }
 
-/* A note's key and data into a port's ring: up to 128 bytes (a key and a
- * small payload, what floods carry) as two overlapping moves of a fixed
- * size, inlined; longer through memcpy.  A call per note and port was an
- * eighth of the broker's instructions at fan-out 1 -> 32. */
-static inline void copy_body(uint8_t *d, const uint8_t *s, uint32_t len)
-{
-	if (len > 64 && len <= 128) {
-		memcpy(d, s, 64);
-		memcpy(d + len - 64, s + len - 64, 64);
-	} else if (len > 32 && len <= 64) {
-		memcpy(d, s, 32);
-		memcpy(d + len - 32, s + len - 32, 32);
-	} else if (len > 16 && len <= 32) {
-		memcpy(d, s, 16);
-		memcpy(d + len - 16, s + len - 16, 16);
-	} else if (len >= 8 && len <= 16) {
-		memcpy(d, s, 8);
-		memcpy(d + len - 8, s + len - 8, 8);
-	} else if (len < 8) {
-		for (uint32_t i = 0; i < len; i++)
-			d[i] = s[i];
-	} else {
-		memcpy(d, s, len);
-	}
-}
-
 bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_port *p,
 		    const struct shn_pub_batch *pb, uint32_t token)
 {
@@ -314,7 +289,7 @@ bool shnd_deliver(struct shnd_broker *b, struct shnd_client *src, struct shnd_po
 				/* the padding (under 8 bytes) is in the last word:
 				 * zero it, then the key and data over the rest */
 				memcpy(out + sz - 8, &zero, 8);
-				copy_body((uint8_t *)(dn + 1), (const uint8_t *)(pn + 1), body);
+				shu_copy_small(dn + 1, pn + 1, body);
 			}
 			out += sz;
 		}

@@ -31,6 +31,7 @@
 
 #include "direct_pub.h"
 #include "ftab_memo.h"
+#include "util/copy.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -374,33 +375,6 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl)
 	return (false);
 }
 
-/* memcpy for the short keys and payloads of notifications: sizes up to 64
- * bytes as two overlapping moves of a fixed size (no call, no byte loop),
- * longer ones through memcpy. */
-static inline void copy_short(uint8_t *d, const void *src, uint32_t len)
-{
-	const uint8_t *s = src;
-
-	if (len >= 32 && len <= 64) {
-		memcpy(d, s, 32);
-		memcpy(d + len - 32, s + len - 32, 32);
-	} else if (len >= 16 && len < 32) {
-		memcpy(d, s, 16);
-		memcpy(d + len - 16, s + len - 16, 16);
-	} else if (len >= 8 && len < 16) {
-		memcpy(d, s, 8);
-		memcpy(d + len - 8, s + len - 8, 8);
-	} else if (len >= 4 && len < 8) {
-		memcpy(d, s, 4);
-		memcpy(d + len - 4, s + len - 4, 4);
-	} else if (len < 4) {
-		for (uint32_t i = 0; i < len; i++)
-			d[i] = s[i];
-	} else {
-		memcpy(d, s, len);
-	}
-}
-
 static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification *batch,
 		      const struct shn__drun *runs, uint32_t nruns, uint64_t bit,
 		      uint64_t batch_id, uint64_t time_ns, uint64_t gen)
@@ -433,7 +407,7 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 		memcpy(w + 16, &zero, 8);
 		w += sizeof(struct shn_direct_run);
 		memcpy(w + ksz - 8, &zero, 8);
-		copy_short(w, x->key, kl);
+		shu_copy_small(w, x->key, kl);
 		w += ksz;
 		/* each note: its length as a word, its data over a zeroed
 		 * last word */
@@ -446,7 +420,7 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 				uint32_t dsz = (uint32_t)SHN_ALIGN8(dl);
 
 				memcpy(w + dsz - 8, &zero, 8);
-				copy_short(w, x->data, (uint32_t)dl);
+				shu_copy_small(w, x->data, (uint32_t)dl);
 				w += dsz;
 			}
 		}

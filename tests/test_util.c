@@ -5,7 +5,8 @@
  * round-trips, one spelling only), quoted key prefixes (escapes, errors,
  * every byte printed and read back) and the INI line reader (byte order
  * mark, CR, blanks, section headers, NUL bytes, long lines, the first
- * error with its line).
+ * error with its line), and the small copy (every length to 300 at every
+ * alignment: the bytes, and none written outside).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 
 #include "shm/proto.h"
 #include "util/base64.h"
+#include "util/copy.h"
 #include "util/ini.h"
 #include "util/prefix.h"
 #include "util/utf8.h"
@@ -292,6 +294,29 @@ static void test_ini_file(void **state)
 	assert_int_equal(shu_ini_read_file(path, &buf, &len), -ENOENT);
 }
 
+/* shu_copy_small: every length from 0 to 300 (each of its branches and
+ * their edges), source and destination at every alignment mod 8: the
+ * bytes copied, and the guard bytes around the destination untouched. */
+static void test_copy_small(void **state)
+{
+	uint8_t src[320], dst[340];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7 + 1);
+	for (uint32_t len = 0; len <= 300; len++)
+		for (uint32_t so = 0; so < 8; so++)
+			for (uint32_t d0 = 8; d0 < 16; d0++) {
+				memset(dst, 0xA5, sizeof(dst));
+				shu_copy_small(dst + d0, src + so, len);
+				assert_memory_equal(dst + d0, src + so, len);
+				for (uint32_t k = 0; k < d0; k++)
+					assert_int_equal(dst[k], 0xA5);
+				for (uint32_t k = d0 + len; k < sizeof(dst); k++)
+					assert_int_equal(dst[k], 0xA5);
+			}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_prefix),
 		cmocka_unit_test(test_ini),
 		cmocka_unit_test(test_ini_file),
+		cmocka_unit_test(test_copy_small),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
