@@ -28,11 +28,8 @@
 /* Note i matched p but could not be recorded (out of memory): p loses the
  * whole batch (a batch arrives whole or not at all), so its other notes
  * are only counted, for the OVERFLOW deliver.c reports instead. */
-static void count_lost(struct shnd_router *r, struct shnd_port *p, uint32_t i,
-		       const struct shn_pub_note *pn)
+static void count_lost(struct shnd_port *p, uint32_t i, const struct shn_pub_note *pn)
 {
-	if (p->cur_note != i)
-		r->took[r->ntook++] = p;   /* counted for a repeat of the note too */
 	p->lost = true;
 	p->cur_note = i;
 	p->count++;
@@ -93,12 +90,14 @@ static void match(struct shnd_broker *b, struct shnd_sub *sub, uint32_t i,
 			r->match[p->last].conn = sub->conn;
 		return;
 	}
+	/* p takes note i (recorded or, out of memory, counted): a repeat of
+	 * it goes to p too */
+	r->took[r->ntook++] = p;
 	if (__builtin_expect(p->lost, 0) ||
 	    (r->nmatch == r->match_cap && grow_match(b, p) < 0)) {
-		count_lost(r, p, i, pn);
+		count_lost(p, i, pn);
 		return;
 	}
-	r->took[r->ntook++] = p;
 	mt = &r->match[r->nmatch];
 	mt->idx = i;
 	mt->n = 1;
@@ -126,12 +125,7 @@ static void repeat(struct shnd_router *r, uint32_t i, const struct shn_pub_note 
 		struct shnd_port *p = r->took[t];
 
 		if (__builtin_expect(p->lost, 0)) {
-			p->cur_note = i;
-			p->count++;
-			if (pn->event == SHN_EV_OVERFLOW_WIRE) {
-				p->gaps++;
-				p->lost_gap_sum = shnd_add_sat(p->lost_gap_sum, shn_gap_count(pn));
-			}
+			count_lost(p, i, pn);
 			continue;
 		}
 		r->match[p->last].n++;
