@@ -2,7 +2,9 @@
 /*
  * t_floor.c - the floor: what two processes get from a shared-memory ring
  * with no broker at all.  The project's own ring (shm/ring.h), eventfd
- * need-wakeup in both directions, one release of the tail per batch.
+ * need-wakeup in both directions (the eventfd that woke a receive reset at
+ * the next receive, as libshmnotify's port does), one release of the tail
+ * per batch.
  *
  * Shapes: 1 -> 1 is one SPSC ring.  1 -> N is ONE BROADCAST RING: the
  * publisher writes each record once, every subscriber reads it through its
@@ -271,6 +273,7 @@ struct fsub {
 	unsigned r[FLOOR_MAX_RINGS];
 	struct shn_ring v[FLOOR_MAX_RINGS];
 	int efd;
+	bool woke;   /* the wake-up that ended the last poll is still in efd */
 };
 
 static void *floor_sub_open(void *st, const struct ep_args *a, int *err)
@@ -353,19 +356,25 @@ static int drain_all(struct fsub *e, struct rx *rx)
 static int floor_sub_recv(void *ep, int timeout_ms, struct rx *rx)
 {
 	struct fsub *e = ep;
-	int n = drain_all(e, rx);
 	bool may_sleep = true;
+	uint64_t v;
+	int n;
 
+	/* the wake-up drained here, after the caller handled what it woke
+	 * us for, not between the writer's wake-up and the notes (as
+	 * libshmnotify's port does: one system call off each delivery) */
+	if (e->woke && read(e->efd, &v, 8) < 0 && errno != EAGAIN)
+		return -errno;
+	e->woke = false;
+	n = drain_all(e, rx);
 	if (n != 0 || timeout_ms == 0)
 		return n ? n : -ETIMEDOUT;
 	for (unsigned i = 0; i < e->n && may_sleep; i++)
 		may_sleep = shn_ring_prepare_sleep(&e->v[i]);
 	if (may_sleep) {
 		struct pollfd pfd = { .fd = e->efd, .events = POLLIN };
-		uint64_t v;
 
-		if (poll(&pfd, 1, timeout_ms) == 1 && read(e->efd, &v, 8) < 0 && errno != EAGAIN)
-			return -errno;
+		e->woke = poll(&pfd, 1, timeout_ms) == 1;
 	}
 	for (unsigned i = 0; i < e->n; i++)
 		shn_ring_finish_sleep(&e->v[i]);

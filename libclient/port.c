@@ -484,14 +484,20 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 	int64_t deadline = 0;
 	int r;
 
+	bool woke = false;   /* the wake-up that ended our poll is still in event_fd */
+
 	if (timeout_ms > 0)
 		deadline = (int64_t)shn__now_ns() + (int64_t)timeout_ms * 1000000;
 	release_current(p);
 	for (;;) {
 		/* Drain a stale wake-up before looking at anything: a write
 		 * that comes after this (unblock, broker loss) stays pending
-		 * for the poll below. */
-		if (atomic_load_explicit(&p->efd_dirty, memory_order_relaxed) &&
+		 * for the poll below.  Not the one that just woke us: what it
+		 * woke us for is returned first and the wake-up drained by
+		 * the next get (efd_dirty stays set), so that the read is not
+		 * between the writer's wake-up and the caller's notes (one
+		 * system call off every blocking delivery's latency). */
+		if (!woke && atomic_load_explicit(&p->efd_dirty, memory_order_relaxed) &&
 		    atomic_exchange(&p->efd_dirty, false))
 			drain_eventfd(p->event_fd);
 		/* Awake, until prepare_sleep below arms the word again with a
@@ -524,6 +530,14 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		 * finish_sleep above) */
 		if (timeout_ms == SHN__TRY)
 			return (-EAGAIN);
+		if (woke) {
+			/* woken for nothing we can return (a late direct
+			 * note, dropped; a broker loss seen above): drain the
+			 * wake-up above before arming, or the poll below
+			 * would return at once, for ever */
+			woke = false;
+			continue;
+		}
 		/* Empty: arm the need-wakeup flag; it stays armed when we
 		 * return, so shn_port_fd() becomes readable on new data --
 		 * and only then: a wake-up left from an earlier sleep is
@@ -550,12 +564,9 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		r = poll(&pfd, 1, wait);
 		if (r < 0 && errno != EINTR)
 			return (-errno);
-		if (r > 0 && (pfd.revents & POLLIN)) {
-			atomic_store(&p->efd_dirty, false);   /* before the read: see unblock */
-			drain_eventfd(p->event_fd);
-		}
 		if (r > 0 && (pfd.revents & (POLLERR | POLLNVAL)))
 			return (-EBADF);
+		woke = r > 0 && (pfd.revents & POLLIN);   /* efd_dirty is still set */
 	}
 }
 

@@ -8,6 +8,12 @@
  * direct ring arrives).  A get with a timeout of 0 arms the port
  * again, as documented, and the descriptor then wakes a poll.
  *
+ * And the wake-up of a get that blocks: it is drained by the next get,
+ * not before the notes it woke the get for are returned (one system call
+ * off each blocking delivery, docs/ring.md), so a get woken for nothing
+ * must drain it before it sleeps again, or it would poll a readable
+ * descriptor until its timeout.
+ *
  * Each test starts its own broker (harness.h); run with --io epoll|uring.
  */
 #define _GNU_SOURCE
@@ -15,8 +21,12 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static void publish_one(shn_client *pub, const char *data)
 {
@@ -124,11 +134,118 @@ static void test_spin_arms_nothing(void **state)
 	h_disconnect(sub);
 }
 
+/* The port's eventfd: shn_port_fd() is an epoll descriptor holding it, and
+ * the kernel lists what an epoll descriptor watches in its fdinfo. */
+static int port_eventfd(int epfd)
+{
+	char path[64], line[256];
+	int fd = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epfd);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fd < 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "tfd: %d", &fd) != 1)
+			fd = -1;
+	fclose(f);
+	assert_true(fd >= 0);
+	return (fd);
+}
+
+static void *ring_later(void *arg)
+{
+	uint64_t one = 1;
+
+	usleep(50 * 1000);
+	if (write(*(int *)arg, &one, sizeof(one)) != sizeof(one))
+		abort();
+	return (NULL);
+}
+
+struct later_note {
+	shn_client *pub;
+	char data[16];
+};
+
+/* 100 ms later (the get is asleep by then): one note */
+static void *publish_later(void *arg)
+{
+	struct later_note *ln = arg;
+	shn_notification n;
+
+	usleep(100 * 1000);
+	memset(&n, 0, sizeof(n));
+	n.key = "spin";
+	n.key_len = 4;
+	n.event = 1;
+	n.data = ln->data;
+	n.data_len = (uint32_t)strlen(ln->data);
+	if (shn_notify(ln->pub, &n, 1, 0) != 0)
+		abort();
+	return (NULL);
+}
+
+static int64_t thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+static void test_blocking_wakeup(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[8];
+	shn_conn conn;
+	pthread_t t;
+
+	shn_client *sub = h_connect(h);
+	shn_client *pub = h_connect(h);
+	shn_port *p = h_port_sub(sub, 0, "spin", 4, SHN_EV_ALL, &conn);
+	int fd = shn_port_fd(p), efd = port_eventfd(fd);
+
+	/* a wake-up with nothing behind it, 50 ms into a get of 400 ms: the
+	 * get drains it and sleeps on, rather than poll a readable eventfd
+	 * (a spin: about 350 ms of this thread's CPU) */
+	int64_t t0 = h_now_ms(), c0 = thread_cpu_ms();
+
+	assert_int_equal(pthread_create(&t, NULL, ring_later, &efd), 0);
+	assert_int_equal(shn_port_get(p, out, 8, 400), -ETIMEDOUT);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(h_now_ms() - t0 >= 390);
+	if (thread_cpu_ms() - c0 > 150)
+		fail_msg("a get woken for nothing used %lld ms of CPU in 400: it spun on the "
+			 "wake-up instead of draining it", (long long)(thread_cpu_ms() - c0));
+	assert_false(fd_readable(fd, 0));
+
+	/* a get that slept and got what woke it: the descriptor stays
+	 * readable until the next get drains that wake-up */
+	for (int round = 0; round < 3; round++) {
+		struct later_note ln = { .pub = pub };
+
+		snprintf(ln.data, sizeof(ln.data), "b%d", round);
+		assert_int_equal(pthread_create(&t, NULL, publish_later, &ln), 0);
+		assert_int_equal(shn_port_get(p, out, 8, H_TIMEOUT_MS), 1);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(out[0].data_len, strlen(ln.data));
+		assert_memory_equal(out[0].data, ln.data, strlen(ln.data));
+		assert_int_equal(out[0].seq, (uint64_t)round + 1);
+		assert_true(fd_readable(fd, 0));
+		assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
+		assert_false(fd_readable(fd, 0));   /* drained, and nothing armed */
+	}
+	h_disconnect(pub);
+	h_disconnect(sub);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spin_arms_nothing, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_blocking_wakeup, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
