@@ -16,14 +16,13 @@
 
 /* The most ports one batch feeds directly; a batch matching more takes the
  * broker path whole (the broker copies it once per port in its own thread:
- * wide fan-out, docs/direct-path.md).  Up to 64 by default: since a reader
- * fed directly yields the CPU before it sleeps (port.c), a publisher that
- * writes every port's ring itself delivers more than the broker at every
- * fan-out measured on 2 vCPUs, 1 -> 2 to 1 -> 32 (docs/performance.md,
- * "Yield before sleeping"); without the yield, the readers' sleeps and
- * wake-ups made it slower from 1 -> 4 on.  SHN__DPLAN_PORTS bounds the
- * plan's arrays. */
-#define SHN__DIRECT_FANOUT 64         /* SHMNOTIFY_DIRECT_FANOUT overrides it */
+ * wide fan-out, docs/direct-path.md).  Measured on 2 vCPUs with records of
+ * runs (docs/performance.md#direct-path): 1 -> 2 delivered more written
+ * directly (58-77 against 40-50 M/s through the broker), 1 -> 4 and wider
+ * more through the broker (1 -> 4: 32 against 50-53 M/s), so a batch goes
+ * directly to two ports at most.  SHN__DPLAN_PORTS bounds the plan's
+ * arrays. */
+#define SHN__DIRECT_FANOUT 2          /* SHMNOTIFY_DIRECT_FANOUT overrides it */
 #define SHN__DPLAN_PORTS 64
 
 /* A run of a batch: consecutive notes with one key and one event, so one

@@ -282,8 +282,6 @@ struct shn_port {
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due
 	                                  after the OVERFLOW now current; -1 none */
 	int cur_dring;                 /* >= 0: cur is dbuf, a record of dr[cur_dring] */
-	bool fed_direct;               /* the last record a get found came directly
-	                                  (port.c: it yields before it sleeps) */
 	/* seq: one sequence per port.  A brokered note's is the broker's plus
 	 * seq_off, the notifications that came (or were lost) directly */
 	uint64_t next_seq;             /* the last seq handed out */

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stddef.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -485,7 +484,6 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 	int64_t deadline = 0;
 	int r;
 
-	bool yielded = false;
 	bool woke = false;   /* the wake-up that ended our poll is still in event_fd */
 
 	if (timeout_ms > 0)
@@ -525,7 +523,6 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 		}
 		if (p->cur != NULL) {
 			shn_ring_finish_sleep(&p->ring);
-			p->fed_direct = p->cur_dring >= 0;
 			return (1);
 		}
 		/* shn_port_try_get: empty, and left unarmed, so that nobody
@@ -539,20 +536,6 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 			 * wake-up above before arming, or the poll below
 			 * would return at once, for ever */
 			woke = false;
-			continue;
-		}
-		/* Empty, and what came last came directly: give the CPU to
-		 * whoever is runnable before sleeping -- on a machine with
-		 * more runnable processes than CPUs, likely the publisher,
-		 * and a reader that comes back to more notes pays its
-		 * publisher no wake-up and itself no sleep.  Once per get,
-		 * and only for direct traffic: behind a broker, the CPU given
-		 * away goes to publishers that flood a broker the reader
-		 * then cannot keep up with (docs/direct-path.md, "Yield
-		 * before sleeping"). */
-		if (p->fed_direct && !yielded && timeout_ms != 0) {
-			yielded = true;
-			sched_yield();
 			continue;
 		}
 		/* Empty: arm the need-wakeup flag; it stays armed when we
