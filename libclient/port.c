@@ -482,9 +482,8 @@ static void drain_eventfd(int fd)
 int shn__port_wait_record(shn_port *p, int timeout_ms)
 {
 	int64_t deadline = 0;
-	int r;
-
 	bool woke = false;   /* the wake-up that ended our poll is still in event_fd */
+	int r;
 
 	if (timeout_ms > 0)
 		deadline = (int64_t)shn__now_ns() + (int64_t)timeout_ms * 1000000;
