@@ -186,6 +186,10 @@ static int wrapper_words(const char **argv, int max)
 	return n;
 }
 
+/* The broker h_launch started last: its threads are shown with a stuck
+ * child's (a child waits on the broker as often as on the test). */
+static pid_t launched_broker = -1;
+
 pid_t h_spawn_broker(const struct harness *h, const char *const *extra)
 {
 	const char *argv[64];
@@ -233,6 +237,7 @@ void h_launch(struct harness *h, const char *const *extra)
 	pid_t pid = h_spawn_broker(h, extra);
 
 	h->broker = pid;
+	launched_broker = pid;
 
 	/* wait until a client can connect (bounded; a wrapped broker, under
 	 * valgrind, may take much longer to start on a loaded machine) */
@@ -449,7 +454,32 @@ pid_t h_fork(int (*fn)(void *arg), void *arg)
 	return pid;
 }
 
-int h_wait(pid_t pid, int timeout_ms)
+/* What process pid's threads are doing, on stderr: their stacks when gdb is
+ * installed, otherwise each thread's system call and wait channel.  Shown
+ * before a child that did not finish is killed, so that a hang seen once
+ * (on a loaded CI machine, say) says where it was. */
+static void show_threads(pid_t pid, const char *what)
+{
+	char cmd[1024];
+
+	if (pid <= 0 || kill(pid, 0) != 0)
+		return;
+	fprintf(stderr, "---- %s %d: its threads ----\n", what, (int)pid);
+	fflush(NULL);
+	snprintf(cmd, sizeof(cmd),
+		 "if command -v gdb >/dev/null 2>&1; then "
+		 "timeout 30 gdb -p %d -batch -nx -q -ex 'thread apply all bt 24' 2>&1 "
+		 "| grep -E '^(Thread|#)' | head -n 200; "
+		 "else for t in /proc/%d/task/*; do "
+		 "echo \"$t $(cat $t/comm 2>/dev/null) wchan=$(cat $t/wchan 2>/dev/null) "
+		 "syscall=$(cat $t/syscall 2>/dev/null)\"; done; fi >&2",
+		 (int)pid, (int)pid);
+	if (system(cmd) != 0) {
+		/* what could be shown was shown */
+	}
+}
+
+static int wait_child(pid_t pid, int timeout_ms, bool show_if_stuck)
 {
 	int64_t end = h_now_ms() + timeout_ms;
 	int st;
@@ -465,6 +495,13 @@ int h_wait(pid_t pid, int timeout_ms)
 			return -1;
 		}
 		if (h_now_ms() > end) {
+			if (show_if_stuck) {
+				show_threads(pid, "the child that did not finish");
+				for (int i = 0; i < MAX_CHILDREN; i++)
+					if (children[i] > 0 && children[i] != pid)
+						show_threads(children[i], "another child");
+				show_threads(launched_broker, "the broker");
+			}
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			forget_child(pid);
@@ -474,12 +511,18 @@ int h_wait(pid_t pid, int timeout_ms)
 	}
 }
 
+int h_wait(pid_t pid, int timeout_ms)
+{
+	return (wait_child(pid, timeout_ms, false));
+}
+
 void h_wait_ok(pid_t pid, int timeout_ms)
 {
-	int st = h_wait(pid, timeout_ms);
+	int st = wait_child(pid, timeout_ms, true);
 
 	if (st == -1)
-		fail_msg("child %d did not finish within %d ms", (int)pid, timeout_ms);
+		fail_msg("child %d did not finish within %d ms (its threads above)", (int)pid,
+			 timeout_ms);
 	if (!WIFEXITED(st))
 		fail_msg("child %d killed by signal %d", (int)pid, WTERMSIG(st));
 	if (WEXITSTATUS(st) != 0)
