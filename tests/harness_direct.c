@@ -232,7 +232,7 @@ int hd_port_drain(struct hd_client *dc, uint64_t *last_batch_id)
 {
 	const struct shn_ring_prod *prod = (const void *)dc->port_ring;
 	const uint8_t *data = dc->port_ring + SHN_RING_HDR_SIZE;
-	uint64_t tail = atomic_load_explicit(&prod->tail, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&prod->tail, memory_order_acquire), want, one = 1;
 	int n = 0;
 
 	if (dc->port_cons == NULL) {
@@ -256,6 +256,13 @@ int hd_port_drain(struct hd_client *dc, uint64_t *last_batch_id)
 	}
 	assert_int_equal(dc->port_head, tail);
 	atomic_store_explicit(&dc->port_cons->head, dc->port_head, memory_order_release);
+	/* the broker's room request (shn_ring_room_wanted's protocol) */
+	atomic_thread_fence(memory_order_seq_cst);
+	want = atomic_load_explicit(&prod->room_head, memory_order_relaxed);
+	if (want != 0 && want != dc->room_rung && dc->port_head >= want) {
+		dc->room_rung = want;
+		assert_int_equal(write(dc->r.fds[SHN_HELLO_FD_DOORBELL], &one, sizeof(one)), 8);
+	}
 	return n;
 }
 

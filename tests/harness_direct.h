@@ -61,6 +61,7 @@ struct hd_client {
 	uint32_t port_cap;
 	struct shn_ring_cons *port_cons;  /* mapped rw by hd_port_drain */
 	uint64_t port_head;      /* what hd_port_drain consumed */
+	uint64_t room_rung;      /* the broker's last room request answered */
 };
 
 /* HELLO with SHN_HELLO_F_DIRECT (asserted granted), DIRECT_SETUP, the
@@ -87,7 +88,9 @@ uint64_t hd_publish(struct hd_client *dc, const char *key, const char *data, uin
 int hd_port_batches(struct hd_client *dc, uint64_t *ids, int want);
 
 /* Consume every record now in the port's ring (release the head to the
- * broker); returns how many there were.  Each record is a brokered batch
+ * broker, and ring the doorbell when the broker asked for room, as the
+ * library does: a SHN_OVERFLOW_BLOCK port holds its publishers back until
+ * then); returns how many there were.  Each record is a brokered batch
  * (SHN_REC_DELIVERY or SHN_REC_DELIVERY2): *last_batch_id (may be NULL)
  * gets the last one's batch id. */
 int hd_port_drain(struct hd_client *dc, uint64_t *last_batch_id);

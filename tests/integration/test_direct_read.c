@@ -1213,14 +1213,18 @@ static void test_scribbled_consumer_index(void **state)
 			int64_t end = h_now_ms() + H_TIMEOUT_MS;
 			uint64_t t;
 
+			/* the port's broker ring drained meanwhile: full,
+			 * a BLOCK port would hold the publisher back */
 			while ((t = atomic_load(&prod->tail)) == 0) {
 				assert_true(h_now_ms() < end);
 				h_sleep_ms(1);
+				brokered += hd_port_drain(&rs, NULL);
 			}
 			atomic_store(&cons->head, t);
 			while (atomic_load(&prod->tail) <= so.capacity) {
 				assert_true(h_now_ms() < end);
 				h_sleep_ms(1);
+				brokered += hd_port_drain(&rs, NULL);
 			}
 			atomic_store(&cons->head, t - 8);
 			break;
@@ -1277,7 +1281,22 @@ static void test_scribbled_consumer_index(void **state)
 		}
 		brokered += after;
 	}
+	h_sleep_ms(300);
+	/* The raw port is drained until the children are done: the last
+	 * round's is a SHN_OVERFLOW_BLOCK port, and once full it rightly
+	 * holds its publisher back -- the healthy subscriber's next note with
+	 * it (CI saw the publisher wait for that note past a minute when the
+	 * port was left undrained here). */
 	atomic_store(&sh->stop, 1);
+	for (int64_t end = h_now_ms() + H_TIMEOUT_MS;
+	     !atomic_load(&sh->done) || atomic_load(&sh->received) < atomic_load(&sh->published);) {
+		if (h_now_ms() > end)
+			fail_msg("the children did not finish in %d ms: %u published, %u received, "
+				 "done %d", H_TIMEOUT_MS, atomic_load(&sh->published),
+				 atomic_load(&sh->received), atomic_load(&sh->done));
+		brokered += hd_port_drain(&rs, NULL);
+		h_sleep_ms(1);
+	}
 	h_wait_ok(pub, H_CHILD_TIMEOUT_MS);
 	h_wait_ok(sub, H_CHILD_TIMEOUT_MS);
 	assert_true(atomic_load(&sh->published) > CONS_ROUNDS);

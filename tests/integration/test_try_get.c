@@ -193,6 +193,29 @@ static int64_t thread_cpu_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/* A client whose batches take the broker path (SHMNOTIFY_DIRECT=off for
+ * its connect only), whose wake-up always follows its record.  A direct
+ * publisher's first notes may wake the port before its reader has the ring
+ * (the ring's offer reaches the subscriber's library on its own): that get
+ * finds nothing, drains the wake-up, then takes the ring and returns the
+ * note with the descriptor rightly not readable -- which
+ * test_blocking_wakeup would take for an early drain. */
+static shn_client *connect_brokered(const struct harness *h)
+{
+	const char *was = getenv("SHMNOTIFY_DIRECT");
+	char *saved = was ? strdup(was) : NULL;
+	shn_client *c;
+
+	setenv("SHMNOTIFY_DIRECT", "off", 1);
+	c = h_connect(h);
+	if (saved != NULL)
+		setenv("SHMNOTIFY_DIRECT", saved, 1);
+	else
+		unsetenv("SHMNOTIFY_DIRECT");
+	free(saved);
+	return (c);
+}
+
 static void test_blocking_wakeup(void **state)
 {
 	struct harness *h = *state;
@@ -201,7 +224,7 @@ static void test_blocking_wakeup(void **state)
 	pthread_t t;
 
 	shn_client *sub = h_connect(h);
-	shn_client *pub = h_connect(h);
+	shn_client *pub = connect_brokered(h);
 	shn_port *p = h_port_sub(sub, 0, "spin", 4, SHN_EV_ALL, &conn);
 	int fd = shn_port_fd(p), efd = port_eventfd(fd);
 
