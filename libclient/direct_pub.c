@@ -549,6 +549,18 @@ static void add_stat(_Atomic uint64_t *v, uint64_t d)
 			      memory_order_relaxed);
 }
 
+/* Say in each ring of the plan that we wake its readers from this CPU;
+ * returns 1 + the CPU (never 0). */
+static uint32_t mark_on_cpu(struct shn__dplan *pl)
+{
+	int c = sched_getcpu();
+	uint32_t cpu = c < 0 ? UINT32_MAX : (uint32_t)c + 1;
+
+	for (uint32_t k = 0; k < pl->nports; k++)
+		atomic_store_explicit(&pl->port[k]->stats->on_cpu, cpu, memory_order_relaxed);
+	return (cpu);
+}
+
 bool shn__dpub_publish(struct shn__dplan *pl)
 {
 	uint64_t one = 1;
@@ -569,16 +581,28 @@ bool shn__dpub_publish(struct shn__dplan *pl)
 		r->told = r->dropped;
 		add_stat(&r->stats->routed, r->nnotes);
 	}
-	/* every tail first, then the wake-ups: the need-wakeup fence per port */
+	/* every tail first, then the wake-ups: the need-wakeup fence per port.
+	 * While we wake, each ring says on which CPU (on_cpu): a reader woken
+	 * there preempts us, and yields back once before it sleeps again
+	 * rather than hold the CPU while its siblings wait for their wake-up
+	 * (docs/direct-path.md, "Wake-ups"). */
+	uint32_t cpu = 0;
+
 	for (uint32_t k = 0; k < pl->nports; k++) {
 		struct shn__pring *r = pl->port[k];
 
-		if (shn_wake_needed(r->port_sleep, &r->rung) &&
-		    write(r->port_efd, &one, sizeof(one)) < 0) {
-			/* EAGAIN: the port has a wake-up pending */
+		if (shn_wake_needed(r->port_sleep, &r->rung)) {
+			if (cpu == 0 && pl->nports > 1)
+				cpu = mark_on_cpu(pl);
+			if (write(r->port_efd, &one, sizeof(one)) < 0) {
+				/* EAGAIN: the port has a wake-up pending */
+			}
 		}
 		r->written = false;
 	}
+	if (cpu != 0)
+		for (uint32_t k = 0; k < pl->nports; k++)
+			atomic_store_explicit(&pl->port[k]->stats->on_cpu, 0, memory_order_relaxed);
 	return (lost);
 }
 

@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -234,6 +235,7 @@ static void make_current_direct(shn_port *p, int i)
 	p->cur_off = sizeof(*b);
 	p->cur_sync_token = 0;
 	p->cur_dring = i;
+	p->last_dring = i;
 	p->run_left = 0;   /* the first note starts a run */
 }
 
@@ -566,6 +568,23 @@ int shn__dread_load(shn_port *p)
 void shn__dread_release(shn_port *p)
 {
 	p->cur_dring = -1;   /* consumed when it was copied */
+}
+
+bool shn__dread_preempted_publisher(const shn_port *p)
+{
+	const struct shn_direct_pub_stats *ps;
+	uint32_t v;
+	int cpu;
+
+	if (p->last_dring < 0 || (uint32_t)p->last_dring >= p->ndr || !p->dr[p->last_dring].live)
+		return (false);
+	ps = (const void *)((const uint8_t *)p->dr[p->last_dring].ring_seg.addr +
+			    SHN_DIRECT_PSTATS_OFF);
+	v = atomic_load_explicit(&ps->on_cpu, memory_order_relaxed);
+	if (v == 0)
+		return (false);
+	cpu = sched_getcpu();
+	return (cpu >= 0 && v == (uint32_t)cpu + 1);
 }
 
 bool shn__dread_readable(shn_port *p)

@@ -22,6 +22,11 @@ void shn__dread_release(shn_port *p);
  * (or news wait in the inbox)?  Then the reader must not sleep. */
 bool shn__dread_readable(shn_port *p);
 
+/* Before the reader sleeps: is the publisher of its last direct record
+ * waking readers from this very CPU right now (the ring's on_cpu)?  Then
+ * we preempted it mid-wake, and should yield to it once. */
+bool shn__dread_preempted_publisher(const shn_port *p);
+
 /* Unmap every direct ring of p, adopted or not (the port closes). */
 void shn__dread_free(shn_port *p);
 

@@ -282,6 +282,8 @@ struct shn_port {
 	int held;                      /* >= 0: dbuf holds a record of dr[held], due
 	                                  after the OVERFLOW now current; -1 none */
 	int cur_dring;                 /* >= 0: cur is dbuf, a record of dr[cur_dring] */
+	int last_dring;                /* the direct ring of the last direct record, or
+	                                  -1: whose publisher a sleep may yield to */
 	/* seq: one sequence per port.  A brokered note's is the broker's plus
 	 * seq_off, the notifications that came (or were lost) directly */
 	uint64_t next_seq;             /* the last seq handed out */

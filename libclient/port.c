@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -129,7 +130,7 @@ int shn_port_open(shn_client *c, const shn_port_options *opt, shn_port **out)
 		return (-ENOMEM);
 	p->event_fd = -1;
 	p->ring_seg.fd = p->cons_seg.fd = -1;
-	p->held = p->cur_dring = -1;
+	p->held = p->cur_dring = p->last_dring = -1;
 	p->client = c;
 	if (opt != NULL)
 		p->opt = *opt;
@@ -483,6 +484,7 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 {
 	int64_t deadline = 0;
 	bool woke = false;   /* the wake-up that ended our poll is still in event_fd */
+	bool yielded = false;   /* to our preempted publisher, once a get */
 	int r;
 
 	if (timeout_ms > 0)
@@ -535,6 +537,17 @@ int shn__port_wait_record(shn_port *p, int timeout_ms)
 			 * wake-up above before arming, or the poll below
 			 * would return at once, for ever */
 			woke = false;
+			continue;
+		}
+		/* Our publisher, waking readers, was preempted by us on this
+		 * CPU: give it the CPU back once before we sleep, or the
+		 * readers it has still to wake wait for our sleep and its
+		 * next slice (a sleep costs its wake-up again; yielding to
+		 * anyone else is not done: behind a CPU-bound task a yield
+		 * waits out its slice, a sleeper is woken with preemption) */
+		if (!yielded && shn__dread_preempted_publisher(p)) {
+			yielded = true;
+			sched_yield();
 			continue;
 		}
 		/* Empty: arm the need-wakeup flag; it stays armed when we

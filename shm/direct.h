@@ -64,6 +64,13 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian host");
  * lies here only misreports its own losses. */
 struct shn_direct_pub_stats {
 	alignas(SHN_CACHELINE) _Atomic uint64_t routed;  /* notifications written */
+	/* 1 + the CPU the publisher runs on while it wakes this batch's
+	 * sleeping readers, 0 otherwise: a reader woken on that CPU has
+	 * preempted its own publisher mid-wake, and yields once before it
+	 * sleeps again (docs/direct-path.md, "Wake-ups").  A hint only: the
+	 * reader compares it with its own CPU and nothing else, so a lie
+	 * costs the liar's readers one sched_yield() per get at most. */
+	_Atomic uint32_t on_cpu;
 	/* a line of its own: the reader loads it on every look at an empty
 	 * ring, and the publisher stores it only when it drops; beside
 	 * routed (stored per batch) each look would fetch the line anew */

@@ -11,6 +11,11 @@
  *                          then its note, with seq continuing across the
  *                          two paths (and jumping by the loss), the sender
  *                          from the broker, conn from the port's filter
+ *   test_on_cpu_hint       a publisher's ring that says for good that it
+ *                          wakes readers from the reader's own CPU: the
+ *                          reader yields once a get, then sleeps (three
+ *                          gets of 300 ms with nothing to read use little
+ *                          CPU), and the next record is still delivered
  *   test_publisher_order   one publisher's batches, some direct and some
  *                          brokered, come in its order: a direct batch
  *                          before a brokered one (the reader re-loads that
@@ -81,10 +86,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 
 
 /* A publisher that asked for the direct path, spoken raw
@@ -297,6 +304,63 @@ static void test_direct_record(void **state)
 	assert_int_equal(h_get(p, out, 8), 1);
 	expect_note(&out[0], "d3", 6, conn);
 	assert_int_equal(shn_port_get(p, out, 8, 100), -ETIMEDOUT);
+	rawpub_stop(&rp);
+	h_disconnect(c);
+}
+
+static int64_t thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* A publisher that claims, for good, to be waking its readers from the
+ * reader's own CPU (the on_cpu word of its ring's stats line, shm/direct.h):
+ * the reader yields to it once a get, then sleeps -- a get with nothing
+ * to read waits out its timeout without spinning (a reader that believed
+ * the word on every look would yield in a loop: all of its CPU), and the
+ * next record still wakes it. */
+static void test_on_cpu_hint(void **state)
+{
+	struct harness *h = *state;
+	shn_client *c = connect_direct(h);
+	shn_conn conn;
+	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
+	struct rawpub rp;
+	shn_notification out[8];
+	cpu_set_t one, was;
+
+	rawpub_open(h, &rp, p, out);
+	expect_note(&out[0], "b1", 1, conn);
+	let_reader_adopt();
+	rawpub_direct(&rp, 1, "k", "d2", 0);
+	assert_int_equal(h_get(p, out, 8), 1);   /* the reader's last ring is rp's */
+	expect_note(&out[0], "d2", 2, conn);
+
+	/* this thread on CPU 0, the word saying CPU 0 */
+	assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof(was), &was), 0);
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof(one), &one), 0);
+	struct shn_direct_pub_stats *ps = (void *)(rp.ring + SHN_DIRECT_PSTATS_OFF);
+	atomic_store(&ps->on_cpu, 1);
+
+	for (int round = 0; round < 3; round++) {
+		int64_t t0 = h_now_ms(), c0 = thread_cpu_ms();
+
+		assert_int_equal(shn_port_get(p, out, 8, 300), -ETIMEDOUT);
+		assert_true(h_now_ms() - t0 >= 290);
+		if (thread_cpu_ms() - c0 > 120)
+			fail_msg("round %d: a get used %lld ms of CPU in 300: it yielded on the "
+				 "publisher's word over and over instead of sleeping", round,
+				 (long long)(thread_cpu_ms() - c0));
+	}
+	rawpub_direct(&rp, 1, "k", "d3", 0);
+	assert_int_equal(h_get(p, out, 8), 1);
+	expect_note(&out[0], "d3", 3, conn);
+	assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof(was), &was), 0);
 	rawpub_stop(&rp);
 	h_disconnect(c);
 }
@@ -1380,6 +1444,7 @@ int main(int argc, char **argv)
 	setenv("SHMNOTIFY_DIRECT_FANOUT", "64", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_direct_record, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_on_cpu_hint, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_order, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_barrier, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_record, h_setup, h_teardown),
