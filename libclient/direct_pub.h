@@ -16,13 +16,13 @@
 
 /* The most ports one batch feeds directly; a batch matching more takes the
  * broker path whole (the broker copies it once per port in its own thread:
- * wide fan-out, docs/direct-path.md).  Measured on 2 vCPUs with records of
- * runs (docs/performance.md#direct-path): 1 -> 2 delivered more written
- * directly (58-77 against 40-50 M/s through the broker), 1 -> 4 and wider
- * more through the broker (1 -> 4: 32 against 50-53 M/s), so a batch goes
- * directly to two ports at most.  SHN__DPLAN_PORTS bounds the plan's
- * arrays. */
-#define SHN__DIRECT_FANOUT 2          /* SHMNOTIFY_DIRECT_FANOUT overrides it */
+ * wide fan-out, docs/direct-path.md).  Two until the directed yield (a
+ * reader that preempted its waking publisher yields back): before it, on 2
+ * vCPUs 1 -> 4 delivered 32 M/s written directly against 50-53 through the
+ * broker; with it, 1 -> 4 and 1 -> 8 87-98 against 65-82, while 1 -> 32
+ * ranged 20-59 against 27-55 (docs/performance.md#direct-path).
+ * SHN__DPLAN_PORTS bounds the plan's arrays. */
+#define SHN__DIRECT_FANOUT 8          /* SHMNOTIFY_DIRECT_FANOUT overrides it */
 #define SHN__DPLAN_PORTS 64
 
 /* A run of a batch: consecutive notes with one key and one event, so one

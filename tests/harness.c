@@ -81,6 +81,29 @@ int64_t h_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+char *h_env_set(const char *var, const char *value)
+{
+	const char *was = getenv(var);
+	char *saved = was ? strdup(was) : NULL;
+
+	assert_true(was == NULL || saved != NULL);
+	if (value)
+		assert_int_equal(setenv(var, value, 1), 0);
+	else
+		assert_int_equal(unsetenv(var), 0);
+	return (saved);
+}
+
+void h_env_restore(const char *var, char *saved)
+{
+	if (saved) {
+		assert_int_equal(setenv(var, saved, 1), 0);
+		free(saved);
+	} else {
+		assert_int_equal(unsetenv(var), 0);
+	}
+}
+
 char h_proc_state(pid_t pid)
 {
 	char path[64], buf[512];

@@ -144,6 +144,12 @@ int64_t h_now_ms(void);
 int64_t h_now_ns(void);
 void h_sleep_ms(int ms);
 
+/* Set environment variable var to value (NULL: unset it) and return what
+ * it held, for h_env_restore (the library reads some variables once, at
+ * shn_connect: a test sets one for one connect). */
+char *h_env_set(const char *var, const char *value);
+void h_env_restore(const char *var, char *saved);
+
 /* A process's state letter from /proc/PID/stat ('S' asleep, 'R'
  * running, ...), or '?' when it cannot be read. */
 char h_proc_state(pid_t pid);

@@ -38,21 +38,10 @@
  * test's environment says, and name the client. */
 static shn_client *connect_with(struct harness *h, const char *value, const char *name)
 {
-	const char *old = getenv("SHMNOTIFY_DIRECT");
-	char *saved = old ? strdup(old) : NULL;
-	shn_client *c;
+	char *saved = h_env_set("SHMNOTIFY_DIRECT", value);
+	shn_client *c = h_connect(h);
 
-	if (value)
-		setenv("SHMNOTIFY_DIRECT", value, 1);
-	else
-		unsetenv("SHMNOTIFY_DIRECT");
-	c = h_connect(h);
-	if (saved) {
-		setenv("SHMNOTIFY_DIRECT", saved, 1);
-		free(saved);
-	} else {
-		unsetenv("SHMNOTIFY_DIRECT");
-	}
+	h_env_restore("SHMNOTIFY_DIRECT", saved);
 	assert_int_equal(shn_set_name(c, name), 0);
 	return c;
 }
@@ -92,21 +81,13 @@ static int shows_direct(shn_client *asker, const char *name)
 }
 
 /* Connect with the direct path asked for and SHMNOTIFY_DIRECT_FANOUT set
- * to fanout, whatever the test's environment says (the uring runs set 64). */
+ * to fanout, whatever the test's environment says (the epoll runs set 2). */
 static shn_client *connect_fanout(struct harness *h, const char *fanout, const char *name)
 {
-	const char *old = getenv("SHMNOTIFY_DIRECT_FANOUT");
-	char *saved = old ? strdup(old) : NULL;
-	shn_client *c;
+	char *saved = h_env_set("SHMNOTIFY_DIRECT_FANOUT", fanout);
+	shn_client *c = connect_with(h, "on", name);
 
-	setenv("SHMNOTIFY_DIRECT_FANOUT", fanout, 1);
-	c = connect_with(h, "on", name);
-	if (saved) {
-		setenv("SHMNOTIFY_DIRECT_FANOUT", saved, 1);
-		free(saved);
-	} else {
-		unsetenv("SHMNOTIFY_DIRECT_FANOUT");
-	}
+	h_env_restore("SHMNOTIFY_DIRECT_FANOUT", saved);
 	return c;
 }
 

@@ -202,17 +202,10 @@ static int64_t thread_cpu_ms(void)
  * test_blocking_wakeup would take for an early drain. */
 static shn_client *connect_brokered(const struct harness *h)
 {
-	const char *was = getenv("SHMNOTIFY_DIRECT");
-	char *saved = was ? strdup(was) : NULL;
-	shn_client *c;
+	char *saved = h_env_set("SHMNOTIFY_DIRECT", "off");
+	shn_client *c = h_connect(h);
 
-	setenv("SHMNOTIFY_DIRECT", "off", 1);
-	c = h_connect(h);
-	if (saved != NULL)
-		setenv("SHMNOTIFY_DIRECT", saved, 1);
-	else
-		unsetenv("SHMNOTIFY_DIRECT");
-	free(saved);
+	h_env_restore("SHMNOTIFY_DIRECT", saved);
 	return (c);
 }
 
