@@ -19,10 +19,10 @@
  * wide fan-out, docs/direct-path.md).  Two until the directed yield (a
  * reader that preempted its waking publisher yields back): before it, on 2
  * vCPUs 1 -> 4 delivered 32 M/s written directly against 50-53 through the
- * broker; with it, 1 -> 4 and 1 -> 8 87-98 against 65-82, while 1 -> 32
- * ranged 20-59 against 27-55 (docs/performance.md#direct-path).
- * SHN__DPLAN_PORTS bounds the plan's arrays. */
-#define SHN__DIRECT_FANOUT 8          /* SHMNOTIFY_DIRECT_FANOUT overrides it */
+ * broker; with it, 1 -> 4 and 1 -> 8 87-98 against 65-82, 1 -> 32 71-81
+ * against 47-56 (docs/performance.md#direct-path).  So every port a plan
+ * holds: SHN__DPLAN_PORTS bounds the plan's arrays. */
+#define SHN__DIRECT_FANOUT 64         /* SHMNOTIFY_DIRECT_FANOUT overrides it */
 #define SHN__DPLAN_PORTS 64
 
 /* A run of a batch: consecutive notes with one key and one event, so one
