@@ -104,6 +104,14 @@ void h_env_restore(const char *var, char *saved)
 	}
 }
 
+int64_t h_thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
 char h_proc_state(pid_t pid)
 {
 	char path[64], buf[512];

@@ -164,6 +164,10 @@ void *h_shared(size_t size);
  * Returns -1 when it cannot be read. */
 long long h_cpu_ticks(pid_t pid);
 
+/* CPU time the calling thread has used, in milliseconds
+ * (CLOCK_THREAD_CPUTIME_ID): a test that a wait sleeps rather than spins. */
+int64_t h_thread_cpu_ms(void);
+
 /* Poll fn(ctx) every few milliseconds until it returns true or timeout_ms
  * passed.  Returns its last result. */
 bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms);

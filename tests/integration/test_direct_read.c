@@ -91,7 +91,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 
 
 /* A publisher that asked for the direct path, spoken raw
@@ -278,20 +277,31 @@ static void let_reader_adopt(void)
 	h_sleep_ms(200);
 }
 
+/* A direct-path client *c with a port on "k" (*conn), and a raw publisher
+ * rp whose first batch ("b1", through the broker) the port got and whose
+ * ring the port's reader has adopted: where most tests here start. */
+static shn_port *fed_port(struct harness *h, struct rawpub *rp, shn_client **c, shn_conn *conn)
+{
+	shn_notification out[1];
+	shn_port *p;
+
+	*c = connect_direct(h);
+	p = h_port_sub(*c, 0, "k", 1, SHN_EV_ALL, conn);
+	rawpub_open(h, rp, p, out);
+	expect_note(&out[0], "b1", 1, *conn);
+	let_reader_adopt();
+	return p;
+}
+
 static long direct_faults(shn_client *c);
 
 static void test_direct_record(void **state)
 {
-	struct harness *h = *state;
-	shn_client *c = connect_direct(h);
-	shn_conn conn;
-	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
 	struct rawpub rp;
+	shn_client *c;
+	shn_conn conn;
+	shn_port *p = fed_port(*state, &rp, &c, &conn);
 	shn_notification out[8];
-
-	rawpub_open(h, &rp, p, out);
-	expect_note(&out[0], "b1", 1, conn);
-	let_reader_adopt();
 
 	rawpub_direct(&rp, 1, "k", "d2", 3);   /* 3 lost before it */
 	assert_int_equal(h_get(p, out, 8), 1);
@@ -308,14 +318,6 @@ static void test_direct_record(void **state)
 	h_disconnect(c);
 }
 
-static int64_t thread_cpu_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 /* A publisher that claims, for good, to be waking its readers from the
  * reader's own CPU (the on_cpu word of its ring's stats line, shm/direct.h):
  * the reader yields to it once a get, then sleeps -- a get with nothing
@@ -324,17 +326,13 @@ static int64_t thread_cpu_ms(void)
  * next record still wakes it. */
 static void test_on_cpu_hint(void **state)
 {
-	struct harness *h = *state;
-	shn_client *c = connect_direct(h);
-	shn_conn conn;
-	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
 	struct rawpub rp;
+	shn_client *c;
+	shn_conn conn;
+	shn_port *p = fed_port(*state, &rp, &c, &conn);
 	shn_notification out[8];
 	cpu_set_t one, was;
 
-	rawpub_open(h, &rp, p, out);
-	expect_note(&out[0], "b1", 1, conn);
-	let_reader_adopt();
 	rawpub_direct(&rp, 1, "k", "d2", 0);
 	assert_int_equal(h_get(p, out, 8), 1);   /* the reader's last ring is rp's */
 	expect_note(&out[0], "d2", 2, conn);
@@ -348,14 +346,14 @@ static void test_on_cpu_hint(void **state)
 	atomic_store(&ps->on_cpu, 1);
 
 	for (int round = 0; round < 3; round++) {
-		int64_t t0 = h_now_ms(), c0 = thread_cpu_ms();
+		int64_t t0 = h_now_ms(), c0 = h_thread_cpu_ms();
 
 		assert_int_equal(shn_port_get(p, out, 8, 300), -ETIMEDOUT);
 		assert_true(h_now_ms() - t0 >= 290);
-		if (thread_cpu_ms() - c0 > 120)
+		if (h_thread_cpu_ms() - c0 > 120)
 			fail_msg("round %d: a get used %lld ms of CPU in 300: it yielded on the "
 				 "publisher's word over and over instead of sleeping", round,
-				 (long long)(thread_cpu_ms() - c0));
+				 (long long)(h_thread_cpu_ms() - c0));
 	}
 	rawpub_direct(&rp, 1, "k", "d3", 0);
 	assert_int_equal(h_get(p, out, 8), 1);
@@ -380,15 +378,11 @@ static void wait_routed(struct rawpub *rp)
 
 static void test_publisher_order(void **state)
 {
-	struct harness *h = *state;
-	shn_client *c = connect_direct(h);
-	shn_conn conn;
-	shn_port *p = h_port_sub(c, 0, "k", 1, SHN_EV_ALL, &conn);
 	struct rawpub rp;
+	shn_client *c;
+	shn_conn conn;
+	shn_port *p = fed_port(*state, &rp, &c, &conn);
 	shn_notification out[8];
-
-	rawpub_open(h, &rp, p, out);
-	let_reader_adopt();
 
 	/* direct 2, then brokered 3: both there when the reader looks */
 	rawpub_direct(&rp, 1, "k", "d2", 0);

@@ -185,14 +185,6 @@ static void *publish_later(void *arg)
 	return (NULL);
 }
 
-static int64_t thread_cpu_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 /* A client whose batches take the broker path (SHMNOTIFY_DIRECT=off for
  * its connect only), whose wake-up always follows its record.  A direct
  * publisher's first notes may wake the port before its reader has the ring
@@ -224,15 +216,15 @@ static void test_blocking_wakeup(void **state)
 	/* a wake-up with nothing behind it, 50 ms into a get of 400 ms: the
 	 * get drains it and sleeps on, rather than poll a readable eventfd
 	 * (a spin: about 350 ms of this thread's CPU) */
-	int64_t t0 = h_now_ms(), c0 = thread_cpu_ms();
+	int64_t t0 = h_now_ms(), c0 = h_thread_cpu_ms();
 
 	assert_int_equal(pthread_create(&t, NULL, ring_later, &efd), 0);
 	assert_int_equal(shn_port_get(p, out, 8, 400), -ETIMEDOUT);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_true(h_now_ms() - t0 >= 390);
-	if (thread_cpu_ms() - c0 > 150)
+	if (h_thread_cpu_ms() - c0 > 150)
 		fail_msg("a get woken for nothing used %lld ms of CPU in 400: it spun on the "
-			 "wake-up instead of draining it", (long long)(thread_cpu_ms() - c0));
+			 "wake-up instead of draining it", (long long)(h_thread_cpu_ms() - c0));
 	assert_false(fd_readable(fd, 0));
 
 	/* a get that slept and got what woke it: the descriptor stays
