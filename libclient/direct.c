@@ -158,7 +158,16 @@ static int offer_to_port(shn_client *c, const struct shn_msg_direct_open *m, int
 	for (p = c->ports; p; p = p->next)
 		if (atomic_load(&p->id) == m->port_id)
 			break;
-	if (p == NULL || nfds != SHN_DOPEN_SUB_NFDS || !shn_ring_capacity_ok(m->capacity) ||
+	if (p == NULL)
+		return (-EINVAL);
+	/* offered, whether it is adopted or declined below: the reader
+	 * stops waiting for it (direct_read.c, await_offer) */
+	pthread_mutex_lock(&p->swap_lock);
+	if (p->offered_epoch != atomic_load(&c->loss_epoch) || p->offered_max < m->ring_id)
+		p->offered_max = m->ring_id;
+	p->offered_epoch = atomic_load(&c->loss_epoch);
+	pthread_mutex_unlock(&p->swap_lock);
+	if (nfds != SHN_DOPEN_SUB_NFDS || !shn_ring_capacity_ok(m->capacity) ||
 	    m->slot >= SHN__DRINGS)
 		return (-EINVAL);
 	memset(&d, 0, sizeof(d));

@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "call.h"
@@ -445,6 +446,39 @@ static bool ring_unknown(shn_port *p, const uint8_t *rec, uint32_t len)
 	return (true);
 }
 
+/* Has the broker of our current connection offered ring id to p (its
+ * DIRECT_OPEN read, the ring adopted or declined)? */
+static bool offered(shn_port *p, uint32_t id)
+{
+	bool yes;
+
+	pthread_mutex_lock(&p->swap_lock);
+	yes = p->offered_epoch == atomic_load(&p->client->loss_epoch) && p->offered_max >= id;
+	pthread_mutex_unlock(&p->swap_lock);
+	return (yes);
+}
+
+/* A brokered batch named ring id, not offered to us yet: its DIRECT_OPEN
+ * was queued before the batch was routed, but a broker on io_uring sends
+ * asynchronously, so it may reach our socket after the batch reached our
+ * ring -- and that ring may hold an older batch of the same publisher.
+ * Read the socket (the watcher thread may read it first: its offer then
+ * waits in the inbox) until the offer came, bounded by SHN__OFFER_WAIT_NS
+ * in case the broker never sends it. */
+#define SHN__OFFER_WAIT_NS (1000u * 1000u * 1000u)
+static void await_offer(shn_port *p, uint32_t id)
+{
+	uint64_t end = shn__now_ns() + SHN__OFFER_WAIT_NS;
+
+	for (;;) {
+		shn__take_unasked(p->client);
+		adopt(p);
+		if (offered(p, id) || atomic_load(&p->client->broker_gone) || shn__now_ns() >= end)
+			return;
+		nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
+	}
+}
+
 int shn__dread_load(shn_port *p)
 {
 	const uint8_t *rec;
@@ -477,10 +511,9 @@ int shn__dread_load(shn_port *p)
 			return (r);
 		if (r == 1 && ring_unknown(p, rec, len)) {
 			/* its publisher writes a ring here we were not told of
-			 * yet: the DIRECT_OPEN is in our socket; take it before
-			 * this batch (an older one of it may be in that ring) */
-			shn__take_unasked(p->client);
-			adopt(p);
+			 * yet: take its DIRECT_OPEN before this batch (an older
+			 * one of it may be in that ring) */
+			await_offer(p, p->asked_ring);
 			continue;
 		}
 		if (r == 1 && any) {

@@ -248,6 +248,12 @@ struct shn_port {
 	struct shn__dring inbox[SHN__DRINGS];
 	uint32_t close_ids[SHN__DRINGS * 2];  /* a ring in the inbox or read, closed */
 	uint32_t nclose;
+	/* the highest ring_id offered to this port (DIRECT_OPEN, adopted or
+	 * declined) by the broker of loss_epoch offered_epoch: the broker
+	 * numbers rings in order and sends one client's messages in order,
+	 * so a brokered batch naming a higher one names an offer still on
+	 * its way */
+	uint32_t offered_max, offered_epoch;
 	_Atomic bool dmail;            /* inbox or close_ids has something */
 	struct shn__dring dr[SHN__DRINGS];
 	uint32_t ndr;                  /* dr[0..ndr) may be live */
