@@ -472,6 +472,7 @@ int shn_connect(const char *socket_path, shn_client **out)
 	c->dp_fanout = shn__direct_fanout();
 	c->swept_gen = UINT64_MAX;   /* direct_pub.c: not swept yet */
 	c->dp_wait_ns = shn__direct_wait_ns();
+	c->dp_prewake = shn__direct_prewake();
 	err = shn__resolve_socket_path(socket_path, c->path, sizeof(c->path));
 	if (err >= 0)
 		err = connect_socket(c->path, &c->sock);

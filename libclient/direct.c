@@ -56,6 +56,13 @@ uint32_t shn__direct_fanout(void)
 	return ((uint32_t)n);
 }
 
+bool shn__direct_prewake(void)
+{
+	const char *v = getenv("SHMNOTIFY_DIRECT_PREWAKE");
+
+	return (v == NULL || (strcasecmp(v, "off") != 0 && strcmp(v, "0") != 0));
+}
+
 uint64_t shn__direct_wait_ns(void)
 {
 	const char *v = getenv("SHMNOTIFY_DIRECT_WAIT_US");

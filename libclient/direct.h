@@ -26,6 +26,11 @@ uint32_t shn__direct_fanout(void);
  * SHMNOTIFY_DIRECT_WAIT_US (0..SHN__DP_WAIT_MAX_US microseconds). */
 uint64_t shn__direct_wait_ns(void);
 
+/* Does a publisher ring a sleeping reader before it writes a one-port
+ * batch's record (shn__dpub_prewake)?  Yes unless SHMNOTIFY_DIRECT_PREWAKE
+ * is off (or 0). */
+bool shn__direct_prewake(void);
+
 /* Map the DIRECT_SETUP reply's descriptors into c (both are consumed,
  * whatever the result).  0, or -EPROTO when they are not what the
  * protocol says. */

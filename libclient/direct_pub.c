@@ -549,6 +549,23 @@ static void add_stat(_Atomic uint64_t *v, uint64_t d)
 			      memory_order_relaxed);
 }
 
+void shn__dpub_prewake(struct shn__dplan *pl)
+{
+	struct shn__pring *r = pl->port[0];
+	uint64_t one = 1;
+	uint32_t s;
+
+	if (pl->nports != 1)
+		return;
+	s = atomic_load_explicit(r->port_sleep, memory_order_relaxed);
+	if ((s & 1u) == 0 || s == r->rung)
+		return;
+	r->rung = s;
+	if (write(r->port_efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the port has a wake-up pending */
+	}
+}
+
 /* Say in each ring of the plan that we wake its readers from this CPU;
  * returns 1 + the CPU (never 0). */
 static uint32_t mark_on_cpu(struct shn__dplan *pl)

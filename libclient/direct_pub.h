@@ -135,6 +135,14 @@ bool shn__dpub_wait_room(shn_client *c, struct shn__pring *r, uint32_t size);
 /* Undo shn__dpub_write (the generation moved). */
 void shn__dpub_rollback(struct shn__dplan *pl);
 
+/* A one-port plan whose reader sleeps: ring it now, before the record is
+ * written.  Its wake-up takes the scheduler microseconds, and the writing
+ * is done meanwhile rather than before it.  A reader woken too early finds
+ * nothing, arms its sleep word anew and sleeps: shn__dpub_publish's fenced
+ * look then sees a value it did not ring and rings again.  No ring is
+ * rung twice for one sleep.  Caller holds pub_lock. */
+void shn__dpub_prewake(struct shn__dplan *pl);
+
 /* Publish every record written, count, and wake each sleeping port (also
  * one that lost the batch: its reader reports the loss from our counter).
  * true when some SHN_OVERFLOW_DROP port lost the batch. */

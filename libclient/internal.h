@@ -127,6 +127,7 @@ struct shn_client {
 	                                  (UINT64_MAX: never) */
 	uint32_t dp_fanout;            /* shn__direct_fanout(), read at shn_connect */
 	uint64_t dp_wait_ns;           /* shn__direct_wait_ns(), read at shn_connect */
+	bool dp_prewake;               /* shn__direct_prewake(), read at shn_connect */
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
 	struct shn__ftab_memo_ent *ftab_memo;  /* ftab_memo.c; NULL until first used */

@@ -391,6 +391,9 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 				}
 			}
 		}
+		/* the reader's wake-up under way while we write its record */
+		if (route == 0 && pl.nports == 1 && c->dp_prewake)
+			shn__dpub_prewake(&pl);
 		t_ns = shn__now_ns();
 		if (route == 0 && pl.nports > 0) {
 			int dw = shn__dpub_write(c, batch, &pl, bid, t_ns);
