@@ -313,7 +313,8 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 }
 
 int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
-		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl)
+		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl,
+		   bool waiting)
 {
 	const struct shn_pmap_slot *slots;
 	uint64_t gen;
@@ -348,7 +349,8 @@ int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
 							     memory_order_relaxed);
 
 			if (open != 0 && open <= gen) {
-				if (c->mail_looked == open && ++c->mail_skips % SHN__MAIL_EVERY != 0)
+				if (!waiting && c->mail_looked == open &&
+				    ++c->mail_skips % SHN__MAIL_EVERY != 0)
 					return (SHN__DP_BROKER);
 				c->mail_looked = open;
 				c->mail_skips = 0;

@@ -58,10 +58,14 @@ enum {
 	SHN__DP_FULL,        /* a SHN_OVERFLOW_BLOCK ring has no room: pl->full */
 };
 
-/* A DIRECT_OPEN not in the socket when a batch looked for it: the batches
- * that follow take the broker path, and every SHN__MAIL_EVERY-th reads the
- * socket again. */
+/* A DIRECT_OPEN not in the socket when a batch looked for it: a call that
+ * may block waits for it (SHN__MAIL_WAIT_NS at most); when it still has not
+ * come, or for SHN_NOTIFY_NONBLOCK, the batches that follow take the
+ * broker path, and every SHN__MAIL_EVERY-th looks (and waits) again. */
 #define SHN__MAIL_EVERY 16
+/* How long one shn_notify waits in all for the DIRECT_OPENs of rings the
+ * port map says are open (publish.c, await_mail). */
+#define SHN__MAIL_WAIT_NS (20u * 1000u * 1000u)
 
 /* How long a publisher waits, spinning and yielding, for a reader that
  * frees nothing of a full SHN_OVERFLOW_BLOCK direct ring, or a broker that
@@ -89,10 +93,13 @@ void shn__dpub_free(shn_client *c);
 /* Match the batch: which ports it reaches directly (pl->port, and per run
  * the bitmask c->dp_runs[j].bits), whether some take the broker path.
  * known[0..nknown): the batch's runs (first, count, bytes), found while it
- * was checked; nknown 0: find them here.  0, or SHN__DP_BROKER,
- * SHN__DP_MAIL, -ENOMEM.  Caller holds pub_lock. */
+ * was checked; nknown 0: find them here.  waiting: the caller looked at
+ * the socket in this call already and will wait for the DIRECT_OPEN, so
+ * SHN__DP_MAIL again rather than SHN__MAIL_EVERY's broker path.  0, or
+ * SHN__DP_BROKER, SHN__DP_MAIL, -ENOMEM.  Caller holds pub_lock. */
 int shn__dpub_plan(shn_client *c, const shn_notification *batch, size_t n,
-		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl);
+		   const struct shn__drun *known, uint32_t nknown, struct shn__dplan *pl,
+		   bool waiting);
 
 /* True when some ring of the plan dropped notes since its last record: its
  * port's next notes from us must not overtake that loss through the broker

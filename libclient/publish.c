@@ -324,6 +324,34 @@ static bool wait_pub_taken(shn_client *c)
 	return (true);
 }
 
+/* A ring of ours is stamped open in the port map and its DIRECT_OPEN was
+ * not in the socket: the broker queued the message before it stamped the
+ * slot, and sends it when its loop gets to it (on io_uring one message in
+ * flight per client).  Wait for it, reading the socket between naps,
+ * rather than send batch after batch through the broker meanwhile: a
+ * 1 -> 32 publisher sent 700 to 1,600 batches so (each copied 32 times by
+ * the broker) while its 32 offers came one by one, and a broker that far
+ * behind could keep it on the broker path for a whole run
+ * (docs/direct-path.md).  true: that slot is known now, plan again; false:
+ * the wait ran out (SHN__MAIL_WAIT_NS for the whole call, from *end), or
+ * the broker went away.  Caller holds pub_lock; it is let go meanwhile. */
+static bool await_mail(shn_client *c, uint64_t *end)
+{
+	uint32_t known = c->pmap_known;
+
+	if (*end == 0)
+		*end = shn__now_ns() + SHN__MAIL_WAIT_NS;
+	while (c->pmap_known == known) {
+		if (atomic_load(&c->broker_gone) || shn__now_ns() >= *end)
+			return (false);
+		pthread_mutex_unlock(&c->pub_lock);
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+		shn__take_unasked(c);
+		pthread_mutex_lock(&c->pub_lock);
+	}
+	return (true);
+}
+
 /* Write one batch: through the direct rings its notes reach (direct_pub.c)
  * and, for whatever they do not cover, through the publish ring stamped
  * with the generation matched at; or through the publish ring alone,
@@ -344,6 +372,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 	pl.full = NULL;
 	pl.full_size = 0;
 	int mail = 0, err;
+	uint64_t mail_end = 0;   /* await_mail's deadline, set at its first wait */
 
 	for (;;) {
 		uint64_t bid = c->next_batch_id, pub_tail = c->pub.tail, t_ns;
@@ -354,9 +383,14 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 		if (atomic_load(&c->broker_gone))
 			return (-ENOTCONN);
 		if (!(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)) && c->ftab != NULL) {
-			route = shn__dpub_plan(c, batch, n, runs->r, runs->n, &pl);
+			route = shn__dpub_plan(c, batch, n, runs->r, runs->n, &pl, mail > 0);
 			if (route < 0)
 				return (route);
+			/* looked once and it was not there: a call that may
+			 * block waits for it */
+			if (route == SHN__DP_MAIL && mail > 0 && !(flags & SHN_NOTIFY_NONBLOCK) &&
+			    c->dp_wait_ns != 0 && await_mail(c, &mail_end))
+				continue;
 			if (route == SHN__DP_MAIL) {
 				if (mail++ < 1) {   /* read once; the plan says when again */
 					pthread_mutex_unlock(&c->pub_lock);

@@ -62,6 +62,15 @@
  *                          only whole batches arrive (consecutive counters,
  *                          batch_index/batch_count/batch_id), and a fresh
  *                          publisher's batch still reaches the port
+ *   test_wide_start        a new publisher sends batches of one note to 16
+ *                          ports (its fan-out set to 64): the first through
+ *                          the broker, which offers the 16 rings as it
+ *                          routes it, the second SYNC (back once the first
+ *                          was routed), then a flood of which (direct on)
+ *                          every batch goes directly -- the publisher waits
+ *                          for its 16 DIRECT_OPENs rather than send batches
+ *                          through the broker meanwhile; every port gets
+ *                          every note, in order, seq gapless
  *   test_direct_runs       batches whose key and event change every few notes
  *                          (60 runs, more than shn_notify notes while it
  *                          checks a batch) and in long stretches (a few runs,
@@ -79,6 +88,7 @@
 #include "harness_stats.h"
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
@@ -1422,6 +1432,105 @@ static void test_direct_runs(void **state)
 	h_disconnect(c);
 }
 
+/* ---- wide fan-out from the start ------------------------------------------ */
+
+#define WS_PORTS 16
+#define WS_BATCHES 200
+#define WS_KEY "ws"
+
+struct ws_ctx {
+	const char *sock;
+	struct h_chan done, go;
+};
+
+static int ws_publisher(void *arg)
+{
+	struct ws_ctx *x = arg;
+	shn_client *c = NULL;
+	uint8_t byte;
+
+	/* the harness runs some variants with a small fan-out: this test is
+	 * about a publisher that writes every port directly */
+	setenv("SHMNOTIFY_DIRECT_FANOUT", "64", 1);
+	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
+	for (uint64_t i = 0; i < WS_BATCHES; i++) {
+		struct note_data d = { .counter = i, .batch_no = (uint32_t)i, .batch_size = 1 };
+		shn_notification n = { .event = 1, .key = WS_KEY, .key_len = 2, .data = &d,
+				       .data_len = sizeof(d) };
+
+		/* the second batch SYNC: it returns once the broker routed the
+		 * first, and offered the 16 rings while it did (their
+		 * DIRECT_OPENs still on their way) */
+		CHILD_CHECK_EQ(shn_notify(c, &n, 1, i == 1 ? SHN_NOTIFY_SYNC : 0), 0);
+	}
+	CHILD_CHECK(h_send(&x->done, 1) == 1);
+	CHILD_CHECK(h_recv(&x->go, &byte, H_CHILD_TIMEOUT_MS) == 1);
+	shn_disconnect(c);
+	return 0;
+}
+
+static void test_wide_start(void **state)
+{
+	struct harness *h = *state;
+	struct ws_ctx x = { .sock = h->sock };
+	shn_port *p[WS_PORTS];
+	shn_conn conn[WS_PORTS];
+	shn_notification out[64];
+	uint8_t byte;
+
+	h_chan_init(&x.done);
+	h_chan_init(&x.go);
+	shn_client *c = h_connect(h);
+	for (int k = 0; k < WS_PORTS; k++)
+		p[k] = h_port_sub(c, 0, WS_KEY, 2, SHN_EV_ALL, &conn[k]);
+	pid_t pid = h_fork(ws_publisher, &x);
+
+	/* read every port as the notes come (the SYNC batch waits for all
+	 * sixteen to take it) */
+	uint64_t next[WS_PORTS] = { 0 };
+	int64_t end = h_now_ms() + H_CHILD_TIMEOUT_MS;
+
+	for (int left = WS_PORTS; left > 0;) {
+		left = 0;
+		for (int k = 0; k < WS_PORTS; k++) {
+			int n = next[k] < WS_BATCHES ? shn_port_try_get(p[k], out, 64) : 0;
+
+			if (n < 0 && n != -EAGAIN)
+				fail_msg("port %d: shn_port_try_get %d", k, n);
+			for (int i = 0; i < n; i++) {
+				if (out[i].event & SHN_EV_OVERFLOW)
+					fail_overflow(&out[i], "a port of test_wide_start");
+				assert_int_equal(note_of(&out[i]).counter, next[k]);
+				assert_int_equal(out[i].seq, next[k] + 1);
+				assert_int_equal(out[i].conn, conn[k]);
+				assert_int_equal(out[i].batch_count, 1);
+				next[k]++;
+			}
+			left += next[k] < WS_BATCHES;
+		}
+		if (left > 0 && h_now_ms() > end)
+			fail_msg("%d ports still short of %d notes", left, WS_BATCHES);
+		if (left > 0)
+			sched_yield();
+	}
+	assert_int_equal(h_recv(&x.done, &byte, H_CHILD_TIMEOUT_MS), 1);
+	for (int k = 0; k < WS_PORTS; k++)
+		assert_int_equal(shn_port_get(p[k], out, 64, 0), -ETIMEDOUT);
+	long long routed = hs_client_stat(c, pid, "direct_routed");
+
+	if (h_direct_on() && routed < (long long)(WS_BATCHES - 2) * WS_PORTS)
+		fail_msg("%lld of the %d notes of batches 3..%d went directly: the rest took the "
+			 "broker path while the rings were offered", routed,
+			 (WS_BATCHES - 2) * WS_PORTS, WS_BATCHES);
+	if (!h_direct_on())
+		assert_int_equal(routed, 0);
+	assert_int_equal(h_send(&x.go, 1), 1);
+	h_wait_ok(pid, H_CHILD_TIMEOUT_MS);
+	h_chan_close(&x.done);
+	h_chan_close(&x.go);
+	h_disconnect(c);
+}
+
 int main(int argc, char **argv)
 {
 	h_parse_args(argc, argv);
@@ -1437,6 +1546,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_direct_block_reading, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_killed, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_direct_runs, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_wide_start, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
