@@ -430,7 +430,11 @@ static void shn_sub_close(void *ep)
 
 /* The shmnotify transports differ in how the broker is started (and
  * so in their loss policy), never in how clients talk to it. */
-#define SHN_FANOUT_NOTE "the broker copies each notification into every matching port's delivery ring"
+#define SHN_FANOUT_NOTE "the publisher writes each matching port's direct ring (up to 64 ports a " \
+			"batch, SHMNOTIFY_DIRECT_FANOUT); a wider batch: the broker copies it into " \
+			"every port's delivery ring"
+#define SHN_FANOUT_NOTE_BROKERED "the broker copies each notification into every matching " \
+				 "port's delivery ring"
 #define SHN_TRANSPORT_OPS                                                              \
 	.stop = shn_stop, .server_pids = shn_server_pids, .pub_open = shn_pub_open,    \
 	.pub_send = shn_pub_send, .pub_close = shn_pub_close, .sub_open = shn_sub_open, \
@@ -462,7 +466,7 @@ const struct transport t_shmnotify_brokered = {
 		       "path off (shmnotifyd --direct off): every notification takes two hops",
 	.start = shn_start_brokered,
 	.supports = shn_supports,
-	.fanout_note = SHN_FANOUT_NOTE,
+	.fanout_note = SHN_FANOUT_NOTE_BROKERED,
 	SHN_TRANSPORT_OPS,
 };
 
