@@ -159,6 +159,7 @@ void shn__dpub_free(shn_client *c)
 	}
 	free(c->prings);
 	c->prings = NULL;
+	c->pw_ring = NULL;
 	c->nprings = c->prings_cap = 0;
 	c->pmap_known = 0;
 	c->mail_looked = 0;
@@ -182,6 +183,8 @@ static void sweep(shn_client *c, uint64_t gen)
 		/* slots are never reused: closed before gen means closed for
 		 * good, whether or not its DIRECT_CLOSE reached us yet */
 		if (open != 0 && close != 0 && close <= gen) {
+			if (c->pw_ring == r)
+				c->pw_ring = NULL;
 			pring_unmap(r);
 			free(r);
 			c->prings[i] = c->prings[--c->nprings];
@@ -551,14 +554,11 @@ static void add_stat(_Atomic uint64_t *v, uint64_t d)
 			      memory_order_relaxed);
 }
 
-void shn__dpub_prewake(struct shn__dplan *pl)
+static void prewake_ring(struct shn__pring *r)
 {
-	struct shn__pring *r = pl->port[0];
 	uint64_t one = 1;
 	uint32_t s;
 
-	if (pl->nports != 1)
-		return;
 	s = atomic_load_explicit(r->port_sleep, memory_order_relaxed);
 	if ((s & 1u) == 0 || s == r->rung)
 		return;
@@ -566,6 +566,39 @@ void shn__dpub_prewake(struct shn__dplan *pl)
 	if (write(r->port_efd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the port has a wake-up pending */
 	}
+}
+
+void shn__dpub_prewake(shn_client *c, const shn_notification *batch, struct shn__dplan *pl)
+{
+	struct shn__pring *r = pl->port[0];
+
+	if (pl->nports != 1)
+		return;
+	prewake_ring(r);
+	/* remembered for the next batch alike (shn__dpub_prewake_early) */
+	if (c->pw_ring != r || c->pw_gen != pl->gen || c->pw_event != batch[0].event ||
+	    c->pw_key_len != batch[0].key_len ||
+	    !shn__key_eq(c->pw_key, batch[0].key, batch[0].key_len)) {
+		c->pw_ring = r;
+		c->pw_gen = pl->gen;
+		c->pw_event = batch[0].event;
+		c->pw_key_len = batch[0].key_len;
+		memcpy(c->pw_key, batch[0].key, batch[0].key_len);
+	}
+}
+
+void shn__dpub_prewake_early(shn_client *c, const shn_notification *batch)
+{
+	struct shn__pring *r = c->pw_ring;
+
+	if (r == NULL || c->ftab == NULL || batch[0].event != c->pw_event ||
+	    batch[0].key_len != c->pw_key_len ||
+	    atomic_load_explicit(&c->ftab->gen, memory_order_relaxed) != c->pw_gen ||
+	    !shn__key_eq(c->pw_key, batch[0].key, c->pw_key_len))
+		return;
+	if (!r->mapped || r->broken || atomic_load_explicit(&r->closed, memory_order_relaxed))
+		return;
+	prewake_ring(r);
 }
 
 /* Say in each ring of the plan that we wake its readers from this CPU;

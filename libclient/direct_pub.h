@@ -148,7 +148,15 @@ void shn__dpub_rollback(struct shn__dplan *pl);
  * nothing, arms its sleep word anew and sleeps: shn__dpub_publish's fenced
  * look then sees a value it did not ring and rings again.  No ring is
  * rung twice for one sleep.  Caller holds pub_lock. */
-void shn__dpub_prewake(struct shn__dplan *pl);
+void shn__dpub_prewake(shn_client *c, const shn_notification *batch, struct shn__dplan *pl);
+
+/* The same before the batch is even planned: when its first note has the
+ * key and event of the last batch shn__dpub_prewake rang for, and the
+ * filters have not changed since (the generation), the plan will name
+ * that port again -- ring it now.  A guess that turns out wrong (more
+ * notes, other ports) costs that reader a look at empty rings.  Caller
+ * holds pub_lock. */
+void shn__dpub_prewake_early(shn_client *c, const shn_notification *batch);
 
 /* Publish every record written, count, and wake each sleeping port (also
  * one that lost the batch: its reader reports the loss from our counter).

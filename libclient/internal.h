@@ -128,6 +128,14 @@ struct shn_client {
 	uint32_t dp_fanout;            /* shn__direct_fanout(), read at shn_connect */
 	uint64_t dp_wait_ns;           /* shn__direct_wait_ns(), read at shn_connect */
 	bool dp_prewake;               /* shn__direct_prewake(), read at shn_connect */
+	/* the last batch that went directly to one port alone: its first key
+	 * and event, the generation it was matched at and the ring (under
+	 * pub_lock; NULL: none), so that the next batch alike rings that
+	 * port's sleeping reader before it is even planned (shn__dpub_prewake) */
+	struct shn__pring *pw_ring;
+	uint64_t pw_gen;
+	uint32_t pw_event, pw_key_len;
+	alignas(8) uint8_t pw_key[SHN_KEY_MAX_WIRE];
 	bool dp_untracked;             /* a DIRECT_OPEN could not even be remembered:
 	                                  every batch takes the broker path, gen 0 */
 	struct shn__ftab_memo_ent *ftab_memo;  /* ftab_memo.c; NULL until first used */

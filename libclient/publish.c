@@ -427,7 +427,7 @@ static int publish_locked(shn_client *c, const shn_notification *batch, size_t n
 		}
 		/* the reader's wake-up under way while we write its record */
 		if (route == 0 && pl.nports == 1 && c->dp_prewake)
-			shn__dpub_prewake(&pl);
+			shn__dpub_prewake(c, batch, &pl);
 		t_ns = shn__now_ns();
 		if (route == 0 && pl.nports > 0) {
 			int dw = shn__dpub_write(c, batch, &pl, bid, t_ns);
@@ -617,6 +617,10 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		err = -EMSGSIZE;   /* a reconnect brought a smaller ring */
 		goto refused;
 	}
+	/* a batch like the last one that went to one port alone: that
+	 * port's reader is rung before the batch is even planned */
+	if (c->pw_ring != NULL && !(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)))
+		shn__dpub_prewake_early(c, batch);
 	if (!anyone_listens(c, batch, n, &runs)) {
 		err = 0;   /* no matching subscription: done, even for SYNC (rule 7) */
 		goto refused;
