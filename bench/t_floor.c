@@ -4,7 +4,10 @@
  * with no broker at all.  The project's own ring (shm/ring.h), eventfd
  * need-wakeup in both directions (the eventfd that woke a receive reset at
  * the next receive, as libshmnotify's port does), one release of the tail
- * per batch.
+ * per batch, and libshmnotify's pre-wake: a sleeping reader of a ring with
+ * one reader is rung before the record is written, so that its wake-up and
+ * the writing overlap (off with SHMNOTIFY_DIRECT_PREWAKE=off, as the
+ * library's).
  *
  * Shapes: 1 -> 1 is one SPSC ring.  1 -> N is ONE BROADCAST RING: the
  * publisher writes each record once, every subscriber reads it through its
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -193,6 +197,31 @@ static void wake_readers(struct fpub *e)
 	}
 }
 
+/* The pre-wake (docs/direct-path.md, "Wake-ups"): a ring with one reader
+ * rings that reader, when it sleeps, before the record is written;
+ * wake_readers' fenced look after the tail then finds that sleep rung. */
+static void prewake_reader(struct fpub *e)
+{
+	static int on = -1;
+	struct floor_ctl *c = e->f->ctl[e->r];
+	static const uint64_t one = 1;
+	uint32_t s;
+
+	if (on < 0) {
+		const char *v = getenv("SHMNOTIFY_DIRECT_PREWAKE");
+
+		on = v == NULL || (strcmp(v, "off") != 0 && strcmp(v, "0") != 0);
+	}
+	if (!on || e->f->ncons != 1)
+		return;
+	s = atomic_load_explicit(&c->cons[0].sleep_seq, memory_order_relaxed);
+	if ((s & 1u) && s != e->woke[0]) {
+		e->woke[0] = s;
+		if (write(e->f->cons_efd[e->r][0], &one, 8) < 0 && errno != EAGAIN)
+			abort();
+	}
+}
+
 /* Sleep until a record of len bytes fits: the sleeper's half of the
  * need-wakeup protocol on the ring's wait word. */
 static void wait_room(struct fpub *e, uint32_t len)
@@ -230,6 +259,7 @@ static int floor_pub_send(void *ep, const struct bmsg *m, unsigned n)
 {
 	struct fpub *e = ep;
 
+	prewake_reader(e);
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t len = (uint32_t)SHN_ALIGN8(16u + m[i].key_len + m[i].data_len);
 		uint8_t *rec;
