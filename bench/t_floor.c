@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -210,7 +211,7 @@ static void prewake_reader(struct fpub *e)
 	if (on < 0) {
 		const char *v = getenv("SHMNOTIFY_DIRECT_PREWAKE");
 
-		on = v == NULL || (strcmp(v, "off") != 0 && strcmp(v, "0") != 0);
+		on = v == NULL || (strcasecmp(v, "off") != 0 && strcmp(v, "0") != 0);
 	}
 	if (!on || e->f->ncons != 1)
 		return;

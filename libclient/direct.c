@@ -27,15 +27,19 @@
 #include "ftab_memo.h"
 #include "direct_pub.h"
 
+/* Is the switch var set to off (or 0)? */
+static bool env_off(const char *var)
+{
+	const char *v = getenv(var);
+
+	return (v != NULL && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0));
+}
+
 uint32_t shn__direct_hello_flag(void)
 {
-	const char *v = getenv("SHMNOTIFY_DIRECT");
-
 	/* Asked for unless SHMNOTIFY_DIRECT=off (or 0): the switch for one
 	 * process; the broker's --direct off is the switch for everyone. */
-	if (v != NULL && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0))
-		return (0);
-	return (SHN_HELLO_F_DIRECT);
+	return (env_off("SHMNOTIFY_DIRECT") ? 0 : SHN_HELLO_F_DIRECT);
 }
 
 /* the broker checks the fan-out DIRECT_SETUP carries against the same bound */
@@ -58,9 +62,7 @@ uint32_t shn__direct_fanout(void)
 
 bool shn__direct_prewake(void)
 {
-	const char *v = getenv("SHMNOTIFY_DIRECT_PREWAKE");
-
-	return (v == NULL || (strcasecmp(v, "off") != 0 && strcmp(v, "0") != 0));
+	return (!env_off("SHMNOTIFY_DIRECT_PREWAKE"));
 }
 
 uint64_t shn__direct_wait_ns(void)

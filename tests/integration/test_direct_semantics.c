@@ -129,6 +129,18 @@ static void max_store(_Atomic uint64_t *v, uint64_t x)
 		;
 }
 
+/* A publisher child's end: say it is done, stay connected until the parent
+ * read its stats (go), then disconnect.  Returns the child's exit status. */
+static int publisher_done(shn_client *c, struct h_chan *done, struct h_chan *go)
+{
+	uint8_t byte;
+
+	CHILD_CHECK(h_send(done, 1) == 1);
+	CHILD_CHECK(h_recv(go, &byte, H_CHILD_TIMEOUT_MS) == 1);
+	shn_disconnect(c);
+	return 0;
+}
+
 /* ---- rule 8: subscribe and unsubscribe racing a flood ------------------- */
 
 #define R8_ITERATIONS 200
@@ -403,7 +415,6 @@ static int si_publisher(void *arg)
 	shn_notification b[8];
 	struct note_data d[8];
 	uint64_t counter = 0;
-	uint8_t byte;
 
 	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
 	for (uint32_t bn = 0; bn < x->nbatches; bn++) {
@@ -422,11 +433,7 @@ static int si_publisher(void *arg)
 				shn_strerror(r));
 		CHILD_CHECK_EQ(r, 0);
 	}
-	CHILD_CHECK(h_send(&x->done, 1) == 1);
-	/* stay connected until the parent read our stats */
-	CHILD_CHECK(h_recv(&x->go, &byte, H_CHILD_TIMEOUT_MS) == 1);
-	shn_disconnect(c);
-	return 0;
+	return publisher_done(c, &x->done, &x->go);
 }
 
 /* One round: a new subscriber client and port, a new publisher process
@@ -1338,7 +1345,6 @@ static int runs_publisher(void *arg)
 	shn_notification b[RUNS_NOTES];
 	uint32_t payload[RUNS_NOTES];
 	shn_client *c = NULL;
-	uint8_t byte;
 
 	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
 	for (uint32_t r = 0; r < RUNS_ROUNDS; r++) {
@@ -1347,10 +1353,7 @@ static int runs_publisher(void *arg)
 		CHILD_CHECK_EQ(shn_notify(c, b, RUNS_NOTES, 0), 0);
 		h_sleep_ms(1);   /* time for the ring to be offered and taken */
 	}
-	CHILD_CHECK(h_send(&x->done, 1) == 1);
-	CHILD_CHECK(h_recv(&x->go, &byte, H_CHILD_TIMEOUT_MS) == 1);
-	shn_disconnect(c);
-	return 0;
+	return publisher_done(c, &x->done, &x->go);
 }
 
 static void test_direct_runs(void **state)
@@ -1447,7 +1450,6 @@ static int ws_publisher(void *arg)
 {
 	struct ws_ctx *x = arg;
 	shn_client *c = NULL;
-	uint8_t byte;
 
 	/* the harness runs some variants with a small fan-out: this test is
 	 * about a publisher that writes every port directly */
@@ -1463,10 +1465,7 @@ static int ws_publisher(void *arg)
 		 * DIRECT_OPENs still on their way) */
 		CHILD_CHECK_EQ(shn_notify(c, &n, 1, i == 1 ? SHN_NOTIFY_SYNC : 0), 0);
 	}
-	CHILD_CHECK(h_send(&x->done, 1) == 1);
-	CHILD_CHECK(h_recv(&x->go, &byte, H_CHILD_TIMEOUT_MS) == 1);
-	shn_disconnect(c);
-	return 0;
+	return publisher_done(c, &x->done, &x->go);
 }
 
 static void test_wide_start(void **state)
