@@ -244,6 +244,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		const void *key = x->key;
 		uint32_t kl = x->key_len, ev = x->event;
 		uint64_t bits = 0, bytes, hash = 0;
+		uint32_t same_len;
 
 		if (nknown != 0) {
 			/* the caller's check of the batch found the runs (and
@@ -251,15 +252,22 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 			j = i + known[nruns].count;
 			bytes = known[nruns].bytes;
 			hash = known[nruns].hash;
+			same_len = known[nruns].same_len;
 		} else {
 			/* the run: the notes after x with its key (floods pass
 			 * the same pointer; else the same bytes) and its event
 			 * go where it goes, in one record run (shm/direct.h) */
-			bytes = shn_direct_item_size(x->data_len);
+			uint64_t items = shn_direct_item_size(x->data_len);
+
+			same_len = x->data_len;
 			for (j = i + 1; j < n && batch[j].event == ev && batch[j].key_len == kl &&
 					(batch[j].key == key || shn__key_eq(batch[j].key, key, kl));
-			     j++)
-				bytes += shn_direct_item_size(batch[j].data_len);
+			     j++) {
+				items += shn_direct_item_size(batch[j].data_len);
+				if (batch[j].data_len != same_len)
+					same_len = 0;
+			}
+			bytes = shn__drun_bytes((uint32_t)(j - i), same_len, items);
 		}
 		/* the key of the run before (another event) is matched
 		 * already (prev_len 0 before the first: no key is that short) */
@@ -308,6 +316,7 @@ static int plan_at(shn_client *c, const shn_notification *batch, size_t n,
 		runs[nruns].first = (uint32_t)i;
 		runs[nruns].count = (uint32_t)(j - i);
 		runs[nruns].bytes = bytes;
+		runs[nruns].same_len = same_len;
 		runs[nruns].bits = bits;
 		nruns++;
 	}
@@ -380,6 +389,32 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl)
 	return (false);
 }
 
+/* The notes [x, end) of a run of one data length dl (>= 1): each its data
+ * over a zeroed last word, in a slot of SHN_ALIGN8(dl) bytes, no length
+ * word.  The copy's size class is chosen once for the run, not per note:
+ * a flood's 64-byte notes cost two 32-byte moves each.  Returns the end. */
+static uint8_t *write_same_len(uint8_t *w, const shn_notification *x,
+			       const shn_notification *end, uint32_t dl)
+{
+	const uint32_t dsz = (uint32_t)SHN_ALIGN8(dl);
+	const uint64_t zero = 0;
+
+	if (dl >= 32 && dl <= 64 && (dl & 7u) == 0) {
+		for (; x < end; x++, w += dsz) {
+			const uint8_t *s = x->data;
+
+			memcpy(w, s, 32);
+			memcpy(w + dl - 32, s + dl - 32, 32);
+		}
+	} else {
+		for (; x < end; x++, w += dsz) {
+			memcpy(w + dsz - 8, &zero, 8);
+			shu_copy_small(w, x->data, dl);
+		}
+	}
+	return (w);
+}
+
 static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification *batch,
 		      const struct shn__drun *runs, uint32_t nruns, uint64_t bit,
 		      uint64_t batch_id, uint64_t time_ns, uint64_t gen)
@@ -404,9 +439,12 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 
 		if (!(ru->bits & bit))
 			continue;
-		/* the run's head (reserved and conn zero), then the key over
-		 * a zeroed last word: the padding after it is zero, as the
-		 * reader checks */
+		if (ru->same_len != 0) {
+			w0 |= (uint64_t)SHN_DIRECT_RUN_SAME_LEN << 48;
+			w1 |= (uint64_t)ru->same_len << 32;
+		}
+		/* the run's head (conn zero), then the key over a zeroed last
+		 * word: the padding after it is zero, as the reader checks */
 		memcpy(w, &w0, 8);
 		memcpy(w + 8, &w1, 8);
 		memcpy(w + 16, &zero, 8);
@@ -414,6 +452,10 @@ static void write_one(struct shn__pring *r, uint8_t *dst, const shn_notification
 		memcpy(w + ksz - 8, &zero, 8);
 		shu_copy_small(w, x->key, kl);
 		w += ksz;
+		if (ru->same_len != 0) {
+			w = write_same_len(w, x, end, ru->same_len);
+			continue;
+		}
 		/* each note: its length as a word, its data over a zeroed
 		 * last word */
 		for (; x < end; x++) {

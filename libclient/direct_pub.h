@@ -36,7 +36,19 @@ struct shn__drun {
 	uint64_t bytes;                /* its notes' bytes in a direct record */
 	uint64_t bits;                 /* bit j: goes to plan port j */
 	uint64_t hash;                 /* XXH3_64bits of its key, or 0: not known yet */
+	uint32_t same_len;             /* every note's data length, when they are
+	                                  all the same and not 0: the run goes in
+	                                  the one-length form (shm/direct.h); 0:
+	                                  a length word per note */
 };
+
+/* A run's notes' bytes in a direct record, and its same_len: count notes
+ * whose data lengths are all same_len (>= 1) take SHN_ALIGN8(same_len)
+ * each; otherwise each takes its length word and data (items: their sum). */
+static inline uint64_t shn__drun_bytes(uint32_t count, uint32_t same_len, uint64_t items)
+{
+	return same_len != 0 ? (uint64_t)count * SHN_ALIGN8(same_len) : items;
+}
 
 /* Where shn__dpub_plan sent a batch. */
 struct shn__dplan {

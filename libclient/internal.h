@@ -328,6 +328,8 @@ struct shn_port {
 	 * how many of its notes are still to hand out (0: the next note
 	 * starts a run at cur_off) */
 	uint32_t run_left;
+	uint32_t run_same_len;         /* its notes' one data length, or 0:
+	                                  a length word per note */
 	uint64_t run_w0;               /* event | key_len << 32 */
 	const uint8_t *run_key;
 	uint64_t run_conn;

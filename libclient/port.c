@@ -325,12 +325,14 @@ _Static_assert(sizeof(shn_notification) == 80 && offsetof(shn_notification, data
 	       offsetof(shn_notification, sender_pid) == 64 &&
 	       offsetof(shn_notification, time_ns) == 72,
 	       "shn_notification as ten words");
-/* ... and a run's first word and a note's length word are the
- * notification's first two: event, key_len and zero; data_len and zero
- * (the record check saw the reserved fields zero). */
+/* ... and a run's first word, its flags masked off, and a note's length
+ * word are the notification's first two: event, key_len and zero; data_len
+ * and zero (the record check saw the reserved fields zero). */
 _Static_assert(offsetof(shn_notification, event) == 0 && offsetof(shn_notification, key_len) == 4 &&
 	       offsetof(struct shn_direct_run, key_len) == 4 &&
+	       offsetof(struct shn_direct_run, flags) == 6 &&
 	       offsetof(struct shn_direct_item, data_len) == 0, "direct words");
+#define RUN_W0_MASK 0x0000ffffffffffffull   /* event, key_len: flags off */
 
 static inline void put64(uint8_t *o, size_t at, uint64_t v)
 {
@@ -342,12 +344,13 @@ static inline void put64(uint8_t *o, size_t at, uint64_t v)
  * (direct_read.c), no system event in it, so nothing is checked again.
  * Each notification is written whole as ten words, padding included, with
  * the port's own seq: the per-note cost of a flood's reader.  A run's
- * key, event and conn are read once, when the run begins. */
+ * key, event, conn and (one length) data length are read once, when the
+ * run begins; a note of a run of one length is then its data's address. */
 static int fill_direct(shn_port *p, shn_notification *out, size_t max)
 {
 	const struct shn_del_batch *b = (const void *)p->cur;
 	const uint8_t *q = p->cur + p->cur_off, *key = p->run_key;
-	uint32_t left = p->run_left, todo = p->cur_count - p->cur_index;
+	uint32_t left = p->run_left, same = p->run_same_len, todo = p->cur_count - p->cur_index;
 	uint64_t seq = p->next_seq, batch_id = b->batch_id, time_ns = b->time_ns;
 	uint64_t who = (uint32_t)b->sender_pid | (uint64_t)b->sender_uid << 32;
 	uint64_t w0 = p->run_w0, conn = p->run_conn;
@@ -365,13 +368,34 @@ static int fill_direct(shn_port *p, shn_notification *out, size_t max)
 
 			memcpy(&w0, q, 8);
 			left = run->count;
+			same = run->flags != 0 ? run->data_len : 0;
 			conn = run->conn;
 			key = q + sizeof(*run);
 			q += shn_direct_run_size((uint16_t)(w0 >> 32));
+			w0 &= RUN_W0_MASK;
 		}
 		k = left < todo - done ? left : todo - done;
 		left -= k;
 		done += k;
+		if (same != 0) {
+			/* one length: the words but data and the counters
+			 * are the run's */
+			const uint64_t dl = same, dsz = SHN_ALIGN8(dl);
+
+			for (; k != 0; k--, o += sizeof(shn_notification), q += dsz) {
+				put64(o, 0, w0);
+				put64(o, 8, dl);
+				put64(o, 16, (uintptr_t)key);
+				put64(o, 24, (uintptr_t)q);
+				put64(o, 32, conn);
+				put64(o, 40, ++seq);
+				put64(o, 48, batch_id);
+				put64(o, 56, pos++);
+				put64(o, 64, who);
+				put64(o, 72, time_ns);
+			}
+			continue;
+		}
 		for (; k != 0; k--, o += sizeof(shn_notification)) {
 			uint64_t dl;
 
@@ -395,6 +419,7 @@ static int fill_direct(shn_port *p, shn_notification *out, size_t max)
 	p->cur_off = (uint32_t)(q - p->cur);
 	p->cur_index += todo;
 	p->run_left = left;
+	p->run_same_len = same;
 	p->run_w0 = w0;
 	p->run_key = key;
 	p->run_conn = conn;

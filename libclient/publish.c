@@ -45,6 +45,18 @@ struct batch_runs {
 	struct shn__drun r[SHN__RUNS_KNOWN];
 };
 
+/* A run of count notes that batch_size walked ends: its bytes in a direct
+ * record and its form.  stretches: its stretches of one data length (the
+ * last one's length is dl); items: its notes' bytes with a length word
+ * each. */
+static void close_run(struct shn__drun *r, size_t count, uint32_t stretches, uint32_t dl,
+		      uint64_t items)
+{
+	r->count = (uint32_t)count;
+	r->same_len = stretches == 1 ? dl : 0;
+	r->bytes = shn__drun_bytes(r->count, r->same_len, items);
+}
+
 /* Validate the batch and compute its record size; note its runs (notes
  * with the key, by pointer, and the event of the note before) for the
  * direct path's plan.  A key or payload above the broker's configured
@@ -63,47 +75,60 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 		uint32_t kmax = max_key < SHN_KEY_MAX ? max_key : SHN_KEY_MAX;
 		uint32_t dmax = max_data < SHN_DATA_MAX ? max_data : SHN_DATA_MAX;
 		const void *pk = NULL;
-		uint32_t pkl = UINT32_MAX, pev = 0;   /* no key_len is UINT32_MAX */
-		uint32_t nr = 0;
-		uint64_t rbytes = 0;   /* the run's notes in a direct record */
-		size_t i, start = 0;
+		uint32_t pkl = UINT32_MAX, pev = 0, pdl = 0;   /* no key_len is UINT32_MAX */
+		uint32_t nr = 0, nstretch = 0;
+		uint64_t items = 0;   /* the run's notes with a length word each */
+		size_t i, start = 0, from = 0;   /* where the run and the stretch began */
 
 		for (i = 0; i < n; i++) {
 			const shn_notification *x = &batch[i];
 			uint32_t kl = x->key_len, dl = x->data_len;
 
+			/* a note like the one before it (a flood's are: the
+			 * same key pointer, key length, event and data length)
+			 * is checked by this compare, and its data pointer */
+			if ((((uintptr_t)x->key ^ (uintptr_t)pk) | (kl ^ pkl) | (x->event ^ pev) |
+			     (dl ^ pdl)) == 0) {
+				if (x->data == NULL && dl != 0)
+					break;
+				continue;
+			}
+			/* a stretch of one data length ends: its sizes, once */
+			if (i > from) {
+				sz += (uint64_t)(i - from) * shn_pub_note_size(pkl, pdl);
+				items += (uint64_t)(i - from) * shn_direct_item_size(pdl);
+			}
 			/* event 1..SHN_EV_ALL, key_len 1..kmax: one compare
-			 * each, and only when they differ from the note
-			 * before (floods repeat a key and an event): a run
-			 * begins */
+			 * each, and only where a run begins */
 			if (x->key != pk || kl != pkl || x->event != pev) {
 				if (x->event - 1u >= SHN_EV_ALL || x->key == NULL || kl - 1u >= kmax)
 					break;
-				pk = x->key;
-				pkl = kl;
-				pev = x->event;
-				if (nr - 1u < SHN__RUNS_KNOWN) {
-					runs->r[nr - 1].count = (uint32_t)(i - start);
-					runs->r[nr - 1].bytes = rbytes;
-				}
+				if (nr - 1u < SHN__RUNS_KNOWN)
+					close_run(&runs->r[nr - 1], i - start, nstretch, pdl, items);
 				if (nr < SHN__RUNS_KNOWN) {
 					runs->r[nr].first = (uint32_t)i;
 					runs->r[nr].hash = 0;
 				}
 				nr++;
 				start = i;
-				rbytes = 0;
+				items = 0;
+				nstretch = 0;
+				pk = x->key;
+				pkl = kl;
+				pev = x->event;
 			}
 			if (dl > dmax || (x->data == NULL && dl != 0))
 				break;
-			sz += shn_pub_note_size(kl, dl);
-			rbytes += shn_direct_item_size(dl);
+			pdl = dl;
+			from = i;
+			nstretch++;
 		}
 		if (i == n) {
+			sz += (uint64_t)(i - from) * shn_pub_note_size(pkl, pdl);
+			items += (uint64_t)(i - from) * shn_direct_item_size(pdl);
 			runs->n = 0;
 			if (nr <= SHN__RUNS_KNOWN) {
-				runs->r[nr - 1].count = (uint32_t)(i - start);
-				runs->r[nr - 1].bytes = rbytes;
+				close_run(&runs->r[nr - 1], i - start, nstretch, pdl, items);
 				runs->n = nr;
 			}
 			*size = sz;

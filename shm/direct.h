@@ -102,12 +102,22 @@ _Static_assert(SHN_DIRECT_PSTATS_OFF + sizeof(struct shn_direct_pub_stats) <= SH
 /* A direct ring carries records of runs: this header, then one or more
  * runs.  A run is notes with one key and one event, consecutive in publish
  * order: a struct shn_direct_run, its key (zero padding to a multiple of 8),
- * then its count notes, each a struct shn_direct_item (its data length, one
- * word) followed by its data (zero padding to a multiple of 8).  A flood's
- * batch of 64 notes to one key is one run: its key is written, checked and
- * matched once, and each note costs the writer and the reader its data and
- * one word (docs/direct-path.md, "The record").  Every part starts 8-byte
- * aligned.
+ * then its count notes, in one of two forms:
+ *
+ *   lengths per note (flags 0): each note a struct shn_direct_item (its
+ *     data length, one word) followed by its data (zero padding to a
+ *     multiple of 8);
+ *   one length (flags SHN_DIRECT_RUN_SAME_LEN): every note's data is
+ *     data_len (>= 1) bytes, said once in the run's head; the notes are
+ *     count slots of SHN_ALIGN8(data_len) bytes, each its data and zero
+ *     padding, with no word per note.
+ *
+ * A flood's batch of 64 notes of 64 bytes to one key is one run of one
+ * length: its key is written, checked and matched once, and each note
+ * costs the writer and the reader its data alone (docs/direct-path.md,
+ * "The record").  Every part starts 8-byte aligned.  A note takes at least
+ * 8 bytes in either form (data_len >= 1 in a run of one length), so a
+ * record's count is bounded by its length.
  *
  * The first 40 bytes of the header have the layout of struct shn_del_batch,
  * so the port reads batch_id, time_ns, sender_pid and sender_uid where it
@@ -145,16 +155,20 @@ _Static_assert(sizeof(struct shn_direct_batch) == 56, "direct batch");
 _Static_assert(offsetof(struct shn_direct_batch, flags) == 20, "flags where sync_token is");
 _Static_assert(offsetof(struct shn_direct_batch, batch_id) == 24, "batch_id as in del_batch");
 
-/* The head of a run: three words, event | key_len << 32 (reserved 0 above),
- * count (reserved2 0 above), conn. */
+/* The head of a run: three words, event | key_len << 32 | flags << 48,
+ * count | data_len << 32, conn. */
 struct shn_direct_run {
 	uint32_t event;      /* not 0, no system bit */
 	uint16_t key_len;    /* 1..the broker's max_key_len */
-	uint16_t reserved;   /* 0 */
+	uint16_t flags;      /* 0 or SHN_DIRECT_RUN_SAME_LEN; no other bit */
 	uint32_t count;      /* notes in the run, >= 1 */
-	uint32_t reserved2;  /* 0 */
+	uint32_t data_len;   /* SAME_LEN: every note's, 1..max_data_len; else 0 */
 	uint64_t conn;       /* 0 on the wire; the reader fills it */
 };
+/* The run's notes have one data length, data_len: no length word per note
+ * (protocol version 5; a version-4 reader took the bit for a hostile one,
+ * and the broker lets no two versions meet). */
+#define SHN_DIRECT_RUN_SAME_LEN 1u
 _Static_assert(sizeof(struct shn_direct_run) == 24, "direct run");
 
 /* One note of a run: its data length as one word, the upper half 0 (so
@@ -165,7 +179,8 @@ struct shn_direct_item {
 };
 _Static_assert(sizeof(struct shn_direct_item) == 8, "direct item");
 
-/* Bytes of a run's head and key, and of one note of it. */
+/* Bytes of a run's head and key, and of one note of it (with its length
+ * word; a note of a run of one length takes SHN_ALIGN8(data_len)). */
 static inline uint32_t shn_direct_run_size(uint32_t key_len)
 {
 	return (uint32_t)(sizeof(struct shn_direct_run) + SHN_ALIGN8(key_len));
@@ -274,20 +289,24 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		struct shn_direct_run *run = (void *)(rec + off);
 		const uint8_t *key;
 		uint64_t w[3];
-		uint32_t event, key_len, n, ksz;
+		uint32_t event, key_len, rflags, n, dlen, ksz;
 
 		if (len - off < sizeof(*run))
 			return -EBADMSG;
-		/* the head as three words (little-endian, as the struct):
-		 * every reserved field and conn zero in one test */
+		/* the head as three words (little-endian, as the struct) */
 		memcpy(w, run, sizeof(w));
 		event = (uint32_t)w[0];
 		key_len = (uint16_t)(w[0] >> 32);
+		rflags = (uint32_t)(w[0] >> 48);
 		n = (uint32_t)w[1];
-		if (((w[0] >> 48) | (w[1] >> 32) | w[2]) != 0 ||
+		dlen = (uint32_t)(w[1] >> 32);
+		if (w[2] != 0 ||                             /* conn */
 		    event - 1u >= ~SHN_DIRECT_EV_SYSTEM ||   /* 0, or a system bit */
 		    key_len - 1u >= max_key ||               /* 0, or too long */
-		    n - 1u >= left)                          /* 0, or more than the header's */
+		    n - 1u >= left ||                        /* 0, or more than the header's */
+		    (rflags == 0 ? dlen != 0                 /* lengths per note */
+				 : rflags != SHN_DIRECT_RUN_SAME_LEN ||
+				   dlen - 1u >= max_data))   /* one length: 1..max_data */
 			return -EBADMSG;
 		off += sizeof(*run);
 		key = rec + off;
@@ -310,12 +329,28 @@ static inline int shn_direct_record_check(uint8_t *rec, uint32_t len,
 		}
 		off += ksz;
 		left -= n;
-		/* the notes: a length word, bounded with its reserved half in
-		 * one compare, then the data and its padding.  off and len are
-		 * multiples of 8, so off < len leaves the word whole; off is
-		 * 64-bit here, so adding a bounded length cannot wrap. */
+		/* the notes.  off and len are multiples of 8; noff is 64-bit,
+		 * so adding a bounded length (or n slots of one) cannot wrap. */
 		uint64_t noff = off;
 
+		if (rflags != 0) {
+			/* one length: n slots of dsz bytes, bounded at once;
+			 * only a length that is not a multiple of 8 leaves
+			 * padding to look at */
+			uint64_t dsz = SHN_ALIGN8(dlen);
+
+			if ((uint64_t)n * dsz > len - noff)
+				return -EBADMSG;
+			if (dlen & 7u)
+				for (uint32_t k = 0; k < n; k++)
+					if (!shn_direct_pad_zero(rec + noff + (k + 1) * dsz, dlen & 7u))
+						return -EBADMSG;
+			off = (uint32_t)(noff + (uint64_t)n * dsz);
+			continue;
+		}
+		/* lengths per note: a length word, bounded with its reserved
+		 * half in one compare, then the data and its padding; off <
+		 * len leaves the word whole */
 		for (; n != 0; n--) {
 			uint64_t item;
 

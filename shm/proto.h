@@ -19,9 +19,11 @@
 #include "util/utf8.h"
 
 #define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
-#define SHN_PROTO_VERSION 4u   /* 2: ring producer line holds room_head;
+#define SHN_PROTO_VERSION 5u   /* 2: ring producer line holds room_head;
                                   3: direct records carry runs (direct.h);
-                                  4: DIRECT_SETUP carries the fan-out */
+                                  4: DIRECT_SETUP carries the fan-out;
+                                  5: a direct run may have one data length
+                                     (SHN_DIRECT_RUN_SAME_LEN) */
 #define SHN_MSG_MAX       4096u       /* bytes in one control message */
 #define SHN_MSG_MAX_FDS   4
 

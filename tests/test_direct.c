@@ -77,6 +77,27 @@ static uint32_t rec_item(struct rec *r, uint32_t data_len)
 	return off;
 }
 
+/* A run of one data length (SHN_DIRECT_RUN_SAME_LEN): n notes of dl bytes
+ * (0xab), each in a zero-padded slot; returns the run's offset. */
+static uint32_t rec_same(struct rec *r, uint32_t event, const char *key, uint32_t n,
+			 uint32_t dl)
+{
+	struct shn_direct_batch *h = (void *)r->b;
+	uint32_t off = rec_run(r, event, key);
+	struct shn_direct_run *run = (void *)(r->b + off);
+
+	for (uint32_t i = 0; i < n; i++) {
+		memset(r->b + r->len, 0xab, dl);
+		r->len += (uint32_t)SHN_ALIGN8(dl);
+	}
+	run->flags = SHN_DIRECT_RUN_SAME_LEN;
+	run->data_len = dl;
+	run->count = n;
+	h->count += n;
+	h->h.len = r->len;
+	return off;
+}
+
 /* A run of one note; returns the run's offset. */
 static uint32_t rec_note(struct rec *r, uint32_t event, const char *key, uint32_t data_len)
 {
@@ -257,9 +278,9 @@ static void test_record_bad_runs(void **state)
 	expect_bad(&r, r.len);
 	/* reserved fields; conn is the reader's */
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	RUN(r, off)->reserved = 1; expect_bad(&r, r.len);
+	RUN(r, off)->flags = 2; expect_bad(&r, r.len);   /* no such form */
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
-	RUN(r, off)->reserved2 = 1; expect_bad(&r, r.len);
+	RUN(r, off)->data_len = 1; expect_bad(&r, r.len);   /* a length in a per-note run */
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "k", 0);
 	RUN(r, off)->conn = 7; expect_bad(&r, r.len);
 	rec_start(&r, 10, 5); rec_run(&r, 1, "k"); rec_item(&r, 1); it = rec_item(&r, 0);
@@ -293,6 +314,65 @@ static void test_record_bad_runs(void **state)
 	/* a note's length word cut by the end (a run of 2 with one note) */
 	rec_start(&r, 10, 5); off = rec_note(&r, 1, "abc", 2);
 	RUN(r, off)->count = 2; HDR(r)->count = 2; expect_bad(&r, r.len);
+}
+
+/* Runs of one data length: the one length bounds every note at once, and
+ * each note's padding is still looked at. */
+static void test_record_same_len(void **state)
+{
+	struct rec r;
+	struct shn_direct_seen seen = { 0, 0, 0 };
+	uint32_t off, off2;
+
+	(void)state;
+	/* 3 of 64 bytes, a run with a length word per note, 5 of 13, 1 of
+	 * the limit (1024) */
+	rec_start(&r, 10, 5);
+	rec_same(&r, 1, "alpha", 3, 64);
+	rec_run(&r, 1, "alpha"); rec_item(&r, 3); rec_item(&r, 0);
+	rec_same(&r, 2, "beta.gamma", 5, 13);
+	rec_same(&r, 2, "b", 1, 1024);
+	assert_int_equal(check(&r, &seen), 11);
+	assert_int_equal(seen.batch_id, 10);
+
+	/* the flag and the length: every other flag bit, length 0, above
+	 * the limit, a length in a run without the flag */
+	for (uint16_t f = 2; f != 0; f = (uint16_t)(f << 1)) {
+		rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 2, 8);
+		RUN(r, off)->flags |= f; expect_bad(&r, r.len);
+	}
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 2, 8);
+	RUN(r, off)->data_len = 0; expect_bad(&r, r.len);   /* read as no bytes */
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 1, 1024);
+	RUN(r, off)->data_len = 1025; expect_bad(&r, r.len);
+	RUN(r, off)->data_len = UINT32_MAX; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 2, 8);
+	RUN(r, off)->flags = 0; expect_bad(&r, r.len);   /* read with length words */
+
+	/* slots past the record: a larger count (and header count), a
+	 * larger length, one that wraps 32 bits when multiplied */
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 2, 16);
+	RUN(r, off)->count = 3; HDR(r)->count = 3; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 2, 16);
+	RUN(r, off)->data_len = 24; expect_bad(&r, r.len);
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 1, 8);
+	rec_same(&r, 1, "k", 1, 8);
+	RUN(r, off)->count = 0x20000001u; HDR(r)->count = 0x20000002u;   /* 8 * count wraps */
+	expect_bad(&r, r.len);
+	/* fewer slots than follow: the next run's head read as one */
+	rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 2, 8); rec_same(&r, 1, "k", 1, 8);
+	RUN(r, off)->count = 1; HDR(r)->count = 2; expect_bad(&r, r.len);
+
+	/* a byte in the padding of the first, a middle, the last note */
+	for (uint32_t k = 0; k < 3; k++) {
+		rec_start(&r, 10, 5); off = rec_same(&r, 1, "k", 3, 13);
+		off2 = off + shn_direct_run_size(1) + k * 16 + 13;
+		r.b[off2] = 1; expect_bad(&r, r.len);
+		r.b[off2] = 0; r.b[off2 + 2] = 0x80; expect_bad(&r, r.len);
+		r.b[off2 + 2] = 0;
+		seen.batch_id = 0;
+		assert_int_equal(check(&r, &seen), 3);
+	}
 }
 
 /* The library's hook sees each run and its key, may refuse, may set conn. */
@@ -807,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_record_good),
 		cmocka_unit_test(test_record_bad_header),
 		cmocka_unit_test(test_record_bad_runs),
+		cmocka_unit_test(test_record_same_len),
 		cmocka_unit_test(test_record_hook),
 		cmocka_unit_test(test_record_hook_repeats),
 		cmocka_unit_test(test_table_lookup),

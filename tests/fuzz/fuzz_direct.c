@@ -112,7 +112,9 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 		CHECK(off % 8 == 0 && off + sizeof(*n) <= len);
 		CHECK(n->event != 0 && (n->event & SHN_EV_SYSTEM_WIRE) == 0);
 		CHECK(n->key_len >= 1 && n->key_len <= limits.max_key_len);
-		CHECK(n->reserved == 0 && n->reserved2 == 0);
+		CHECK(n->flags == 0 ? n->data_len == 0
+				    : n->flags == SHN_DIRECT_RUN_SAME_LEN && n->data_len >= 1 &&
+				      n->data_len <= limits.max_data_len);
 		CHECK(n->count >= 1 && n->count <= b->count - notes);
 		CHECK(off + sz <= len);
 		CHECK(n->conn == conn_of(n->event, key, n->key_len));   /* the hook's, or a twin's */
@@ -121,7 +123,19 @@ static bool check_record(const uint8_t *rec, uint32_t len, struct shn_direct_see
 			x = x * 31 + key[k];
 		off += sz;
 		notes += n->count;
-		for (uint32_t i = 0; i < n->count; i++) {
+		/* a run of one length: count slots of it, each data and zero
+		 * padding */
+		for (uint32_t i = 0; i < n->count && n->flags != 0; i++) {
+			const uint8_t *data = copy + off;
+
+			sz = (uint32_t)SHN_ALIGN8(n->data_len);
+			CHECK(off % 8 == 0 && off + sz <= len);
+			check_pad(copy, off, n->data_len, sz);
+			for (uint32_t k = 0; k < n->data_len; k++)
+				x = x * 31 + data[k];
+			off += sz;
+		}
+		for (uint32_t i = 0; i < n->count && n->flags == 0; i++) {
 			const struct shn_direct_item *it = (const void *)(copy + off);
 			const uint8_t *data = (const uint8_t *)(it + 1);
 

@@ -540,6 +540,50 @@ static void direct_rec_repeats(struct buf *o, uint64_t id)
 	}
 }
 
+/* One direct record of runs of one data length (SHN_DIRECT_RUN_SAME_LEN):
+ * a flood's (4 notes of 64 bytes), one of 13 bytes (padded) and a run
+ * with a length word per note between them. */
+static void direct_rec_same_len(struct buf *o, uint64_t id)
+{
+	static const uint32_t counts[] = { 4, 2, 3 }, dlens[] = { 64, 0, 13 };
+	struct shn_direct_batch b;
+	uint8_t body[64];
+	uint32_t len = sizeof(b), n = 0;
+
+	for (uint32_t r = 0; r < 3; r++) {
+		len += shn_direct_run_size(9) +
+		       counts[r] * (dlens[r] != 0 ? (uint32_t)SHN_ALIGN8(dlens[r])
+						   : shn_direct_item_size(5));
+		n += counts[r];
+	}
+	memset(&b, 0, sizeof(b));
+	b.h.len = len;
+	b.h.type = SHN_REC_DIRECT;
+	b.count = n;
+	b.batch_id = id;
+	b.gen = 1;
+	put(o, &b, sizeof(b));
+	for (uint32_t r = 0; r < 3; r++) {
+		struct shn_direct_run h = { .event = 1, .key_len = 9, .count = counts[r] };
+
+		if (dlens[r] == 0) {
+			direct_run(o, 1, "flood/key", 9, r, counts[r]);
+			for (uint32_t j = 0; j < counts[r]; j++)
+				direct_item(o, 5, j);
+			continue;
+		}
+		h.flags = SHN_DIRECT_RUN_SAME_LEN;
+		h.data_len = dlens[r];
+		put(o, &h, sizeof(h));
+		put(o, "flood/key\0\0\0\0\0\0", 16);
+		for (uint32_t j = 0; j < counts[r]; j++) {
+			memset(body, 0, sizeof(body));
+			memset(body, '0' + (int)j, dlens[r]);
+			put(o, body, SHN_ALIGN8(dlens[r]));
+		}
+	}
+}
+
 static void direct_seeds(const char *dir)
 {
 	struct buf o, body;
@@ -578,6 +622,14 @@ static void direct_seeds(const char *dir)
 	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
 	put(&o, body.b, body.n);
 	save(dir, "direct", "repeated-keys", &o);
+
+	/* runs of one data length, beside one with a length word per note */
+	body.n = 0;
+	direct_rec_same_len(&body, 1);
+	direct_rec_same_len(&body, 2);
+	ring_hdr(&o, 0, 1, 0, body.n, 0, NULL);
+	put(&o, body.b, body.n);
+	save(dir, "direct", "same-len", &o);
 
 	/* batch_id going backwards: the second record is refused */
 	body.n = 0;

@@ -615,8 +615,10 @@ enum scribble {
 	S_KEY_LEN_0,
 	S_KEY_LEN_LONG,    /* SHN_KEY_MAX_WIRE + 1, all of it there */
 	S_DATA_PAST,       /* data_len past the record */
-	S_RUN_RESERVED,
-	S_RUN_RESERVED2,
+	S_RUN_FLAGS,       /* a form no version knows */
+	S_RUN_LEN,         /* a length in a run with a length word per note */
+	S_SAME_LEN_0,      /* a run of one length, 0 bytes */
+	S_SAME_LEN_PAST,   /* a run of one length whose slots run past the record */
 	S_RUN_CONN,       /* conn is the reader's to fill */
 	S_ITEM_RESERVED,   /* a note's length word, its upper half */
 	S_KEY_PADDING,     /* a run's key padding not zero */
@@ -651,7 +653,7 @@ static const char *const scribble_name[S_NKINDS] = {
 	"len-odd", "len-past-tail", "len-over-half", "len-short", "type-pad",
 	"type-delivery", "hdr-flags", "sender-pid", "sender-uid", "batch-flags",
 	"count-0", "count-more", "count-huge", "key-len-0", "key-len-long", "data-past",
-	"run-reserved", "run-reserved2", "run-conn", "item-reserved", "key-padding",
+	"run-flags", "run-len", "same-len-0", "same-len-past", "run-conn", "item-reserved", "key-padding",
 	"data-padding", "run-count-0", "run-count-more", "event-0",
 	"ev-overflow", "ev-bit29", "ev-bit30", "ev-handle-close", "batch-id-again", "gen-old",
 	"lost-back", "lost-jump", "counter-back", "counter-jump", "tail-back", "tail-jump",
@@ -809,11 +811,21 @@ static bool scribble(struct rawpub *rp, enum scribble k, uint64_t pre_lost)
 	case S_DATA_PAST:
 		it->data_len = 64;
 		break;
-	case S_RUN_RESERVED:
-		n->reserved = 1;
+	case S_RUN_FLAGS:
+		n->flags = 2;
 		break;
-	case S_RUN_RESERVED2:
-		n->reserved2 = 1;
+	case S_RUN_LEN:
+		n->data_len = 1;
+		break;
+	case S_SAME_LEN_0:
+		n->flags = SHN_DIRECT_RUN_SAME_LEN;
+		n->data_len = 0;
+		break;
+	case S_SAME_LEN_PAST:
+		/* one note: its 16 bytes (length word, "xx", padding) read
+		 * as a slot of 24 */
+		n->flags = SHN_DIRECT_RUN_SAME_LEN;
+		n->data_len = 24;
 		break;
 	case S_RUN_CONN:
 		n->conn = 1;

@@ -1320,16 +1320,23 @@ static char runs_a2[] = "runs/a";
  * walks them); odd rounds: a1 for 30
  * notes, a2 (the same bytes) for 30, b for 30, x for 10, the event every
  * 15 notes (a few runs; a key's stretch split by its event).  Data: the
- * round and the index, every third note none. */
+ * round and the index, every third note none, the others 4, 64, 13 or 40
+ * bytes as the round goes: so runs of one data length (a multiple of 8 or
+ * not, the copy of 32..64 bytes and the other) and runs of several lengths
+ * (shm/direct.h: the record's two forms). */
+#define RUNS_DATA 16   /* words of a payload: 64 bytes */
+static const uint32_t runs_dlen[4] = { 4, 64, 13, 40 };
+
 static void runs_note(uint32_t r, uint32_t i, shn_notification *x, uint32_t *payload)
 {
 	const char *keys[4] = { runs_a1, runs_b, runs_a2, runs_x };
 	const char *key = r % 2 == 0 ? keys[i / 2 % 4] : keys[i < 30 ? 0 : i < 60 ? 2 : i < 90 ? 1 : 3];
 
-	*payload = r << 16 | i;
+	for (int w = 0; w < RUNS_DATA; w++)
+		payload[w] = r << 16 | i | (uint32_t)w << 28;
 	*x = (shn_notification){ .event = 1u + (r % 2 == 0 ? (i / 5) % 2 : (i / 15) % 2), .key = key,
 				 .key_len = 6, .data = i % 3 ? payload : NULL,
-				 .data_len = i % 3 ? sizeof(*payload) : 0 };
+				 .data_len = i % 3 ? runs_dlen[r / 2 % 4] : 0 };
 }
 
 /* Does the port (runs/a: every event; runs/b: event 1) take it? */
@@ -1343,13 +1350,13 @@ static int runs_publisher(void *arg)
 {
 	struct runs_ctx *x = arg;
 	shn_notification b[RUNS_NOTES];
-	uint32_t payload[RUNS_NOTES];
+	uint32_t payload[RUNS_NOTES][RUNS_DATA];
 	shn_client *c = NULL;
 
 	CHILD_CHECK_EQ(shn_connect(x->sock, &c), 0);
 	for (uint32_t r = 0; r < RUNS_ROUNDS; r++) {
 		for (uint32_t i = 0; i < RUNS_NOTES; i++)
-			runs_note(r, i, &b[i], &payload[i]);
+			runs_note(r, i, &b[i], payload[i]);
 		CHILD_CHECK_EQ(shn_notify(c, b, RUNS_NOTES, 0), 0);
 		h_sleep_ms(1);   /* time for the ring to be offered and taken */
 	}
@@ -1362,13 +1369,13 @@ static void test_direct_runs(void **state)
 	struct runs_ctx x = { .sock = h->sock };
 	shn_notification out[64], want;
 	shn_conn ca, cb;
-	uint32_t payload, r = 0, i = 0, idx = 0, per_batch[2] = { 0, 0 };
+	uint32_t payload[RUNS_DATA], r = 0, i = 0, idx = 0, per_batch[2] = { 0, 0 };
 	uint64_t seq = 0, batch_id = 0, got = 0, total = 0;
 	uint8_t byte;
 
 	for (uint32_t k = 0; k < RUNS_NOTES; k++)
 		for (uint32_t rr = 0; rr < 2; rr++) {
-			runs_note(rr, k, &want, &payload);
+			runs_note(rr, k, &want, payload);
 			per_batch[rr] += runs_taken(&want);
 		}
 	h_chan_init(&x.done);
@@ -1390,7 +1397,7 @@ static void test_direct_runs(void **state)
 				fail_overflow(o, "a 4 MiB port");
 			/* the next note of the stream the port takes */
 			do {
-				runs_note(r, i, &want, &payload);
+				runs_note(r, i, &want, payload);
 				if (++i == RUNS_NOTES) {
 					i = 0;
 					r++;
@@ -1403,7 +1410,7 @@ static void test_direct_runs(void **state)
 					 (int)o->key_len, (const char *)o->key, o->event, o->data_len,
 					 (const char *)want.key, want.event, want.data_len);
 			if (want.data_len != 0)
-				assert_memory_equal(o->data, &payload, sizeof(payload));
+				assert_memory_equal(o->data, payload, want.data_len);
 			else
 				assert_null(o->data);
 			assert_int_equal(o->conn, memcmp(want.key, "runs/a", 6) == 0 ? ca : cb);
