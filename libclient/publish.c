@@ -45,6 +45,28 @@ struct batch_runs {
 	struct shn__drun r[SHN__RUNS_KNOWN];
 };
 
+/* How many notes from x on (n >= 1 of them) are like x: its key pointer,
+ * key length, event and data length, and data where that length is not 0.
+ * They pass every test of a note x passed, so the check tests x alone: a
+ * flood's batch is one stretch, a few compares a note. */
+static size_t stretch_len(const shn_notification *x, size_t n)
+{
+	const void *key = x->key;
+	uint32_t ev = x->event, dl = x->data_len;
+	uint16_t kl = x->key_len;
+	size_t j = 1;
+
+	if (dl != 0)
+		while (j < n && x[j].key == key && x[j].event == ev && x[j].key_len == kl &&
+		       x[j].data_len == dl && x[j].data != NULL)
+			j++;
+	else
+		while (j < n && x[j].key == key && x[j].event == ev && x[j].key_len == kl &&
+		       x[j].data_len == 0)
+			j++;
+	return (j);
+}
+
 /* A run of count notes that batch_size walked ends: its bytes in a direct
  * record and its form.  stretches: its stretches of one data length (the
  * last one's length is dl); items: its notes' bytes with a length word
@@ -80,21 +102,13 @@ static int batch_size(shn_client *c, const shn_notification *batch, size_t n, bo
 		uint64_t items = 0;   /* the run's notes with a length word each */
 		size_t i, start = 0, from = 0;   /* where the run and the stretch began */
 
-		for (i = 0; i < n; i++) {
+		for (i = 0; i < n; i = from + stretch_len(&batch[from], n - from)) {
 			const shn_notification *x = &batch[i];
 			uint32_t kl = x->key_len, dl = x->data_len;
 
-			/* a note like the one before it (a flood's are: the
-			 * same key pointer, key length, event and data length)
-			 * is checked by this compare, and its data pointer */
-			if ((((uintptr_t)x->key ^ (uintptr_t)pk) | (kl ^ pkl) | (x->event ^ pev) |
-			     (dl ^ pdl)) == 0) {
-				if (x->data == NULL && dl != 0)
-					break;
-				continue;
-			}
-			/* a stretch of one data length ends: its sizes, once */
-			if (i > from) {
+			/* a stretch of one data length ended at i: its sizes,
+			 * once */
+			if (i > 0) {
 				sz += (uint64_t)(i - from) * shn_pub_note_size(pkl, pdl);
 				items += (uint64_t)(i - from) * shn_direct_item_size(pdl);
 			}

@@ -162,6 +162,25 @@ static void test_notify_errors(void **state)
 	n.data = NULL;
 	n.data_len = 10;
 	assert_int_equal(shn_notify(c, &n, 1, 0), -EINVAL);
+	/* one bad note among notes like it (the check tests a stretch of
+	 * notes with one key, event and data length once): data missing,
+	 * too long, a system event at the end */
+	{
+		static uint8_t pay[8];
+		shn_notification fl[10];
+
+		for (int i = 0; i < 10; i++)
+			fl[i] = (shn_notification){ .event = 1, .key = "e", .key_len = 1, .data = pay,
+						    .data_len = sizeof(pay) };
+		fl[6].data = NULL;
+		assert_int_equal(shn_notify(c, fl, 10, 0), -EINVAL);
+		fl[6].data = pay;
+		fl[6].data_len = SHN_DATA_MAX + 1;
+		assert_int_equal(shn_notify(c, fl, 10, 0), -EINVAL);
+		fl[6].data_len = sizeof(pay);
+		fl[9].event = SHN_EV_OVERFLOW;
+		assert_int_equal(shn_notify(c, fl, 10, 0), -EINVAL);
+	}
 
 	/* a batch that can never fit the publish ring (half of 1 MiB at most):
 	 * 9 x 64 KiB */
