@@ -153,7 +153,10 @@ struct wnote {
 };
 
 /* Lay a well-formed direct record of n notes, a run each, in buf[0..cap): the next
- * batch id, the table's generation now, lost as given.  Returns its length. */
+ * batch id, the table's generation now, lost as given.  Notes 0, 2, 4...
+ * take the form with a length word, the others the form of one length
+ * (shm/direct.h), so that a record of several holds both.  Returns its
+ * length. */
 static uint32_t rec_build(struct rawpub *rp, uint8_t *buf, size_t cap, const struct wnote *w,
 			  int n, uint64_t lost)
 {
@@ -173,6 +176,13 @@ static uint32_t rec_build(struct rawpub *rp, uint8_t *buf, size_t cap, const str
 		run->count = 1;
 		memcpy(run + 1, w[i].key, klen);
 		off += shn_direct_run_size(klen);
+		if (i % 2 == 1) {
+			run->flags = SHN_DIRECT_RUN_SAME_LEN;
+			run->data_len = 2;
+			memcpy(buf + off, w[i].data, 2);
+			off += 8;
+			continue;
+		}
 		it = (void *)(buf + off);
 		it->data_len = 2;
 		memcpy(it + 1, w[i].data, 2);
