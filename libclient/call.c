@@ -203,16 +203,25 @@ bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, in
 		return (false);
 	for (struct shn__sync_wait *w = c->sync_waits; w; w = w->next)
 		if (atomic_load(&w->batch_id) == m->batch_id && !w->done) {
+			uint64_t one = 1;
+
 			w->done = true;
 			/* -EACCES: refused by the broker's ACL, nobody saw it */
 			w->status = m->hdr.status == SHN_SYNC_CANCELED_WIRE ? SHN_NOTIFY_CANCELED :
 				    m->hdr.status == -EACCES ? -EACCES : 0;
+			/* the waiters asleep on the condition, and the one
+			 * polling the socket that this thread read instead */
+			pthread_cond_broadcast(&c->sync_cond);
+			if (c->sync_reading && c->sync_kick >= 0 &&
+			    write(c->sync_kick, &one, sizeof(one)) < 0) {
+				/* EAGAIN: a kick is pending already */
+			}
 			break;
 		}
 	return (true);   /* a waiter that gave up (timeout) no longer listens */
 }
 
-void shn__take_unasked(shn_client *c)
+int shn__take_unasked_locked(shn_client *c)
 {
 	union {
 		struct shn_msg_hdr h;
@@ -221,17 +230,22 @@ void shn__take_unasked(shn_client *c)
 	int fds[SHN_MSG_MAX_FDS], nfds;
 	ssize_t n;
 
-	pthread_mutex_lock(&c->ctl_lock);
 	for (;;) {
 		nfds = SHN_MSG_MAX_FDS;
 		n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, 0);
 		if (n < 0)
-			break;   /* -ETIMEDOUT: nothing left; a hang-up: the watcher's */
+			return ((int)n);   /* -ETIMEDOUT: nothing left; a hang-up: the watcher's */
 		if (!shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
-			shn__broker_lost(c);
+			shn__broker_lost(c);   /* a reply nobody asked for */
 		shn__close_fds(fds, nfds);
 		if (atomic_load(&c->broker_gone))
-			break;
+			return (-ENOTCONN);
 	}
+}
+
+void shn__take_unasked(shn_client *c)
+{
+	pthread_mutex_lock(&c->ctl_lock);
+	(void)shn__take_unasked_locked(c);
 	pthread_mutex_unlock(&c->ctl_lock);
 }

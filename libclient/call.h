@@ -50,6 +50,11 @@ bool shn__async_message(shn_client *c, const void *msg, size_t len, int *fds, in
  * Anything else is a reply nobody asked for: the connection is lost. */
 void shn__take_unasked(shn_client *c);
 
+/* The same for a caller that holds ctl_lock.  Returns -ETIMEDOUT once the
+ * socket is empty, or the error that ended the reading (-ENOTCONN: the
+ * connection is lost). */
+int shn__take_unasked_locked(shn_client *c);
+
 /* Close the n descriptors of fds that are open (>= 0). */
 void shn__close_fds(int *fds, int n);
 

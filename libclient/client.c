@@ -217,9 +217,12 @@ static void client_free(shn_client *c)
 	free(c->dp_runs);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
+	if (c->sync_kick >= 0)
+		close(c->sync_kick);
 	if (c->watcher_stack != NULL)
 		munmap(c->watcher_stack, SHN__WATCHER_STACK);
 	pthread_mutex_destroy(&c->ctl_lock);
+	pthread_cond_destroy(&c->sync_cond);
 	pthread_mutex_destroy(&c->pub_lock);
 	pthread_mutex_destroy(&c->room_lock);
 	shn__acl_fini(c);
@@ -232,13 +235,21 @@ static shn_client *client_alloc(void)
 
 	if (c == NULL)
 		return (NULL);
-	c->sock = c->doorbell_fd = c->room_fd = c->stop_fd = -1;
+	c->sock = c->doorbell_fd = c->room_fd = c->stop_fd = c->sync_kick = -1;
 	c->pub_seg.fd = c->broker_seg.fd = -1;
 	c->ftab_seg.fd = c->pmap_seg.fd = -1;
 	c->next_conn = 1;
 	c->next_batch_id = 1;
 	c->sync_timeout_ms = -1;
 	pthread_mutex_init(&c->ctl_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->sync_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&c->pub_lock, NULL);
 	pthread_mutex_init(&c->room_lock, NULL);
 	shn__acl_init(c);

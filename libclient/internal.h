@@ -65,6 +65,16 @@ struct shn_client {
 	int stop_fd;                   /* eventfd: tells the watcher to exit */
 	_Atomic int sync_timeout_ms;   /* -1: none */
 	struct shn__sync_wait *sync_waits;  /* under ctl_lock */
+	/* SYNC waiters (publish.c, wait_sync): one of them at a time reads
+	 * the control socket for all, waiting for it with ctl_lock released
+	 * (sync_reading, under ctl_lock); the others sleep on sync_cond
+	 * (CLOCK_MONOTONIC).  Whoever takes a SYNC_DONE off the socket marks
+	 * its waiter done and broadcasts sync_cond, and writes sync_kick
+	 * (an eventfd the reader polls beside the socket, made at the first
+	 * SYNC; -1 before) when the reader was another thread. */
+	pthread_cond_t sync_cond;
+	bool sync_reading;
+	int sync_kick;
 
 	pthread_mutex_t ctl_lock;      /* one control request at a time; guards the lists */
 	char name[SHN_NAME_MAX + 1];   /* shn_set_name, sent again after a reconnect;

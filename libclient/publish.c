@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "acl.h"
 #include "call.h"
@@ -544,25 +545,31 @@ static void report_broken(shn_client *c, bool *room_waiter)
 		shn__direct_tell_closed(c, SHN_DIRECT_PUBLISHER, slot, port_id, ring_id);
 }
 
-/* Wait for the broker's SYNC_DONE for w, reading the control socket in
- * short turns so that other threads' control requests still get through.
- * Returns 0, SHN_NOTIFY_CANCELED, -ETIMEDOUT or -ENOTCONN. */
+/* Wait for the broker's SYNC_DONE for w.  One waiting thread at a time
+ * reads the control socket for every waiter (c->sync_reading) and waits on
+ * it with ctl_lock released.  Holding the lock across that wait, in turns
+ * of 20 ms with an unlock and a relock between them, gave the other
+ * threads of the client no turn at all (the relock wins): a SYNC batch to
+ * a port of this process, dispatched by another of its threads that needed
+ * the lock for its first look at the sinks, waited out the whole timeout
+ * (shn_notify(3)'s example; test_sync: test_sync_own_dispatcher).  The
+ * other waiters sleep on sync_cond; whoever takes a SYNC_DONE off the
+ * socket (the reader, the watcher thread, a control call) marks its waiter
+ * done and broadcasts, and kicks the reader's poll when that was another
+ * thread (call.c).  Returns 0, SHN_NOTIFY_CANCELED, -EACCES, -ETIMEDOUT
+ * or -ENOTCONN. */
 static int wait_sync(shn_client *c, struct shn__sync_wait *w)
 {
-	union {
-		struct shn_msg_sync_done d;
-		char buf[SHN_MSG_MAX];
-	} msg;
-	int timeout = atomic_load(&c->sync_timeout_ms), err = 0;
+	int timeout = atomic_load(&c->sync_timeout_ms), err;
 	struct timespec t0, t;
-	ssize_t n;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&c->ctl_lock);
 	for (;;) {
 		int slice = 20;
 
+		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (timeout >= 0) {
-			clock_gettime(CLOCK_MONOTONIC, &t);
 			int64_t left_ns = (int64_t)timeout * 1000000 -
 					  ((int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 +
 					   (t.tv_nsec - t0.tv_nsec));
@@ -571,37 +578,63 @@ static int wait_sync(shn_client *c, struct shn__sync_wait *w)
 			else if (left_ns < (int64_t)slice * 1000000)
 				slice = (int)((left_ns + 999999) / 1000000);   /* round up */
 		}
-		pthread_mutex_lock(&c->ctl_lock);
 		if (w->done) {
 			err = w->status;
-		} else if (atomic_load(&c->broker_gone)) {
-			err = -ENOTCONN;
-		} else if (slice == 0) {
-			err = -ETIMEDOUT;
-		} else {
-			int fds[SHN_MSG_MAX_FDS], nfds = SHN_MSG_MAX_FDS;
-
-			n = shn__recv(c, msg.buf, sizeof(msg.buf), fds, &nfds, slice);
-			if (n >= 0 && !shn__async_message(c, msg.buf, (size_t)n, fds, nfds))
-				shn__broker_lost(c);   /* a reply nobody asked for */
-			else if (n < 0 && n != -ETIMEDOUT)
-				err = (int)n;
-			shn__close_fds(fds, n >= 0 ? nfds : 0);
-			if (err == 0 && !w->done) {
-				pthread_mutex_unlock(&c->ctl_lock);
-				continue;
-			}
-			if (w->done)
-				err = w->status;
+			break;
 		}
-		for (struct shn__sync_wait **wp = &c->sync_waits; *wp; wp = &(*wp)->next)
-			if (*wp == w) {
-				*wp = w->next;
+		if (atomic_load(&c->broker_gone)) {
+			err = -ENOTCONN;
+			break;
+		}
+		if (slice == 0) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		if (c->sync_kick < 0)   /* failed: the reader wakes by its turns alone */
+			c->sync_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (!c->sync_reading) {
+			struct pollfd pfd[2] = {
+				{ .fd = c->sock, .events = POLLIN },
+				{ .fd = c->sync_kick, .events = POLLIN },   /* -1: ignored */
+			};
+			uint64_t kicks;
+			int r;
+
+			c->sync_reading = true;
+			pthread_mutex_unlock(&c->ctl_lock);
+			if (poll(pfd, 2, slice) < 0 && errno != EINTR) {
+				/* the socket went with a reconnect: broker_gone says so */
+			}
+			pthread_mutex_lock(&c->ctl_lock);
+			c->sync_reading = false;
+			if (c->sync_kick >= 0 && read(c->sync_kick, &kicks, sizeof(kicks)) < 0) {
+				/* EAGAIN: nobody kicked */
+			}
+			r = shn__take_unasked_locked(c);
+			/* the next turn's reader may be another waiter */
+			pthread_cond_broadcast(&c->sync_cond);
+			if (r < 0 && r != -ETIMEDOUT && !w->done) {
+				err = r;
 				break;
 			}
-		pthread_mutex_unlock(&c->ctl_lock);
-		return (err);
+		} else {
+			struct timespec until = t;
+
+			until.tv_nsec += (long)slice * 1000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&c->sync_cond, &c->ctl_lock, &until);
+		}
 	}
+	for (struct shn__sync_wait **wp = &c->sync_waits; *wp; wp = &(*wp)->next)
+		if (*wp == w) {
+			*wp = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->ctl_lock);
+	return (err);
 }
 
 int shn_notify(shn_client *c, const shn_notification *batch, size_t n, unsigned flags)

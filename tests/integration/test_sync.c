@@ -197,6 +197,44 @@ static void test_sync_sink_consumed(void **state)
 	h_disconnect(sub);
 }
 
+/* A SYNC batch to a port of the publisher's own client, served by a
+ * dispatcher thread of that client: a fresh port each round, so that the
+ * dispatcher's first look at its sinks, when the batch arrives, takes
+ * ctl_lock while the publisher waits for SYNC_DONE.  The wait held that lock
+ * in 20-ms turns with an unlock and a relock between them, which gave the
+ * dispatcher no turn: it ran once the SYNC had timed out (shn_notify(3)'s
+ * example failed so on a loaded machine).  Now the wait leaves the lock
+ * free. */
+static void test_sync_own_dispatcher(void **state)
+{
+	struct harness *h = *state;
+	struct sink *s = &sinks[0];
+	struct dispatcher *d = &disp[0];
+
+	shn_client *c = h_connect(h);
+	shn_set_sync_timeout(c, 2000);
+	for (int i = 1; i <= 20; i++) {
+		shn_port *p = NULL;
+		shn_conn conn;
+		char data[8];
+
+		assert_int_equal(shn_port_open(c, NULL, &p), 0);
+		*s = (struct sink){ .ret = SHN_CALLBACK_CONTINUE };
+		assert_int_equal(shn_advise(p, "o", 1, SHN_EV_ALL, 0, sink_fn, s, &conn), 0);
+		start_dispatcher(d, p);
+		snprintf(data, sizeof(data), "%d", i);
+		int r = sync_notify(c, note("o", data));
+		if (r != 0)
+			fail_msg("round %d: shn_notify(SYNC) to a port of its own client: %d (%s)", i,
+				 r, shn_strerror(r));
+		assert_int_equal(atomic_load(&s->calls), 1);
+		check_last(s, data);
+		stop_dispatcher(d);
+		assert_int_equal(shn_port_close(p), 0);
+	}
+	h_disconnect(c);
+}
+
 /* The first sink (oldest subscription) says DISCONTINUE: the second is not
  * served, and the publisher learns it. */
 static void test_sync_discontinue(void **state)
@@ -876,6 +914,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sync_no_subscriber, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_sink_consumed, h_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_own_dispatcher, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_discontinue, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_pull_port, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_slow_sink_process, h_setup, teardown),
