@@ -235,6 +235,64 @@ static void test_sync_own_dispatcher(void **state)
 	h_disconnect(c);
 }
 
+/* Several threads of one client in SYNC waits at once: one of them reads
+ * the control socket for all while the others sleep, and the role passes
+ * on as each returns.  Every call returns 0, and the sink saw every batch. */
+#define MW_THREADS 4
+#define MW_ROUNDS 50
+
+struct mw_pub {
+	shn_client *c;
+	int failed;   /* the first bad result, 0 if none */
+};
+
+static void *mw_main(void *arg)
+{
+	struct mw_pub *x = arg;
+
+	for (int i = 0; i < MW_ROUNDS && x->failed == 0; i++) {
+		shn_notification n = note("w", "x");
+		int r = shn_notify(x->c, &n, 1, SHN_NOTIFY_SYNC);
+
+		if (r != 0)
+			x->failed = r;
+	}
+	return NULL;
+}
+
+static void test_sync_many_waiters(void **state)
+{
+	struct harness *h = *state;
+	struct sink *s = &sinks[0];
+	struct dispatcher *d = &disp[0];
+	static struct mw_pub x[MW_THREADS];   /* outlives a failed test's threads */
+	pthread_t t[MW_THREADS];
+	shn_port *p = NULL;
+	shn_conn conn;
+
+	shn_client *sub = h_connect(h);
+	shn_client *pub = h_connect(h);
+	shn_set_sync_timeout(pub, 5000);
+	assert_int_equal(shn_port_open(sub, NULL, &p), 0);
+	*s = (struct sink){ .ret = SHN_CALLBACK_CONTINUE };
+	assert_int_equal(shn_advise(p, "w", 1, SHN_EV_ALL, 0, sink_fn, s, &conn), 0);
+	start_dispatcher(d, p);
+	for (int i = 0; i < MW_THREADS; i++) {
+		x[i] = (struct mw_pub){ .c = pub };
+		assert_int_equal(pthread_create(&t[i], NULL, mw_main, &x[i]), 0);
+	}
+	for (int i = 0; i < MW_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		if (x[i].failed != 0)
+			fail_msg("thread %d: shn_notify(SYNC): %d (%s)", i, x[i].failed,
+				 shn_strerror(x[i].failed));
+	}
+	assert_int_equal(atomic_load(&s->calls), MW_THREADS * MW_ROUNDS);
+	stop_dispatcher(d);
+	h_disconnect(pub);
+	h_disconnect(sub);
+}
+
 /* The first sink (oldest subscription) says DISCONTINUE: the second is not
  * served, and the publisher learns it. */
 static void test_sync_discontinue(void **state)
@@ -915,6 +973,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sync_no_subscriber, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_sink_consumed, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_own_dispatcher, h_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_many_waiters, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_discontinue, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_pull_port, h_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_slow_sink_process, h_setup, teardown),
