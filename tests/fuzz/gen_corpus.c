@@ -480,6 +480,23 @@ static void direct_item(struct buf *o, uint32_t dlen, uint32_t i)
 	put(o, body, shn_direct_item_size(dlen) - sizeof(it));
 }
 
+/* A direct record's header: len bytes in all, n notes. */
+static void direct_hdr(struct buf *o, uint32_t len, uint32_t n, uint64_t id, uint64_t gen,
+		       uint64_t lost, uint64_t time_ns)
+{
+	struct shn_direct_batch b;
+
+	memset(&b, 0, sizeof(b));
+	b.h.len = len;
+	b.h.type = SHN_REC_DIRECT;
+	b.count = n;
+	b.batch_id = id;
+	b.time_ns = time_ns;
+	b.gen = gen;
+	b.lost = lost;
+	put(o, &b, sizeof(b));
+}
+
 /* Runs of two notes (the last of one when n is odd), each run its own
  * key of klen bytes and event; data of dlen bytes. */
 static uint32_t direct_rec_len(uint32_t n, uint32_t klen, uint32_t dlen)
@@ -491,17 +508,7 @@ static uint32_t direct_rec_len(uint32_t n, uint32_t klen, uint32_t dlen)
 static void direct_rec(struct buf *o, uint32_t n, uint32_t klen, uint32_t dlen, uint64_t id,
 		       uint64_t gen, uint64_t lost)
 {
-	struct shn_direct_batch b;
-
-	memset(&b, 0, sizeof(b));
-	b.h.len = direct_rec_len(n, klen, dlen);
-	b.h.type = SHN_REC_DIRECT;
-	b.count = n;
-	b.batch_id = id;
-	b.time_ns = 123456789;
-	b.gen = gen;
-	b.lost = lost;
-	put(o, &b, sizeof(b));
+	direct_hdr(o, direct_rec_len(n, klen, dlen), n, id, gen, lost, 123456789);
 	for (uint32_t i = 0; i < n; i += 2) {
 		uint32_t in_run = n - i < 2 ? n - i : 2;
 
@@ -519,20 +526,13 @@ static void direct_rec_repeats(struct buf *o, uint64_t id)
 {
 	static const char *const keys[] = { "flood/key", "flood/key", "flood/kez", "flood/key" };
 	static const uint32_t counts[] = { 1, 1, 1, 3 };
-	struct shn_direct_batch b;
-	uint32_t len = sizeof(b), n = 0;
+	uint32_t len = sizeof(struct shn_direct_batch), n = 0;
 
 	for (uint32_t r = 0; r < 4; r++) {
 		len += shn_direct_run_size(9) + counts[r] * shn_direct_item_size(8);
 		n += counts[r];
 	}
-	memset(&b, 0, sizeof(b));
-	b.h.len = len;
-	b.h.type = SHN_REC_DIRECT;
-	b.count = n;
-	b.batch_id = id;
-	b.gen = 1;
-	put(o, &b, sizeof(b));
+	direct_hdr(o, len, n, id, 1, 0, 0);
 	for (uint32_t r = 0; r < 4; r++) {
 		direct_run(o, 1, keys[r], 9, r, counts[r]);
 		for (uint32_t j = 0; j < counts[r]; j++)
@@ -546,9 +546,8 @@ static void direct_rec_repeats(struct buf *o, uint64_t id)
 static void direct_rec_same_len(struct buf *o, uint64_t id)
 {
 	static const uint32_t counts[] = { 4, 2, 3 }, dlens[] = { 64, 0, 13 };
-	struct shn_direct_batch b;
 	uint8_t body[64];
-	uint32_t len = sizeof(b), n = 0;
+	uint32_t len = sizeof(struct shn_direct_batch), n = 0;
 
 	for (uint32_t r = 0; r < 3; r++) {
 		len += shn_direct_run_size(9) +
@@ -556,13 +555,7 @@ static void direct_rec_same_len(struct buf *o, uint64_t id)
 						   : shn_direct_item_size(5));
 		n += counts[r];
 	}
-	memset(&b, 0, sizeof(b));
-	b.h.len = len;
-	b.h.type = SHN_REC_DIRECT;
-	b.count = n;
-	b.batch_id = id;
-	b.gen = 1;
-	put(o, &b, sizeof(b));
+	direct_hdr(o, len, n, id, 1, 0, 0);
 	for (uint32_t r = 0; r < 3; r++) {
 		struct shn_direct_run h = { .event = 1, .key_len = 9, .count = counts[r] };
 
