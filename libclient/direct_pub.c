@@ -391,9 +391,9 @@ bool shn__dpub_owes_loss(const struct shn__dplan *pl)
 
 /* The notes [x, end) of a run of one data length dl (>= 1): each its data
  * over a zeroed last word, in a slot of SHN_ALIGN8(dl) bytes, no length
- * word.  The copy's size class is chosen once for the run, not per note:
- * a flood's 64-byte notes are each one fixed-size copy, which the compiler
- * inlines as a few vector moves.  Returns the end. */
+ * word.  A flood's 64-byte notes are each one fixed-size copy, which the
+ * compiler inlines as a few vector moves; other lengths go through
+ * shu_copy_small.  Returns the end. */
 static uint8_t *write_same_len(uint8_t *w, const shn_notification *x,
 			       const shn_notification *end, uint32_t dl)
 {
@@ -403,18 +403,11 @@ static uint8_t *write_same_len(uint8_t *w, const shn_notification *x,
 	if (dl == 64) {
 		for (; x < end; x++, w += 64)
 			memcpy(w, x->data, 64);
-	} else if (dl >= 32 && dl <= 64 && (dl & 7u) == 0) {
-		for (; x < end; x++, w += dsz) {
-			const uint8_t *s = x->data;
-
-			memcpy(w, s, 32);
-			memcpy(w + dl - 32, s + dl - 32, 32);
-		}
-	} else {
-		for (; x < end; x++, w += dsz) {
-			memcpy(w + dsz - 8, &zero, 8);
-			shu_copy_small(w, x->data, dl);
-		}
+		return (w);
+	}
+	for (; x < end; x++, w += dsz) {
+		memcpy(w + dsz - 8, &zero, 8);
+		shu_copy_small(w, x->data, dl);
 	}
 	return (w);
 }

@@ -195,12 +195,14 @@ static uint32_t compact(uint8_t *rec)
 		uint32_t sz = shn_direct_run_size(run->key_len), n = run->count;
 		bool keep = run->conn != 0;
 
-		if (run->flags != 0)   /* one length (checked: the sum fits the record) */
+		if (run->flags != 0) {   /* one length (checked: the sum fits the record) */
 			sz += n * (uint32_t)SHN_ALIGN8(run->data_len);
-		for (uint32_t i = 0; i < n && run->flags == 0; i++) {
-			const struct shn_direct_item *it = (const void *)(rec + off + sz);
+		} else {
+			for (uint32_t i = 0; i < n; i++) {
+				const struct shn_direct_item *it = (const void *)(rec + off + sz);
 
-			sz += shn_direct_item_size(it->data_len);
+				sz += shn_direct_item_size(it->data_len);
+			}
 		}
 		if (keep) {
 			if (out != off)
