@@ -158,7 +158,7 @@ void shnd_dring_offer(struct shnd_broker *b, struct shnd_client *c, struct shnd_
 {
 	struct shnd_client *sub = p->owner;
 	int pfds[SHN_DOPEN_PUB_NFDS] = { -1, -1, -1, -1 };
-	int sfds[SHN_DOPEN_SUB_NFDS] = { -1, -1, -1 };
+	int sfds[SHN_DOPEN_SUB_NFDS] = { -1, -1 };
 	struct shn_ring_prod *prod;
 	struct shn_pmap_slot *s;
 	struct shnd_dring *d;
@@ -207,7 +207,6 @@ void shnd_dring_offer(struct shnd_broker *b, struct shnd_client *c, struct shnd_
 	pfds[SHN_DOPEN_FD_PORT_EVENT] = dup_fd(p->event_fd);
 	sfds[SHN_DOPEN_FD_RING] = reopen_ro(d->ring_seg.fd);
 	sfds[SHN_DOPEN_FD_CONS] = dup_fd(d->cons_seg.fd);
-	sfds[SHN_DOPEN_FD_ROOM] = dup_fd(c->room_fd);
 	for (int i = 0; i < SHN_DOPEN_PUB_NFDS; i++)
 		if (pfds[i] < 0)
 			err = -errno;

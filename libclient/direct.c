@@ -202,8 +202,6 @@ static int offer_to_port(shn_client *c, const struct shn_msg_direct_open *m, int
 	d.publisher = m->peer_client_id;
 	d.sender_pid = m->sender_pid;
 	d.sender_uid = m->sender_uid;
-	d.room_fd = fds[SHN_DOPEN_FD_ROOM];
-	fds[SHN_DOPEN_FD_ROOM] = -1;
 	d.lim.max_key_len = atomic_load(&c->max_key);
 	d.lim.max_data_len = atomic_load(&c->max_data);
 	d.lim.min_gen = m->open_gen;
@@ -217,7 +215,6 @@ static int offer_to_port(shn_client *c, const struct shn_msg_direct_open *m, int
 		pthread_mutex_unlock(&p->swap_lock);
 		shn_segment_close(&d.ring_seg);
 		shn_segment_close(&d.cons_seg);
-		close(d.room_fd);
 		return (-ENOSPC);
 	}
 	p->inbox[i] = d;

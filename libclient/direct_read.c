@@ -40,9 +40,6 @@ static void dring_unmap(struct shn__dring *d)
 {
 	shn_segment_close(&d->ring_seg);
 	shn_segment_close(&d->cons_seg);
-	if (d->room_fd >= 0)
-		close(d->room_fd);
-	d->room_fd = -1;
 	d->live = false;
 }
 
@@ -244,18 +241,15 @@ static void make_current_direct(shn_port *p, int i)
 	p->run_left = 0;   /* the first note starts a run */
 }
 
-/* Consume the direct record at dr[i]'s head (already copied or refused). */
-static void consume(shn_port *p, struct shn__dring *d, uint32_t len)
+/* Consume the direct record at d's head (already copied).  A release
+ * store and nothing else: a direct ring's publisher never sleeps for room
+ * (it spins while we make progress, then takes the broker path:
+ * docs/direct-path.md, "Waiting for room"), so there is no room request to
+ * fence and look for, as the broker ring's release does (protocol 6). */
+static void consume(struct shn__dring *d, uint32_t len)
 {
-	uint64_t one = 1;
-
-	(void)p;
 	shn_ring_consume(&d->ring, len);
 	shn_ring_release(&d->ring);
-	if (shn_ring_room_wanted(&d->ring, &d->room_rung) && d->room_fd >= 0 &&
-	    write(d->room_fd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the publisher has a wake-up pending */
-	}
 }
 
 /* Does dr[i] hold a record below the tail loaded last (no re-load)? */
@@ -299,7 +293,7 @@ static int take_direct(shn_port *p, int i)
 		fault(p, d);
 		return (0);
 	}
-	consume(p, d, len);
+	consume(d, len);
 	b = (void *)p->dbuf;
 	b->sender_pid = d->sender_pid;   /* the broker's word, never the ring's */
 	b->sender_uid = d->sender_uid;

@@ -231,11 +231,9 @@ struct shn__dring {
 	uint32_t sender_uid;
 	struct shn_segment ring_seg;   /* read-only: the publisher's records */
 	struct shn_segment cons_seg;   /* ours: the head */
-	int room_fd;                   /* the publisher's: write when room_head is reached */
 	struct shn_ring ring;
 	struct shn_direct_limits lim;
 	struct shn_direct_seen seen;
-	uint64_t room_rung;
 };
 
 struct shn_port {

@@ -19,11 +19,14 @@
 #include "util/utf8.h"
 
 #define SHN_PROTO_MAGIC   0x314e4853u /* "SHN1" */
-#define SHN_PROTO_VERSION 5u   /* 2: ring producer line holds room_head;
+#define SHN_PROTO_VERSION 6u   /* 2: ring producer line holds room_head;
                                   3: direct records carry runs (direct.h);
                                   4: DIRECT_SETUP carries the fan-out;
                                   5: a direct run may have one data length
-                                     (SHN_DIRECT_RUN_SAME_LEN) */
+                                     (SHN_DIRECT_RUN_SAME_LEN);
+                                  6: DIRECT_OPEN gives the subscriber no
+                                     room eventfd (nobody sleeps for room on
+                                     a direct ring) */
 #define SHN_MSG_MAX       4096u       /* bytes in one control message */
 #define SHN_MSG_MAX_FDS   4
 
@@ -268,8 +271,10 @@ enum { SHN_DSETUP_FD_TABLE, SHN_DSETUP_FD_PMAP, SHN_DSETUP_NFDS };
  * port's (SHN_OVERFLOW_*_WIRE: BLOCK waits on the HELLO room eventfd).
  *
  * role SHN_DIRECT_SUBSCRIBER, fds: [0] ring segment (read-only, sealed),
- * [1] consumer-line segment (rw), [2] the publisher's room eventfd (write it
- * when the released head reaches the ring's room_head).  slot indexes the
+ * [1] consumer-line segment (rw).  No room eventfd: a direct ring's
+ * publisher never sleeps for room (SHN_OVERFLOW_BLOCK spins while the reader
+ * makes progress, then takes the broker path), so room_head stays 0 and
+ * the reader releases its head with no fence (version 6).  slot indexes the
  * port's direct rings (< direct-rings-per-port); peer_client_id,
  * sender_pid and sender_uid are the publisher's, from SO_PEERCRED: the
  * reader stamps them on every note of the ring.  open_gen is the lowest gen
@@ -291,8 +296,7 @@ struct shn_msg_direct_open {
 #define SHN_DIRECT_SUBSCRIBER 2u
 enum { SHN_DOPEN_FD_RING, SHN_DOPEN_FD_CONS, SHN_DOPEN_FD_PORT_CONS, SHN_DOPEN_FD_PORT_EVENT };
 #define SHN_DOPEN_PUB_NFDS 4
-enum { SHN_DOPEN_FD_ROOM = 2 };
-#define SHN_DOPEN_SUB_NFDS 3
+#define SHN_DOPEN_SUB_NFDS 2
 
 /* DIRECT_CLOSE.  Broker -> client (unsolicited, hdr.id 0, status: why, as
  * -errno: -ECONNRESET the peer went away, -EPIPE the filter or port ended,
