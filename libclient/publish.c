@@ -649,25 +649,45 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 	struct shn__sync_wait *w = NULL;
 	struct batch_runs runs;     /* batch_size's, for the direct path's plan */
 	bool room_waiter = false;   /* holds room_lock */
-	bool lost;
+	bool lost, locked = false;
 	uint64_t size;
 	int err;
 
 	if (c == NULL || batch == NULL || n == 0 || n > UINT32_MAX)
 		return (-EINVAL);
+	/* A batch like the last one that went to one port alone: that port's
+	 * reader is rung before anything else, even the batch's check, so
+	 * that its wake-up overlaps all of the call (docs/direct-path.md,
+	 * "Wake-ups").  The pre-wake's memory is pub_lock's, so the lock is
+	 * taken first -- not by a SYNC batch (which lists itself under
+	 * ctl_lock first) nor by a client under a publish ACL (whose check
+	 * may ask the broker, which is not done holding pub_lock).  A batch
+	 * the check then refuses cost its reader a wake-up for nothing. */
+	if (!(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)) &&
+	    !atomic_load_explicit(&c->pub_acl, memory_order_relaxed)) {
+		pthread_mutex_lock(&c->pub_lock);
+		locked = true;
+		if (c->pw_ring != NULL && batch[0].key != NULL)
+			shn__dpub_prewake_early(c, batch);
+	}
 	err = batch_size(c, batch, n, (flags & SHN__NOTIFY_GAP) != 0, &size, &runs);
-	if (err < 0)
-		return (err);
-	if (size > shn_ring_max_record(c->pub_capacity))
-		return (-EMSGSIZE);
-	if (atomic_load_explicit(&c->broker_gone, memory_order_relaxed))
-		return (-ENOTCONN);
+	if (err == 0 && size > shn_ring_max_record(c->pub_capacity))
+		err = -EMSGSIZE;
+	if (err == 0 && atomic_load_explicit(&c->broker_gone, memory_order_relaxed))
+		err = -ENOTCONN;
 	/* the broker's ACL may refuse one of its keys: say so now, not by a
-	 * batch dropped after shn_notify returned 0 */
-	if (atomic_load_explicit(&c->pub_acl, memory_order_relaxed)) {
+	 * batch dropped after shn_notify returned 0 (a reconnect may have
+	 * brought the ACL since the look above: asked without the lock) */
+	if (err == 0 && atomic_load_explicit(&c->pub_acl, memory_order_relaxed)) {
+		if (locked)
+			pthread_mutex_unlock(&c->pub_lock);
+		locked = false;
 		err = shn__acl_check(c, batch, n);
-		if (err < 0)
-			return (err);
+	}
+	if (err < 0) {
+		if (locked)
+			pthread_mutex_unlock(&c->pub_lock);
+		return (err);
 	}
 	if (flags & SHN_NOTIFY_SYNC) {
 		/* listed before the batch exists, so its SYNC_DONE finds it */
@@ -680,7 +700,12 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		pthread_mutex_unlock(&c->ctl_lock);
 	}
 
-	pthread_mutex_lock(&c->pub_lock);
+	if (!locked) {
+		pthread_mutex_lock(&c->pub_lock);
+		/* as above, for a client under a publish ACL: once checked */
+		if (c->pw_ring != NULL && !(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)))
+			shn__dpub_prewake_early(c, batch);
+	}
 	if (atomic_load(&c->broker_gone)) {
 		err = -ENOTCONN;
 		goto refused;
@@ -689,10 +714,6 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 		err = -EMSGSIZE;   /* a reconnect brought a smaller ring */
 		goto refused;
 	}
-	/* a batch like the last one that went to one port alone: that
-	 * port's reader is rung before the batch is even planned */
-	if (c->pw_ring != NULL && !(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)))
-		shn__dpub_prewake_early(c, batch);
 	if (!anyone_listens(c, batch, n, &runs)) {
 		err = 0;   /* no matching subscription: done, even for SYNC (rule 7) */
 		goto refused;
