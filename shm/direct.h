@@ -47,8 +47,9 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian host");
 /* ---- direct ring and its consumer line -------------------------------- */
 
 /* Direct ring segment: [SHN_DIRECT_PROD_OFF] struct shn_ring_prod (the
- * publisher writes tail, wait_seq, room_head; the broker sets capacity and
- * magic once, before anyone maps it), [SHN_DIRECT_PSTATS_OFF] struct
+ * publisher writes tail; wait_seq and room_head stay 0, nobody sleeps for
+ * room on a direct ring and its reader reads neither; the broker sets
+ * capacity and magic once, before anyone maps it), [SHN_DIRECT_PSTATS_OFF] struct
  * shn_direct_pub_stats, [SHN_RING_HDR_SIZE] data.  The subscriber maps it
  * read-only (its descriptor is sealed F_SEAL_FUTURE_WRITE after the
  * publisher mapped it). */
