@@ -201,8 +201,28 @@ static void test_notify_errors(void **state)
 		assert_int_equal(out[i].seq, (uint64_t)i + 1);
 		assert_int_equal(out[i].batch_count, 7);
 	}
+	assert_int_equal(out[0].batch_id, 1);   /* nothing refused above was published */
+	/* after a batch that went to one port: a batch with its event and
+	 * key length but no key (the pre-wake looks at the first note before
+	 * the check does: it must not read through the NULL), and one with no
+	 * key length */
+	{
+		shn_client *pc = h_connect(h);   /* a publisher of its own, fed directly */
+
+		n = (shn_notification){ .event = 1, .key = "e", .key_len = 1 };
+		for (int i = 0; i < 50; i++) {
+			assert_int_equal(shn_notify(pc, &n, 1, 0), 0);
+			assert_int_equal(h_get(p, out, 16), 1);
+		}
+		n = (shn_notification){ .event = 1, .key = NULL, .key_len = 1 };
+		assert_int_equal(shn_notify(pc, &n, 1, 0), -EINVAL);
+		h_disconnect(pc);
+	}
+	n = (shn_notification){ .event = 1, .key = NULL, .key_len = 1 };
+	assert_int_equal(shn_notify(c, &n, 1, 0), -EINVAL);
+	n = (shn_notification){ .event = 1, .key = "e", .key_len = 0 };
+	assert_int_equal(shn_notify(c, &n, 1, 0), -EINVAL);
 	/* nothing refused above was published */
-	assert_int_equal(out[0].batch_id, 1);
 	assert_int_equal(shn_port_get(p, out, 16, 0), -ETIMEDOUT);
 	h_disconnect(c);
 }
