@@ -247,6 +247,8 @@ struct shn_port {
 	int event_fd;                  /* broker writes when we sleep; unblock writes too */
 	int poll_fd;                   /* epoll holding event_fd: shn_port_fd(), stable
 	                                  across reconnects */
+	_Atomic bool fd_watched;       /* poll_fd holds event_fd: set (under swap_lock)
+	                                  by the first shn_port_fd(), never cleared */
 	struct shn_ring ring;
 	_Atomic bool unblock;          /* shn_port_unblock() pending */
 	_Atomic bool efd_dirty;        /* event_fd may hold a stale wake-up */

@@ -187,7 +187,9 @@ int  shn_port_close(shn_port *p);
  * notifications arrive after shn_port_get() (or dispatch) last found the
  * port empty -- an empty get arms it, so drain with a timeout of 0 until
  * -ETIMEDOUT, then wait -- and on shn_port_unblock(), a broker loss and a
- * reconnection. */
+ * reconnection.  The first call adds the port's eventfd to the epoll (its
+ * error, e.g. -ENOMEM, comes back then; call again); later calls return the
+ * same descriptor. */
 int  shn_port_fd(const shn_port *p);
 
 /* Receive up to max notifications.  Returns the count (>= 1), -ETIMEDOUT

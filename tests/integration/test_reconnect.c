@@ -5,13 +5,16 @@
  * SHN_EV_BROKER_STATE, publishing returns -ENOTCONN, and once a broker runs
  * again the library reconnects, restores every filter with the same
  * connection numbers, and each port gets SHN_EV_RECONNECT.  A prefix
- * filter comes back a prefix filter (test_prefix_restored).
+ * filter comes back a prefix filter (test_prefix_restored).  shn_port_fd()
+ * stays the same descriptor and wakes on the new broker's notes, asked for
+ * before the loss or first after it (test_port_fd_across_restart).
  */
 #define _GNU_SOURCE
 #include "harness.h"
 #include "harness_stats.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -193,6 +196,72 @@ static void test_broker_sigterm(void **state)
 	roundtrip(c, p1, c1, "term");
 	assert_int_equal(h_get(p2, out, 8), 1);
 	assert_int_equal(out[0].conn, c2);
+	h_disconnect(c);
+}
+
+/* shn_port_fd() is the same descriptor across a restart, and becomes
+ * readable on the new broker's notes: for a port whose descriptor was
+ * asked for before the loss (the new eventfd replaced the old one in its
+ * epoll) and for one asked for the first time after it (its epoll gets
+ * the eventfd of the rings it reads now, not the closed one). */
+static bool readable(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return (poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN));
+}
+
+static void test_port_fd_across_restart(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[8];
+	shn_conn c1, c2;
+
+	shn_client *c = h_connect(h);
+	shn_port *p1 = h_port_sub(c, 0, "fd", 2, SHN_EV_ALL, &c1);
+	shn_port *p2 = h_port_sub(c, 0, "fd", 2, SHN_EV_ALL, &c2);
+	int fd1 = shn_port_fd(p1);
+
+	assert_true(fd1 >= 0);
+	roundtrip(c, p1, c1, "fd");
+	assert_int_equal(h_get(p2, out, 8), 1);
+
+	int st = h_kill_broker(h);
+	assert_true(WIFSIGNALED(st));
+	assert_true(readable(fd1, H_TIMEOUT_MS));   /* a broker loss wakes it */
+	expect_system(p1, SHN_EV_BROKER_STATE, "port 1 after the broker died");
+	expect_system(p2, SHN_EV_BROKER_STATE, "port 2 after the broker died");
+	h_launch(h, NULL);
+	expect_system(p1, SHN_EV_RECONNECT, "port 1 after the broker came back");
+	expect_system(p2, SHN_EV_RECONNECT, "port 2 after the broker came back");
+
+	int fd2 = shn_port_fd(p2);   /* first asked for now */
+
+	assert_true(fd2 >= 0);
+	assert_int_equal(shn_port_fd(p1), fd1);
+	assert_int_equal(shn_port_get(p1, out, 8, 0), -ETIMEDOUT);   /* armed */
+	assert_int_equal(shn_port_get(p2, out, 8, 0), -ETIMEDOUT);
+	assert_false(readable(fd1, 0));
+	assert_false(readable(fd2, 0));
+
+	shn_client *pub = h_connect(h);
+	shn_notification n = { .event = 1, .key = "fd", .key_len = 2, .data = "new",
+			       .data_len = 3 };
+
+	assert_int_equal(shn_notify(pub, &n, 1, 0), 0);
+	if (!readable(fd1, H_TIMEOUT_MS))
+		fail_msg("port 1's descriptor (asked for before the restart) did not become "
+			 "readable on a note of the new broker");
+	if (!readable(fd2, H_TIMEOUT_MS))
+		fail_msg("port 2's descriptor (first asked for after the restart) did not "
+			 "become readable on a note of the new broker");
+	assert_int_equal(shn_port_get(p1, out, 8, 0), 1);
+	assert_int_equal(out[0].conn, c1);
+	assert_memory_equal(out[0].data, "new", 3);
+	assert_int_equal(shn_port_get(p2, out, 8, 0), 1);
+	assert_int_equal(out[0].conn, c2);
+	assert_memory_equal(out[0].data, "new", 3);
+	h_disconnect(pub);
 	h_disconnect(c);
 }
 
@@ -587,6 +656,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_broker_loss, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_sigterm, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_port_fd_across_restart, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_restored, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_restart_new_publisher, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_after_broker_state, h_setup, h_teardown),

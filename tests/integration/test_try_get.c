@@ -14,6 +14,10 @@
  * must drain it before it sleeps again, or it would poll a readable
  * descriptor until its timeout.
  *
+ * shn_port_fd() asked for only after the port was armed and written is
+ * readable at once (test_fd_asked_late: the library adds the eventfd to the
+ * descriptor's epoll at the first call, not at open).
+ *
  * A reader that sleeps is rung once per delivery, also by a direct
  * publisher that rings it before it writes the batch
  * (test_one_wakeup_per_delivery), and a blocking ping-pong between two
@@ -302,6 +306,55 @@ static void test_one_wakeup_per_delivery(void **state)
 	h_disconnect(sub);
 }
 
+/* The port's eventfd joins shn_port_fd()'s epoll at the first call, not at
+ * open (an epoll on it costs every wake-up, docs/performance.md): a
+ * descriptor asked for only after the port was armed and written is
+ * readable at once, holds the port's eventfd, and is the same on every
+ * call. */
+static void test_fd_asked_late(void **state)
+{
+	struct harness *h = *state;
+	shn_notification out[8];
+	shn_conn conn;
+
+	shn_client *sub = h_connect(h);
+	shn_client *pub = h_connect(h);
+	shn_port *p = h_port_sub(sub, 0, "spin", 4, SHN_EV_ALL, &conn);
+
+	/* the pair's first batches go through the broker while the ring is
+	 * offered; then directly (when on) */
+	for (int round = 0; round < 10; round++) {
+		publish_one(pub, "warm");
+		assert_int_equal(spin_get(p, out, 8), 1);
+	}
+	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);   /* armed */
+	publish_one(pub, "late");
+	h_sleep_ms(50);   /* written by now: before shn_notify returned, when direct */
+
+	int fd = shn_port_fd(p);
+
+	assert_true(fd >= 0);
+	assert_true(port_eventfd(fd) >= 0);
+	assert_true(fd_readable(fd, H_TIMEOUT_MS));
+	assert_int_equal(shn_port_fd(p), fd);
+	assert_int_equal(shn_port_get(p, out, 8, 0), 1);
+	assert_int_equal(out[0].data_len, 4);
+	assert_memory_equal(out[0].data, "late", 4);
+	assert_int_equal(out[0].seq, 11);
+	assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
+	assert_false(fd_readable(fd, 0));   /* drained, and nothing armed */
+
+	/* armed again: the next note makes it readable, as it always did */
+	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
+	publish_one(pub, "next");
+	assert_true(fd_readable(fd, H_TIMEOUT_MS));
+	assert_int_equal(shn_port_get(p, out, 8, 0), 1);
+	assert_memory_equal(out[0].data, "next", 4);
+	assert_int_equal(shn_port_fd(p), fd);
+	h_disconnect(pub);
+	h_disconnect(sub);
+}
+
 #define PP_ROUNDS 3000
 
 struct pingpong {
@@ -385,6 +438,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_spin_arms_nothing, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_blocking_wakeup, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_one_wakeup_per_delivery, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_fd_asked_late, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_pingpong_wakeups, h_setup, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
