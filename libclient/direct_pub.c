@@ -631,7 +631,7 @@ void shn__dpub_prewake_early(shn_client *c, const shn_notification *batch)
 	struct shn__pring *r = c->pw_ring;
 
 	if (r == NULL || c->ftab == NULL || batch[0].event != c->pw_event ||
-	    batch[0].key_len != c->pw_key_len ||
+	    batch[0].key_len != c->pw_key_len || batch[0].key == NULL ||
 	    atomic_load_explicit(&c->ftab->gen, memory_order_relaxed) != c->pw_gen ||
 	    !shn__key_eq(c->pw_key, batch[0].key, c->pw_key_len))
 		return;

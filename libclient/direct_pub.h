@@ -166,8 +166,9 @@ void shn__dpub_prewake(shn_client *c, const shn_notification *batch, struct shn_
  * key and event of the last batch shn__dpub_prewake rang for, and the
  * filters have not changed since (the generation), the plan will name
  * that port again -- ring it now.  A guess that turns out wrong (more
- * notes, other ports) costs that reader a look at empty rings.  Caller
- * holds pub_lock. */
+ * notes, other ports) costs that reader a look at empty rings.  The batch
+ * may not be checked yet: a first note with no key rings nothing (the
+ * check refuses it).  Caller holds pub_lock. */
 void shn__dpub_prewake_early(shn_client *c, const shn_notification *batch);
 
 /* Publish every record written, count, and wake each sleeping port (also

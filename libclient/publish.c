@@ -667,8 +667,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 	    !atomic_load_explicit(&c->pub_acl, memory_order_relaxed)) {
 		pthread_mutex_lock(&c->pub_lock);
 		locked = true;
-		if (c->pw_ring != NULL && batch[0].key != NULL)
-			shn__dpub_prewake_early(c, batch);
+		shn__dpub_prewake_early(c, batch);
 	}
 	err = batch_size(c, batch, n, (flags & SHN__NOTIFY_GAP) != 0, &size, &runs);
 	if (err == 0 && size > shn_ring_max_record(c->pub_capacity))
@@ -703,7 +702,7 @@ int shn__notify(shn_client *c, const shn_notification *batch, size_t n, unsigned
 	if (!locked) {
 		pthread_mutex_lock(&c->pub_lock);
 		/* as above, for a client under a publish ACL: once checked */
-		if (c->pw_ring != NULL && !(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)))
+		if (!(flags & (SHN_NOTIFY_SYNC | SHN__NOTIFY_GAP)))
 			shn__dpub_prewake_early(c, batch);
 	}
 	if (atomic_load(&c->broker_gone)) {

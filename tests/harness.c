@@ -147,6 +147,13 @@ bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms)
 	return ok;
 }
 
+bool h_fd_readable(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return (poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN));
+}
+
 void h_dump_log(const struct harness *h)
 {
 	char buf[4096];

@@ -172,6 +172,9 @@ int64_t h_thread_cpu_ms(void);
  * passed.  Returns its last result. */
 bool h_poll_until(bool (*fn)(void *ctx), void *ctx, int timeout_ms);
 
+/* Does fd become readable (POLLIN) within timeout_ms (0: is it now)? */
+bool h_fd_readable(int fd, int timeout_ms);
+
 /* Does this run use the direct data path (SHMNOTIFY_DIRECT is not "off"
  * or "0": the NAME_brokered runs set it)? */
 bool h_direct_on(void);

@@ -14,7 +14,6 @@
 #include "harness_stats.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -204,13 +203,6 @@ static void test_broker_sigterm(void **state)
  * asked for before the loss (the new eventfd replaced the old one in its
  * epoll) and for one asked for the first time after it (its epoll gets
  * the eventfd of the rings it reads now, not the closed one). */
-static bool readable(int fd, int timeout_ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	return (poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN));
-}
-
 static void test_port_fd_across_restart(void **state)
 {
 	struct harness *h = *state;
@@ -228,7 +220,7 @@ static void test_port_fd_across_restart(void **state)
 
 	int st = h_kill_broker(h);
 	assert_true(WIFSIGNALED(st));
-	assert_true(readable(fd1, H_TIMEOUT_MS));   /* a broker loss wakes it */
+	assert_true(h_fd_readable(fd1, H_TIMEOUT_MS));   /* a broker loss wakes it */
 	expect_system(p1, SHN_EV_BROKER_STATE, "port 1 after the broker died");
 	expect_system(p2, SHN_EV_BROKER_STATE, "port 2 after the broker died");
 	h_launch(h, NULL);
@@ -241,18 +233,18 @@ static void test_port_fd_across_restart(void **state)
 	assert_int_equal(shn_port_fd(p1), fd1);
 	assert_int_equal(shn_port_get(p1, out, 8, 0), -ETIMEDOUT);   /* armed */
 	assert_int_equal(shn_port_get(p2, out, 8, 0), -ETIMEDOUT);
-	assert_false(readable(fd1, 0));
-	assert_false(readable(fd2, 0));
+	assert_false(h_fd_readable(fd1, 0));
+	assert_false(h_fd_readable(fd2, 0));
 
 	shn_client *pub = h_connect(h);
 	shn_notification n = { .event = 1, .key = "fd", .key_len = 2, .data = "new",
 			       .data_len = 3 };
 
 	assert_int_equal(shn_notify(pub, &n, 1, 0), 0);
-	if (!readable(fd1, H_TIMEOUT_MS))
+	if (!h_fd_readable(fd1, H_TIMEOUT_MS))
 		fail_msg("port 1's descriptor (asked for before the restart) did not become "
 			 "readable on a note of the new broker");
-	if (!readable(fd2, H_TIMEOUT_MS))
+	if (!h_fd_readable(fd2, H_TIMEOUT_MS))
 		fail_msg("port 2's descriptor (first asked for after the restart) did not "
 			 "become readable on a note of the new broker");
 	/* readable may mean the ring's offer (the library wakes the port to

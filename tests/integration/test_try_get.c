@@ -29,7 +29,6 @@
 #include "harness.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,13 +53,6 @@ static int notify_one(shn_client *pub, const char *data)
 static void publish_one(shn_client *pub, const char *data)
 {
 	assert_int_equal(notify_one(pub, data), 0);
-}
-
-static bool fd_readable(int fd, int timeout_ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	return (poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN));
 }
 
 /* Spin until something is there; a bounded spin, failing after 10 s. */
@@ -108,7 +100,7 @@ static void test_spin_arms_nothing(void **state)
 		assert_int_equal(out[0].seq, (uint64_t)round + 1);
 		assert_int_equal(out[0].conn, conn);
 		assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
-		woken += fd_readable(fd, 0);
+		woken += h_fd_readable(fd, 0);
 	}
 	if (woken > 2)
 		fail_msg("the port's descriptor was readable after %d of 20 notifications: their "
@@ -117,7 +109,7 @@ static void test_spin_arms_nothing(void **state)
 	/* back to waiting, the documented way: a get with timeout 0 arms */
 	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
 	publish_one(pub, "armed");
-	assert_true(fd_readable(fd, H_TIMEOUT_MS));
+	assert_true(h_fd_readable(fd, H_TIMEOUT_MS));
 	assert_int_equal(shn_port_get(p, out, 8, 0), 1);
 	assert_memory_equal(out[0].data, "armed", 5);
 	assert_int_equal(out[0].seq, 21);
@@ -234,7 +226,7 @@ static void test_blocking_wakeup(void **state)
 	if (h_thread_cpu_ms() - c0 > 150)
 		fail_msg("a get woken for nothing used %lld ms of CPU in 400: it spun on the "
 			 "wake-up instead of draining it", (long long)(h_thread_cpu_ms() - c0));
-	assert_false(fd_readable(fd, 0));
+	assert_false(h_fd_readable(fd, 0));
 
 	/* a get that slept and got what woke it: the descriptor stays
 	 * readable until the next get drains that wake-up */
@@ -248,9 +240,9 @@ static void test_blocking_wakeup(void **state)
 		assert_int_equal(out[0].data_len, strlen(ln.data));
 		assert_memory_equal(out[0].data, ln.data, strlen(ln.data));
 		assert_int_equal(out[0].seq, (uint64_t)round + 1);
-		assert_true(fd_readable(fd, 0));
+		assert_true(h_fd_readable(fd, 0));
 		assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
-		assert_false(fd_readable(fd, 0));   /* drained, and nothing armed */
+		assert_false(h_fd_readable(fd, 0));   /* drained, and nothing armed */
 	}
 	h_disconnect(pub);
 	h_disconnect(sub);
@@ -291,7 +283,7 @@ static void test_one_wakeup_per_delivery(void **state)
 		publish_one(pub, want);
 		/* a direct publisher wrote it before shn_notify returned; the
 		 * broker writes it once it routed the batch */
-		assert_true(fd_readable(efd, H_TIMEOUT_MS));
+		assert_true(h_fd_readable(efd, H_TIMEOUT_MS));
 		v = 0;
 		assert_int_equal(read(efd, &v, sizeof(v)), (ssize_t)sizeof(v));
 		if (v != 1)
@@ -335,19 +327,19 @@ static void test_fd_asked_late(void **state)
 
 	assert_true(fd >= 0);
 	assert_true(port_eventfd(fd) >= 0);
-	assert_true(fd_readable(fd, H_TIMEOUT_MS));
+	assert_true(h_fd_readable(fd, H_TIMEOUT_MS));
 	assert_int_equal(shn_port_fd(p), fd);
 	assert_int_equal(shn_port_get(p, out, 8, 0), 1);
 	assert_int_equal(out[0].data_len, 4);
 	assert_memory_equal(out[0].data, "late", 4);
 	assert_int_equal(out[0].seq, 11);
 	assert_int_equal(shn_port_try_get(p, out, 8), -EAGAIN);
-	assert_false(fd_readable(fd, 0));   /* drained, and nothing armed */
+	assert_false(h_fd_readable(fd, 0));   /* drained, and nothing armed */
 
 	/* armed again: the next note makes it readable, as it always did */
 	assert_int_equal(shn_port_get(p, out, 8, 0), -ETIMEDOUT);
 	publish_one(pub, "next");
-	assert_true(fd_readable(fd, H_TIMEOUT_MS));
+	assert_true(h_fd_readable(fd, H_TIMEOUT_MS));
 	assert_int_equal(shn_port_get(p, out, 8, 0), 1);
 	assert_memory_equal(out[0].data, "next", 4);
 	assert_int_equal(shn_port_fd(p), fd);
