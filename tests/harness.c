@@ -496,7 +496,7 @@ pid_t h_fork(int (*fn)(void *arg), void *arg)
  * installed, otherwise each thread's system call and wait channel.  Shown
  * before a child that did not finish is killed, so that a hang seen once
  * (on a loaded CI machine, say) says where it was. */
-static void show_threads(pid_t pid, const char *what)
+void h_show_threads(pid_t pid, const char *what)
 {
 	char cmd[1024];
 
@@ -534,11 +534,11 @@ static int wait_child(pid_t pid, int timeout_ms, bool show_if_stuck)
 		}
 		if (h_now_ms() > end) {
 			if (show_if_stuck) {
-				show_threads(pid, "the child that did not finish");
+				h_show_threads(pid, "the child that did not finish");
 				for (int i = 0; i < MAX_CHILDREN; i++)
 					if (children[i] > 0 && children[i] != pid)
-						show_threads(children[i], "another child");
-				show_threads(launched_broker, "the broker");
+						h_show_threads(children[i], "another child");
+				h_show_threads(launched_broker, "the broker");
 			}
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
@@ -575,6 +575,145 @@ void h_kill_children(void)
 			waitpid(children[i], NULL, 0);
 			children[i] = 0;
 		}
+}
+
+/* ---- a spawner ----------------------------------------------------------
+ * Requests on one pipe, answers on another, each a fixed-size record:
+ * SPAWN -> the child's pid; REAP pid -> its wait status (the spawner
+ * blocks in waitpid: the test kills the child first, or waits for it to
+ * end).  EOF on the request pipe ends the spawner. */
+
+enum { SPAWN = 1, REAP = 2 };
+
+struct spawn_req {
+	int32_t op;
+	int32_t pid;
+};
+
+struct h_spawner {
+	pid_t pid;
+	int req;    /* the test writes requests here */
+	int ans;    /* and reads the answers here */
+	int (*fn)(void *arg);
+	void *arg;
+	int fds[4]; /* both pipes' ends, for the spawner's side */
+};
+
+static bool full_io(int fd, void *buf, size_t len, bool out)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t k = out ? write(fd, (char *)buf + done, len - done)
+				: read(fd, (char *)buf + done, len - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		done += (size_t)k;
+	}
+	return true;
+}
+
+static int spawner_main(void *arg)
+{
+	struct h_spawner *s = arg;   /* the spawner's copy */
+	int req = s->fds[0], ans = s->fds[3];
+	struct spawn_req r;
+
+	alarm(0);   /* it lives as long as the test needs it: h_kill_children */
+	close(s->fds[1]);
+	close(s->fds[2]);
+	while (full_io(req, &r, sizeof(r), false)) {
+		int32_t reply;
+		if (r.op == SPAWN) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				close(req);
+				close(ans);
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				alarm(H_CHILD_TIMEOUT_MS / 1000 + 5);
+				int rc = s->fn(s->arg);
+				fflush(NULL);
+				_exit(rc);
+			}
+			reply = pid;
+		} else {
+			int st = -1;
+			while (waitpid(r.pid, &st, 0) < 0 && errno == EINTR)
+				;
+			reply = st;
+		}
+		if (!full_io(ans, &reply, sizeof(reply), true))
+			break;
+	}
+	return 0;
+}
+
+struct h_spawner *h_spawner_start(int (*fn)(void *arg), void *arg)
+{
+	struct h_spawner *s = calloc(1, sizeof(*s));
+	int rq[2], an[2];
+
+	assert_non_null(s);
+	assert_int_equal(pipe2(rq, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(an, O_CLOEXEC), 0);
+	*s = (struct h_spawner){ .fn = fn, .arg = arg, .fds = { rq[0], rq[1], an[0], an[1] } };
+	s->pid = h_fork(spawner_main, s);
+	close(rq[0]);
+	close(an[1]);
+	s->req = rq[1];
+	s->ans = an[0];
+	return s;
+}
+
+static int32_t spawner_ask(struct h_spawner *s, int32_t op, pid_t pid, int timeout_ms)
+{
+	struct spawn_req r = { .op = op, .pid = pid };
+	struct pollfd pfd = { .fd = s->ans, .events = POLLIN };
+	int32_t reply;
+
+	if (!full_io(s->req, &r, sizeof(r), true))
+		fail_msg("the spawner %d is gone (request %d)", (int)s->pid, op);
+	int k = poll(&pfd, 1, timeout_ms);
+	if (k == 0)
+		return INT32_MIN;
+	if (k < 0 || !full_io(s->ans, &reply, sizeof(reply), false))
+		fail_msg("the spawner %d did not answer request %d: %s", (int)s->pid, op,
+			 k < 0 ? strerror(errno) : "it closed its pipe");
+	return reply;
+}
+
+pid_t h_spawn(struct h_spawner *s)
+{
+	fflush(NULL);
+	int32_t pid = spawner_ask(s, SPAWN, 0, H_TIMEOUT_MS);
+
+	if (pid <= 0)
+		fail_msg("the spawner %d could not fork: %d", (int)s->pid, pid);
+	return pid;
+}
+
+int h_spawn_wait(struct h_spawner *s, pid_t pid, int timeout_ms)
+{
+	int32_t st = spawner_ask(s, REAP, pid, timeout_ms);
+
+	if (st != INT32_MIN)
+		return st;
+	h_show_threads(pid, "the spawned child that did not finish");
+	kill(pid, SIGKILL);
+	struct pollfd pfd = { .fd = s->ans, .events = POLLIN };
+	if (poll(&pfd, 1, H_TIMEOUT_MS) != 1 || !full_io(s->ans, &st, sizeof(st), false))
+		fail_msg("the spawner %d did not reap the killed child %d", (int)s->pid, (int)pid);
+	return -1;
+}
+
+void h_spawner_stop(struct h_spawner *s)
+{
+	close(s->req);
+	int st = h_wait(s->pid, H_TIMEOUT_MS);
+	close(s->ans);
+	free(s);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the spawner ended with status %#x", st);
 }
 
 void h_chan_init(struct h_chan *ch)

@@ -128,6 +128,30 @@ void h_wait_ok(pid_t pid, int timeout_ms);
 /* Kill and reap every child still running (teardown). */
 void h_kill_children(void);
 
+/* What process pid's threads are doing, on stderr (their stacks when gdb
+ * is installed): shown before a test fails on a child that hangs. */
+void h_show_threads(pid_t pid, const char *what);
+
+/* A spawner: a single-threaded child that forks children running fn(arg)
+ * on request.  fork() copies the locks the other threads hold: the C
+ * library's own are taken around it, but GCC 12's AddressSanitizer does not
+ * take its allocator's, so a child forked while a client's watcher thread
+ * is inside malloc (handling a broker message) can hang at its first
+ * allocation.  A test that forks again and again while its clients live
+ * starts a spawner before it connects; children forked from a process with
+ * one thread inherit no held lock.  A spawned child dies with the spawner
+ * and after H_CHILD_TIMEOUT_MS, as h_fork's; the spawner dies with the
+ * test (h_kill_children). */
+struct h_spawner;
+struct h_spawner *h_spawner_start(int (*fn)(void *arg), void *arg);
+/* Fork one more child; returns its pid (asserting success). */
+pid_t h_spawn(struct h_spawner *s);
+/* Wait for a spawned child at most timeout_ms: its wait status, or -1 on
+ * timeout (its threads are shown, then it is killed). */
+int h_spawn_wait(struct h_spawner *s, pid_t pid, int timeout_ms);
+/* End the spawner (its children still running die with it). */
+void h_spawner_stop(struct h_spawner *s);
+
 /* Pipes as one-byte signals between processes, bounded. */
 struct h_chan {
 	int fd[2];
