@@ -524,8 +524,11 @@ static void print_json(FILE *f, const struct opts *o)
 					c->p.npub, c->p.nsub, c->p.batch, c->p.payload, c->p.nkeys,
 					c->p.prefix ? "true" : "false");
 				if (cell->n == 0) {
+					/* not run (not installed, or a case this
+					 * transport does not take) or run and failed */
+					bool skipped = tr[ti].status < 0 || cell->status == -ENOTSUP;
 					fprintf(f, ", \"status\": \"%s\", \"why\": ",
-						tr[ti].status < 0 ? "skipped" : "failed");
+						skipped ? "skipped" : "failed");
 					json_str(f, cell->why);
 					fprintf(f, "}");
 					continue;
