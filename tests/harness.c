@@ -471,19 +471,25 @@ static void forget_child(pid_t pid)
 			children[i] = 0;
 }
 
+/* A forked child's life: it dies with its parent and after
+ * H_CHILD_TIMEOUT_MS, and exits with fn's result. */
+static _Noreturn void run_child(int (*fn)(void *arg), void *arg)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	alarm(H_CHILD_TIMEOUT_MS / 1000 + 5);
+	int rc = fn(arg);
+	fflush(NULL);
+	_exit(rc);
+}
+
 pid_t h_fork(int (*fn)(void *arg), void *arg)
 {
 	fflush(NULL);
 	pid_t pid = fork();
 
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(H_CHILD_TIMEOUT_MS / 1000 + 5);
-		int rc = fn(arg);
-		fflush(NULL);
-		_exit(rc);
-	}
+	if (pid == 0)
+		run_child(fn, arg);
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i] == 0) {
 			children[i] = pid;
@@ -629,11 +635,7 @@ static int spawner_main(void *arg)
 			if (pid == 0) {
 				close(req);
 				close(ans);
-				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				alarm(H_CHILD_TIMEOUT_MS / 1000 + 5);
-				int rc = s->fn(s->arg);
-				fflush(NULL);
-				_exit(rc);
+				run_child(s->fn, s->arg);
 			}
 			reply = pid;
 		} else {
@@ -665,21 +667,28 @@ struct h_spawner *h_spawner_start(int (*fn)(void *arg), void *arg)
 	return s;
 }
 
-static int32_t spawner_ask(struct h_spawner *s, int32_t op, pid_t pid, int timeout_ms)
+/* The spawner's answer to request op, or INT32_MIN after timeout_ms. */
+static int32_t spawner_answer(struct h_spawner *s, int32_t op, int timeout_ms)
 {
-	struct spawn_req r = { .op = op, .pid = pid };
 	struct pollfd pfd = { .fd = s->ans, .events = POLLIN };
 	int32_t reply;
-
-	if (!full_io(s->req, &r, sizeof(r), true))
-		fail_msg("the spawner %d is gone (request %d)", (int)s->pid, op);
 	int k = poll(&pfd, 1, timeout_ms);
+
 	if (k == 0)
 		return INT32_MIN;
 	if (k < 0 || !full_io(s->ans, &reply, sizeof(reply), false))
 		fail_msg("the spawner %d did not answer request %d: %s", (int)s->pid, op,
 			 k < 0 ? strerror(errno) : "it closed its pipe");
 	return reply;
+}
+
+static int32_t spawner_ask(struct h_spawner *s, int32_t op, pid_t pid, int timeout_ms)
+{
+	struct spawn_req r = { .op = op, .pid = pid };
+
+	if (!full_io(s->req, &r, sizeof(r), true))
+		fail_msg("the spawner %d is gone (request %d)", (int)s->pid, op);
+	return spawner_answer(s, op, timeout_ms);
 }
 
 pid_t h_spawn(struct h_spawner *s)
@@ -700,8 +709,7 @@ int h_spawn_wait(struct h_spawner *s, pid_t pid, int timeout_ms)
 		return st;
 	h_show_threads(pid, "the spawned child that did not finish");
 	kill(pid, SIGKILL);
-	struct pollfd pfd = { .fd = s->ans, .events = POLLIN };
-	if (poll(&pfd, 1, H_TIMEOUT_MS) != 1 || !full_io(s->ans, &st, sizeof(st), false))
+	if (spawner_answer(s, REAP, H_TIMEOUT_MS) == INT32_MIN)
 		fail_msg("the spawner %d did not reap the killed child %d", (int)s->pid, (int)pid);
 	return -1;
 }
